@@ -1,0 +1,61 @@
+# Every target works from a fresh clone: `make setup` builds .venv/ first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STREAMLEARN := $(VENV)/bin/streamlearn
+PYTEST := $(PY) -m pytest
+
+.PHONY: setup test test-unit test-integration test-chaos lint demo bench bench-quick services services-down up down clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,dev]"
+	@touch $@
+
+## Unit + integration (+ a CI-sized chaos run): the README's test command.
+test: setup
+	$(PYTEST) tests
+
+test-unit: setup
+	$(PYTEST) tests/unit
+
+test-integration: setup
+	$(PYTEST) tests/integration
+
+test-chaos: setup
+	$(PYTEST) tests/chaos
+
+lint: setup
+	$(VENV)/bin/ruff check streamlearn connectors tests bench
+	$(VENV)/bin/mypy streamlearn connectors
+
+demo: setup
+	$(PY) -m streamlearn.demo
+
+bench: setup
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.run
+
+bench-quick: setup
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.run --quick
+
+## Local Kafka + Redis from the project's own launchers.
+services: setup
+	$(STREAMLEARN) services up
+
+services-down: setup
+	$(STREAMLEARN) services down
+
+## Docker compose stack (needs a Docker engine).
+up:
+	docker compose -f docker/docker-compose.yml up -d
+
+down:
+	docker compose -f docker/docker-compose.yml down
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
