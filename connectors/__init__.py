@@ -1,0 +1,1 @@
+"""Kafka, Redis and service plumbing. Knows nothing about models."""
