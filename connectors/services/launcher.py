@@ -1,0 +1,144 @@
+"""What every local service launcher shares: a state dir, a pid, stop/kill/pause.
+
+A launcher owns one directory (config, data, logs, ``state.json``). Whether
+"the" service is running is answered from that directory alone, so a CLI
+``up`` in one shell and a pytest session in another agree on it, and two
+launchers with different dirs are fully independent instances (chaos tests
+start private ones and restart them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from connectors.services import process
+from connectors.services.errors import ServiceStartError
+
+log = logging.getLogger("connectors.services")
+
+
+class LocalService:
+    """Base of ``LocalKafka`` and ``LocalRedis``: pid tracking and lifecycle verbs."""
+
+    #: Human name used in messages ("Kafka broker", "redis-server").
+    name = "service"
+    #: Seconds to wait for a graceful stop before SIGKILL.
+    stop_timeout = 60.0
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir).expanduser().resolve()
+        self.state_file = self.state_dir / "state.json"
+
+    # -- state ---------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The recorded state (pid, ports, version...); {} before the first start."""
+        return process.read_state(self.state_file)
+
+    def _update_state(self, **changes: Any) -> None:
+        state = self.state()
+        state.update(changes)
+        process.write_state(self.state_file, state)
+
+    @property
+    def marker(self) -> str:
+        """A string only our process has in its command line (its config path)."""
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of our running process, None if it is not running."""
+        pid = int(self.state().get("pid") or 0)
+        return pid if pid and process.is_ours(pid, self.marker) else None
+
+    def is_running(self) -> bool:
+        """True if the process this launcher started is alive (not whether it is ready)."""
+        return self.pid is not None
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> LocalService:
+        """Start (idempotent) and wait until ready; subclasses implement it."""
+        raise NotImplementedError
+
+    def stop(self) -> bool:
+        """Stop gracefully (SIGTERM, deadline, SIGKILL). True if something was running."""
+        pid = self.pid
+        if pid is None:
+            self._update_state(pid=None)
+            return False
+        log.info("stopping %s (pid %d)", self.name, pid)
+        process.stop_pid(pid, self.stop_timeout)
+        self._update_state(pid=None)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL without a graceful shutdown: a crash, for chaos tests."""
+        pid = self.pid
+        if pid is None:
+            return False
+        process.kill_pid(pid)
+        self._update_state(pid=None)
+        return True
+
+    def pause(self) -> None:
+        """SIGSTOP the process (a hung server: sockets open, no answers)."""
+        pid = self._require_pid()
+        os.killpg(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused process."""
+        pid = self._require_pid()
+        os.killpg(pid, signal.SIGCONT)
+
+    def restart(self) -> LocalService:
+        """Stop then start again with the same data dir (and ports when still free)."""
+        self.stop()
+        return self.start()
+
+    def _require_pid(self) -> int:
+        pid = self.pid
+        if pid is None:
+            raise ServiceStartError(f"{self.name} in {self.state_dir} is not running")
+        return pid
+
+    # -- readiness -----------------------------------------------------------
+    def _wait_ready(self, pid: int, probe: Callable[[], bool], timeout: float,
+                    log_file: Path) -> None:
+        """Poll ``probe`` until true; fail fast (naming ``log_file``) if the process dies."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not process.pid_alive(pid):
+                self._update_state(pid=None)
+                reason = _last_error(log_file)
+                raise ServiceStartError(
+                    f"{self.name} (pid {pid}) exited during start"
+                    + (f": {reason}" if reason else ""),
+                    f"see its log {log_file}",
+                )
+            if probe():
+                return
+            if time.monotonic() >= deadline:
+                process.stop_pid(pid, 10.0)
+                self._update_state(pid=None)
+                raise ServiceStartError(
+                    f"{self.name} (pid {pid}) not ready after {timeout:.0f}s; stopped it",
+                    f"see its log {log_file}",
+                )
+            time.sleep(0.2)
+
+
+def _last_error(log_file: Path) -> str:
+    """The last line that looks like an error in ``log_file``, shortened to one line."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if any(word in line for word in ("ERROR", "Exception", "FATAL", "# ")):
+            return line.strip()[:240]
+    return ""

@@ -1,0 +1,165 @@
+"""A ``redis-server`` on 127.0.0.1 with the append-only file on, pid-tracked.
+
+Redis holds the engine's checkpoints and ownership epochs, so the launcher
+runs it the way production should: AOF on, ``appendfsync always`` by default.
+Why ``always`` rather than ``everysec``: chaos tests SIGKILL Redis, and an
+epoch ``INCR`` lost in the last second could hand two owners the same epoch;
+at test and checkpoint rates the per-write fsync costs nothing measurable.
+Override with ``STREAMLEARN_REDIS_APPENDFSYNC=everysec`` (or the constructor).
+
+``STREAMLEARN_REDIS_PASSWORD`` sets ``requirepass`` (and goes into ``url``).
+``restart()`` keeps the data dir: that is what the persistence test checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from connectors.services import paths
+from connectors.services.errors import RedisServerNotFoundError
+from connectors.services.launcher import LocalService
+from connectors.services.ports import LOOPBACK, choose_port, port_is_free
+from connectors.services.process import spawn_detached
+
+log = logging.getLogger("connectors.services")
+
+DEFAULT_PORT = 6379
+READY_TIMEOUT_S = 30.0
+
+
+def find_redis_server() -> str:
+    """Path of ``redis-server`` (env ``STREAMLEARN_REDIS_SERVER`` first), or raise."""
+    configured = os.environ.get("STREAMLEARN_REDIS_SERVER")
+    found = configured if configured and os.access(configured, os.X_OK) else None
+    found = found or shutil.which("redis-server")
+    if not found:
+        raise RedisServerNotFoundError("redis-server not found on PATH")
+    return found
+
+
+class LocalRedis(LocalService):
+    """One ``redis-server`` process with its own state/data dir."""
+
+    name = "redis-server"
+    stop_timeout = 30.0
+
+    def __init__(self, state_dir: Path | None = None, cache_dir: Path | None = None,
+                 port: int = DEFAULT_PORT, password: str | None = None,
+                 appendfsync: str | None = None,
+                 ready_timeout: float = READY_TIMEOUT_S) -> None:
+        """``port`` is a preference (0: any free port); ``password`` defaults to
+        ``STREAMLEARN_REDIS_PASSWORD``."""
+        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else paths.cache_dir()
+        super().__init__(state_dir or self.cache_dir / "services" / "redis")
+        self.preferred_port = port
+        self.password = password if password is not None else (
+            os.environ.get("STREAMLEARN_REDIS_PASSWORD") or None)
+        self.appendfsync = appendfsync or os.environ.get(
+            "STREAMLEARN_REDIS_APPENDFSYNC", "always")
+        self.ready_timeout = ready_timeout
+
+    @property
+    def config_file(self) -> Path:
+        return self.state_dir / "redis.conf"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "redis.log"
+
+    @property
+    def marker(self) -> str:
+        return str(self.config_file)
+
+    @property
+    def port(self) -> int:
+        """The port in use (or last used; the preferred one before any start)."""
+        return int(self.state().get("port") or self.preferred_port)
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]127.0.0.1:<port>/0``."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{LOOPBACK}:{self.port}/0"
+
+    @property
+    def version(self) -> str:
+        """The redis-server version (from the binary; "" if it is not installed)."""
+        try:
+            out = subprocess.run([find_redis_server(), "--version"], capture_output=True,
+                                 text=True, timeout=10, check=False).stdout
+        except (RedisServerNotFoundError, OSError, subprocess.TimeoutExpired):
+            return ""
+        match = re.search(r"v=(\S+)", out)
+        return match.group(1) if match else out.strip()
+
+    def start(self) -> LocalRedis:
+        """Start redis-server if it is not running, then wait until PING answers."""
+        pid = self.pid
+        if pid is not None:
+            self._wait_ready(pid, self._probe, self.ready_timeout, self.log_file)
+            return self
+        server = find_redis_server()
+        previous = int(self.state().get("port") or 0)
+        port = previous if previous and port_is_free(previous) else choose_port(
+            self.preferred_port)
+        if self.preferred_port and port not in (self.preferred_port, previous):
+            log.warning("port %d is taken by another process: Redis will listen on %s:%d",
+                        self.preferred_port, LOOPBACK, port)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config(port)
+        pid = spawn_detached([server, str(self.config_file)], self.state_dir / "redis.out",
+                             cwd=self.state_dir)
+        self._update_state(pid=pid, port=port, started_at=time.time(), log=str(self.log_file))
+        log.info("Redis starting on %s:%d (pid %d)", LOOPBACK, port, pid)
+        self._wait_ready(pid, self._probe, self.ready_timeout, self.log_file)
+        return self
+
+    def _write_config(self, port: int) -> None:
+        lines = [
+            "# Written by streamlearn's LocalRedis at each start; edits are overwritten.",
+            f"bind {LOOPBACK}",
+            f"port {port}",
+            "protected-mode yes",
+            "daemonize no",
+            # Keep the config path in the process title so pid checks can find it.
+            "set-proc-title no",
+            f'dir "{self.data_dir}"',
+            f'logfile "{self.log_file}"',
+            "appendonly yes",
+            f"appendfsync {self.appendfsync}",
+            'save ""',  # AOF is the persistence; no RDB fork on a 2-core box
+            "maxmemory-policy noeviction",  # checkpoints must never be evicted
+        ]
+        if self.password:
+            escaped = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'requirepass "{escaped}"')
+        self.config_file.write_text("\n".join(lines) + "\n")
+        self.config_file.chmod(0o600)  # may hold the password
+
+    def _probe(self) -> bool:
+        return redis_ready(self.url)
+
+
+def redis_ready(url: str, timeout: float = 2.0) -> bool:
+    """True if the Redis at ``url`` answers PING and has finished loading its data."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
