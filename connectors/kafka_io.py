@@ -1,0 +1,190 @@
+"""Kafka plumbing: consumers, transactional sinks, admin, offsets.
+
+Knows nothing about models. The settings that make exactly-once work are
+fixed here (read_committed, no auto-commit, idempotence) and user settings
+from `kafka.consumer` / `kafka.producer` pass through on top, so security
+(SASL, SSL) needs no code, but a user cannot silently turn off what the
+guarantee depends on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+# Settings the exactly-once protocol depends on; user overrides of these are refused.
+PINNED_CONSUMER = {"enable.auto.commit": False, "isolation.level": "read_committed", "enable.auto.offset.store": False}
+PINNED_TXN_PRODUCER = {"enable.idempotence": True, "acks": "all"}
+LARGE_MESSAGE_BYTES = 4 * 1024 * 1024  # the DLQ forwards records up to the broker's limit unchanged
+
+_FENCED_CODES = {
+    KafkaError._FENCED,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.INVALID_PRODUCER_ID_MAPPING,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+
+
+class KafkaUnavailable(ConnectionError):
+    """The broker did not answer; the message says where."""
+
+
+class PinnedSettingError(ValueError):
+    """A passthrough setting would break the delivery guarantee."""
+
+
+def _check_pinned(extra: Mapping[str, Any], pinned: Mapping[str, Any], section: str) -> None:
+    for key, val in pinned.items():
+        if key in extra and extra[key] != val:
+            raise PinnedSettingError(f"kafka.{section}.{key}={extra[key]!r} is not allowed: streamlearn needs {key}={val!r}")
+
+
+def make_consumer(bootstrap: str, group_id: str, extra: Mapping[str, Any] | None = None, *, read_committed: bool = True) -> Consumer:
+    extra = dict(extra or {})
+    pinned = dict(PINNED_CONSUMER)
+    if not read_committed:
+        pinned["isolation.level"] = "read_uncommitted"
+    _check_pinned(extra, pinned, "consumer")
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "fetch.wait.max.ms": 50,
+        "fetch.max.bytes": LARGE_MESSAGE_BYTES * 2,
+        "max.partition.fetch.bytes": LARGE_MESSAGE_BYTES,
+        "queued.max.messages.kbytes": 65536,
+        "log_level": 3,
+        **extra,
+        **pinned,
+    }
+    return Consumer(conf)
+
+
+def make_transactional_producer(
+    bootstrap: str, transactional_id: str, transaction_timeout_ms: int, extra: Mapping[str, Any] | None = None
+) -> Producer:
+    extra = dict(extra or {})
+    _check_pinned(extra, PINNED_TXN_PRODUCER, "producer")
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 5,
+        "message.max.bytes": LARGE_MESSAGE_BYTES,
+        "log_level": 3,
+        **extra,
+        **PINNED_TXN_PRODUCER,
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": transaction_timeout_ms,
+    }
+    return Producer(conf)
+
+
+def make_producer(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Producer:
+    """Idempotent, non-transactional (at_least_once mode and the CLI's produce)."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 5,
+        "enable.idempotence": True,
+        "acks": "all",
+        "message.max.bytes": LARGE_MESSAGE_BYTES,
+        "log_level": 3,
+        **dict(extra or {}),
+    }
+    return Producer(conf)
+
+
+def is_fenced(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return False
+    err = exc.args[0]
+    return isinstance(err, KafkaError) and (err.code() in _FENCED_CODES or (err.fatal() and err.code() in _FENCED_CODES))
+
+
+def is_fatal(exc: BaseException) -> bool:
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, KafkaError) and err.fatal()
+
+
+def requires_abort(exc: BaseException) -> bool:
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, KafkaError) and err.txn_requires_abort()
+
+
+def is_retriable(exc: BaseException) -> bool:
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, KafkaError) and err.retriable()
+
+
+def admin(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
+    # Admin takes only the client-level (security) settings of the consumer section.
+    conf = {"bootstrap.servers": bootstrap, "log_level": 3}
+    for k, v in (extra or {}).items():
+        if k.startswith(("security.", "sasl.", "ssl.")) or k in {"client.id"}:
+            conf[k] = v
+    return AdminClient(conf)
+
+
+def topic_partitions(client: AdminClient, topic: str, timeout_s: float = 10.0) -> list[int] | None:
+    """Partition ids of a topic, None if it does not exist; KafkaUnavailable if the broker is down."""
+    try:
+        md = client.list_topics(topic=topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"Kafka did not answer a metadata request within {timeout_s:.0f}s ({exc.args[0]})") from None
+    tmd = md.topics.get(topic)
+    if tmd is None or tmd.error is not None:
+        if tmd is not None and tmd.error is not None and tmd.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise KafkaUnavailable(f"metadata of topic {topic} failed: {tmd.error}")
+        return None
+    return sorted(tmd.partitions)
+
+
+def ensure_topic(client: AdminClient, topic: str, partitions: int, config: Mapping[str, str] | None = None, timeout_s: float = 30.0) -> bool:
+    """Create the topic if missing; True if created. Races with another creator are fine."""
+    existing = topic_partitions(client, topic)
+    if existing is not None:
+        return False
+    fut = client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=dict(config or {}))], request_timeout=timeout_s)[topic]
+    try:
+        fut.result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+        return False
+    # Creation is asynchronous on the broker side: wait until metadata shows it.
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if topic_partitions(client, topic) is not None:
+            return True
+        time.sleep(0.05)
+    raise KafkaUnavailable(f"topic {topic} was created but did not appear in metadata within {timeout_s:.0f}s")
+
+
+def committed_offsets(consumer: Consumer, topic: str, partitions: Iterable[int], timeout_s: float = 10.0) -> dict[int, int | None]:
+    """Kafka's committed offset K per partition for the consumer's group (None if never committed)."""
+    tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=timeout_s)
+    out: dict[int, int | None] = {}
+    for tp in tps:
+        if tp.error is not None:
+            raise KafkaUnavailable(f"committed offset of {topic}[{tp.partition}] unavailable: {tp.error}")
+        out[tp.partition] = tp.offset if tp.offset >= 0 else None
+    return out
+
+
+def watermarks(consumer: Consumer, topic: str, partition: int, timeout_s: float = 5.0) -> tuple[int, int]:
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s, cached=False)
+    return int(low), int(high)
+
+
+def cached_high_watermark(consumer: Consumer, topic: str, partition: int) -> int | None:
+    """High watermark from the last fetch response (no network call); None if unknown."""
+    try:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+    except KafkaException:
+        return None
+    return int(high) if high >= 0 else None

@@ -1,0 +1,311 @@
+"""One validated configuration object: YAML file + `STREAMLEARN_...` environment overrides.
+
+Why one object: every knob (topics, batch sizes, checkpoint cadence, model
+spec) is checked once at start, so a typo fails before any service is
+touched, with a message naming the key and the fix. Environment variables
+override the file with `__` separating levels, e.g.
+`STREAMLEARN_PROCESSING__WORKERS=4` or `STREAMLEARN_KAFKA__BOOTSTRAP=host:9092`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from streamlearn.errors import ConfigError
+
+ENV_PREFIX = "STREAMLEARN_"
+SECRET_ENV = "STREAMLEARN_CHECKPOINT_SECRET"
+# Environment variables with the prefix that are not config overrides.
+_NON_CONFIG_ENV = {
+    "STREAMLEARN_CHECKPOINT_SECRET",
+    "STREAMLEARN_SERVICES",
+    "STREAMLEARN_CACHE_DIR",
+    "STREAMLEARN_KAFKA_VERSION",
+    "STREAMLEARN_REDIS_PASSWORD",
+    "STREAMLEARN_KEEP_SERVICES",
+    "STREAMLEARN_FAULTS",
+    "STREAMLEARN_LOG_LEVEL",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaConfig(_Section):
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    input_topic: str = Field("events", description="Topic the events are read from.")
+    output_topic: str = Field("predictions", description="Topic one prediction per event is written to.")
+    dlq_topic: str = Field("events-dlq", description="Dead-letter topic for records that cannot be decoded or validated.")
+    group_id: str | None = Field(
+        None, description="Consumer group the committed offsets belong to (default: `streamlearn-<app>`)."
+    )
+    transaction_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        le=900_000,
+        description="transaction.timeout.ms: how long a dead worker's open transaction can hold back read_committed readers.",
+    )
+    create_topics: bool = Field(True, description="Create the output and DLQ topics (same partition count as the input) when missing.")
+    consumer: dict[str, Any] = Field(
+        default_factory=dict, description="librdkafka consumer settings passed through (security.protocol, sasl.*, ssl.* ...)."
+    )
+    producer: dict[str, Any] = Field(
+        default_factory=dict, description="librdkafka producer settings passed through (security included)."
+    )
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, v: str) -> str:
+        for part in v.split(","):
+            host, _, port = part.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"'{part}' is not host:port (e.g. 127.0.0.1:9092)")
+        return v
+
+
+class RedisConfig(_Section):
+    url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL; rediss:// for TLS, redis://user:password@host:port/db for ACL users.",
+    )
+    key_prefix: str = Field("streamlearn", description="Prefix of every key streamlearn writes.")
+    ssl_ca_certs: str | None = Field(None, description="CA bundle for rediss:// URLs.")
+    socket_timeout_s: float = Field(5.0, gt=0, description="Timeout of one Redis call before it counts as an outage.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if not raw.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)")
+        return v
+
+
+class PreprocessingStep(_Section):
+    name: str = Field(description="Dotted path of a river transformer, e.g. river.preprocessing.StandardScaler.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(_Section):
+    estimator: str = Field("river.linear_model.LogisticRegression", description="Dotted path of a river estimator class.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
+    preprocessing: list[str | PreprocessingStep] = Field(
+        default_factory=list,
+        description="Transformers applied before the estimator, in order: dotted paths or {name, params}.",
+    )
+    metric: str = Field("river.metrics.Accuracy", description="Prequential metric (dotted path of a river metric).")
+    seed: int = Field(42, description="Seed passed to every component that takes one, so runs are reproducible.")
+    classes: list[Any] | None = Field(
+        None, description="Allowed labels for a classifier; a label outside goes to the DLQ. Default: any (bool for binary models)."
+    )
+
+    @field_validator("estimator", "metric")
+    @classmethod
+    def _importable(cls, v: str) -> str:
+        import_dotted(v)
+        return v
+
+    @field_validator("preprocessing")
+    @classmethod
+    def _steps_importable(cls, v: list[str | PreprocessingStep]) -> list[str | PreprocessingStep]:
+        for step in v:
+            import_dotted(step if isinstance(step, str) else step.name)
+        return v
+
+
+class ProcessingConfig(_Section):
+    guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once", description="exactly_once: Kafka transactions. at_least_once: no transactions; a crash can duplicate predictions."
+    )
+    workers: int = Field(2, ge=1, le=1024, description="Number of PartitionWorker actors.")
+    commit_interval_ms: int = Field(100, ge=1, le=600_000, description="Longest time a transaction stays open (latency vs throughput).")
+    max_batch: int = Field(1000, ge=1, le=1_000_000, description="Most events per partition per transaction.")
+    checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")
+    checkpoint_every_s: float = Field(5.0, ge=0, description="Checkpoint after this many seconds (0: never by time).")
+    max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited).")
+    owner_lease_s: float = Field(
+        10.0, gt=0, description="A worker that has not renewed its lease for this long loses its partitions to another worker."
+    )
+    poll_timeout_ms: int = Field(50, ge=1, le=10_000, description="Longest wait for new records in one poll.")
+    max_value_bytes: int = Field(
+        262_144, ge=1, description="Records whose value is larger go to the DLQ (reason value_too_large)."
+    )
+    status_interval_s: float = Field(1.0, gt=0, description="How often workers publish status and metrics to Redis.")
+    redis_retry_s: float = Field(1.0, gt=0, description="Pause between retries while Redis is unreachable.")
+
+
+class FieldsConfig(_Section):
+    id: str = "id"
+    features: str = "features"
+    label: str = "label"
+    ts: str = "ts"
+
+
+class CheckpointConfig(_Section):
+    secret: SecretStr | None = Field(
+        None, description=f"HMAC key of checkpoint blobs; {SECRET_ENV} takes precedence. Without one a per-app development key is used (see docs)."
+    )
+    on_invalid: Literal["previous", "replay_earliest", "fail"] = Field(
+        "previous",
+        description="A checkpoint that fails verification: fall back to the previous valid one, replay from the earliest retained offset, or stop.",
+    )
+
+
+class MetricsConfig(_Section):
+    port: int | None = Field(9464, ge=0, le=65535, description="Prometheus endpoint of `streamlearn run` (null: off, 0: any free port).")
+    host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
+
+
+class AppConfig(_Section):
+    app: str = Field("streamlearn", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Application name: scopes Redis keys, transactional ids and the consumer group.")
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)  # type: ignore[arg-type]
+    redis: RedisConfig = Field(default_factory=RedisConfig)  # type: ignore[arg-type]
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)  # type: ignore[arg-type]
+    fields: FieldsConfig = Field(default_factory=FieldsConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)  # type: ignore[arg-type]
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
+
+    @property
+    def group_id(self) -> str:
+        return self.kafka.group_id or f"streamlearn-{self.app}"
+
+    def checkpoint_secret(self) -> bytes | None:
+        env = os.environ.get(SECRET_ENV)
+        if env:
+            return env.encode()
+        if self.checkpoint.secret is not None:
+            return self.checkpoint.secret.get_secret_value().encode()
+        return None
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain dict with secrets revealed, for shipping to Ray actors (never logged)."""
+        data = self.model_dump(mode="python")
+        data["redis"]["url"] = self.redis.url.get_secret_value()
+        if self.checkpoint.secret is not None:
+            data["checkpoint"]["secret"] = self.checkpoint.secret.get_secret_value()
+        return data
+
+
+def import_dotted(path: str) -> Any:
+    """Import `package.module.Attr`; a clear ValueError (for pydantic) when it fails."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"'{path}' is not a dotted path (e.g. river.linear_model.LogisticRegression)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module '{module_name}' ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        names = [n for n in dir(module) if not n.startswith("_")]
+        close = difflib.get_close_matches(attr, names, n=1)
+        extra = f"; did you mean {module_name}.{close[0]}?" if close else ""
+        raise ValueError(f"module '{module_name}' has no '{attr}'{extra}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`STREAMLEARN_A__B=v` → {"a": {"b": yaml(v)}}; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _NON_CONFIG_ENV:
+            continue
+        path = key[len(ENV_PREFIX):].lower().split("__")
+        if path == ["app"] or len(path) > 1:
+            node = out
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            try:
+                node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+            except yaml.YAMLError:
+                node[path[-1]] = raw
+    return out
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
+            merged[k] = _merge(dict(merged[k]), v)
+        else:
+            merged[k] = v
+    return merged
+
+
+_FIX_HINTS = {
+    "extra_forbidden": "remove it or check its spelling against docs/configuration.md",
+    "missing": "add it to the file",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent_model = _section_for(err["loc"][:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), list(parent_model), n=1) if parent_model else []
+            fix = f"did you mean '{close[0]}'?" if close else _FIX_HINTS["extra_forbidden"]
+            lines.append(f"{key}: unknown key; fix: {fix}")
+        else:
+            got = err.get("input")
+            got_txt = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
+            fix = _FIX_HINTS.get(err["type"], "")
+            lines.append(f"{key}: {msg}{got_txt}" + (f"; fix: {fix}" if fix else ""))
+    return ConfigError(
+        f"invalid configuration in {source}: " + " | ".join(lines),
+        hint="see docs/configuration.md for every key, its default and an example",
+    )
+
+
+def _section_for(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = AppConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Read the YAML file (optional), apply environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist", hint="pass -c with the path of your app.yaml (see examples/app.yaml)")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}".replace("\n", " "), hint="check indentation and quoting") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p} must hold a mapping at the top level (app:, kafka:, ...)")
+        data = loaded
+    overrides = _env_overrides(environ)
+    if overrides:
+        source += " + STREAMLEARN_* environment"
+    try:
+        return AppConfig.model_validate(_merge(data, overrides))
+    except ValidationError as exc:
+        raise _format_validation_error(exc, source) from None
+
+
+def config_from_wire(data: Mapping[str, Any]) -> AppConfig:
+    """Rebuild the config inside a Ray actor (already validated by the driver)."""
+    return AppConfig.model_validate(dict(data))

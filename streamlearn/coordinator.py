@@ -1,0 +1,213 @@
+"""Coordinator: assigns partitions to PartitionWorkers and keeps them owned.
+
+Assignment is explicit (no Kafka group rebalancing). Two failure paths:
+
+- a worker process dies: its `run` call fails with an actor error, Ray
+  restarts the actor (`max_restarts`), and the Coordinator calls `run` again
+  with the same partitions; the new incarnation fences the old one and
+  recovers from checkpoint + replay.
+- a worker hangs (SIGSTOP, GC pause, partition from Redis): its lease expires
+  and it does not answer a ping, so its partitions go to a fresh actor. The
+  hung one is not killed: if it wakes up it is fenced (Kafka producer epoch,
+  Redis epoch), drops its partitions and its `run` returns "retired"; only
+  then is it removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore, connect
+from streamlearn import logs, ray_api, status
+from streamlearn.config import AppConfig, config_from_wire
+from streamlearn.errors import ConfigError, ServiceUnavailableError
+from streamlearn.worker import PartitionWorker
+
+log = logs.get("coordinator")
+
+
+class Coordinator:
+    def __init__(self, wire_config: dict[str, Any]) -> None:
+        logs.setup()
+        self.wire = wire_config
+        self.cfg: AppConfig = config_from_wire(wire_config)
+        self.partitions: list[int] = []
+        self.handles: dict[str, Any] = {}
+        self.assignment: dict[str, list[int]] = {}
+        self.runs: dict[str, Any] = {}
+        self.launched_at: dict[str, float] = {}
+        self.zombies: dict[str, Any] = {}
+        self.worker_restarts = 0
+        self.replacements = 0
+        self._next_id = 0
+        self._stopping = threading.Event()
+        self._lock = threading.RLock()
+        self._monitor: threading.Thread | None = None
+        rc = connect(self.cfg.redis.url.get_secret_value(), socket_timeout_s=self.cfg.redis.socket_timeout_s, ssl_ca_certs=self.cfg.redis.ssl_ca_certs)
+        self.store = CheckpointStore(rc, self.cfg.redis.key_prefix, self.cfg.app, self.cfg.kafka.input_topic)
+        self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
+
+    def start(self) -> dict[str, Any]:
+        k = self.cfg.kafka
+        adm = kafka_io.admin(k.bootstrap, k.consumer)
+        try:
+            parts = kafka_io.topic_partitions(adm, k.input_topic)
+        except kafka_io.KafkaUnavailable as exc:
+            raise ServiceUnavailableError(f"Kafka at {k.bootstrap}: {exc}", hint="start it with `streamlearn services up` or fix kafka.bootstrap") from None
+        if parts is None:
+            raise ConfigError(f"kafka.input_topic: topic '{k.input_topic}' does not exist on {k.bootstrap}",
+                              hint="create it, or produce to it first with `streamlearn produce -c app.yaml --input events.jsonl`")
+        self.partitions = parts
+        if k.create_topics:
+            for t in (k.output_topic, k.dlq_topic):
+                kafka_io.ensure_topic(adm, t, len(parts))
+        n = min(self.cfg.processing.workers, len(parts))
+        ids = [self._new_worker() for _ in range(n)]
+        for i, p in enumerate(parts):
+            self.assignment[ids[i % n]].append(p)
+        for wid in ids:
+            self._launch(wid)
+        self._monitor = threading.Thread(target=self._watch, name="coordinator-monitor", daemon=True)
+        self._monitor.start()
+        logs.event(log, logging.INFO, "started", topic=k.input_topic, partitions=len(parts), workers=n)
+        return {"partitions": parts, "assignment": {w: list(ps) for w, ps in self.assignment.items()}}
+
+    # ---- workers ---------------------------------------------------------------------
+    def _new_worker(self) -> str:
+        wid = f"w{self._next_id}"
+        self._next_id += 1
+        self.handles[wid] = ray_api.spawn(
+            PartitionWorker, self.wire, wid,
+            name=f"PartitionWorker-{self.cfg.app}-{wid}",
+            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=4,
+        )
+        self.assignment[wid] = []
+        return wid
+
+    def _launch(self, wid: str) -> None:
+        self.runs[wid] = ray_api.call(self.handles[wid], "run", list(self.assignment[wid]))
+        self.launched_at[wid] = time.monotonic()
+
+    def _watch(self) -> None:
+        lease_s = self.cfg.processing.owner_lease_s
+        last_lease_check = time.monotonic()
+        while not self._stopping.wait(0.25):
+            try:
+                with self._lock:
+                    self._check_runs()
+                    if time.monotonic() - last_lease_check >= lease_s / 4:
+                        last_lease_check = time.monotonic()
+                        self._check_leases()
+            except Exception as exc:  # the monitor must outlive transient Redis/Kafka errors
+                logs.event(log, logging.WARNING, "monitor_error", error=f"{type(exc).__name__}: {exc}")
+
+    def _check_runs(self) -> None:
+        by_ref = {ref: wid for wid, ref in self.runs.items()}
+        for ref in ray_api.ready(list(by_ref)):
+            wid = by_ref[ref]
+            del self.runs[wid]
+            try:
+                result = ray_api.get(ref)
+            except ray_api.ActorError as exc:
+                if self._stopping.is_set():
+                    continue
+                if wid in self.zombies:
+                    self.zombies.pop(wid, None)
+                    continue
+                self.worker_restarts += 1
+                parts = self.assignment.get(wid, [])
+                for p in parts:
+                    self._count(p, "recoveries")
+                logs.event(log, logging.WARNING, "worker_died_restarting", worker=wid, partitions=parts, error=type(exc).__name__)
+                if "restart" in str(exc).lower() and "max" in str(exc).lower():
+                    self._replace(wid, reason="restarts exhausted")
+                else:
+                    self._launch(wid)
+                continue
+            if wid in self.zombies:
+                logs.event(log, logging.WARNING, "zombie_retired", worker=wid, result=result.get("result"), lost=result.get("lost"))
+                ray_api.kill(self.zombies.pop(wid))
+                continue
+            if not self._stopping.is_set():
+                logs.event(log, logging.WARNING, "worker_returned_early", worker=wid, result=result)
+                self._launch(wid)
+
+    def _check_leases(self) -> None:
+        grace = self.cfg.processing.owner_lease_s * 2
+        for wid, parts in list(self.assignment.items()):
+            if wid not in self.runs or not parts or time.monotonic() - self.launched_at.get(wid, 0) < grace:
+                continue
+            expired = [p for p in parts if self.store.lease(p)[0] is None]
+            if not expired:
+                continue
+            try:
+                ray_api.get(ray_api.call(self.handles[wid], "ping"), timeout=2.0)
+                continue  # alive (e.g. paused on Redis): leave it be
+            except (ray_api.TimeoutError_, ray_api.ActorError):
+                pass
+            self._replace(wid, reason=f"lease expired on partitions {expired} and no answer to ping")
+
+    def _replace(self, wid: str, reason: str) -> None:
+        parts = self.assignment.pop(wid, [])
+        old = self.handles.pop(wid)
+        if wid in self.runs:
+            self.zombies[wid] = old
+            self.runs[f"{wid}-zombie"] = self.runs.pop(wid)
+            self.zombies[f"{wid}-zombie"] = self.zombies.pop(wid)
+        self.replacements += 1
+        for p in parts:
+            self._count(p, "recoveries")
+        new = self._new_worker()
+        self.assignment[new] = parts
+        logs.event(log, logging.WARNING, "worker_replaced", old=wid, new=new, partitions=parts, reason=reason)
+        self._launch(new)
+
+    def _count(self, p: int, name: str) -> None:
+        try:
+            self.store.incr_counter(p, name)
+        except Exception as exc:
+            logs.event(log, logging.WARNING, "counter_failed", partition=p, error=type(exc).__name__)
+
+    # ---- queries -----------------------------------------------------------------------
+    def workers(self) -> dict[str, Any]:
+        with self._lock:
+            return {"assignment": {w: list(p) for w, p in self.assignment.items()}, "zombies": sorted(self.zombies),
+                    "worker_restarts": self.worker_restarts, "replacements": self.replacements}
+
+    def worker_pids(self) -> dict[str, int]:
+        with self._lock:
+            handles = dict(self.handles)
+        out = {}
+        for wid, h in handles.items():
+            try:
+                out[wid] = ray_api.get(ray_api.call(h, "ping"), timeout=5.0)["pid"]
+            except (ray_api.TimeoutError_, ray_api.ActorError):
+                continue
+        return out
+
+    def status(self) -> dict[str, Any]:
+        st = status.collect(self.cfg, self.store, self.consumer, self.partitions)
+        st["workers"] = self.workers()
+        return st
+
+    def stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        self._stopping.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+        with self._lock:
+            for h in list(self.handles.values()):
+                ray_api.call(h, "stop")
+            results = []
+            deadline = time.monotonic() + timeout_s
+            for wid, ref in list(self.runs.items()):
+                try:
+                    results.append(ray_api.get(ref, timeout=max(deadline - time.monotonic(), 0.1)))
+                except (ray_api.TimeoutError_, ray_api.ActorError) as exc:
+                    results.append({"worker": wid, "result": f"error: {type(exc).__name__}"})
+            for h in list(self.handles.values()) + list(self.zombies.values()):
+                ray_api.kill(h)
+        return {"workers": results}

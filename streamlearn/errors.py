@@ -1,0 +1,74 @@
+"""Error types with context, raised where a problem is detected.
+
+The CLI turns each into one line plus a hint; nothing here prints. Every
+error carries the coordinates an operator needs to find the record or the
+partition (topic, partition, offset, epoch) when they are known.
+"""
+
+from __future__ import annotations
+
+
+class StreamlearnError(Exception):
+    """Base class: a message for humans and an optional hint on how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(StreamlearnError):
+    """Configuration is invalid; the message names the key and the fix."""
+
+
+class ServiceUnavailableError(StreamlearnError):
+    """Kafka or Redis is down or unreachable: says which and where."""
+
+
+class CheckpointError(StreamlearnError):
+    """A checkpoint could not be read, verified or written."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = f" (topic={topic} partition={partition})" if topic is not None else ""
+        super().__init__(message + where, hint)
+        self.topic = topic
+        self.partition = partition
+
+
+class CheckpointTamperedError(CheckpointError):
+    """The HMAC did not match: the blob is refused before anything is unpickled."""
+
+
+class OwnershipLostError(StreamlearnError):
+    """Another worker owns the partition now (we were fenced or our epoch is stale)."""
+
+    def __init__(self, topic: str, partition: int, epoch: int, reason: str) -> None:
+        super().__init__(
+            f"lost ownership of {topic}[{partition}] at epoch {epoch}: {reason}"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.epoch = epoch
+
+
+class DecodeError(Exception):
+    """A record that cannot be decoded or validated; its reason goes to the DLQ.
+
+    Deliberately not a StreamlearnError: it is data, not a fault, and it is
+    raised on the hot path, so it stays as cheap as a plain exception.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail

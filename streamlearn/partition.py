@@ -1,0 +1,99 @@
+"""The per-event hot path: decode → predict → emit → learn, for one partition.
+
+Live processing and recovery replay run this same function (replay passes
+no emitters), because some river transformers change state while
+predicting: skipping predict during replay would give a different model
+(I2). Everything per batch or per checkpoint lives elsewhere; this module
+is small on purpose so it can be profiled in isolation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from streamlearn.checkpoint import ModelState
+from streamlearn.codec import EventDecoder, encode_prediction
+from streamlearn.errors import DecodeError
+
+
+class Record(Protocol):
+    """What the hot path needs of a Kafka message (confluent_kafka.Message fits)."""
+
+    def offset(self) -> int: ...
+    def value(self) -> bytes | None: ...
+    def key(self) -> bytes | None: ...
+
+
+EmitPrediction = Callable[[bytes | None, bytes], None]
+EmitDeadLetter = Callable[[Record, str, str], None]
+
+
+def process(
+    state: ModelState,
+    records: Sequence[Record],
+    decoder: EventDecoder,
+    partition: int,
+    is_classifier: bool,
+    emit_prediction: EmitPrediction | None,
+    emit_dead_letter: EmitDeadLetter | None,
+) -> int:
+    """Run the records through the model in order; returns how many went to the DLQ.
+
+    Advances `state.offset` past every record, so the caller commits it as
+    the next offset to read.
+    """
+    model = state.model
+    metric = state.metric
+    decode = decoder.decode
+    predict_proba = getattr(model, "predict_proba_one", None) if is_classifier else None
+    predict = model.predict_one
+    learn = model.learn_one
+    update_metric = metric.update
+    version = state.model_version
+    events = state.events
+    dead = 0
+    now_ms = int(time.time() * 1000)
+    offset = state.offset
+    for rec in records:
+        offset = rec.offset()
+        try:
+            ev = decode(rec.value())
+        except DecodeError as exc:
+            dead += 1
+            if emit_dead_letter is not None:
+                emit_dead_letter(rec, exc.code, exc.detail)
+            continue
+        x = ev.features
+        label = ev.label
+        proba: dict[Any, float] | None
+        try:
+            if predict_proba is not None:
+                proba = predict_proba(x)
+                pred = max(proba, key=proba.__getitem__) if proba else None
+            else:
+                proba = None
+                pred = predict(x)
+            if label is not None:
+                learn(x, label)
+        except Exception as exc:  # a model that cannot take this event must not stop the partition
+            dead += 1
+            if emit_dead_letter is not None:
+                emit_dead_letter(rec, "model_error", f"{type(exc).__name__}: {exc}")
+            continue
+        events += 1
+        if label is not None:
+            update_metric(label, pred)
+            version += 1
+        if emit_prediction is not None:
+            emit_prediction(
+                rec.key(),
+                encode_prediction(ev.id, pred, proba, partition, offset, version, ev.ts, now_ms),
+            )
+    if records:
+        state.offset = offset + 1
+    state.model_version = version
+    state.events = events
+    state.extra["dlq"] = state.extra.get("dlq", 0) + dead
+    return dead

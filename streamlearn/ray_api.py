@@ -1,0 +1,69 @@
+"""Every Ray call goes through here, so the logic around actors can be tested without a cluster."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+ActorError = RayActorError
+TimeoutError_ = GetTimeoutError
+
+# Passed to actors so crash points, secrets and log levels reach every worker process.
+_FORWARDED_ENV = ("STREAMLEARN_FAULTS", "STREAMLEARN_CHECKPOINT_SECRET", "STREAMLEARN_LOG_LEVEL")
+
+
+def init(address: str | None, workers: int) -> None:
+    if ray.is_initialized():
+        return
+    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": "ERROR",
+        "log_to_driver": True,
+        "configure_logging": True,
+        "runtime_env": {"env_vars": env} if env else None,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        # Logical CPUs: one per worker even on a small machine (they mostly wait on I/O).
+        ray.init(num_cpus=max(os.cpu_count() or 1, workers), **kwargs)
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4) -> Any:
+    actor_cls = ray.remote(cls)
+    return actor_cls.options(
+        name=name,
+        max_restarts=max_restarts,
+        max_task_retries=0,
+        num_cpus=num_cpus,
+        max_concurrency=max_concurrency,
+        get_if_exists=False,
+    ).remote(*args)
+
+
+def call(handle: Any, method: str, *args: Any) -> Any:
+    return getattr(handle, method).remote(*args)
+
+
+def get(ref: Any, timeout: float | None = None) -> Any:
+    return ray.get(ref, timeout=timeout)
+
+
+def ready(refs: list[Any]) -> list[Any]:
+    if not refs:
+        return []
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+    return list(done)
+
+
+def kill(handle: Any, restart: bool = False) -> None:
+    ray.kill(handle, no_restart=not restart)

@@ -1,0 +1,101 @@
+"""The driver behind `streamlearn run`: start Ray, the Coordinator, wait, stop cleanly.
+
+SIGINT/SIGTERM set a flag; the loop then asks the Coordinator to stop every
+worker, which commits or aborts its open transactions and writes final
+checkpoints before `run` returns. A SIGKILL of the driver takes the local
+Ray cluster with it; the next start fences the old transactional ids and
+recovers from checkpoints.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from connectors import kafka_io
+from connectors.redis_store import connect, redacted
+from streamlearn import ray_api
+from streamlearn.config import AppConfig
+from streamlearn.coordinator import Coordinator
+from streamlearn.errors import ServiceUnavailableError
+
+StatusHook = Callable[[dict[str, Any]], None]
+StopWhen = Callable[[dict[str, Any]], bool]
+
+
+def check_services(cfg: AppConfig) -> None:
+    """Fail fast, naming the service and where, before Ray starts."""
+    url = cfg.redis.url.get_secret_value()
+    try:
+        connect(url, socket_timeout_s=3.0, ssl_ca_certs=cfg.redis.ssl_ca_certs).ping()
+    except Exception as exc:
+        raise ServiceUnavailableError(
+            f"Redis at {redacted(url)} is not reachable ({type(exc).__name__}: {exc})",
+            hint="start it with `streamlearn services up`, or fix redis.url / STREAMLEARN_REDIS__URL",
+        ) from None
+    try:
+        kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic, timeout_s=10.0)
+    except kafka_io.KafkaUnavailable as exc:
+        raise ServiceUnavailableError(
+            f"Kafka at {cfg.kafka.bootstrap} is not reachable ({exc})",
+            hint="start it with `streamlearn services up`, or fix kafka.bootstrap / STREAMLEARN_KAFKA__BOOTSTRAP",
+        ) from None
+
+
+class Runner:
+    def __init__(self, cfg: AppConfig, ray_address: str | None = None) -> None:
+        self.cfg = cfg
+        self.ray_address = ray_address
+        self.stop_requested = threading.Event()
+        self.coordinator: Any = None
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop_requested.set()
+
+    def run(
+        self,
+        on_status: StatusHook | None = None,
+        stop_when: StopWhen | None = None,
+        status_every_s: float = 1.0,
+        install_signals: bool = True,
+    ) -> dict[str, Any]:
+        check_services(self.cfg)
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
+        ray_api.init(self.ray_address, self.cfg.processing.workers)
+        last: dict[str, Any] = {}
+        try:
+            self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0, max_concurrency=8)
+            ray_api.get(ray_api.call(self.coordinator, "start"))
+            while not self.stop_requested.wait(status_every_s):
+                try:
+                    last = ray_api.get(ray_api.call(self.coordinator, "status"), timeout=30)
+                except ray_api.TimeoutError_:
+                    continue
+                if on_status is not None:
+                    on_status(last)
+                if stop_when is not None and stop_when(last):
+                    break
+            ray_api.get(ray_api.call(self.coordinator, "stop"), timeout=120)
+            last = ray_api.get(ray_api.call(self.coordinator, "status"), timeout=30)
+            if on_status is not None:
+                on_status(last)
+            return last
+        finally:
+            if self.coordinator is not None:
+                ray_api.kill(self.coordinator)
+            ray_api.shutdown()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every_s)
+    return predicate()

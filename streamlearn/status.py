@@ -1,0 +1,84 @@
+"""Per-partition status assembled from Redis (what workers publish) and Kafka (offsets).
+
+Used by the Coordinator, `streamlearn status` and the metrics endpoint; it
+needs no Ray, so an operator can ask from any machine that reaches Kafka
+and Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore
+from streamlearn.config import AppConfig
+
+
+def _num(raw: str | None, cast: type = int) -> Any:
+    if raw is None or raw == "":
+        return None
+    try:
+        return cast(raw)
+    except ValueError:
+        return None
+
+
+def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitions: list[int]) -> dict[str, Any]:
+    topic = cfg.kafka.input_topic
+    now_ms = int(time.time() * 1000)
+    if cfg.processing.guarantee == "exactly_once":
+        committed = kafka_io.committed_offsets(consumer, topic, partitions)
+    else:
+        committed = {p: store.committed_offset(p) for p in partitions}
+    rows = []
+    for p in partitions:
+        st = store.read_status(p)
+        meta = store.checkpoint_meta(p)
+        owner, lease_ms = store.lease(p)
+        counters = store.counters(p)
+        _low, high = kafka_io.watermarks(consumer, topic, p)
+        k = committed.get(p)
+        position = _num(st.get("position"))
+        done = position if position is not None else (k or 0)
+        rows.append(
+            {
+                "partition": p,
+                "owner": owner,
+                "lease_ms": lease_ms,
+                "phase": st.get("phase", "unowned") if owner else ("stopped" if st else "unowned"),
+                "epoch": store.current_epoch(p),
+                "committed_offset": k,
+                "checkpoint_offset": meta.get("offset"),
+                "checkpoint_age_s": round((now_ms - meta["ts_ms"]) / 1000, 1) if meta.get("ts_ms") else None,
+                "checkpoint_bytes": meta.get("size"),
+                "events": _num(st.get("events")) or 0,
+                "dlq": _num(st.get("dlq")) or 0,
+                "model_version": _num(st.get("model_version")) or 0,
+                "high_watermark": high,
+                "lag": max(high - max(done, k or 0), 0),
+                "events_per_s": _num(st.get("eps"), float) or 0.0,
+                "metric": {"name": st.get("metric_name"), "value": _num(st.get("metric_value"), float)},
+                "commits": _num(st.get("commits")) or 0,
+                "commit_sum_ms": _num(st.get("commit_sum_ms"), float) or 0.0,
+                "commit_hist": [int(x) for x in st.get("commit_hist", "").split(",") if x],
+                "recoveries": counters.get("recoveries", 0),
+                "checkpoints_refused": counters.get("checkpoints_refused", 0),
+                "updated_age_s": round((now_ms - int(st["updated_ms"])) / 1000, 1) if st.get("updated_ms") else None,
+            }
+        )
+    return {
+        "app": cfg.app,
+        "input_topic": topic,
+        "guarantee": cfg.processing.guarantee,
+        "partitions": rows,
+        "totals": {
+            "events": sum(r["events"] for r in rows),
+            "dlq": sum(r["dlq"] for r in rows),
+            "lag": sum(r["lag"] for r in rows),
+            "events_per_s": round(sum(r["events_per_s"] for r in rows), 1),
+            "recoveries": sum(r["recoveries"] for r in rows),
+        },
+    }

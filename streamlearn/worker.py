@@ -1,0 +1,223 @@
+"""PartitionWorker: the Ray actor that owns some input partitions.
+
+One consumer (explicit `assign()`, no group rebalancing) feeds every owned
+partition; each partition has its own PartitionTask (producer, model,
+protocol position). The loop is: poll → process per partition → every
+`commit_interval_ms` commit each open transaction → checkpoint what is due →
+renew leases and publish status. Redis calls happen only between commit
+cycles, when no transaction is open, so a Redis outage pauses the worker
+without holding back read_committed readers.
+
+The class is plain Python; `ray_api` turns it into an actor, so the loop can
+be driven in-process by tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import redis
+from confluent_kafka import KafkaError, TopicPartition
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore, connect, redacted
+from streamlearn import checkpoint, logs
+from streamlearn.codec import EventDecoder
+from streamlearn.config import AppConfig, config_from_wire
+from streamlearn.errors import OwnershipLostError
+from streamlearn.model_spec import build_model, model_kind
+from streamlearn.protocol import PartitionTask
+
+log = logs.get("worker")
+_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+class PartitionWorker:
+    """Owns partitions, runs the protocol for each, until stopped or fenced everywhere."""
+
+    def __init__(self, wire_config: dict[str, Any], worker_id: str) -> None:
+        logs.setup()
+        self.cfg: AppConfig = config_from_wire(wire_config)
+        self.worker_id = worker_id
+        self.owner = f"{worker_id}@{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._partitions: list[int] = []
+        self._phase = "idle"
+        self._lock = threading.Lock()
+
+    # ---- control (called from other threads of the actor) ------------------------
+    def ping(self) -> dict[str, Any]:
+        with self._lock:
+            return {"worker": self.worker_id, "pid": os.getpid(), "partitions": list(self._partitions), "phase": self._phase}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ---- main loop -------------------------------------------------------------------
+    def run(self, partitions: list[int]) -> dict[str, Any]:
+        self._stop.clear()
+        cfg = self.cfg
+        pc = cfg.processing
+        topic = cfg.kafka.input_topic
+        rclient = connect(cfg.redis.url.get_secret_value(), socket_timeout_s=cfg.redis.socket_timeout_s, ssl_ca_certs=cfg.redis.ssl_ca_certs)
+        store = CheckpointStore(rclient, cfg.redis.key_prefix, cfg.app, topic)
+        consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
+        adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
+        out_parts = len(kafka_io.topic_partitions(adm, cfg.kafka.output_topic) or [0])
+        kind = model_kind(build_model(cfg.model))
+        decoder = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
+                               classes=cfg.model.classes, max_value_bytes=pc.max_value_bytes)
+        secret = cfg.checkpoint_secret()
+        ckpt_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
+        shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
+
+        tasks: dict[int, PartitionTask] = {}
+        lost: list[int] = []
+        with self._lock:
+            self._partitions = list(partitions)
+            self._phase = "restoring"
+        assignment = []
+        for p in partitions:
+            task = PartitionTask(cfg, store, consumer, p, self.owner, ckpt_key, decoder, kind.is_classifier, out_parts, shared)
+            self._with_redis(store, [task], lambda t=task: t.take_ownership())
+            start = self._with_redis(store, [task], lambda t=task: t.restore())
+            tasks[p] = task
+            assignment.append(TopicPartition(topic, p, start))
+        consumer.assign(assignment)
+        with self._lock:
+            self._phase = "running"
+
+        last_commit = time.monotonic()
+        last_status = 0.0
+        last_events = {p: t.state.events for p, t in tasks.items() if t.state is not None}
+        commit_every = pc.commit_interval_ms / 1000.0
+        poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
+        result = "stopped"
+        try:
+            while tasks and not self._stop.is_set():
+                msgs = consumer.consume(num_messages=pc.max_batch, timeout=poll_s)
+                if msgs:
+                    by_part: dict[int, list[Any]] = defaultdict(list)
+                    for m in msgs:
+                        err = m.error()
+                        if err is not None:
+                            if err.code() != KafkaError._PARTITION_EOF:
+                                logs.event(log, logging.DEBUG, "consume_error", topic=topic, error=str(err))
+                            continue
+                        by_part[m.partition()].append(m)
+                    for p, recs in by_part.items():
+                        task = tasks.get(p)
+                        if task is not None:
+                            task.process(recs)
+                now = time.monotonic()
+                full = any(t.pending >= pc.max_batch for t in tasks.values())
+                if now - last_commit < commit_every and not full:
+                    continue
+                last_commit = now
+                for p in list(tasks):
+                    try:
+                        tasks[p].commit()
+                    except OwnershipLostError as exc:
+                        self._drop(consumer, tasks, p, lost, exc)
+                due = [t for t in tasks.values() if t.checkpoint_due(now)]
+                if due or now - last_status >= pc.status_interval_s:
+                    self._with_redis(store, list(tasks.values()), lambda: self._checkpoint_and_publish(store, consumer, tasks, due, lost, last_events, now - last_status if last_status else 0.0, now - last_status >= pc.status_interval_s))
+                    if now - last_status >= pc.status_interval_s:
+                        last_status = now
+            if not tasks:
+                result = "retired"
+            # Graceful stop: commit what is open, checkpoint everything.
+            for p in list(tasks):
+                try:
+                    tasks[p].commit()
+                except OwnershipLostError as exc:
+                    self._drop(consumer, tasks, p, lost, exc)
+            if tasks:
+                self._with_redis(store, list(tasks.values()), lambda: self._checkpoint_and_publish(store, consumer, tasks, list(tasks.values()), lost, last_events, 0.0, True), give_up_on_stop=True)
+        finally:
+            for t in tasks.values():
+                t.close()
+            if shared is not None:
+                shared.flush(10)
+            consumer.close()
+            with self._lock:
+                self._partitions = []
+                self._phase = result
+        logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=lost)
+        return {"worker": self.worker_id, "result": result, "lost": lost, "pid": os.getpid()}
+
+    def _drop(self, consumer: Any, tasks: dict[int, PartitionTask], p: int, lost: list[int], exc: OwnershipLostError) -> None:
+        logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
+        task = tasks.pop(p)
+        task.close()
+        lost.append(p)
+        consumer.incremental_unassign([TopicPartition(self.cfg.kafka.input_topic, p)])
+        with self._lock:
+            self._partitions = sorted(tasks)
+
+    def _checkpoint_and_publish(
+        self,
+        store: CheckpointStore,
+        consumer: Any,
+        tasks: dict[int, PartitionTask],
+        due: list[PartitionTask],
+        lost: list[int],
+        last_events: dict[int, int],
+        elapsed: float,
+        publish: bool,
+    ) -> None:
+        for task in due:
+            if task.p not in tasks:
+                continue
+            try:
+                task.write_checkpoint()
+            except OwnershipLostError as exc:
+                self._drop(consumer, tasks, task.p, lost, exc)
+        if not publish:
+            return
+        topic = self.cfg.kafka.input_topic
+        for p in list(tasks):
+            task = tasks[p]
+            try:
+                task.renew_lease()
+            except OwnershipLostError as exc:
+                self._drop(consumer, tasks, p, lost, exc)
+                continue
+            assert task.state is not None
+            ev = task.state.events
+            eps = (ev - last_events.get(p, ev)) / elapsed if elapsed > 0 else 0.0
+            last_events[p] = ev
+            store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, topic, p), eps))
+
+    def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, give_up_on_stop: bool = False) -> Any:
+        """Run fn; while Redis is unreachable, pause (one log line per partition) and retry."""
+        paused = False
+        while True:
+            try:
+                out = fn()
+            except _REDIS_ERRORS as exc:
+                if not paused:
+                    paused = True
+                    with self._lock:
+                        self._phase = "paused"
+                    url = redacted(self.cfg.redis.url.get_secret_value())
+                    for t in tasks:
+                        logs.event(log, logging.WARNING, "redis_unreachable_pausing", topic=t.topic, partition=t.p, epoch=t.epoch,
+                                   committed_offset=t.committed_offset, redis=url, error=type(exc).__name__)
+                if give_up_on_stop and self._stop.is_set() and paused:
+                    # Stopping with Redis down: the commit is done; the next owner replays from the last checkpoint.
+                    return None
+                self._stop.wait(self.cfg.processing.redis_retry_s)
+                continue
+            if paused:
+                with self._lock:
+                    self._phase = "running"
+                for t in tasks:
+                    logs.event(log, logging.WARNING, "redis_back_resuming", topic=t.topic, partition=t.p, epoch=t.epoch)
+            return out
