@@ -29,6 +29,16 @@ _FENCED_CODES = {
 }
 
 
+_COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._WAIT_COORD,
+}
+
+
 class KafkaUnavailable(ConnectionError):
     """The broker did not answer; the message says where."""
 
@@ -131,7 +141,8 @@ def admin(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient
 def topic_partitions(client: AdminClient, topic: str, timeout_s: float = 10.0) -> list[int] | None:
     """Partition ids of a topic, None if it does not exist; KafkaUnavailable if the broker is down."""
     try:
-        md = client.list_topics(topic=topic, timeout=timeout_s)
+        # All topics: a metadata request naming the topic can auto-create it with 1 partition.
+        md = client.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise KafkaUnavailable(f"Kafka did not answer a metadata request within {timeout_s:.0f}s ({exc.args[0]})") from None
     tmd = md.topics.get(topic)
@@ -166,8 +177,23 @@ def ensure_topic(client: AdminClient, topic: str, partitions: int, config: Mappi
 
 
 def committed_offsets(consumer: Consumer, topic: str, partitions: Iterable[int], timeout_s: float = 10.0) -> dict[int, int | None]:
-    """Kafka's committed offset K per partition for the consumer's group (None if never committed)."""
-    tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=timeout_s)
+    """Kafka's committed offset K per partition for the consumer's group (None if never committed).
+
+    Retries while the group coordinator is moving or loading (normal right
+    after a broker start), up to `timeout_s`.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=max(deadline - time.monotonic(), 1.0))
+            break
+        except KafkaException as exc:
+            err = exc.args[0]
+            if time.monotonic() >= deadline or not (err.retriable() or err.code() in _COORDINATOR_MOVING):
+                raise KafkaUnavailable(f"committed offsets of {topic} unavailable: {err}") from None
+            time.sleep(0.2)
     out: dict[int, int | None] = {}
     for tp in tps:
         if tp.error is not None:

@@ -110,6 +110,13 @@ class CheckpointStore:
         code, cur = self._renew(keys=[self.key(partition, "epoch"), self.key(partition, "lease")], args=[epoch, owner, lease_ms])
         return CasResult(int(code) == CAS_OK, int(code), int(cur))
 
+    def release_lease(self, partition: int, owner: str) -> None:
+        """Graceful stop: drop the lease if it is still ours, so status shows the partition unowned."""
+        key = self.key(partition, "lease")
+        raw = self.r.get(key)
+        if raw is not None and raw.decode() == owner:
+            self.r.delete(key)
+
     def lease(self, partition: int) -> tuple[str | None, int]:
         """(owner, remaining ms) of the partition's lease; (None, 0) when expired."""
         pipe = self.r.pipeline()

@@ -350,7 +350,7 @@ class PartitionTask:
     def write_checkpoint(self) -> None:
         """Only after commit: the blob reflects exactly the committed offset (I4)."""
         assert self.state is not None
-        if self.in_txn or self.state.offset == self.ckpt_offset or self.phase != "running":
+        if self.in_txn or self.state.offset == self.ckpt_offset or self.phase not in ("running", "stopped"):
             return
         blob = checkpoint.encode(self.state, self.ckpt_key)
         if faults.ENABLED:

@@ -6,10 +6,11 @@ import os
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 ActorError = RayActorError
 TimeoutError_ = GetTimeoutError
+TaskError = RayTaskError
 
 # Passed to actors so crash points, secrets and log levels reach every worker process.
 _FORWARDED_ENV = ("STREAMLEARN_FAULTS", "STREAMLEARN_CHECKPOINT_SECRET", "STREAMLEARN_LOG_LEVEL")

@@ -9,6 +9,7 @@ recovers from checkpoints.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -18,11 +19,12 @@ from typing import Any
 
 from connectors import kafka_io
 from connectors.redis_store import connect, redacted
-from streamlearn import ray_api
+from streamlearn import logs, ray_api
 from streamlearn.config import AppConfig
 from streamlearn.coordinator import Coordinator
 from streamlearn.errors import ServiceUnavailableError
 
+log = logs.get("runner")
 StatusHook = Callable[[dict[str, Any]], None]
 StopWhen = Callable[[dict[str, Any]], bool]
 
@@ -76,6 +78,9 @@ class Runner:
                 try:
                     last = ray_api.get(ray_api.call(self.coordinator, "status"), timeout=30)
                 except ray_api.TimeoutError_:
+                    continue
+                except ray_api.TaskError as exc:  # status is best effort (e.g. Kafka briefly away)
+                    logs.event(log, logging.WARNING, "status_failed", error=str(exc.cause if hasattr(exc, "cause") else exc)[:300])
                     continue
                 if on_status is not None:
                     on_status(last)

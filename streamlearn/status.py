@@ -48,7 +48,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "partition": p,
                 "owner": owner,
                 "lease_ms": lease_ms,
-                "phase": st.get("phase", "unowned") if owner else ("stopped" if st else "unowned"),
+                "phase": st.get("phase", "unowned") if owner else ("stopped" if st.get("phase") == "stopped" else "unowned"),
                 "epoch": store.current_epoch(p),
                 "committed_offset": k,
                 "checkpoint_offset": meta.get("offset"),

@@ -139,7 +139,7 @@ class PartitionWorker:
                 except OwnershipLostError as exc:
                     self._drop(consumer, tasks, p, lost, exc)
             if tasks:
-                self._with_redis(store, list(tasks.values()), lambda: self._checkpoint_and_publish(store, consumer, tasks, list(tasks.values()), lost, last_events, 0.0, True), give_up_on_stop=True)
+                self._with_redis(store, list(tasks.values()), lambda: self._final_checkpoint(store, consumer, tasks, lost), give_up_on_stop=True)
         finally:
             for t in tasks.values():
                 t.close()
@@ -160,6 +160,18 @@ class PartitionWorker:
         consumer.incremental_unassign([TopicPartition(self.cfg.kafka.input_topic, p)])
         with self._lock:
             self._partitions = sorted(tasks)
+
+    def _final_checkpoint(self, store: CheckpointStore, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int]) -> None:
+        for p in list(tasks):
+            task = tasks[p]
+            try:
+                task.write_checkpoint()
+            except OwnershipLostError as exc:
+                self._drop(consumer, tasks, p, lost, exc)
+                continue
+            task.phase = "stopped"
+            store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, task.topic, p), 0.0))
+            store.release_lease(p, self.owner)
 
     def _checkpoint_and_publish(
         self,

@@ -1,0 +1,5 @@
+import sys
+
+from streamlearn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,256 @@
+"""`streamlearn` command line. Errors become one line plus a hint, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streamlearn import __version__, logs
+from streamlearn.config import AppConfig, load_config
+from streamlearn.errors import ConfigError, ServiceUnavailableError, StreamlearnError
+
+EPILOG = """\
+quick start (local Kafka + Redis started by streamlearn itself):
+  streamlearn services up
+  streamlearn produce -c examples/app.yaml --input examples/events.jsonl
+  streamlearn run     -c examples/app.yaml --until-idle 5
+  streamlearn consume -c examples/app.yaml --max 5
+  streamlearn status  -c examples/app.yaml
+
+every config key can be overridden from the environment, e.g.
+  STREAMLEARN_PROCESSING__WORKERS=4 STREAMLEARN_KAFKA__BOOTSTRAP=10.0.0.5:9092 streamlearn run -c app.yaml
+"""
+
+
+def _config(args: argparse.Namespace) -> AppConfig:
+    path = args.config or os.environ.get("STREAMLEARN_CONFIG")
+    if path is None and Path("app.yaml").exists():
+        path = "app.yaml"
+    return load_config(path)
+
+
+def _progress_printer(every_s: float) -> Any:
+    last = [0.0]
+
+    def show(st: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s:
+            return
+        last[0] = now
+        t = st["totals"]
+        parts = " ".join(
+            f"p{r['partition']}:{r['events']}ev/{r['lag']}lag/{(r['metric']['value'] or 0):.3f}" for r in st["partitions"]
+        )
+        print(f"[streamlearn] events={t['events']} eps={t['events_per_s']} lag={t['lag']} dlq={t['dlq']} "
+              f"recoveries={t['recoveries']} | {parts}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from streamlearn.runner import Runner
+
+    cfg = _config(args)
+    idle_since: list[float | None] = [None]
+
+    def until_idle(st: dict[str, Any]) -> bool:
+        if args.until_idle is None:
+            return False
+        t = st["totals"]
+        idle = t["lag"] == 0 and all(r["phase"] == "running" for r in st["partitions"])
+        if not idle:
+            idle_since[0] = None
+            return False
+        if idle_since[0] is None:
+            idle_since[0] = time.monotonic()
+        return time.monotonic() - idle_since[0] >= args.until_idle
+
+    printer = None if args.quiet else _progress_printer(args.progress_every)
+    metrics_server = None
+    if cfg.metrics.port is not None and not args.no_metrics:
+        from streamlearn.metrics import serve
+
+        metrics_server = serve(cfg)
+        if metrics_server is not None and not args.quiet:
+            print(f"[streamlearn] metrics on http://{cfg.metrics.host}:{metrics_server.port}/metrics", file=sys.stderr)
+    try:
+        final = Runner(cfg, args.ray_address).run(on_status=printer, stop_when=until_idle)
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+    t = final.get("totals", {})
+    print(f"[streamlearn] stopped cleanly: events={t.get('events')} dlq={t.get('dlq')} lag={t.get('lag')}", file=sys.stderr)
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streamlearn.produce import produce_file
+
+    cfg = _config(args)
+    produce_file(cfg, Path(args.input), args.rate, args.key_field, args.partitions, quiet=args.quiet)
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from streamlearn.consume import main_consume
+
+    return main_consume(_config(args), args.max, args.timeout, args.dlq)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from connectors import kafka_io
+    from connectors.redis_store import CheckpointStore, connect
+    from streamlearn import status
+    from streamlearn.runner import check_services
+
+    cfg = _config(args)
+    check_services(cfg)
+    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic)
+    if parts is None:
+        raise ConfigError(f"kafka.input_topic: topic '{cfg.kafka.input_topic}' does not exist", hint="produce to it first")
+    store = CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
+    try:
+        st = status.collect(cfg, store, consumer, parts)
+    finally:
+        consumer.close()
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"app={st['app']} topic={st['input_topic']} guarantee={st['guarantee']}")
+    hdr = f"{'part':>4} {'owner':<28} {'phase':<10} {'epoch':>5} {'committed':>10} {'ckpt':>10} {'ckpt_age':>8} {'events':>9} {'lag':>7} {'dlq':>5} metric"
+    print(hdr)
+    for r in st["partitions"]:
+        m = r["metric"]
+        mv = f"{m['name']}={m['value']:.4f}" if m["value"] is not None else "-"
+        print(f"{r['partition']:>4} {(r['owner'] or '-')[:28]:<28} {r['phase']:<10} {r['epoch']:>5} {r['committed_offset'] if r['committed_offset'] is not None else '-':>10} "
+              f"{r['checkpoint_offset'] if r['checkpoint_offset'] is not None else '-':>10} {r['checkpoint_age_s'] if r['checkpoint_age_s'] is not None else '-':>8} "
+              f"{r['events']:>9} {r['lag']:>7} {r['dlq']:>5} {mv}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    data = cfg.model_dump(mode="json")
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="streamlearn",
+        description="Online machine learning on Kafka streams: one river model per partition, "
+        "predict-then-learn on every event, predictions written exactly once.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"streamlearn {__version__}")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", help="app YAML file (default: $STREAMLEARN_CONFIG, else ./app.yaml, else built-in defaults)")
+
+    r = sub.add_parser("run", help="run the learner until Ctrl-C (or until idle)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Start local Ray (or join --ray-address), own every input partition, predict, learn and "
+                       "commit predictions exactly once. Ctrl-C/SIGTERM commit or abort the open transactions, write checkpoints and exit 0.",
+                       epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address auto --until-idle 10")
+    common(r)
+    r.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto or ray://head:10001); default: start a local one")
+    r.add_argument("--until-idle", type=float, default=None, metavar="S", help="stop by itself once every partition has had no lag for S seconds")
+    r.add_argument("--progress-every", type=float, default=5.0, metavar="S", help="progress line every S seconds (default 5)")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--no-metrics", action="store_true", help="do not start the Prometheus endpoint")
+    r.set_defaults(func=cmd_run)
+
+    pr = sub.add_parser("produce", help="send a .jsonl or .csv file to the input topic", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="example:\n  streamlearn produce -c app.yaml --input events.jsonl --rate 1000")
+    common(pr)
+    pr.add_argument("--input", required=True, metavar="FILE", help="events as JSON lines, or CSV with a header row")
+    pr.add_argument("--rate", type=float, default=None, metavar="N", help="events per second (default: as fast as possible)")
+    pr.add_argument("--key-field", default=None, metavar="F", help="record key from this field (default: the id field)")
+    pr.add_argument("--partitions", type=int, default=4, help="partitions of the input topic if it has to be created (default 4)")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=cmd_produce)
+
+    c = sub.add_parser("consume", help="print committed predictions as JSON lines (read_committed)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  streamlearn consume -c app.yaml --max 10\n  streamlearn consume -c app.yaml --dlq --timeout 2")
+    common(c)
+    c.add_argument("--max", type=int, default=None, metavar="N", help="stop after N records")
+    c.add_argument("--timeout", type=float, default=5.0, metavar="S", help="stop after S seconds without a new record (default 5)")
+    c.add_argument("--dlq", action="store_true", help="read the dead-letter topic instead (value excerpt + error headers)")
+    c.set_defaults(func=cmd_consume)
+
+    s = sub.add_parser("status", help="per-partition owner, offsets, checkpoint age, lag, metric", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  streamlearn status -c app.yaml --json")
+    common(s)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_status)
+
+    cf = sub.add_parser("config", help="print the validated configuration (secrets masked)",
+                        epilog="example:\n  STREAMLEARN_PROCESSING__WORKERS=4 streamlearn config -c app.yaml")
+    common(cf)
+    cf.set_defaults(func=cmd_config)
+
+    try:
+        from connectors.services.cli import register
+    except ImportError:  # pragma: no cover - services layer missing from a trimmed install
+        pass
+    else:
+        register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(args.log_level)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StreamlearnError as exc:
+        kind = "config error" if isinstance(exc, ConfigError) else "service unavailable" if isinstance(exc, ServiceUnavailableError) else "error"
+        print(f"streamlearn: {kind}: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streamlearn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `streamlearn consume | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        return _known_failure(exc)
+
+
+def _known_failure(exc: Exception) -> int:
+    """Service outages and passthrough mistakes as one line; anything else is a bug: re-raise."""
+    import redis
+
+    from connectors import kafka_io
+
+    if isinstance(exc, kafka_io.KafkaUnavailable):
+        print(f"streamlearn: service unavailable: Kafka: {exc}", file=sys.stderr)
+        print("  hint: `streamlearn services status`, or check kafka.bootstrap", file=sys.stderr)
+        return 2
+    if isinstance(exc, redis.RedisError):
+        print(f"streamlearn: service unavailable: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  hint: `streamlearn services status`, or check redis.url (password, TLS)", file=sys.stderr)
+        return 2
+    if isinstance(exc, kafka_io.PinnedSettingError):
+        print(f"streamlearn: config error: {exc}", file=sys.stderr)
+        print("  hint: remove that key from kafka.consumer / kafka.producer", file=sys.stderr)
+        return 2
+    raise exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
