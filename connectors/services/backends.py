@@ -173,7 +173,7 @@ def _redis_version(url: str) -> str | None:
     try:
         client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            info: dict[str, Any] = client.info("server")
+            info: Any = client.info("server")
             return str(info.get("redis_version")) if info else None
         finally:
             client.close()

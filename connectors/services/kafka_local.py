@@ -130,6 +130,10 @@ class LocalKafka(LocalService):
         return self.log_dir / "server.log"
 
     @property
+    def _logs(self) -> list[Path]:
+        return [self.log_file, self.state_dir / "kafka.out"]
+
+    @property
     def marker(self) -> str:
         return str(self.config_file)
 
@@ -149,7 +153,7 @@ class LocalKafka(LocalService):
         """Start the broker if it is not running, then wait until it can create topics."""
         pid = self.pid
         if pid is not None:
-            self._wait_ready(pid, self._probe, self.ready_timeout, self.log_file)
+            self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
             return self
         java = find_java()
         libs = ensure_kafka_jars(self.cache_dir, self.version)
@@ -178,7 +182,7 @@ class LocalKafka(LocalService):
                            cluster_id=cluster_id, started_at=time.time(),
                            log=str(self.log_file))
         log.info("Kafka %s starting on %s:%d (pid %d)", self.version, LOOPBACK, port, pid)
-        self._wait_ready(pid, self._probe, self.ready_timeout, self.log_file)
+        self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
         return self
 
     def _choose_ports(self, state: dict[str, Any], formatted: bool) -> tuple[int, int]:

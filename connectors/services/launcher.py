@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +108,21 @@ class LocalService:
 
     # -- readiness -----------------------------------------------------------
     def _wait_ready(self, pid: int, probe: Callable[[], bool], timeout: float,
-                    log_file: Path) -> None:
-        """Poll ``probe`` until true; fail fast (naming ``log_file``) if the process dies."""
+                    logs: Sequence[Path]) -> None:
+        """Poll ``probe`` until true; fail fast (naming the log) if the process dies.
+
+        ``logs`` are the service's own log then its captured stdout/stderr: a
+        server that dies before opening its log only speaks on stderr.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if not process.pid_alive(pid):
                 self._update_state(pid=None)
-                reason = _last_error(log_file)
+                reason, where = _last_error(logs)
                 raise ServiceStartError(
                     f"{self.name} (pid {pid}) exited during start"
                     + (f": {reason}" if reason else ""),
-                    f"see its log {log_file}",
+                    f"see its log {where}",
                 )
             if probe():
                 return
@@ -127,18 +131,25 @@ class LocalService:
                 self._update_state(pid=None)
                 raise ServiceStartError(
                     f"{self.name} (pid {pid}) not ready after {timeout:.0f}s; stopped it",
-                    f"see its log {log_file}",
+                    f"see its log {_last_error(logs)[1]}",
                 )
             time.sleep(0.2)
 
 
-def _last_error(log_file: Path) -> str:
-    """The last line that looks like an error in ``log_file``, shortened to one line."""
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        if any(word in line for word in ("ERROR", "Exception", "FATAL", "# ")):
-            return line.strip()[:240]
-    return ""
+def _last_error(logs: Sequence[Path]) -> tuple[str, Path]:
+    """The last error-looking line (shortened) and the log it came from.
+
+    Without any error line, names the first log that has content (or the first log).
+    """
+    fallback: Path | None = None
+    for log_file in logs:
+        try:
+            lines = log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        if lines and fallback is None:
+            fallback = log_file
+        for line in reversed(lines):
+            if any(word in line for word in ("ERROR", "Error", "Exception", "FATAL", "# ")):
+                return line.strip()[:240], log_file
+    return "", fallback or logs[0]

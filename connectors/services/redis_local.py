@@ -78,6 +78,10 @@ class LocalRedis(LocalService):
         return self.state_dir / "redis.log"
 
     @property
+    def _logs(self) -> list[Path]:
+        return [self.log_file, self.state_dir / "redis.out"]
+
+    @property
     def marker(self) -> str:
         return str(self.config_file)
 
@@ -107,7 +111,7 @@ class LocalRedis(LocalService):
         """Start redis-server if it is not running, then wait until PING answers."""
         pid = self.pid
         if pid is not None:
-            self._wait_ready(pid, self._probe, self.ready_timeout, self.log_file)
+            self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
             return self
         server = find_redis_server()
         previous = int(self.state().get("port") or 0)
@@ -122,7 +126,7 @@ class LocalRedis(LocalService):
                              cwd=self.state_dir)
         self._update_state(pid=pid, port=port, started_at=time.time(), log=str(self.log_file))
         log.info("Redis starting on %s:%d (pid %d)", LOOPBACK, port, pid)
-        self._wait_ready(pid, self._probe, self.ready_timeout, self.log_file)
+        self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
         return self
 
     def _write_config(self, port: int) -> None:
