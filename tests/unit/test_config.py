@@ -1,0 +1,93 @@
+"""Configuration: validated once, errors name the key and the fix, env overrides apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamlearn.config import load_config
+from streamlearn.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "app.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_valid() -> None:
+    cfg = load_config(None, environ={})
+    assert cfg.processing.guarantee == "exactly_once"
+    assert cfg.group_id == "streamlearn-streamlearn"
+    assert cfg.model.estimator == "river.linear_model.LogisticRegression"
+
+
+def test_env_overrides_nested_keys_with_yaml_scalars(tmp_path: Path) -> None:
+    path = write(tmp_path, "app: a1\nprocessing:\n  workers: 2\n")
+    cfg = load_config(path, environ={"STREAMLEARN_PROCESSING__WORKERS": "5", "STREAMLEARN_KAFKA__BOOTSTRAP": "h:1234",
+                                     "STREAMLEARN_CHECKPOINT_SECRET": "not-a-config-key"})
+    assert cfg.processing.workers == 5
+    assert cfg.kafka.bootstrap == "h:1234"
+    assert cfg.app == "a1"
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "processing:\n  wrokers: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    assert "processing.wrokers" in exc.value.message
+    assert "did you mean 'workers'" in exc.value.message
+
+
+def test_bad_value_names_key_and_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "processing:\n  workers: 0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    assert "processing.workers" in exc.value.message
+    assert "got 0" in exc.value.message
+
+
+def test_guarantee_must_be_known(tmp_path: Path) -> None:
+    path = write(tmp_path, "processing:\n  guarantee: maybe_once\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    assert "processing.guarantee" in exc.value.message
+    assert "exactly_once" in exc.value.message
+
+
+def test_estimator_path_is_checked_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "model:\n  estimator: river.linear_model.LogisticRegresion\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    assert "model.estimator" in exc.value.message
+    assert "river.linear_model.LogisticRegression" in exc.value.message
+
+
+def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml", environ={})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "kafka: [unclosed\n"), environ={})
+
+
+def test_bootstrap_and_redis_url_shapes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="kafka.bootstrap"):
+        load_config(write(tmp_path, "kafka:\n  bootstrap: localhost\n"), environ={})
+    with pytest.raises(ConfigError, match="redis.url"):
+        load_config(write(tmp_path, "redis:\n  url: http://x\n"), environ={})
+
+
+def test_secrets_are_masked_in_dumps(tmp_path: Path) -> None:
+    path = write(tmp_path, "redis:\n  url: redis://:hunter2@127.0.0.1:6379/0\ncheckpoint:\n  secret: s3cr3t\n")
+    cfg = load_config(path, environ={})
+    dumped = str(cfg.model_dump(mode="json"))
+    assert "hunter2" not in dumped and "s3cr3t" not in dumped and "hunter2" not in repr(cfg)
+    assert cfg.to_wire()["redis"]["url"].endswith("@127.0.0.1:6379/0")
+    assert cfg.checkpoint_secret() == b"s3cr3t"
+
+
+def test_secret_env_takes_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(write(tmp_path, "checkpoint:\n  secret: fromfile\n"), environ={})
+    monkeypatch.setenv("STREAMLEARN_CHECKPOINT_SECRET", "fromenv")
+    assert cfg.checkpoint_secret() == b"fromenv"
