@@ -270,3 +270,14 @@ def test_help_teaches_with_an_example() -> None:
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0
     assert "eval \"$(" in done.stdout and "status --json" in done.stdout
+
+
+def test_an_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "jdk11" / "bin").mkdir(parents=True)
+    _script(tmp_path / "jdk11" / "bin" / "java",
+            'echo \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk11"))
+    with pytest.raises(JavaNotFoundError) as raised:
+        LocalKafka(state_dir=tmp_path / "kafka").start()
+    text = _one_line(raised.value)
+    assert "Java 11" in text and "too old" in text and "openjdk-17" in text
