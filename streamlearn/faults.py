@@ -7,9 +7,19 @@ the module constant `ENABLED`, so production pays one global lookup:
         faults.point("after_produce_before_commit")
 
 Spec: `STREAMLEARN_FAULTS="after_produce_before_commit=0.05,during_replay=0.02"`
-(probability per hit of SIGKILL-ing the current process) with an optional
-`seed=N` entry. Points: take_ownership, during_replay,
-after_produce_before_commit, after_commit_before_checkpoint, mid_checkpoint.
+(probability per hit of SIGKILL-ing the current process) with optional
+entries:
+
+- `seed=N`: seeds the per-process random draw (mixed with the pid).
+- `limit=N` and `dir=/path`: at most N crashes per point, counted across every
+  process (and every restart) through marker files `dir/<point>.<k>` created
+  with O_EXCL just before the kill, so a test can say "crash exactly once at
+  point X" and afterwards count how many crashes really happened
+  (`crashes(dir)`). `limit` without `dir` is refused: a per-process counter
+  would reset with every restart and crash forever.
+
+Points: take_ownership, during_replay, after_produce_before_commit,
+after_commit_before_checkpoint, mid_checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+from pathlib import Path
 
 POINTS = (
     "take_ownership",
@@ -27,28 +38,66 @@ POINTS = (
 )
 
 
-def _parse(spec: str) -> tuple[dict[str, float], int | None]:
+def _parse(spec: str) -> tuple[dict[str, float], int | None, int | None, str | None]:
     probs: dict[str, float] = {}
     seed: int | None = None
+    limit: int | None = None
+    directory: str | None = None
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, _, val = item.partition("=")
         if name == "seed":
             seed = int(val)
             continue
+        if name == "limit":
+            limit = int(val)
+            continue
+        if name == "dir":
+            directory = val
+            continue
         if name not in POINTS:
             raise ValueError(f"STREAMLEARN_FAULTS: unknown crash point '{name}' (known: {', '.join(POINTS)})")
         probs[name] = float(val or 1.0)
-    return probs, seed
+    if limit is not None and directory is None:
+        raise ValueError("STREAMLEARN_FAULTS: limit=N needs dir=/path (the crash counter must survive the crashes)")
+    return probs, seed, limit, directory
 
 
 _SPEC = os.environ.get("STREAMLEARN_FAULTS", "")
-_PROBS, _SEED = _parse(_SPEC)
+_PROBS, _SEED, _LIMIT, _DIR = _parse(_SPEC)
 ENABLED = bool(_PROBS)
 _rng = random.Random((_SEED or 0) ^ os.getpid())
+
+
+def _claim(name: str) -> bool:
+    """Take one of the point's `limit` crash slots; False when all are used."""
+    if _LIMIT is None or _DIR is None:
+        return True
+    os.makedirs(_DIR, exist_ok=True)
+    for k in range(_LIMIT):
+        try:
+            fd = os.open(os.path.join(_DIR, f"{name}.{k}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
 
 
 def point(name: str) -> None:
     """SIGKILL this process with the configured probability (the crash a test wants)."""
     p = _PROBS.get(name)
-    if p and _rng.random() < p:
+    if p and _rng.random() < p and _claim(name):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def crashes(directory: str | Path) -> dict[str, int]:
+    """How many crashes each point caused, from the marker files of a `dir=` spec."""
+    out = dict.fromkeys(POINTS, 0)
+    d = Path(directory)
+    if d.is_dir():
+        for f in d.iterdir():
+            name = f.name.rsplit(".", 1)[0]
+            if name in out:
+                out[name] += 1
+    return out
