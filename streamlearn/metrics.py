@@ -1,11 +1,277 @@
-"""Prometheus endpoint of `streamlearn run` (filled in by the metrics work, issue 6)."""
+"""Prometheus endpoint of `streamlearn run`: per-partition series from the status dict.
+
+Why a custom collector instead of counters updated in the workers: the
+workers already publish their counters to Redis every
+`processing.status_interval_s`, and `streamlearn.status.collect` joins them
+with Kafka's offsets. Reading that at scrape time keeps one source of truth
+(what `streamlearn status` prints is what Prometheus sees), works for any
+number of Ray nodes without a push gateway, and survives worker restarts:
+counters live in the model state and the checkpoint, not in a process.
+
+Every series carries the labels `app` and `partition` (plus `metric` for the
+prequential metric). Labels never hold URLs, hosts or secrets. The names and
+meanings are listed in `METRICS` below and rendered into the README by
+`metrics_markdown()`.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from streamlearn import logs
 from streamlearn.config import AppConfig
+from streamlearn.errors import ConfigError
+
+log = logs.get("metrics")
+
+PREFIX = "streamlearn_"
+Status = dict[str, Any]
+StatusSource = Callable[[], Status]
 
 
-def serve(cfg: AppConfig) -> Any:
-    return None
+@dataclass(frozen=True)
+class MetricDoc:
+    name: str  # without PREFIX and without the _total/_bucket suffixes Prometheus adds
+    kind: str  # counter | gauge | histogram
+    help: str
+
+
+METRICS: tuple[MetricDoc, ...] = (
+    MetricDoc("events", "counter", "Events processed (predicted and learned) by the partition's model."),
+    MetricDoc("events_per_second", "gauge", "Recent processing rate of the partition, events per second."),
+    MetricDoc("lag_events", "gauge", "Records in the input partition not yet processed (high watermark minus position)."),
+    MetricDoc("committed_offset", "gauge", "Next input offset committed in Kafka (inside the transaction)."),
+    MetricDoc("commit_latency_seconds", "histogram", "Duration of one transaction commit (outputs + input offsets)."),
+    MetricDoc("checkpoint_age_seconds", "gauge", "Seconds since the partition's last model checkpoint was written to Redis."),
+    MetricDoc("checkpoint_size_bytes", "gauge", "Size of the partition's last model checkpoint (authenticated blob)."),
+    MetricDoc("checkpoint_offset", "gauge", "Input offset the last checkpoint reflects (never above committed_offset)."),
+    MetricDoc("recoveries", "counter", "Times the partition was restored from checkpoint + replay after a failure."),
+    MetricDoc("checkpoints_refused", "counter", "Checkpoint writes refused by the epoch/offset compare-and-set (zombie or stale writer)."),
+    MetricDoc("dlq", "counter", "Records sent to the dead-letter topic (undecodable or invalid)."),
+    MetricDoc("prequential_metric", "gauge", "Prequential (test-then-train) metric of the partition's model; label `metric` names it."),
+    MetricDoc("epoch", "gauge", "Ownership epoch of the partition in Redis; it increases on every take-over."),
+    MetricDoc("partition_running", "gauge", "1 when a live worker owns the partition and processes it, else 0."),
+    MetricDoc("status_up", "gauge", "1 when the last status read from Kafka and Redis succeeded, else 0 (no `partition` label)."),
+)
+
+
+def full_name(doc: MetricDoc) -> str:
+    """The name as scraped: counters get `_total`, histograms `_bucket/_sum/_count`."""
+    return PREFIX + doc.name + ("_total" if doc.kind == "counter" else "")
+
+
+def metrics_markdown() -> str:
+    """A Markdown table of every series, for the README (a test keeps them in sync)."""
+    lines = ["| name | type | meaning |", "| --- | --- | --- |"]
+    for doc in METRICS:
+        lines.append(f"| `{full_name(doc)}` | {doc.kind} | {doc.help} |")
+    return "\n".join(lines)
+
+
+def _doc(name: str) -> MetricDoc:
+    return next(d for d in METRICS if d.name == name)
+
+
+def _finite(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def families(status: Status | None, app: str) -> list[Metric]:
+    """Prometheus metric families from one status dict (None: the read failed)."""
+
+    def fam(name: str, cls: type, extra: tuple[str, ...] = ()) -> Any:
+        return cls(PREFIX + name, _doc(name).help, labels=["app", "partition", *extra])
+
+    up = GaugeMetricFamily(PREFIX + "status_up", _doc("status_up").help, labels=["app"])
+    up.add_metric([app], 0.0 if status is None else 1.0)
+    if status is None:
+        return [up]
+    from streamlearn.protocol import COMMIT_BUCKETS_MS
+
+    out: dict[str, Any] = {
+        "events": fam("events", CounterMetricFamily),
+        "events_per_second": fam("events_per_second", GaugeMetricFamily),
+        "lag_events": fam("lag_events", GaugeMetricFamily),
+        "committed_offset": fam("committed_offset", GaugeMetricFamily),
+        "commit_latency_seconds": fam("commit_latency_seconds", HistogramMetricFamily),
+        "checkpoint_age_seconds": fam("checkpoint_age_seconds", GaugeMetricFamily),
+        "checkpoint_size_bytes": fam("checkpoint_size_bytes", GaugeMetricFamily),
+        "checkpoint_offset": fam("checkpoint_offset", GaugeMetricFamily),
+        "recoveries": fam("recoveries", CounterMetricFamily),
+        "checkpoints_refused": fam("checkpoints_refused", CounterMetricFamily),
+        "dlq": fam("dlq", CounterMetricFamily),
+        "prequential_metric": fam("prequential_metric", GaugeMetricFamily, ("metric",)),
+        "epoch": fam("epoch", GaugeMetricFamily),
+        "partition_running": fam("partition_running", GaugeMetricFamily),
+    }
+    for row in status.get("partitions", []):
+        labels = [app, str(row["partition"])]
+
+        def put(name: str, value: Any, row_labels: list[str] = labels) -> None:
+            v = _finite(value)
+            if v is not None:
+                out[name].add_metric(row_labels, v)
+
+        put("events", row.get("events"))
+        put("events_per_second", row.get("events_per_s"))
+        put("lag_events", row.get("lag"))
+        put("committed_offset", row.get("committed_offset"))
+        put("checkpoint_age_seconds", row.get("checkpoint_age_s"))
+        put("checkpoint_size_bytes", row.get("checkpoint_bytes"))
+        put("checkpoint_offset", row.get("checkpoint_offset"))
+        put("recoveries", row.get("recoveries"))
+        put("checkpoints_refused", row.get("checkpoints_refused"))
+        put("dlq", row.get("dlq"))
+        put("epoch", row.get("epoch"))
+        put("partition_running", 1.0 if row.get("phase") == "running" else 0.0)
+        metric = row.get("metric") or {}
+        if metric.get("name"):
+            put("prequential_metric", metric.get("value"), [*labels, str(metric["name"])])
+        hist = list(row.get("commit_hist") or [])
+        if hist:
+            buckets, running = [], 0
+            for bound_ms, count in zip(COMMIT_BUCKETS_MS, hist, strict=False):
+                running += count
+                buckets.append((_le(bound_ms / 1000), running))
+            buckets.append(("+Inf", sum(hist)))
+            out["commit_latency_seconds"].add_metric(labels, buckets, (row.get("commit_sum_ms") or 0.0) / 1000)
+    return [up, *out.values()]
+
+
+def _le(seconds: float) -> str:
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(seconds)
+
+
+class StatusCollector(Collector):
+    """Reads the status once per scrape (cached briefly: several scrapers share one read)."""
+
+    def __init__(self, app: str, source: StatusSource, cache_s: float = 0.5) -> None:
+        self.app = app
+        self.source = source
+        self.cache_s = cache_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, Status | None] | None = None
+
+    def read(self) -> Status | None:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self.cache_s:
+                return self._cached[1]
+            try:
+                st: Status | None = self.source()
+            except Exception as exc:  # a scrape must answer even while Kafka or Redis is away
+                logs.event(log, logging.WARNING, "metrics_status_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                st = None
+            self._cached = (now, st)
+            return st
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.read(), self.app)
+
+
+class KafkaRedisStatus:
+    """`streamlearn.status.collect` against Kafka and Redis, as the driver sees them.
+
+    Clients are created on first use and the partition list is refreshed
+    every `refresh_s`, so the endpoint can start before the input topic exists.
+    """
+
+    def __init__(self, cfg: AppConfig, refresh_s: float = 30.0) -> None:
+        self.cfg = cfg
+        self.refresh_s = refresh_s
+        self._store: Any = None
+        self._consumer: Any = None
+        self._admin: Any = None
+        self._partitions: list[int] = []
+        self._listed_at = -math.inf
+
+    def __call__(self) -> Status:
+        from connectors import kafka_io
+        from connectors.redis_store import CheckpointStore, connect
+        from streamlearn import status
+
+        cfg = self.cfg
+        if self._store is None:
+            client = connect(cfg.redis.url.get_secret_value(), socket_timeout_s=cfg.redis.socket_timeout_s, ssl_ca_certs=cfg.redis.ssl_ca_certs)
+            self._store = CheckpointStore(client, cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+            self._admin = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
+            self._consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
+        now = time.monotonic()
+        if not self._partitions or now - self._listed_at > self.refresh_s:
+            self._partitions = kafka_io.topic_partitions(self._admin, cfg.kafka.input_topic, timeout_s=5.0) or []
+            self._listed_at = now
+        if not self._partitions:
+            return {"app": cfg.app, "partitions": []}
+        return status.collect(cfg, self._store, self._consumer, self._partitions)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._store is not None:
+            self._store.r.close()
+            self._store = None
+
+
+class MetricsServer:
+    """A running `/metrics` endpoint: `.port` (the bound one) and `.close()`."""
+
+    def __init__(self, httpd: Any, thread: threading.Thread, host: str, source: Any) -> None:
+        self._httpd = httpd
+        self._thread = thread
+        self._source = source
+        self.host = host
+        self.port: int = httpd.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
+
+def serve(cfg: AppConfig, source: StatusSource | None = None) -> MetricsServer | None:
+    """Start `/metrics` on `metrics.host:metrics.port` (0: a free port; None: off)."""
+    from prometheus_client import start_http_server
+
+    if cfg.metrics.port is None:
+        return None
+    src: StatusSource = source if source is not None else KafkaRedisStatus(cfg)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(cfg.app, src))
+    try:
+        httpd, thread = start_http_server(cfg.metrics.port, addr=cfg.metrics.host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.port: cannot listen on {cfg.metrics.host}:{cfg.metrics.port} ({exc.strerror or exc})",
+            hint="another `streamlearn run` may hold it: set STREAMLEARN_METRICS__PORT=0 (any free port) or pass --no-metrics",
+        ) from None
+    return MetricsServer(httpd, thread, cfg.metrics.host, src)
