@@ -1,0 +1,166 @@
+"""Helpers for engine integration tests: configs, runs of the real CLI, readers, references."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore, connect
+from streamlearn import checkpoint, partition
+from streamlearn.checkpoint import ModelState
+from streamlearn.codec import EventDecoder
+from streamlearn.config import AppConfig, load_config
+from streamlearn.consume import read_topic
+from streamlearn.model_spec import build_metric, build_model, model_kind
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(tmp_path: Path, bootstrap: str, redis_url: str, input_topic: str, **sections: dict[str, Any]) -> Path:
+    app = f"it-{uuid.uuid4().hex[:8]}"
+    doc: dict[str, Any] = {
+        "app": app,
+        "kafka": {"bootstrap": bootstrap, "input_topic": input_topic, "output_topic": f"{input_topic}-out", "dlq_topic": f"{input_topic}-dlq"},
+        "redis": {"url": redis_url, "key_prefix": "sltest"},
+        "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"]},
+        "processing": {"workers": 2, "commit_interval_ms": 100, "checkpoint_every_s": 1.0, "checkpoint_every_events": 2000},
+        "metrics": {"port": None},
+    }
+    for name, values in sections.items():
+        doc.setdefault(name, {}).update(values)
+    path = tmp_path / f"{app}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def produce(cfg: AppConfig, values: Iterable[tuple[bytes | None, bytes | None]], rate: float | None = None) -> int:
+    producer = kafka_io.make_producer(cfg.kafka.bootstrap)
+    n = 0
+    start = time.monotonic()
+    for key, value in values:
+        while True:
+            try:
+                producer.produce(cfg.kafka.input_topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        n += 1
+        if rate:
+            ahead = n / rate - (time.monotonic() - start)
+            if ahead > 0:
+                producer.poll(ahead)
+    assert producer.flush(60) == 0
+    return n
+
+
+def keyed(events: Iterable[dict[str, Any]]) -> list[tuple[bytes | None, bytes | None]]:
+    return [(str(ev["id"]).encode(), orjson.dumps(ev)) for ev in events]
+
+
+def start_run(config: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics", *extra],
+        env={**env, "PYTHONUNBUFFERED": "1"}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def stop_run(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 120) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
+            raise AssertionError(f"run exited with {proc.returncode} while waiting for {what}:\n{out[-4000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def store_of(cfg: AppConfig) -> CheckpointStore:
+    return CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+
+
+def partitions_of(cfg: AppConfig) -> list[int]:
+    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap), cfg.kafka.input_topic)
+    assert parts is not None
+    return parts
+
+
+def events_processed(cfg: AppConfig) -> int:
+    store = store_of(cfg)
+    return sum(int(store.read_status(p).get("events", 0)) for p in partitions_of(cfg))
+
+
+def committed_and_high(cfg: AppConfig) -> dict[int, tuple[int | None, int]]:
+    consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id)
+    try:
+        parts = partitions_of(cfg)
+        committed = kafka_io.committed_offsets(consumer, cfg.kafka.input_topic, parts)
+        return {p: (committed[p], kafka_io.watermarks(consumer, cfg.kafka.input_topic, p)[1]) for p in parts}
+    finally:
+        consumer.close()
+
+
+def all_committed(cfg: AppConfig) -> bool:
+    return all(k is not None and k >= high for k, high in committed_and_high(cfg).values())
+
+
+def outputs(cfg: AppConfig) -> list[dict[str, Any]]:
+    return [orjson.loads(m.value()) for m in read_topic(cfg, cfg.kafka.output_topic, None, timeout_s=3.0)]
+
+
+def dead_letters(cfg: AppConfig) -> list[Any]:
+    return list(read_topic(cfg, cfg.kafka.dlq_topic, None, timeout_s=3.0))
+
+
+def input_records(cfg: AppConfig, p: int) -> list[Any]:
+    consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, f"{cfg.group_id}-ref")
+    _low, high = kafka_io.watermarks(consumer, cfg.kafka.input_topic, p)
+    consumer.assign([TopicPartition(cfg.kafka.input_topic, p, OFFSET_BEGINNING)])
+    recs: list[Any] = []
+    deadline = time.monotonic() + 60
+    while (not recs or recs[-1].offset() < high - 1) and time.monotonic() < deadline:
+        recs.extend(m for m in consumer.consume(500, timeout=0.5) if m.error() is None)
+    consumer.close()
+    return recs
+
+
+def reference_state(cfg: AppConfig, p: int) -> ModelState:
+    """The fault-free model: the partition's records, in order, through the same hot path."""
+    model = build_model(cfg.model)
+    kind = model_kind(model)
+    dec = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
+                       classes=cfg.model.classes, max_value_bytes=cfg.processing.max_value_bytes)
+    state = ModelState(model, build_metric(cfg.model), offset=0, model_version=0, events=0)
+    partition.process(state, input_records(cfg, p), dec, p, kind.is_classifier, None, None)
+    return state
+
+
+def checkpointed_state(cfg: AppConfig, p: int) -> ModelState:
+    stored = store_of(cfg).read_checkpoint(p)
+    assert stored is not None, f"no checkpoint for partition {p}"
+    secret = cfg.checkpoint_secret()
+    return checkpoint.decode(stored.blob, secret if secret is not None else checkpoint.dev_key(cfg.app))
+
+
+def load(path: Path) -> AppConfig:
+    return load_config(path, environ={k: v for k, v in os.environ.items() if k == "STREAMLEARN_CHECKPOINT_SECRET"})
