@@ -66,10 +66,12 @@ class Runner:
         install_signals: bool = True,
     ) -> dict[str, Any]:
         check_services(self.cfg)
+        ray_api.init(self.ray_address, self.cfg.processing.workers)
+        # After ray.init: Ray installs a fatal-signal handler for SIGTERM (abort, no
+        # graceful stop) when it starts the core worker; ours must replace it.
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
-        ray_api.init(self.ray_address, self.cfg.processing.workers)
         last: dict[str, Any] = {}
         try:
             self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0, max_concurrency=8)
