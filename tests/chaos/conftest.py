@@ -1,0 +1,37 @@
+"""One private Kafka broker and one password-protected Redis for the chaos session.
+
+Private because the tests kill, stop and restart them; shared by every chaos
+test (each scenario has its own app, topics and Redis keys) because a broker
+start costs a JVM boot on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.services.kafka_local import LocalKafka
+from connectors.services.redis_local import LocalRedis
+from tests.chaos.harness import ChaosEnv
+
+
+@pytest.fixture(scope="session")
+def chaos_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosEnv]:
+    root = tmp_path_factory.mktemp("chaos")
+    password = "rp-" + secrets.token_hex(12)
+    kafka = LocalKafka(
+        state_dir=root / "kafka", port=0, controller_port=0,
+        # Abort a dead worker's timed-out transaction within ~1 s of its timeout.
+        extra_config={"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000"},
+    )
+    redis = LocalRedis(state_dir=root / "redis", port=0, password=password)
+    try:
+        kafka.start()
+        redis.start()
+        yield ChaosEnv(kafka=kafka, redis=redis, root=root / "apps", redis_password=password,
+                       checkpoint_secret="cs-" + secrets.token_hex(16))
+    finally:
+        kafka.stop()
+        redis.stop()

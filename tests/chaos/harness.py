@@ -1,0 +1,331 @@
+"""Chaos harness: one scenario = one app on private Kafka + Redis, driven as `streamlearn run`.
+
+Why a subprocess: the thing under test is the real CLI, with its own Ray
+cluster, actors, restarts and signal handling; the test process only plays
+producer, killer and (in `checker`) independent auditor.
+
+Sizes: `CHAOS_EVENTS` (default 4000, CI-sized) events over 4 partitions,
+produced at a rate that spreads them over about `CHAOS_PRODUCE_S` seconds
+so that faults land while the stream flows. Results of every scenario are
+appended as one JSON line to `CHAOS_RESULTS` (default
+build/chaos/results.jsonl), which `tests/chaos/report.py` renders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.services.kafka_local import LocalKafka
+from connectors.services.redis_local import LocalRedis
+from streamlearn.datasets import synthetic_events
+
+REPO = Path(__file__).resolve().parents[2]
+STREAMLEARN = REPO / ".venv" / "bin" / "streamlearn"
+CHAOS_EVENTS = int(os.environ.get("CHAOS_EVENTS", "4000"))
+PRODUCE_S = float(os.environ.get("CHAOS_PRODUCE_S", "15"))
+RESULTS = Path(os.environ.get("CHAOS_RESULTS", str(REPO / "build" / "chaos" / "results.jsonl")))
+PARTITIONS = 4
+WORKERS = 2
+
+
+@dataclass
+class ChaosEnv:
+    """Private services of the chaos session (never the shared default-port ones)."""
+
+    kafka: LocalKafka
+    redis: LocalRedis
+    root: Path
+    redis_password: str
+    checkpoint_secret: str
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url
+
+
+# ---- processes ----------------------------------------------------------------------
+def _ppid_map() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ... ; comm may hold spaces and parens
+        rest = stat[stat.rfind(b")") + 2:].split()
+        out[int(d)] = int(rest[1])
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of pid (Ray's raylet, GCS and workers of our driver)."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _ppid_map().items():
+        children.setdefault(parent, []).append(child)
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
+
+
+def wait_for(pred: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2) -> Any:
+    """Poll pred until truthy; AssertionError naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(every_s)
+
+
+# ---- the scenario ---------------------------------------------------------------------
+@dataclass
+class Driver:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        """PartitionWorker processes of this driver's Ray cluster (not another engineer's)."""
+        return [p for p in descendants(self.pid) if cmdline(p).startswith("ray::PartitionWorker")]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Scenario:
+    env: ChaosEnv
+    name: str
+    n_events: int = CHAOS_EVENTS
+    processing: dict[str, Any] = field(default_factory=dict)
+    on_invalid: str = "previous"
+    faults: str | None = None
+    app: str = ""
+    drivers: list[Driver] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.app = f"chaos-{self.name}-{tag}"
+        self.topic = f"{self.app}-in"
+        self.out_topic = f"{self.app}-out"
+        self.dlq_topic = f"{self.app}-dlq"
+        self.dir = self.env.root / self.app
+        self.dir.mkdir(parents=True)
+        self.faults_dir = self.dir / "faults"
+        self.config_path = self.dir / "app.yaml"
+        self.produced = 0
+        self._write_config()
+        self._create_topics()
+
+    # -- config and topics ------------------------------------------------------------
+    def _write_config(self) -> None:
+        proc = {
+            "workers": WORKERS,
+            "commit_interval_ms": 100,
+            "max_batch": 200,
+            "checkpoint_every_events": 250,
+            "checkpoint_every_s": 1.0,
+            "status_interval_s": 0.5,
+            "redis_retry_s": 0.5,
+            "owner_lease_s": 10.0,
+            **self.processing,
+        }
+        cfg = {
+            "app": self.app,
+            "kafka": {
+                "bootstrap": self.env.bootstrap,
+                "input_topic": self.topic,
+                "output_topic": self.out_topic,
+                "dlq_topic": self.dlq_topic,
+                "transaction_timeout_ms": 10_000,
+            },
+            # The Redis URL (with its password) comes from the environment, never the file.
+            "redis": {"socket_timeout_s": 2.0},
+            "model": {
+                "estimator": "river.linear_model.LogisticRegression",
+                "preprocessing": ["river.preprocessing.StandardScaler"],
+                "metric": "river.metrics.Accuracy",
+            },
+            "processing": proc,
+            "checkpoint": {"on_invalid": self.on_invalid},
+            "metrics": {"port": None},
+        }
+        self.config_path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
+
+    def _create_topics(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.env.bootstrap})
+        topics = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in (self.topic, self.out_topic, self.dlq_topic)]
+        for fut in admin.create_topics(topics, operation_timeout=30).values():
+            fut.result(timeout=30)
+
+        def ready() -> bool:
+            md = admin.list_topics(timeout=5).topics
+            return all(t in md and len(md[t].partitions) == PARTITIONS and all(p.leader >= 0 for p in md[t].partitions.values())
+                       for t in (self.topic, self.out_topic, self.dlq_topic))
+
+        wait_for(ready, 30, "topics to have leaders")
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+        env["STREAMLEARN_REDIS__URL"] = self.env.redis_url
+        env["STREAMLEARN_CHECKPOINT_SECRET"] = self.env.checkpoint_secret
+        env["STREAMLEARN_LOG_LEVEL"] = "WARNING"
+        env.update(extra)
+        return env
+
+    # -- input --------------------------------------------------------------------------
+    def events(self, n: int | None = None, start: int = 0, seed: int = 11) -> list[tuple[int, bytes, bytes]]:
+        """(partition, key, value) of n synthetic events, round-robin over the partitions."""
+        n = self.n_events if n is None else n
+        evs = list(synthetic_events(start + n, seed=seed, n_features=6))[start:]
+        return [((start + i) % PARTITIONS, ev["id"].encode(), orjson.dumps(ev)) for i, ev in enumerate(evs)]
+
+    def produce(self, records: Iterable[tuple[int, bytes | None, bytes | None]], over_s: float = 0.0) -> int:
+        """Send records (partition, key, value) in order, spread over `over_s` seconds."""
+        recs = list(records)
+        prod = Producer({"bootstrap.servers": self.env.bootstrap, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 5, "message.max.bytes": 4_000_000, "log_level": 3})
+        t0 = time.monotonic()
+        for i, (p, key, value) in enumerate(recs):
+            prod.produce(self.topic, value, key, partition=p)
+            if over_s > 0 and i % 50 == 0:
+                prod.poll(0)
+                lag = t0 + over_s * i / len(recs) - time.monotonic()
+                if lag > 0:
+                    time.sleep(lag)
+        assert prod.flush(60) == 0, "input records not acknowledged"
+        self.produced += len(recs)
+        return len(recs)
+
+    def produce_in_background(self, records: list[tuple[int, bytes | None, bytes | None]], over_s: float = PRODUCE_S) -> threading.Thread:
+        t = threading.Thread(target=self.produce, args=(records, over_s), daemon=True)
+        t.start()
+        return t
+
+    # -- the driver ---------------------------------------------------------------------
+    def start(self, faults: str | None = None) -> Driver:
+        spec = faults if faults is not None else self.faults
+        extra = {}
+        if spec:
+            extra["STREAMLEARN_FAULTS"] = f"{spec},dir={self.faults_dir}"
+        log_path = self.dir / f"driver-{len(self.drivers)}.log"
+        fh = log_path.open("wb")
+        proc = subprocess.Popen(
+            [str(STREAMLEARN), "run", "-c", str(self.config_path), "--quiet", "--no-metrics"],
+            stdout=fh, stderr=subprocess.STDOUT, env=self.cli_env(**extra), cwd=self.dir, start_new_session=True,
+        )
+        fh.close()
+        d = Driver(proc, log_path)
+        self.drivers.append(d)
+        wait_for(lambda: len(d.worker_pids()) >= 1 or proc.poll() is not None, 120, "the first PartitionWorker process")
+        assert proc.poll() is None, f"driver exited early:\n{d.log()[-3000:]}"
+        return d
+
+    def stop(self, d: Driver, timeout_s: float = 180) -> None:
+        """Graceful stop (SIGTERM): commits, final checkpoints, exit 0."""
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = d.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill_all(d)
+            raise AssertionError(f"driver did not stop within {timeout_s:.0f}s:\n{d.log()[-3000:]}") from None
+        assert rc == 0, f"driver exit code {rc}:\n{d.log()[-3000:]}"
+        self._reap(d)
+
+    def kill_all(self, d: Driver) -> None:
+        """SIGKILL the driver and every process of its Ray cluster."""
+        pids = descendants(d.pid)
+        for pid in [d.pid, *pids]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            d.proc.wait(10)
+
+    def _reap(self, d: Driver) -> None:
+        """Ray's helper processes die with the driver; make sure none of ours lingers."""
+        pids = [p for p in descendants(d.pid)]
+        deadline = time.monotonic() + 20
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if alive(p)]
+            time.sleep(0.2)
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+
+    def crashes(self) -> dict[str, int]:
+        from streamlearn import faults
+
+        return faults.crashes(self.faults_dir)
+
+
+def random_kills(driver: Driver, stop: threading.Event, rng: random.Random, log: list[dict[str, Any]],
+                 min_gap_s: float = 1.0, max_gap_s: float = 3.0, burst_p: float = 0.35) -> None:
+    """SIGKILL random worker processes until `stop`; some kills come in bursts 0.1–0.4 s apart."""
+    while not stop.wait(rng.uniform(min_gap_s, max_gap_s)):
+        burst = rng.random() < burst_p
+        for _ in range(rng.randint(2, 4) if burst else 1):
+            pids = driver.worker_pids()
+            if not pids:
+                break
+            pid = rng.choice(pids)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                log.append({"t": time.time(), "pid": pid, "burst": burst})
+            except ProcessLookupError:
+                pass
+            if burst:
+                time.sleep(rng.uniform(0.1, 0.4))
+
+
+def record_result(row: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as fh:
+        fh.write(json.dumps({"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chaos_events": CHAOS_EVENTS, **row}) + "\n")
