@@ -66,9 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not idle:
             idle_since[0] = None
             return False
-        if idle_since[0] is None:
-            idle_since[0] = time.monotonic()
-        return time.monotonic() - idle_since[0] >= args.until_idle
+        since = idle_since[0]
+        if since is None:
+            since = idle_since[0] = time.monotonic()
+        return time.monotonic() - since >= float(args.until_idle)
 
     printer = None if args.quiet else _progress_printer(args.progress_every)
     metrics_server = None

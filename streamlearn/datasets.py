@@ -30,8 +30,9 @@ def synthetic_events(
 ) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     for i in range(n):
-        x = {f"x{j}": round(rng.gauss(0.0, 1.0), 4) for j in range(n_features)}
-        score = x.get("x0", 0.0) + 0.5 * x.get("x1", 0.0) - 0.3 * x.get("x2", 0.0)
+        x: dict[str, float | str] = {f"x{j}": round(rng.gauss(0.0, 1.0), 4) for j in range(n_features)}
+        num = [float(x[f"x{j}"]) if j < n_features else 0.0 for j in range(3)]
+        score = num[0] + 0.5 * num[1] - 0.3 * num[2]
         for j in range(n_categorical):
             c = rng.choice(CATEGORIES)
             x[f"c{j}"] = c

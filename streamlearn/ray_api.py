@@ -40,7 +40,7 @@ def shutdown() -> None:
 
 
 def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4) -> Any:
-    actor_cls = ray.remote(cls)
+    actor_cls: Any = ray.remote(cls)
     return actor_cls.options(
         name=name,
         max_restarts=max_restarts,

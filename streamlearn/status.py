@@ -33,7 +33,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
         committed = kafka_io.committed_offsets(consumer, topic, partitions)
     else:
         committed = {p: store.committed_offset(p) for p in partitions}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in partitions:
         st = store.read_status(p)
         meta = store.checkpoint_meta(p)
@@ -69,16 +69,19 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "updated_age_s": round((now_ms - int(st["updated_ms"])) / 1000, 1) if st.get("updated_ms") else None,
             }
         )
+    def total(field: str) -> Any:
+        return sum(r[field] for r in rows)
+
     return {
         "app": cfg.app,
         "input_topic": topic,
         "guarantee": cfg.processing.guarantee,
         "partitions": rows,
         "totals": {
-            "events": sum(r["events"] for r in rows),
-            "dlq": sum(r["dlq"] for r in rows),
-            "lag": sum(r["lag"] for r in rows),
-            "events_per_s": round(sum(r["events_per_s"] for r in rows), 1),
-            "recoveries": sum(r["recoveries"] for r in rows),
+            "events": total("events"),
+            "dlq": total("dlq"),
+            "lag": total("lag"),
+            "events_per_s": round(total("events_per_s"), 1),
+            "recoveries": total("recoveries"),
         },
     }

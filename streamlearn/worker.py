@@ -85,8 +85,8 @@ class PartitionWorker:
         assignment = []
         for p in partitions:
             task = PartitionTask(cfg, store, consumer, p, self.owner, ckpt_key, decoder, kind.is_classifier, out_parts, shared)
-            self._with_redis(store, [task], lambda t=task: t.take_ownership())
-            start = self._with_redis(store, [task], lambda t=task: t.restore())
+            self._with_redis(store, [task], task.take_ownership)
+            start = self._with_redis(store, [task], task.restore)
             tasks[p] = task
             assignment.append(TopicPartition(topic, p, start))
         consumer.assign(assignment)
@@ -112,9 +112,9 @@ class PartitionWorker:
                             continue
                         by_part[m.partition()].append(m)
                     for p, recs in by_part.items():
-                        task = tasks.get(p)
-                        if task is not None:
-                            task.process(recs)
+                        owned = tasks.get(p)
+                        if owned is not None:
+                            owned.process(recs)
                 now = time.monotonic()
                 full = any(t.pending >= pc.max_batch for t in tasks.values())
                 if now - last_commit < commit_every and not full:
@@ -126,9 +126,12 @@ class PartitionWorker:
                     except OwnershipLostError as exc:
                         self._drop(consumer, tasks, p, lost, exc)
                 due = [t for t in tasks.values() if t.checkpoint_due(now)]
-                if due or now - last_status >= pc.status_interval_s:
-                    self._with_redis(store, list(tasks.values()), lambda: self._checkpoint_and_publish(store, consumer, tasks, due, lost, last_events, now - last_status if last_status else 0.0, now - last_status >= pc.status_interval_s))
-                    if now - last_status >= pc.status_interval_s:
+                publish = now - last_status >= pc.status_interval_s
+                if due or publish:
+                    elapsed = now - last_status if last_status else 0.0
+                    self._with_redis(store, list(tasks.values()), self._checkpoint_and_publish,
+                                     store, consumer, tasks, due, lost, last_events, elapsed, publish)
+                    if publish:
                         last_status = now
             if not tasks:
                 result = "retired"
@@ -139,7 +142,7 @@ class PartitionWorker:
                 except OwnershipLostError as exc:
                     self._drop(consumer, tasks, p, lost, exc)
             if tasks:
-                self._with_redis(store, list(tasks.values()), lambda: self._final_checkpoint(store, consumer, tasks, lost), give_up_on_stop=True)
+                self._with_redis(store, list(tasks.values()), self._final_checkpoint, store, consumer, tasks, lost, give_up_on_stop=True)
         finally:
             for t in tasks.values():
                 t.close()
@@ -207,12 +210,12 @@ class PartitionWorker:
             last_events[p] = ev
             store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, topic, p), eps))
 
-    def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, give_up_on_stop: bool = False) -> Any:
+    def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, *args: Any, give_up_on_stop: bool = False) -> Any:
         """Run fn; while Redis is unreachable, pause (one log line per partition) and retry."""
         paused = False
         while True:
             try:
-                out = fn()
+                out = fn(*args)
             except _REDIS_ERRORS as exc:
                 if not paused:
                     paused = True

@@ -72,9 +72,9 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
 
 
 def test_bootstrap_and_redis_url_shapes(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="kafka.bootstrap"):
+    with pytest.raises(ConfigError, match=r"kafka\.bootstrap"):
         load_config(write(tmp_path, "kafka:\n  bootstrap: localhost\n"), environ={})
-    with pytest.raises(ConfigError, match="redis.url"):
+    with pytest.raises(ConfigError, match=r"redis\.url"):
         load_config(write(tmp_path, "redis:\n  url: http://x\n"), environ={})
 
 

@@ -116,7 +116,7 @@ def test_model_error_goes_to_dlq_not_crash() -> None:
 def test_seed_is_passed_and_bad_params_are_config_errors() -> None:
     m = build_model(ModelConfig(estimator="river.forest.ARFClassifier", params={"n_models": 2}, seed=11))
     assert m.seed == 11
-    with pytest.raises(ConfigError, match="model.estimator"):
+    with pytest.raises(ConfigError, match=r"model\.estimator"):
         build_model(ModelConfig(params={"no_such_param": 1}))
     kind = model_kind(build_model(ModelConfig(estimator="river.linear_model.LinearRegression")))
     assert not kind.is_classifier
