@@ -149,12 +149,12 @@ class LocalKafka(LocalService):
         return f"{LOOPBACK}:{self.port}"
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> LocalKafka:
+    def _start_locked(self) -> None:
         """Start the broker if it is not running, then wait until it can create topics."""
         pid = self.pid
         if pid is not None:
             self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
-            return self
+            return
         java = find_java()
         libs = ensure_kafka_jars(self.cache_dir, self.version)
         state = self.state()
@@ -183,7 +183,6 @@ class LocalKafka(LocalService):
                            log=str(self.log_file))
         log.info("Kafka %s starting on %s:%d (pid %d)", self.version, LOOPBACK, port, pid)
         self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
-        return self
 
     def _choose_ports(self, state: dict[str, Any], formatted: bool) -> tuple[int, int]:
         if formatted and state.get("controller_port"):

@@ -9,13 +9,14 @@ start private ones and restart them).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from connectors.services import process
 from connectors.services.errors import ServiceStartError
@@ -61,8 +62,19 @@ class LocalService:
         return self.pid is not None
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> LocalService:
-        """Start (idempotent) and wait until ready; subclasses implement it."""
+    def start(self) -> Self:
+        """Start unless running (idempotent), then wait until ready.
+
+        Serialised by a file lock in the state dir: a CLI ``up`` and a test
+        session starting at the same moment get one process, not two.
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._start_locked()
+        return self
+
+    def _start_locked(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> bool:
@@ -95,7 +107,7 @@ class LocalService:
         pid = self._require_pid()
         os.killpg(pid, signal.SIGCONT)
 
-    def restart(self) -> LocalService:
+    def restart(self) -> Self:
         """Stop then start again with the same data dir (and ports when still free)."""
         self.stop()
         return self.start()

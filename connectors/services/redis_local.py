@@ -107,12 +107,12 @@ class LocalRedis(LocalService):
         match = re.search(r"v=(\S+)", out)
         return match.group(1) if match else out.strip()
 
-    def start(self) -> LocalRedis:
+    def _start_locked(self) -> None:
         """Start redis-server if it is not running, then wait until PING answers."""
         pid = self.pid
         if pid is not None:
             self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
-            return self
+            return
         server = find_redis_server()
         previous = int(self.state().get("port") or 0)
         port = previous if previous and port_is_free(previous) else choose_port(
@@ -127,7 +127,6 @@ class LocalRedis(LocalService):
         self._update_state(pid=pid, port=port, started_at=time.time(), log=str(self.log_file))
         log.info("Redis starting on %s:%d (pid %d)", LOOPBACK, port, pid)
         self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
-        return self
 
     def _write_config(self, port: int) -> None:
         lines = [
