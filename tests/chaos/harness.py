@@ -218,6 +218,7 @@ class Scenario:
         env["STREAMLEARN_REDIS__URL"] = self.env.redis_url
         env["STREAMLEARN_CHECKPOINT_SECRET"] = self.env.checkpoint_secret
         env["STREAMLEARN_LOG_LEVEL"] = "WARNING"
+        env["RAY_DEDUP_LOGS"] = "0"  # one pause line per partition must stay one line per partition
         env.update(extra)
         return env
 
@@ -241,7 +242,10 @@ class Scenario:
                 lag = t0 + over_s * i / len(recs) - time.monotonic()
                 if lag > 0:
                     time.sleep(lag)
-        assert prod.flush(60) == 0, "input records not acknowledged"
+        deadline = time.monotonic() + 300  # rides out a broker restart
+        while prod.flush(5) and time.monotonic() < deadline:
+            pass
+        assert len(prod) == 0, "input records not acknowledged"
         self.produced += len(recs)
         return len(recs)
 
@@ -271,14 +275,15 @@ class Scenario:
 
     def stop(self, d: Driver, timeout_s: float = 180) -> None:
         """Graceful stop (SIGTERM): commits, final checkpoints, exit 0."""
+        family = descendants(d.pid)
         d.proc.send_signal(signal.SIGTERM)
         try:
             rc = d.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill_all(d)
             raise AssertionError(f"driver did not stop within {timeout_s:.0f}s:\n{d.log()[-3000:]}") from None
+        self._reap(family)
         assert rc == 0, f"driver exit code {rc}:\n{d.log()[-3000:]}"
-        self._reap(d)
 
     def kill_all(self, d: Driver) -> None:
         """SIGKILL the driver and every process of its Ray cluster."""
@@ -289,9 +294,9 @@ class Scenario:
         with contextlib.suppress(subprocess.TimeoutExpired):
             d.proc.wait(10)
 
-    def _reap(self, d: Driver) -> None:
+    def _reap(self, family: list[int]) -> None:
         """Ray's helper processes die with the driver; make sure none of ours lingers."""
-        pids = [p for p in descendants(d.pid)]
+        pids = list(family)
         deadline = time.monotonic() + 20
         while pids and time.monotonic() < deadline:
             pids = [p for p in pids if alive(p)]
