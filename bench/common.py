@@ -1,0 +1,280 @@
+"""Shared plumbing of the benchmark: private services, topics, datasets, the committed-output reader.
+
+Why a reader of our own: every system is measured the same way, by a
+read_committed consumer of its output topic in the orchestrator process.
+Throughput is the arrival rate of committed predictions (first to last);
+latency is arrival time minus the produce time the producer wrote into the
+event's `ts` (the systems copy it into the output as `event_ts`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamlearn.datasets import synthetic_events
+
+PARTITIONS = 4
+
+
+@dataclass
+class Services:
+    bootstrap: str
+    redis_url: str
+    owned: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for svc in self.owned:
+            try:
+                svc.stop()
+            except Exception:  # best effort at exit
+                pass
+
+
+def start_services(root: Path) -> Services:
+    """A private broker and Redis (own state dirs, free ports): other users of the machine stay unaffected."""
+    from connectors.services.kafka_local import LocalKafka
+    from connectors.services.redis_local import LocalRedis
+
+    kafka = LocalKafka(state_dir=root / "kafka", port=0, controller_port=0).start()
+    redis = LocalRedis(state_dir=root / "redis", port=0).start()
+    return Services(kafka.bootstrap, redis.url, [kafka, redis])
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
+    adm = AdminClient({"bootstrap.servers": bootstrap})
+    futs = adm.create_topics([NewTopic(n, partitions, 1) for n in names])
+    for f in futs.values():
+        f.result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = adm.list_topics(timeout=10)
+        if all(n in md.topics and len(md.topics[n].partitions) == partitions for n in names):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topics {names} not visible")
+
+
+def delete_topics(bootstrap: str, names: list[str]) -> None:
+    adm = AdminClient({"bootstrap.servers": bootstrap})
+    for f in adm.delete_topics(names).values():
+        with contextlib.suppress(Exception):
+            f.result(30)
+
+
+def dataset(n: int, n_categorical: int) -> list[dict[str, Any]]:
+    return list(synthetic_events(n, seed=7, n_features=10, n_categorical=n_categorical, noise=0.05))
+
+
+def make_producer(bootstrap: str) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
+                     "queue.buffering.max.messages": 500000, "compression.type": "none", "log_level": 3})
+
+
+def produce_backlog(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
+    """The whole dataset up front, round-robin over partitions (throughput runs drain a backlog)."""
+    prod = make_producer(bootstrap)
+    for i, ev in enumerate(events):
+        val = orjson.dumps(ev)
+        while True:
+            try:
+                prod.produce(topic, val, ev["id"].encode(), i % PARTITIONS)
+                break
+            except BufferError:
+                prod.poll(0.05)
+        if i % 10000 == 0:
+            prod.poll(0)
+    left = prod.flush(60)
+    if left:
+        raise RuntimeError(f"{left} events not delivered")
+
+
+class PacedProducer(threading.Thread):
+    """Offers `rate` events/s for `duration_s`, stamping `ts` with the produce time (epoch ms, float)."""
+
+    def __init__(self, bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float, duration_s: float) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.events = bootstrap, topic, events
+        self.rate, self.duration_s = rate, duration_s
+        self.sent = 0
+        self.started_at = 0.0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        prod = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0, "log_level": 3})
+        n = len(self.events)
+        self.started_at = t0 = time.time()
+        while not self.stop_flag.is_set():
+            now = time.time()
+            if now - t0 >= self.duration_s:
+                break
+            due = min(int((now - t0) * self.rate), n)
+            while self.sent < due:
+                ev = dict(self.events[self.sent % n])
+                ev["ts"] = time.time() * 1000.0
+                i = self.sent
+                try:
+                    prod.produce(self.topic, orjson.dumps(ev), ev["id"].encode(), i % PARTITIONS)
+                except BufferError:
+                    prod.poll(0.01)
+                    continue
+                self.sent += 1
+            prod.poll(0)
+            time.sleep(0.002)
+        prod.flush(30)
+
+
+class OutputReader(threading.Thread):
+    """read_committed consumer of an output topic: arrival times per batch and, optionally, latencies."""
+
+    def __init__(self, bootstrap: str, topic: str, expected: int | None = None, latency: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.expected, self.latency = bootstrap, topic, expected, latency
+        self.count = 0
+        self.batches: list[tuple[float, int]] = []  # (arrival epoch s, messages)
+        self.samples: list[tuple[float, float]] = []  # (arrival epoch s, event ts epoch ms)
+        self.stop_flag = threading.Event()
+        self.done = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": uid("bench-reader"), "isolation.level": "read_committed",
+                      "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3})
+        md = c.list_topics(self.topic, timeout=30)
+        c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in md.topics[self.topic].partitions])
+        self.ready.set()
+        loads = orjson.loads
+        try:
+            while not self.stop_flag.is_set():
+                msgs = c.consume(2000, 0.02)
+                if not msgs:
+                    continue
+                now = time.time()
+                n = 0
+                for m in msgs:
+                    if m.error() is not None:
+                        continue
+                    n += 1
+                    if self.latency:
+                        ts = loads(m.value()).get("event_ts")
+                        if ts is not None:
+                            self.samples.append((now, ts))
+                if n:
+                    self.count += n
+                    self.batches.append((now, n))
+                if self.expected is not None and self.count >= self.expected:
+                    self.done.set()
+                    break
+        finally:
+            c.close()
+
+    def throughput(self, n: int) -> dict[str, float]:
+        """Events/s from the first committed prediction to the one that completes n."""
+        if not self.batches:
+            return {"throughput_eps": 0.0, "duration_s": 0.0}
+        t_first, first_n = self.batches[0]
+        seen, t_last = 0, self.batches[-1][0]
+        for t, k in self.batches:
+            seen += k
+            if seen >= n:
+                t_last = t
+                break
+        dur = max(t_last - t_first, 1e-6)
+        return {"throughput_eps": (min(seen, n) - first_n) / dur, "duration_s": dur}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100.0 * (len(s) - 1))))
+    return s[k]
+
+
+# ---- processes -----------------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                stat = fh.read()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for k in kids.get(p, []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def descendants_matching(pid: int, needle: str) -> list[int]:
+    return [k for k in _children(pid) if needle in cmdline(k)]
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM: the kernel's high-water mark of the process's resident set."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    import platform
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    import confluent_kafka
+    import river
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "river": river.__version__,
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "loadavg_at_start": os.getloadavg(),
+    }

@@ -1,0 +1,185 @@
+"""One system under test, as its own process: `python -m bench.sysproc '<json spec>'`.
+
+A separate process per system gives each its own interpreter (no warm caches
+shared between systems) and a clean VmHWM for peak memory. Kafka systems run
+until SIGTERM; the orchestrator decides when the work is done by reading
+their committed output.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bench import models
+
+
+def _out(pred: Any, proba: dict[Any, float], part: int, offset: int, ev: dict[str, Any]) -> bytes:
+    return orjson.dumps({"id": ev["id"], "prediction": pred, "proba": {str(k).lower(): v for k, v in proba.items()},
+                         "partition": part, "offset": offset, "event_ts": ev.get("ts")})
+
+
+def model_limit(spec: dict[str, Any]) -> None:
+    """The ceiling: predict → learn over pre-decoded dicts, one model per partition, no I/O."""
+    from bench.common import PARTITIONS, dataset
+
+    events = dataset(spec["n"], 5 if spec["categorical"] else 0)
+    ms = [models.build(spec["model"], spec["categorical"]) for _ in range(PARTITIONS)]
+    step = models.predict_learn
+    t0 = time.perf_counter()
+    for i, ev in enumerate(events):
+        step(ms[i % PARTITIONS], ev["features"], ev["label"])
+    dur = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(orjson.dumps({"throughput_eps": len(events) / dur, "duration_s": dur, "peak_rss_mb": rss}).decode())
+
+
+def io_baseline(spec: dict[str, Any]) -> None:
+    """consume → orjson decode → model → produce; auto-commit, no transactions, no checkpoints."""
+    from confluent_kafka import Consumer, Producer
+
+    c = Consumer({"bootstrap.servers": spec["bootstrap"], "group.id": spec["app"], "auto.offset.reset": "earliest",
+                  "enable.auto.commit": True, "fetch.wait.max.ms": 50, "log_level": 3})
+    p = Producer({"bootstrap.servers": spec["bootstrap"], "linger.ms": 5, "log_level": 3})
+    c.subscribe([spec["input_topic"]])
+    ms: dict[int, Any] = {}
+    out = spec["output_topic"]
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    step = models.predict_learn
+    while not stop:
+        msgs = c.consume(1000, 0.05)
+        for m in msgs:
+            if m.error() is not None:
+                continue
+            part = m.partition()
+            model = ms.get(part)
+            if model is None:
+                model = ms[part] = models.build(spec["model"], spec["categorical"])
+            ev = orjson.loads(m.value())
+            pred, proba = step(model, ev["features"], ev["label"])
+            val = _out(pred, proba, part, m.offset(), ev)
+            while True:
+                try:
+                    p.produce(out, val, m.key(), part)
+                    break
+                except BufferError:
+                    p.poll(0.01)
+        p.poll(0)
+    p.flush(10)
+    c.close()
+
+
+def quixstreams(spec: dict[str, Any]) -> None:
+    """Quix Streams, same model per partition (state keyed by partition in a dict)."""
+    import logging
+
+    from quixstreams import Application, message_context
+
+    guarantee = "exactly-once" if spec["guarantee"] == "exactly_once" else "at-least-once"
+    app = Application(
+        broker_address=spec["bootstrap"],
+        consumer_group=spec["app"],
+        auto_offset_reset="earliest",
+        commit_interval=spec["commit_interval_ms"] / 1000.0,
+        processing_guarantee=guarantee,
+        state_dir=spec["state_dir"],
+        use_changelog_topics=False,
+        loglevel=logging.WARNING,
+    )
+    tin = app.topic(spec["input_topic"], value_deserializer="bytes")
+    tout = app.topic(spec["output_topic"], value_serializer="bytes")
+    ms: dict[int, Any] = {}
+    step = models.predict_learn
+
+    def handle(value: bytes) -> bytes:
+        ctx = message_context()
+        part = ctx.partition
+        model = ms.get(part)
+        if model is None:
+            model = ms[part] = models.build(spec["model"], spec["categorical"])
+        ev = orjson.loads(value)
+        pred, proba = step(model, ev["features"], ev["label"])
+        return _out(pred, proba, part, ctx.offset, ev)
+
+    sdf = app.dataframe(tin)
+    sdf = sdf.apply(handle)
+    sdf.to_topic(tout)
+    app.run()
+
+
+def bytewax_flow(spec: dict[str, Any]) -> Any:
+    """Bytewax dataflow: Kafka source → per-partition stateful model → Kafka sink."""
+    import bytewax.operators as op
+    from bytewax.connectors.kafka import KafkaSinkMessage
+    from bytewax.connectors.kafka import operators as kop
+    from bytewax.dataflow import Dataflow
+
+    flow = Dataflow("bench")
+    src = kop.input("in", flow, brokers=[spec["bootstrap"]], topics=[spec["input_topic"]],
+                    add_config={"isolation.level": "read_committed"})
+    keyed = op.key_on("by_partition", src.oks, lambda m: str(m.partition))
+    step = models.predict_learn
+
+    def mapper(model: Any, msg: Any) -> tuple[Any, Any]:
+        if model is None:
+            model = models.build(spec["model"], spec["categorical"])
+        ev = orjson.loads(msg.value)
+        pred, proba = step(model, ev["features"], ev["label"])
+        return model, KafkaSinkMessage(msg.key, _out(pred, proba, msg.partition, msg.offset, ev), partition=msg.partition)
+
+    preds = op.stateful_map("model", keyed, mapper)
+    out = op.map("unkey", preds, lambda kv: kv[1])
+    kop.output("out", out, brokers=[spec["bootstrap"]], topic=spec["output_topic"])
+    return flow
+
+
+def bytewax(spec: dict[str, Any]) -> None:
+    """Strongest Bytewax guarantee on Kafka: recovery snapshots (at-least-once; its Kafka sink is not transactional)."""
+    from datetime import timedelta
+
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    rdir = spec["state_dir"]
+    os.makedirs(rdir, exist_ok=True)
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", rdir, "1"], check=True, capture_output=True)
+    cli_main(bytewax_flow(spec), workers_per_process=1, epoch_interval=timedelta(seconds=spec["commit_interval_ms"] / 1000.0),
+             recovery_config=RecoveryConfig(rdir))
+
+
+def streamlearn(spec: dict[str, Any]) -> None:
+    """The real product path: Runner (Ray + Coordinator + PartitionWorkers) against the private services."""
+    from streamlearn.config import AppConfig
+    from streamlearn.runner import Runner
+
+    cfg = AppConfig.model_validate({
+        "app": spec["app"],
+        "kafka": {"bootstrap": spec["bootstrap"], "input_topic": spec["input_topic"], "output_topic": spec["output_topic"],
+                  "dlq_topic": spec["output_topic"] + "-dlq"},
+        "redis": {"url": spec["redis_url"]},
+        "model": models.streamlearn_model_config(spec["model"], spec["categorical"]),
+        "processing": {"guarantee": spec["guarantee"], "workers": spec["workers"], "commit_interval_ms": spec["commit_interval_ms"],
+                       "checkpoint_every_events": spec.get("checkpoint_every_events", 10_000),
+                       "checkpoint_every_s": spec.get("checkpoint_every_s", 5.0),
+                       "owner_lease_s": spec.get("owner_lease_s", 10.0)},
+        "metrics": {"port": None},
+    })
+    Runner(cfg).run(status_every_s=1.0)
+
+
+SYSTEMS = {"model_limit": model_limit, "io_baseline": io_baseline, "quixstreams": quixstreams, "bytewax": bytewax,
+           "streamlearn": streamlearn}
+
+
+if __name__ == "__main__":
+    spec = orjson.loads(sys.argv[1])
+    SYSTEMS[spec["system"]](spec)
