@@ -44,6 +44,9 @@ class Coordinator:
         self.worker_restarts = 0
         self.replacements = 0
         self._next_id = 0
+        self._relaunch_at: dict[str, float] = {}
+        self._retry_s = 2.0
+        self._last_monitor_error = ""
         self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._monitor: threading.Thread | None = None
@@ -103,15 +106,39 @@ class Coordinator:
                         last_lease_check = time.monotonic()
                         self._check_leases()
             except Exception as exc:  # the monitor must outlive transient Redis/Kafka errors
-                logs.event(log, logging.WARNING, "monitor_error", error=f"{type(exc).__name__}: {exc}")
+                text = f"{type(exc).__name__}: {exc}"
+                if text != self._last_monitor_error:  # one line per distinct problem, not one per tick
+                    self._last_monitor_error = text
+                    logs.event(log, logging.WARNING, "monitor_error", error=text)
+                continue
+            self._last_monitor_error = ""
+
+    def _relaunch_due(self) -> None:
+        now = time.monotonic()
+        for wid, at in list(self._relaunch_at.items()):
+            if now >= at:
+                del self._relaunch_at[wid]
+                if wid in self.handles and wid not in self.runs:
+                    self._launch(wid)
 
     def _check_runs(self) -> None:
+        self._relaunch_due()
         by_ref = {ref: wid for wid, ref in self.runs.items()}
         for ref in ray_api.ready(list(by_ref)):
             wid = by_ref[ref]
             del self.runs[wid]
             try:
                 result = ray_api.get(ref)
+            except ray_api.TaskError as exc:
+                # run() raised (e.g. Kafka unreachable while taking ownership): retry after a pause;
+                # open transactions are aborted by the next init_transactions.
+                if self._stopping.is_set():
+                    continue
+                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                logs.event(log, logging.WARNING, "worker_failed_retrying", worker=wid, partitions=self.assignment.get(wid, []),
+                           error=f"{type(cause).__name__}: {str(cause)[:300]}", retry_in_s=self._retry_s)
+                self._relaunch_at[wid] = time.monotonic() + self._retry_s
+                continue
             except ray_api.ActorError as exc:
                 if self._stopping.is_set():
                     continue

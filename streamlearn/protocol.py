@@ -323,6 +323,10 @@ class PartitionTask:
                 fatal = True
         self.in_txn = False
         self.pending = 0
+        # A zombie must never re-take ownership (that would fence the rightful owner).
+        current = self.store.current_epoch(self.p)
+        if current != self.epoch:
+            raise OwnershipLostError(self.topic, self.p, self.epoch, f"Redis epoch is now {current}")
         if fatal:
             self.take_ownership()
         start = self.restore()
