@@ -144,10 +144,10 @@ class ProcessingConfig(_Section):
 
 
 class FieldsConfig(_Section):
-    id: str = "id"
-    features: str = "features"
-    label: str = "label"
-    ts: str = "ts"
+    id: str = Field("id", description="Field of the input JSON holding the event id (string or integer), copied to the prediction.")
+    features: str = Field("features", description="Field holding the feature mapping {name: number or string}.")
+    label: str = Field("label", description="Field holding the label; absent or null: predict only, no learning.")
+    ts: str = Field("ts", description="Optional field with the event time in epoch milliseconds, copied to the prediction as event_ts.")
 
 
 class CheckpointConfig(_Section):
