@@ -1,0 +1,36 @@
+"""`streamlearn produce` input files: CSV rows become events, JSONL lines go as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streamlearn.config import AppConfig
+from streamlearn.errors import ConfigError
+from streamlearn.produce import read_events
+
+
+def test_csv_rows_become_events(tmp_path: Path) -> None:
+    f = tmp_path / "e.csv"
+    f.write_text("id,amount,country,label\nx1,12.5,FR,true\nx2,3,DE,\n")
+    got = [(eid, orjson.loads(v)) for eid, v in read_events(f, AppConfig())]
+    assert got == [
+        ("x1", {"id": "x1", "features": {"amount": 12.5, "country": "FR"}, "label": True}),
+        ("x2", {"id": "x2", "features": {"amount": 3, "country": "DE"}}),
+    ]
+
+
+def test_jsonl_lines_are_sent_unchanged_even_when_broken(tmp_path: Path) -> None:
+    f = tmp_path / "e.jsonl"
+    f.write_bytes(b'{"id": 1, "features": {"a": 1}}\n\n{broken\n')
+    got = list(read_events(f, AppConfig()))
+    assert got == [(1, b'{"id": 1, "features": {"a": 1}}'), (None, b"{broken")]
+
+
+def test_unknown_file_type_is_a_clear_error(tmp_path: Path) -> None:
+    f = tmp_path / "e.parquet"
+    f.write_bytes(b"")
+    with pytest.raises(ConfigError, match="unsupported file type"):
+        list(read_events(f, AppConfig()))
