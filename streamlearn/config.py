@@ -171,7 +171,7 @@ class AppConfig(_Section):
     redis: RedisConfig = Field(default_factory=RedisConfig)  # type: ignore[arg-type]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)  # type: ignore[arg-type]
-    fields: FieldsConfig = Field(default_factory=FieldsConfig)
+    fields: FieldsConfig = Field(default_factory=FieldsConfig)  # type: ignore[arg-type]
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)  # type: ignore[arg-type]
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
 
