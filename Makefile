@@ -55,7 +55,7 @@ up:
 	docker compose -f docker/docker-compose.yml up -d
 
 down:
-	docker compose -f docker/docker-compose.yml down
+	docker compose -f docker/docker-compose.yml --profile monitoring down
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
