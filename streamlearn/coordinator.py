@@ -28,6 +28,8 @@ from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.worker import PartitionWorker
 
 log = logs.get("coordinator")
+# A worker that has never held a lease gets this long to start before it counts as hung.
+STARTUP_GRACE_S = 60.0
 
 
 class Coordinator:
@@ -41,6 +43,7 @@ class Coordinator:
         self.runs: dict[str, Any] = {}
         self.launched_at: dict[str, float] = {}
         self.zombies: dict[str, Any] = {}
+        self.has_owned: set[str] = set()
         self.worker_restarts = 0
         self.replacements = 0
         self._next_id = 0
@@ -166,10 +169,18 @@ class Coordinator:
     def _check_leases(self) -> None:
         grace = self.cfg.processing.owner_lease_s * 2
         for wid, parts in list(self.assignment.items()):
-            if wid not in self.runs or not parts or time.monotonic() - self.launched_at.get(wid, 0) < grace:
+            age = time.monotonic() - self.launched_at.get(wid, 0)
+            if wid not in self.runs or not parts or age < grace:
                 continue
-            expired = [p for p in parts if self.store.lease(p)[0] is None]
+            owners = {p: self.store.lease(p)[0] for p in parts}
+            if any(o is not None and o.startswith(f"{wid}@") for o in owners.values()):
+                self.has_owned.add(wid)
+            expired = [p for p, o in owners.items() if o is None]
             if not expired:
+                continue
+            if wid not in self.has_owned and age < STARTUP_GRACE_S:
+                # Never took ownership yet: still being created (slow on a busy node), not hung.
+                # Replacing it now would cascade replacements that never start.
                 continue
             try:
                 ray_api.get(ray_api.call(self.handles[wid], "ping"), timeout=2.0)

@@ -30,8 +30,10 @@ def init(address: str | None, workers: int) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        # Logical CPUs: one per worker even on a small machine (they mostly wait on I/O).
-        ray.init(num_cpus=max(os.cpu_count() or 1, workers), **kwargs)
+        # Logical CPUs: one per worker even on a small machine (they mostly wait on I/O),
+        # plus one per worker for replacements: a hung (zombie) worker keeps its CPU
+        # reservation until it retires, and its replacement must not wait for it.
+        ray.init(num_cpus=max(os.cpu_count() or 1, workers) + workers, **kwargs)
 
 
 def shutdown() -> None:
