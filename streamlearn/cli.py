@@ -24,6 +24,9 @@ quick start (local Kafka + Redis started by streamlearn itself):
 
 every config key can be overridden from the environment, e.g.
   STREAMLEARN_PROCESSING__WORKERS=4 STREAMLEARN_KAFKA__BOOTSTRAP=10.0.0.5:9092 streamlearn run -c app.yaml
+
+new here? `make demo` shows it all working in about a minute. Guide: README.md;
+every config key: docs/configuration.md; `streamlearn COMMAND --help` for each command.
 """
 
 
@@ -160,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the learner until Ctrl-C (or until idle)", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Start local Ray (or join --ray-address), own every input partition, predict, learn and "
                        "commit predictions exactly once. Ctrl-C/SIGTERM commit or abort the open transactions, write checkpoints and exit 0.",
-                       epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address auto --until-idle 10")
+                       epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address auto --until-idle 10\n\n"
+                       "while it runs, Prometheus metrics are served on http://127.0.0.1:9464/metrics (metrics.port; 0 = any free port)")
     common(r)
     r.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto or ray://head:10001); default: start a local one")
     r.add_argument("--until-idle", type=float, default=None, metavar="S", help="stop by itself once every partition has had no lag for S seconds")
@@ -170,16 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     pr = sub.add_parser("produce", help="send a .jsonl or .csv file to the input topic", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Send events to kafka.input_topic (created with --partitions if missing).\n"
+                        "JSON lines are sent as they are; CSV rows become {id, features, label}. Keys come\n"
+                        "from the id field, so an id always lands on the same partition.",
                         epilog="example:\n  streamlearn produce -c app.yaml --input events.jsonl --rate 1000")
     common(pr)
     pr.add_argument("--input", required=True, metavar="FILE", help="events as JSON lines, or CSV with a header row")
     pr.add_argument("--rate", type=float, default=None, metavar="N", help="events per second (default: as fast as possible)")
     pr.add_argument("--key-field", default=None, metavar="F", help="record key from this field (default: the id field)")
-    pr.add_argument("--partitions", type=int, default=4, help="partitions of the input topic if it has to be created (default 4)")
+    pr.add_argument("--partitions", type=int, default=4, metavar="N", help="partitions of the input topic if it has to be created (default 4)")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_produce)
 
     c = sub.add_parser("consume", help="print committed predictions as JSON lines (read_committed)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Read kafka.output_topic from the beginning with isolation.level=read_committed:\n"
+                       "exactly what a downstream consumer sees (one prediction per input record).\n"
+                       "Does not touch the app's consumer group.",
                        epilog="example:\n  streamlearn consume -c app.yaml --max 10\n  streamlearn consume -c app.yaml --dlq --timeout 2")
     common(c)
     c.add_argument("--max", type=int, default=None, metavar="N", help="stop after N records")
@@ -188,12 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_consume)
 
     s = sub.add_parser("status", help="per-partition owner, offsets, checkpoint age, lag, metric", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Read the app's state from Kafka and Redis (no Ray needed; works while `run` is stopped):\n"
+                       "owner, phase, epoch, committed and checkpoint offsets, checkpoint age, events, lag,\n"
+                       "dead-lettered records and the prequential metric, per partition.",
                        epilog="example:\n  streamlearn status -c app.yaml --json")
     common(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_status)
 
-    cf = sub.add_parser("config", help="print the validated configuration (secrets masked)",
+    cf = sub.add_parser("config", help="print the validated configuration (secrets masked)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Load the YAML file, apply STREAMLEARN_<SECTION>__<KEY> overrides, validate,\nprint as JSON.",
                         epilog="example:\n  STREAMLEARN_PROCESSING__WORKERS=4 streamlearn config -c app.yaml")
     common(cf)
     cf.set_defaults(func=cmd_config)
