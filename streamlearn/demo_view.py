@@ -126,4 +126,5 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
     console.print("next: look around this run with\n"
                   f"  .venv/bin/streamlearn status  -c {cfg}\n"
                   f"  .venv/bin/streamlearn consume -c {cfg} --max 5\n"
-                  f"  .venv/bin/streamlearn consume -c {cfg} --dlq --max 3")
+                  f"  .venv/bin/streamlearn consume -c {cfg} --dlq --max 3\n"
+                  "Kafka and Redis keep running for that; `.venv/bin/streamlearn services down` stops them.")
