@@ -16,7 +16,29 @@ import orjson
 from streamlearn.config import FieldsConfig
 from streamlearn.errors import DecodeError
 
-_MISSING = object()
+_FEATURE_TYPES = frozenset((float, int, str, bool))
+
+
+def _json_error(exc: orjson.JSONDecodeError, value: bytes) -> DecodeError:
+    msg = str(exc)
+    if "UTF-8" in msg:
+        return DecodeError("invalid_utf8", msg)
+    if "depth limit" in msg:
+        return DecodeError("too_deep", msg)
+    if "infinity" in msg:
+        return DecodeError("non_finite_number", msg)
+    return DecodeError("invalid_json", msg + " (NaN and Infinity are not JSON)" if "NaN" in value[:4096].decode("utf-8", "replace") else msg)
+
+
+def _reject_feature(feats: dict[str, Any]) -> None:
+    """Slow path of the feature check: raise for the first feature that is not allowed."""
+    for name, v in feats.items():
+        t = type(v)
+        if t is float:
+            if not math.isfinite(v):
+                raise DecodeError("non_finite_number", f"feature '{name}' is {v}")
+        elif t is not int and t is not str and t is not bool:
+            raise DecodeError("bad_feature_type", f"feature '{name}' has type {'null' if v is None else t.__name__}; expected number, string or bool")
 
 
 class Event(NamedTuple):
@@ -55,42 +77,37 @@ class EventDecoder:
         try:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            msg = str(exc)
-            if "UTF-8" in msg:
-                raise DecodeError("invalid_utf8", msg) from None
-            if "depth limit" in msg:
-                raise DecodeError("too_deep", msg) from None
-            if "infinity" in msg:
-                raise DecodeError("non_finite_number", msg) from None
-            raise DecodeError("invalid_json", msg + " (NaN and Infinity are not JSON)" if "NaN" in value[:4096].decode("utf-8", "replace") else msg) from None
+            raise _json_error(exc, value) from None
         if type(doc) is not dict:
             raise DecodeError("not_an_object", f"top level is {type(doc).__name__}, expected an object")
 
-        eid = doc.get(self._id, _MISSING)
-        if eid is _MISSING or eid is None:
-            raise DecodeError("missing_id", f"field '{self._id}' is missing")
+        # A missing key and an explicit null are the same error, so one .get() serves both.
+        eid = doc.get(self._id)
         if type(eid) is not str and type(eid) is not int:
+            if eid is None:
+                raise DecodeError("missing_id", f"field '{self._id}' is missing")
             raise DecodeError("bad_id", f"field '{self._id}' must be a string or integer, got {type(eid).__name__}")
 
-        feats = doc.get(self._features, _MISSING)
-        if feats is _MISSING or feats is None:
-            raise DecodeError("missing_features", f"field '{self._features}' is missing")
+        feats = doc.get(self._features)
         if type(feats) is not dict:
+            if feats is None:
+                raise DecodeError("missing_features", f"field '{self._features}' is missing")
             raise DecodeError("bad_features", f"field '{self._features}' must be an object, got {type(feats).__name__}")
-        for name, v in feats.items():
-            t = type(v)
-            if t is float:
-                if not math.isfinite(v):
-                    raise DecodeError("non_finite_number", f"feature '{name}' is {v}")
-            elif t is not int and t is not str and t is not bool:
-                raise DecodeError("bad_feature_type", f"feature '{name}' has type {'null' if v is None else t.__name__}; expected number, string or bool")
+        # Fast path: one C-level pass collects the value types. orjson refuses non-finite
+        # numbers while parsing (reported above as non_finite_number), so a float here is
+        # always finite; the per-feature loop only runs to name the offending feature.
+        if not _FEATURE_TYPES.issuperset(map(type, feats.values())):
+            _reject_feature(feats)
 
         label = doc.get(self._label)
         if label is not None:
-            label = self._check_label(label)
+            if self._binary and type(label) is bool:
+                pass
+            else:
+                label = self._check_label(label)
 
         ts = doc.get(self._ts)
-        if ts is not None and (type(ts) is not int and type(ts) is not float):
+        if ts is not None and type(ts) is not int and type(ts) is not float:
             raise DecodeError("bad_ts", f"field '{self._ts}' must be epoch milliseconds, got {type(ts).__name__}")
         return Event(eid, feats, label, ts)
 
@@ -128,12 +145,13 @@ def encode_prediction(
     event_ts: int | float | None,
     predicted_at: int,
 ) -> bytes:
-    doc: dict[str, Any] = {"id": event_id, "prediction": prediction}
-    if proba is not None:
-        doc["proba"] = proba_to_json(proba)
-    doc["partition"] = partition
-    doc["offset"] = offset
-    doc["model_version"] = model_version
-    doc["event_ts"] = event_ts
-    doc["predicted_at"] = predicted_at
-    return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+    # One dict literal and one dumps; every key is a str (proba_to_json makes the class keys
+    # strings), so no OPT_NON_STR_KEYS pass is needed.
+    if proba is None:
+        return _dumps({"id": event_id, "prediction": prediction, "partition": partition, "offset": offset,
+                       "model_version": model_version, "event_ts": event_ts, "predicted_at": predicted_at})
+    return _dumps({"id": event_id, "prediction": prediction, "proba": proba_to_json(proba), "partition": partition,
+                   "offset": offset, "model_version": model_version, "event_ts": event_ts, "predicted_at": predicted_at})
+
+
+_dumps = orjson.dumps

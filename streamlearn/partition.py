@@ -45,28 +45,26 @@ def process(
     the next offset to read.
     """
     model = state.model
-    metric = state.metric
     decode = decoder.decode
     predict_proba = getattr(model, "predict_proba_one", None) if is_classifier else None
     predict = model.predict_one
     learn = model.learn_one
-    update_metric = metric.update
+    update_metric = state.metric.update
     version = state.model_version
     events = state.events
     dead = 0
+    # One clock read per batch: predicted_at is the batch's processing time, not per record.
     now_ms = int(time.time() * 1000)
     offset = state.offset
     for rec in records:
         offset = rec.offset()
         try:
-            ev = decode(rec.value())
+            eid, x, label, ts = decode(rec.value())
         except DecodeError as exc:
             dead += 1
             if emit_dead_letter is not None:
                 emit_dead_letter(rec, exc.code, exc.detail)
             continue
-        x = ev.features
-        label = ev.label
         proba: dict[Any, float] | None
         try:
             if predict_proba is not None:
@@ -87,10 +85,7 @@ def process(
             update_metric(label, pred)
             version += 1
         if emit_prediction is not None:
-            emit_prediction(
-                rec.key(),
-                encode_prediction(ev.id, pred, proba, partition, offset, version, ev.ts, now_ms),
-            )
+            emit_prediction(rec.key(), encode_prediction(eid, pred, proba, partition, offset, version, ts, now_ms))
     if records:
         state.offset = offset + 1
     state.model_version = version
