@@ -35,10 +35,8 @@ class Services:
 
     def stop(self) -> None:
         for svc in self.owned:
-            try:
+            with contextlib.suppress(Exception):  # best effort at exit
                 svc.stop()
-            except Exception:  # best effort at exit
-                pass
 
 
 def start_services(root: Path) -> Services:

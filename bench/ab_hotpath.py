@@ -1,0 +1,59 @@
+"""Before/after of the hot path: `python -m bench.ab_hotpath OLD_DIR [-n N]`.
+
+OLD_DIR holds `codec_old.py` and `partition_old.py` (the previous versions,
+with partition_old importing codec_old); both versions run interleaved over
+the same records and model so machine noise hits them alike. Reports the
+median events/s of each and the per-event cost beyond the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from bench import hotpath
+from streamlearn import codec, partition
+
+
+def run(proc_fn: object, dec_cls: type, model: str, n: int, categorical: bool) -> float:
+    (state, _mc), recs, _dec, is_clf = hotpath.setup(model, n, categorical)
+    from streamlearn.config import FieldsConfig
+    from streamlearn.model_spec import model_kind
+
+    kind = model_kind(state.model)
+    dec = dec_cls(FieldsConfig(), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None, max_value_bytes=262_144)
+    out: list[bytes] = []
+    emit = lambda k, v: out.append(v)  # noqa: E731
+    t0 = time.process_time()
+    for i in range(0, n, 1000):
+        proc_fn(state, recs[i:i + 1000], dec, 0, is_clf, emit, None)  # type: ignore[operator]
+    return n / (time.process_time() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("old_dir")
+    ap.add_argument("-n", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--model", default="logreg")
+    args = ap.parse_args()
+    sys.path.insert(0, args.old_dir)
+    import codec_old  # type: ignore[import-not-found]
+    import partition_old  # type: ignore[import-not-found]
+
+    old, new, lim = [], [], []
+    for _ in range(args.rounds):
+        old.append(run(partition_old.process, codec_old.EventDecoder, args.model, args.n, False))
+        new.append(run(partition.process, codec.EventDecoder, args.model, args.n, False))
+        lim.append(hotpath.run_model_only(args.model, args.n))
+    o, nw, m = statistics.median(old), statistics.median(new), statistics.median(lim)
+    print(f"model={args.model} n={args.n} rounds={args.rounds}")
+    print(f"model only : {m:9.0f} ev/s ({1e6 / m:.1f} us/event)")
+    print(f"before     : {o:9.0f} ev/s  overhead {1e6 / o - 1e6 / m:5.1f} us/event  ratio {o / m:.3f}")
+    print(f"after      : {nw:9.0f} ev/s  overhead {1e6 / nw - 1e6 / m:5.1f} us/event  ratio {nw / m:.3f}")
+
+
+if __name__ == "__main__":
+    main()

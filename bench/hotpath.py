@@ -1,0 +1,114 @@
+"""Hot-path microbenchmark and profile: `python -m bench.hotpath [--profile] [--model logreg|hoeffding] [-n N]`.
+
+Runs `streamlearn.partition.process` over pre-encoded records (in-memory
+stand-ins for confluent Messages) with an emitter that only collects the
+encoded output, so the number is the engine's per-event cost without the
+broker: decode → predict → encode → learn. `model_only` runs the same model
+over pre-decoded dicts (the ceiling); the difference is streamlearn's own
+overhead per event. `--profile` prints a pyinstrument profile of the loop.
+Also times checkpoint encoding of the resulting model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import orjson
+
+from bench import models
+from bench.common import dataset
+from streamlearn import checkpoint
+from streamlearn.checkpoint import ModelState
+from streamlearn.codec import EventDecoder
+from streamlearn.config import FieldsConfig, ModelConfig
+from streamlearn.model_spec import build_metric, build_model, model_kind
+from streamlearn.partition import process
+
+
+class Rec:
+    __slots__ = ("_k", "_o", "_v")
+
+    def __init__(self, o: int, v: bytes, k: bytes) -> None:
+        self._o, self._v, self._k = o, v, k
+
+    def offset(self) -> int:
+        return self._o
+
+    def value(self) -> bytes:
+        return self._v
+
+    def key(self) -> bytes:
+        return self._k
+
+
+def setup(model: str, n: int, categorical: bool = False) -> tuple[Any, list[Rec], EventDecoder, bool]:
+    mc = ModelConfig(**models.streamlearn_model_config(model, categorical))
+    m = build_model(mc)
+    kind = model_kind(m)
+    dec = EventDecoder(FieldsConfig(), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None,
+                       max_value_bytes=262_144)
+    evs = dataset(n, 5 if categorical else 0)
+    recs = [Rec(i, orjson.dumps(e), e["id"].encode()) for i, e in enumerate(evs)]
+    return (ModelState(m, build_metric(mc), 0, 0, 0), mc), recs, dec, kind.is_classifier
+
+
+def run_engine(model: str, n: int, batch: int = 1000, categorical: bool = False) -> float:
+    (state, _mc), recs, dec, is_clf = setup(model, n, categorical)
+    out: list[bytes] = []
+    emit = lambda k, v: out.append(v)  # noqa: E731 - the cheapest possible sink
+    t0 = time.process_time()
+    for i in range(0, n, batch):
+        process(state, recs[i:i + batch], dec, 0, is_clf, emit, None)
+    return n / (time.process_time() - t0)
+
+
+def run_model_only(model: str, n: int, categorical: bool = False) -> float:
+    evs = dataset(n, 5 if categorical else 0)
+    m = models.build(model, categorical)
+    step = models.predict_learn
+    t0 = time.process_time()
+    for e in evs:
+        step(m, e["features"], e["label"])
+    return n / (time.process_time() - t0)
+
+
+def checkpoint_cost(model: str, n: int) -> dict[str, float]:
+    (state, _mc), recs, dec, is_clf = setup(model, n)
+    process(state, recs, dec, 0, is_clf, None, None)
+    key = checkpoint.dev_key("bench")
+    t0 = time.process_time()
+    for _ in range(20):
+        blob = checkpoint.encode(state, key)
+    enc = (time.process_time() - t0) / 20
+    return {"encode_ms": enc * 1000, "bytes": len(blob)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="logreg")
+    ap.add_argument("-n", type=int, default=50_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.profile:
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.0005)
+        prof.start()
+        run_engine(args.model, args.n)
+        prof.stop()
+        print(prof.output_text(unicode=False, color=False, show_all=False))
+        return
+    eng = sorted(run_engine(args.model, args.n) for _ in range(args.repeat))[args.repeat // 2]
+    lim = sorted(run_model_only(args.model, args.n) for _ in range(args.repeat))[args.repeat // 2]
+    res = {"model": args.model, "n": args.n, "engine_eps": round(eng), "model_only_eps": round(lim),
+           "engine_over_model": round(eng / lim, 3), "overhead_us_per_event": round(1e6 / eng - 1e6 / lim, 2),
+           "checkpoint": checkpoint_cost(args.model, min(args.n, 20_000))}
+    print(orjson.dumps(res).decode())
+
+
+if __name__ == "__main__":
+    main()
