@@ -138,6 +138,11 @@ class Coordinator:
                 if self._stopping.is_set():
                     continue
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                if wid in self.zombies:
+                    # A fenced zombie that failed on its way out is retired all the same.
+                    logs.event(log, logging.WARNING, "zombie_retired", worker=wid, result=f"error: {type(cause).__name__}")
+                    ray_api.kill(self.zombies.pop(wid))
+                    continue
                 logs.event(log, logging.WARNING, "worker_failed_retrying", worker=wid, partitions=self.assignment.get(wid, []),
                            error=f"{type(cause).__name__}: {str(cause)[:300]}", retry_in_s=self._retry_s)
                 self._relaunch_at[wid] = time.monotonic() + self._retry_s

@@ -413,7 +413,11 @@ class PartitionTask:
     # ---- shutdown ----------------------------------------------------------------------
     def _close_producer(self) -> None:
         if self.producer is not None and self.eos:
-            self.producer.flush(5)
+            try:
+                self.producer.flush(5)
+            except KafkaException as exc:
+                # A fenced or fatally failed producer has nothing left that could ever commit.
+                logs.event(log, logging.INFO, "producer_closed_with_error", **self._ctx(error=str(exc.args[0])[:200]))
         self.producer = None
 
     def close(self) -> None:
