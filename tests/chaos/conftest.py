@@ -14,7 +14,7 @@ import pytest
 
 from connectors.services.kafka_local import LocalKafka
 from connectors.services.redis_local import LocalRedis
-from tests.chaos.harness import ChaosEnv
+from tests.chaos.harness import LIVE, ChaosEnv
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +35,11 @@ def chaos_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosEnv]:
     finally:
         kafka.stop()
         redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_drivers() -> Iterator[None]:
+    """A failing chaos test must not leave its `streamlearn run` (and Ray) behind."""
+    yield
+    while LIVE:
+        LIVE.pop().kill_leftovers()

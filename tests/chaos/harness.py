@@ -42,6 +42,8 @@ PRODUCE_S = float(os.environ.get("CHAOS_PRODUCE_S", "15"))
 RESULTS = Path(os.environ.get("CHAOS_RESULTS", str(REPO / "build" / "chaos" / "results.jsonl")))
 PARTITIONS = 4
 WORKERS = 2
+# Every scenario of the session, so a failed test's drivers can be killed in teardown.
+LIVE: list[Scenario] = []
 
 
 @dataclass
@@ -164,6 +166,7 @@ class Scenario:
         self.produced = 0
         self._write_config()
         self._create_topics()
+        LIVE.append(self)
 
     # -- config and topics ------------------------------------------------------------
     def _write_config(self) -> None:
@@ -304,6 +307,15 @@ class Scenario:
         for p in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
+
+    def kill_leftovers(self) -> None:
+        """Teardown after a failure: no driver, worker or SIGSTOPped process may outlive the test."""
+        for d in self.drivers:
+            if d.proc.poll() is None:
+                for pid in descendants(d.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+                self.kill_all(d)
 
     def crashes(self) -> dict[str, int]:
         from streamlearn import faults
