@@ -23,7 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 import redis
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect, redacted
@@ -114,7 +114,7 @@ class PartitionWorker:
                     for p, recs in by_part.items():
                         owned = tasks.get(p)
                         if owned is not None:
-                            owned.process(recs)
+                            self._process(consumer, tasks, p, recs, lost)
                 now = time.monotonic()
                 full = any(t.pending >= pc.max_batch for t in tasks.values())
                 if now - last_commit < commit_every and not full:
@@ -154,6 +154,21 @@ class PartitionWorker:
                 self._phase = result
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=lost)
         return {"worker": self.worker_id, "result": result, "lost": lost, "pid": os.getpid()}
+
+    def _process(self, consumer: Any, tasks: dict[int, PartitionTask], p: int, recs: list[Any], lost: list[int]) -> None:
+        """process() with the producer failing fatally mid-batch (typically: fenced, we are a zombie)."""
+        task = tasks[p]
+        try:
+            try:
+                task.process(recs)
+            except KafkaException as exc:
+                if not kafka_io.is_fatal(exc):
+                    raise
+                logs.event(log, logging.WARNING, "producer_fatal", topic=task.topic, partition=p, epoch=task.epoch, error=str(exc.args[0])[:200])
+                # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
+                task.recover(fatal=True)
+        except OwnershipLostError as exc:
+            self._drop(consumer, tasks, p, lost, exc)
 
     def _drop(self, consumer: Any, tasks: dict[int, PartitionTask], p: int, lost: list[int], exc: OwnershipLostError) -> None:
         logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
