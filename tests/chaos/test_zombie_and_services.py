@@ -1,0 +1,126 @@
+"""Zombie workers (SIGSTOP/SIGCONT) and service faults: Redis restart, Redis outage, Kafka restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import redis as redis_lib
+
+from tests.chaos.checker import I4Sampler, assert_exactly_once, audit, caught_up
+from tests.chaos.harness import PARTITIONS, ChaosEnv, Scenario, alive, record_result, wait_for
+
+DONE_TIMEOUT_S = 600
+OUTAGE_S = 10.0
+
+
+def _finish(sc: Scenario, i4: I4Sampler, fault: str, injected: int, **extra: Any) -> None:
+    v = audit(sc)
+    record_result({"scenario": sc.name, "fault": fault, "injected": injected, **v.row(),
+                   "i4_samples": i4.samples, "i4_violations": len(i4.violations), **extra})
+    assert_exactly_once(v)
+    assert i4.samples > 0 and not i4.violations, f"I4 violated: {i4.violations[:5]}"
+
+
+def _keys(sc: Scenario, p: int, kind: str) -> str:
+    return f"streamlearn:{sc.app}:{sc.topic}:{p}:{kind}"
+
+
+def test_zombie_is_fenced_and_retires(chaos_env: ChaosEnv) -> None:
+    sc = Scenario(chaos_env, "zombie", processing={"owner_lease_s": 3.0})
+    r = redis_lib.Redis.from_url(chaos_env.redis_url)
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 4), DONE_TIMEOUT_S, "a quarter of the input committed")
+
+        def owned_by() -> dict[int, list[int]]:
+            out: dict[int, list[int]] = {}
+            for p in range(PARTITIONS):
+                pid = r.hget(_keys(sc, p, "status"), "pid")
+                if pid is not None:
+                    out.setdefault(int(pid), []).append(p)
+            return out
+
+        owners = wait_for(lambda: {pid: ps for pid, ps in owned_by().items() if pid in d.worker_pids()}, 60, "a worker owning partitions")
+        zombie, parts = sorted(owners.items())[0]
+        epochs = {p: int(r.get(_keys(sc, p, "epoch")) or 0) for p in parts}
+        os.kill(zombie, signal.SIGSTOP)
+        try:
+            def taken_over() -> bool:
+                return all(int(r.get(_keys(sc, p, "epoch")) or 0) > epochs[p]
+                           and int(r.hget(_keys(sc, p, "status"), "pid") or 0) not in (0, zombie) for p in parts)
+
+            wait_for(taken_over, 120, f"partitions {parts} of the stopped worker {zombie} to be owned elsewhere")
+        finally:
+            os.kill(zombie, signal.SIGCONT)
+        # It wakes up holding a fenced producer and a stale epoch: it must drop everything and retire.
+        wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire and exit")
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed")
+        sc.stop(d)
+    for p in parts:
+        ck_epoch = int(r.hget(_keys(sc, p, "ckpt"), "epoch") or 0)
+        assert ck_epoch > epochs[p], f"checkpoint of partition {p} was written by epoch {ck_epoch}, the zombie's was {epochs[p]}"
+    log = d.log()
+    fenced = sorted(p for p in parts if f"ownership_lost topic={sc.topic} partition={p} " in log)
+    _finish(sc, i4, "zombie: SIGSTOP a worker until its partitions move, then SIGCONT", 1,
+            zombie_partitions=parts, fenced_partitions=fenced)
+    assert "zombie_retired" in log
+    assert fenced, "the zombie never noticed it was fenced"
+
+
+def test_redis_restarted_mid_run(chaos_env: ChaosEnv) -> None:
+    sc = Scenario(chaos_env, "redis-restart")
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
+        chaos_env.redis.restart()
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the Redis restart")
+        sc.stop(d)
+    _finish(sc, i4, "Redis restarted mid-run (AOF)", 1)
+
+
+def test_redis_unreachable_for_10s(chaos_env: ChaosEnv) -> None:
+    sc = Scenario(chaos_env, "redis-outage")
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
+        chaos_env.redis.stop()
+        t0 = time.monotonic()
+        try:
+            wait_for(lambda: "redis_unreachable_pausing" in d.log(), 60, "the workers' pause log line")
+            time.sleep(max(OUTAGE_S - (time.monotonic() - t0), 0))  # the outage itself, not a synchronisation
+        finally:
+            chaos_env.redis.start()
+        wait_for(lambda: "redis_back_resuming" in d.log(), 60, "the workers' resume log line")
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the outage")
+        sc.stop(d)
+    log = d.log()
+    paused = {p for p in range(PARTITIONS) if f"redis_unreachable_pausing topic={sc.topic} partition={p} " in log}
+    _finish(sc, i4, f"Redis unreachable for {OUTAGE_S:.0f} s", 1, paused_partitions=sorted(paused))
+    assert paused == set(range(PARTITIONS)), f"pause line per partition expected, got {sorted(paused)}"
+    assert sc.env.redis_password not in log
+
+
+def test_kafka_broker_restarted_mid_run(chaos_env: ChaosEnv) -> None:
+    sc = Scenario(chaos_env, "kafka-restart")
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
+        chaos_env.kafka.restart()
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the broker restart")
+        sc.stop(d)
+    _finish(sc, i4, "Kafka broker restarted mid-run", 1)
