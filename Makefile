@@ -25,6 +25,8 @@ test-unit: setup
 test-integration: setup
 	$(PYTEST) tests/integration
 
+## Kills, zombies, service faults, hostile input (CI size); larger: CHAOS_EVENTS=50000 make test-chaos.
+## Report: .venv/bin/python -m tests.chaos.report --write docs/reliability.md
 test-chaos: setup
 	$(PYTEST) tests/chaos
 
