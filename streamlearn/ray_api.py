@@ -30,6 +30,10 @@ def init(address: str | None, workers: int) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
+        # The local raylet starts workers at nice 15 by default; the partition workers are
+        # the hot path, so on a busy machine they would lose the CPU to everything else
+        # (the broker included). Measured in docs/benchmarks.md; an explicit setting wins.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         # Logical CPUs: one per worker even on a small machine (they mostly wait on I/O),
         # plus one per worker for replacements: a hung (zombie) worker keeps its CPU
         # reservation until it retires, and its replacement must not wait for it.
