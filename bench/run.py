@@ -95,6 +95,7 @@ class Bench:
         out = subprocess.run([sys.executable, "-m", "bench.sysproc", orjson.dumps(spec).decode()], cwd=ROOT, capture_output=True,
                              check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         res = orjson.loads(out.stdout.strip().splitlines()[-1])
+        log(f"{label} run {run}: {res['throughput_eps']:.0f} ev/s (no I/O) rss={res['peak_rss_mb']:.0f}")
         return self.save({"label": label, "kind": "throughput", "run": run, "model": model, "categorical": categorical, **res})
 
     def throughput(self, label: str, spec: dict[str, Any], run: int) -> dict[str, Any]:
@@ -134,10 +135,10 @@ class Bench:
         reader.ready.wait(30)
         proc = self.spawn(spec)
         # Warm-up: wait until the system answers, so start-up time is not counted as latency.
-        warm = common.PacedProducer(self.svc.bootstrap, topic_in, events[:40], rate=200, duration_s=0.2)
-        warm.start()
+        warm_n = 40
+        common.produce_backlog(self.svc.bootstrap, topic_in, events[:warm_n])
         deadline = time.monotonic() + self.args.run_timeout
-        while reader.count < 40 and time.monotonic() < deadline and proc.poll() is None:
+        while reader.count < warm_n and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
         paced = common.PacedProducer(self.svc.bootstrap, topic_in, events, rate=rate, duration_s=self.args.latency_s)
         paced.start()
@@ -152,7 +153,7 @@ class Bench:
                 os.kill(p, signal.SIGKILL)
         paced.join()
         # let the tail drain
-        want = warm.sent + paced.sent
+        want = warm_n + paced.sent
         deadline = time.monotonic() + 60
         while reader.count < want and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -1,0 +1,78 @@
+"""PNG plots of a benchmark summary (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    systems = {k: v for k, v in summary["systems"].items() if v.get("throughput_eps")}
+
+    names = list(systems)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(names, [systems[n]["throughput_eps"] for n in names], color="#4c72b0")
+    for i, n in enumerate(names):
+        runs = systems[n].get("runs") or []
+        ax.scatter([i] * len(runs), runs, color="black", s=10, zorder=3)
+    ax.set_ylabel("events/s (median; dots = runs)")
+    ax.set_title(f"Throughput, {summary['config']['events']} events, {summary['config']['partitions']} partitions")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    files.append(out / "bench_throughput.png")
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+
+    lat = [n for n in names if systems[n].get("latency_p99_ms") is not None]
+    if lat:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        xs = range(len(lat))
+        ax.bar([x - 0.2 for x in xs], [systems[n]["latency_p50_ms"] for n in lat], width=0.4, label="p50")
+        ax.bar([x + 0.2 for x in xs], [systems[n]["latency_p99_ms"] for n in lat], width=0.4, label="p99")
+        ax.axhline(250, color="red", linestyle="--", linewidth=1, label="p99 target 250 ms")
+        ax.set_xticks(list(xs), lat, rotation=30)
+        ax.set_ylabel("ms, produce → visible to read_committed")
+        ax.set_title("End-to-end latency at half of each system's own maximum")
+        ax.legend()
+        fig.tight_layout()
+        files.append(out / "bench_latency.png")
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+
+    ci = summary.get("variants", {}).get("commit_interval_ms")
+    if ci:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ks = sorted(ci, key=int)
+        ax.plot([int(k) for k in ks], [ci[k] or 0 for k in ks], marker="o")
+        ax.set_xscale("log")
+        ax.set_xlabel("processing.commit_interval_ms")
+        ax.set_ylabel("events/s")
+        ax.set_title("streamlearn_eos_1w vs commit interval")
+        fig.tight_layout()
+        files.append(out / "bench_commit_interval.png")
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+
+    rec = [r for r in raw if r.get("kind") == "recovery" and r.get("timeline")]
+    if rec:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for r in rec:
+            tl = r["timeline"]
+            ax.plot([t for t, _ in tl], [c * 10 for _, c in tl], label=r["label"])
+        ax.axvline(0, color="red", linestyle="--", linewidth=1, label="SIGKILL")
+        ax.set_xlabel("seconds since SIGKILL of a worker")
+        ax.set_ylabel("predictions/s (100 ms buckets)")
+        ax.set_title("Recovery: committed predictions around a worker kill")
+        ax.legend()
+        fig.tight_layout()
+        files.append(out / "bench_recovery.png")
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+    return files
