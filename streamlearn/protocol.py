@@ -298,8 +298,12 @@ class PartitionTask:
                 return True
             except KafkaException as exc:
                 if kafka_io.is_fenced(exc):
-                    self.in_txn = False
-                    raise OwnershipLostError(self.topic, self.p, self.epoch, f"fenced by a newer producer ({exc.args[0]})") from None
+                    # Fenced by a newer owner (then the Redis epoch moved: recover raises
+                    # OwnershipLostError), or by the broker aborting our timed-out transaction
+                    # (e.g. across a broker restart; nobody else owns the partition: re-own it).
+                    logs.event(log, logging.WARNING, "transaction_fenced", **self._ctx(offset=next_offset, reason=str(exc.args[0])))
+                    self.recover(fatal=True)
+                    return False
                 if kafka_io.requires_abort(exc) or kafka_io.is_fatal(exc) or attempt == _COMMIT_RETRIES - 1:
                     logs.event(log, logging.WARNING, "transaction_aborted", **self._ctx(offset=next_offset, reason=str(exc.args[0])))
                     self.recover(fatal=kafka_io.is_fatal(exc))
@@ -317,9 +321,9 @@ class PartitionTask:
         if self.eos and self.producer is not None and not fatal:
             try:
                 self.producer.abort_transaction(_TXN_TIMEOUT_S)
-            except KafkaException as exc:
-                if kafka_io.is_fenced(exc):
-                    raise OwnershipLostError(self.topic, self.p, self.epoch, "fenced while aborting") from None
+            except KafkaException:
+                # Fenced or failed: the epoch check below tells a zombie (stop) from a
+                # broker-side abort of a timed-out transaction (re-own with a new producer).
                 fatal = True
         self.in_txn = False
         self.pending = 0
