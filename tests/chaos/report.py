@@ -20,7 +20,7 @@ ORDER = [
     "baseline", "worker-kills", "driver-kill",
     "crash-take-ownership", "crash-during-replay", "crash-after-produce-before-commit",
     "crash-after-commit-before-checkpoint", "crash-mid-checkpoint",
-    "zombie", "redis-restart", "redis-outage", "kafka-restart",
+    "zombie", "redis-restart", "redis-outage", "kafka-restart", "kafka-down",
     "tamper-previous", "tamper-replay-earliest", "hostile",
 ]
 

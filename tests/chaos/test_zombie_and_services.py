@@ -124,3 +124,28 @@ def test_kafka_broker_restarted_mid_run(chaos_env: ChaosEnv) -> None:
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the broker restart")
         sc.stop(d)
     _finish(sc, i4, "Kafka broker restarted mid-run", 1)
+
+
+def test_kafka_broker_down_longer_than_transaction_timeout(chaos_env: ChaosEnv) -> None:
+    """Open transactions time out while the broker is away; the broker's abort fences their producers.
+
+    Nobody else owns those partitions, so each worker must re-own them (new
+    producer, same Redis epoch) rather than give them up while it lives on.
+    """
+    sc = Scenario(chaos_env, "kafka-down")
+    recs = sc.events()
+    down_s = 15.0  # > kafka.transaction_timeout_ms (10 s)
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
+        chaos_env.kafka.stop()
+        try:
+            time.sleep(down_s)  # the outage itself, not a synchronisation
+        finally:
+            chaos_env.kafka.start()
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the outage")
+        sc.stop(d)
+    _finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
+            fenced_by_broker="transaction_fenced" in d.log())
