@@ -242,7 +242,8 @@ class Coordinator:
         if self._monitor is not None:
             self._monitor.join(timeout=5)
         with self._lock:
-            for h in list(self.handles.values()):
+            # Zombies too: one that re-took its partition (it won the race after waking up) owns it now.
+            for h in list(self.handles.values()) + list(self.zombies.values()):
                 ray_api.call(h, "stop")
             results = []
             deadline = time.monotonic() + timeout_s
