@@ -148,6 +148,36 @@ runs. The same test checks that the Redis password and
 `STREAMLEARN_CHECKPOINT_SECRET` appear in no driver log, nor in the output
 of `streamlearn status --json` and `streamlearn config`.
 
+## Engine bugs these tests found (fixed)
+
+- `streamlearn run` aborted on SIGTERM (Ray's fatal-signal handler replaced
+  ours): no graceful stop, no final checkpoint. Signal handlers are now
+  installed after `ray.init`.
+- A zombie's replacement never started: the local Ray cluster had exactly
+  one CPU per worker and the hung actor kept its CPU; the pending
+  replacement was then itself "replaced" every two leases. Local Ray now
+  gets one spare CPU per worker, and a worker that never held a lease gets a
+  start-up grace before it can be judged hung.
+- A woken zombie crashed out of `run()` (fatal producer error while
+  producing, then again while closing the fenced producer) instead of
+  retiring; it now drops its partitions, logs `ownership_lost`, returns
+  "retired", and the coordinator retires a zombie even if its `run()` fails.
+- After a broker outage longer than `transaction.timeout.ms`, the broker's
+  abort fenced the producer and the worker gave the partition up while it
+  lived on, so no one ever owned it again. A fenced producer now re-owns the
+  partition when the Redis epoch is still its own (only a true zombie,
+  whose epoch moved, stops).
+
+## Not covered here
+
+- Kafka SASL/SSL and Redis TLS are passed through from configuration but not
+  exercised by this suite (no TLS/SASL broker in the chaos session).
+- The Prometheus endpoint is not scanned for secrets here (status and config
+  output and all logs are).
+- A live worker whose single commit outlives `transaction.timeout.ms` is
+  handled by the same code path as the broker-outage row but is not
+  injected on its own.
+
 ## Reproduce
 
 ```
