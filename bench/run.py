@@ -162,7 +162,7 @@ class Bench:
         reader.stop_flag.set()
         reader.join(10)
         start_ms = (paced.started_at + self.args.warmup_s) * 1000.0
-        lats = [arr * 1000.0 - ts for arr, ts in reader.samples if ts >= start_ms and (kill_at is None)]
+        lats = [arr * 1000.0 - ts for arr, ts, _p in reader.samples if ts >= start_ms and (kill_at is None)]
         rec: dict[str, Any] = {"label": label, "kind": "recovery" if kill_at else "latency", "run": 0,
                                "spec": {k: v for k, v in spec.items() if k != "redis_url"}, "offered_eps": rate,
                                "sent": paced.sent, "received": reader.count, "samples": len(lats),
@@ -170,10 +170,16 @@ class Bench:
                                "latency_max_ms": max(lats) if lats else None,
                                "peak_rss_mb": max((r for r in rss if r is not None), default=None)}
         if kill_at is not None:
-            # Recovery: from the SIGKILL until a prediction arrives for an event produced after it.
-            after = [arr for arr, ts in reader.samples if ts >= kill_at * 1000.0]
-            any_after = [arr for arr, _ts in reader.samples if arr > kill_at + 0.1]
-            rec.update({"killed_pids": killed, "recovery_s": (min(after) - kill_at) if after else None,
+            # Recovery, per output partition (= input partition): from the SIGKILL until a prediction
+            # arrives for an event produced after it; the slowest partition (the killed worker's) counts.
+            per_part: dict[int, float] = {}
+            for arr, ts, part in reader.samples:
+                if ts >= kill_at * 1000.0:
+                    per_part[part] = min(per_part.get(part, arr), arr)
+            any_after = [arr for arr, _ts, _p in reader.samples if arr > kill_at + 0.1]
+            rec.update({"killed_pids": killed,
+                        "recovery_s": (max(per_part.values()) - kill_at) if len(per_part) == common.PARTITIONS else None,
+                        "recovery_per_partition_s": {str(p): round(t - kill_at, 3) for p, t in sorted(per_part.items())},
                         "first_output_after_kill_s": (min(any_after) - kill_at) if any_after else None,
                         "timeline": self._timeline(reader.samples, kill_at)})
             log(f"{label} recovery: {rec['recovery_s']}s (first output after kill {rec['first_output_after_kill_s']}s)")
@@ -183,10 +189,10 @@ class Bench:
         return self.save(rec)
 
     @staticmethod
-    def _timeline(samples: list[tuple[float, float]], t0: float) -> list[list[float]]:
-        """Predictions per 100 ms bucket relative to the kill (small: for the recovery plot)."""
+    def _timeline(samples: list[tuple[float, float, int]], t0: float) -> list[list[float]]:
+        """Sampled predictions (every 4th) per 100 ms bucket relative to the kill (small: for the recovery plot)."""
         buckets: dict[int, int] = {}
-        for arr, _ts in samples:
+        for arr, _ts, _p in samples:
             b = int((arr - t0) * 10)
             buckets[b] = buckets.get(b, 0) + 1
         return [[b / 10.0, c] for b, c in sorted(buckets.items()) if -50 <= b <= 300]
@@ -221,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", help="use this broker instead of starting a private one")
     ap.add_argument("--redis-url", help="use this Redis instead of starting a private one")
     ap.add_argument("--out", default=str(RESULTS / "summary.json"))
+    ap.add_argument("--recovery-only", action="store_true",
+                    help="re-measure only the SIGKILL recovery of the streamlearn systems in an existing --out summary")
     args = ap.parse_args(argv)
     args.events = args.events or (20_000 if args.quick else 200_000)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -245,10 +253,16 @@ def main(argv: list[str] | None = None) -> int:
                                                              "model": "StandardScaler | LogisticRegression (numeric)"},
                                "systems": {}, "variants": {}}
     started = time.time()
+    if args.recovery_only:
+        summary = orjson.loads(Path(args.out).read_bytes())
+        b.raw = [orjson.loads(f.read_bytes()) for f in sorted(RAW.glob("*.json")) if "-recovery-" not in f.name]
     try:
         systems = summary["systems"]
+        if args.recovery_only:
+            wanted = [w for w in wanted if w.startswith("streamlearn_eos")]
+            args.no_variants = True
         # 1. throughput, median of runs
-        for name in wanted:
+        for name in [] if args.recovery_only else wanted:
             if name == "model_limit":
                 runs = [b.model_limit(name, "logreg", False, r) for r in range(args.runs)]
                 systems[name] = {"throughput_eps": median([r["throughput_eps"] for r in runs]), "latency_p50_ms": None,
@@ -261,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                              "recovery_s": None, "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
                              "runs": [round(r["throughput_eps"], 1) for r in runs], "complete_runs": len(ok)}
         # 2. latency at half of each system's own maximum
-        for name in wanted:
+        for name in [] if args.recovery_only else wanted:
             if name == "model_limit" or not systems[name]["throughput_eps"]:
                 continue
             rate = max(100.0, systems[name]["throughput_eps"] / 2.0)
@@ -273,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             rec = b.latency(name, b.base_spec(**SYSTEMS[name]), rate, kill_after_s=3.0)
             systems[name]["recovery_s"] = rec["recovery_s"]
             systems[name]["first_output_after_kill_s"] = rec["first_output_after_kill_s"]
+            systems[name]["recovery_per_partition_s"] = rec["recovery_per_partition_s"]
         # 4. variants (streamlearn eos 1 worker)
         if not args.no_variants:
             variants = summary["variants"]
@@ -302,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 mv[key] = {"model_limit": lim["throughput_eps"], "streamlearn_eos_1w": sl["throughput_eps"] if sl["complete"] else None}
             variants["models"] = mv
     finally:
-        summary["wall_s"] = round(time.time() - started, 1)
+        summary["recovery_rerun_wall_s" if args.recovery_only else "wall_s"] = round(time.time() - started, 1)
         if not (args.bootstrap and args.redis_url):
             svc.stop()
     if "bytewax" not in summary["systems"]:
