@@ -183,6 +183,9 @@ of `streamlearn status --json` and `streamlearn config`.
 ```
 make test-chaos                        # CI size (CHAOS_EVENTS=4000 per scenario)
 CHAOS_EVENTS=50000 make test-chaos     # the large run
+# the 50000-event rows above: the kill, crash and baseline scenarios, input spread over 60 s
+CHAOS_EVENTS=50000 CHAOS_PRODUCE_S=60 .venv/bin/python -m pytest tests/chaos/test_kills.py tests/chaos/test_baseline.py \
+    -k "worker_kills or driver_sigkill or mid_checkpoint or after_produce or fault_free"
 .venv/bin/python -m tests.chaos.report --write docs/reliability.md
 ```
 
