@@ -107,6 +107,39 @@ def make_producer(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Pro
     return Producer(conf)
 
 
+def produce_blocking(producer: Producer, topic: str, value: bytes | None, key: bytes | None) -> None:
+    """produce(), waiting for local queue space instead of failing with BufferError."""
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+class Pacer:
+    """Holds a producer to `rate` messages per second; serves delivery callbacks while it waits."""
+
+    def __init__(self, rate: float | None, max_wait_s: float = 0.5) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.rate = rate
+        self.max_wait_s = max_wait_s
+        self.started = self._clock()
+        self.sent = 0
+
+    def tick(self, producer: Producer) -> None:
+        self.sent += 1
+        if not self.rate:
+            return
+        while True:
+            ahead = self.sent / self.rate - (self._clock() - self.started)
+            if ahead <= 0:
+                return
+            producer.poll(min(ahead, self.max_wait_s))
+
+
 def is_fenced(exc: BaseException) -> bool:
     if not isinstance(exc, KafkaException) or not exc.args:
         return False

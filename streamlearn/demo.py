@@ -160,25 +160,19 @@ def produce(cfg: AppConfig, records: list[tuple[bytes, bytes]], rate: float, st:
 
     try:
         producer = kafka_io.make_producer(cfg.kafka.bootstrap, {"linger.ms": 20})
-        st.produce_started_at = time.monotonic()
+        pacer = kafka_io.Pacer(rate)
+        st.produce_started_at = pacer.started
         valid = 0
         for n, (key, value) in enumerate(records, start=1):
             if st.stop.is_set():
                 break
-            while True:
-                try:
-                    producer.produce(cfg.kafka.input_topic, value, key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            kafka_io.produce_blocking(producer, cfg.kafka.input_topic, value, key)
             if not key.startswith(b"bad-"):
                 valid += 1
                 if valid == drift_index + 1:
                     st.drift_produced_at = time.monotonic()
             st.produced = n
-            ahead = n / rate - (time.monotonic() - st.produce_started_at)
-            if ahead > 0:
-                producer.poll(min(ahead, 0.5))
+            pacer.tick(producer)
         left = producer.flush(30)
         if left:
             st.producer_error = f"{left} records not acknowledged by Kafka"

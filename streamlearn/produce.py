@@ -74,6 +74,7 @@ def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str 
     producer = kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
     key_field = key_field or cfg.fields.id
     start = time.monotonic()
+    pacer = kafka_io.Pacer(rate)
     n = 0
     for eid, value in read_events(path, cfg):
         key: bytes | None = None
@@ -85,17 +86,9 @@ def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str 
                 key = None if kv is None else str(kv).encode()
             except (orjson.JSONDecodeError, AttributeError):
                 key = None
-        while True:
-            try:
-                producer.produce(cfg.kafka.input_topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        kafka_io.produce_blocking(producer, cfg.kafka.input_topic, value, key)
+        pacer.tick(producer)
         n += 1
-        if rate:
-            ahead = n / rate - (time.monotonic() - start)
-            if ahead > 0:
-                producer.poll(ahead)
         if not quiet and n % 10_000 == 0:
             print(f"produced {n} events to {cfg.kafka.input_topic}", file=sys.stderr)
     left = producer.flush(60)

@@ -47,22 +47,12 @@ def write_config(tmp_path: Path, bootstrap: str, redis_url: str, input_topic: st
 
 def produce(cfg: AppConfig, values: Iterable[tuple[bytes | None, bytes | None]], rate: float | None = None) -> int:
     producer = kafka_io.make_producer(cfg.kafka.bootstrap)
-    n = 0
-    start = time.monotonic()
+    pacer = kafka_io.Pacer(rate)
     for key, value in values:
-        while True:
-            try:
-                producer.produce(cfg.kafka.input_topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        n += 1
-        if rate:
-            ahead = n / rate - (time.monotonic() - start)
-            if ahead > 0:
-                producer.poll(ahead)
+        kafka_io.produce_blocking(producer, cfg.kafka.input_topic, value, key)
+        pacer.tick(producer)
     assert producer.flush(60) == 0
-    return n
+    return pacer.sent
 
 
 def keyed(events: Iterable[dict[str, Any]]) -> list[tuple[bytes | None, bytes | None]]:

@@ -34,3 +34,33 @@ def test_unknown_file_type_is_a_clear_error(tmp_path: Path) -> None:
     f.write_bytes(b"")
     with pytest.raises(ConfigError, match="unsupported file type"):
         list(read_events(f, AppConfig()))
+
+
+class _FakeProducer:
+    """Records how long the pacer asked to wait; poll() advances a fake clock."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def poll(self, timeout: float) -> int:
+        self.waits.append(timeout)
+        self.clock[0] += timeout
+        return 0
+
+
+def test_pacer_holds_the_rate_even_when_waits_are_capped() -> None:
+    from connectors.kafka_io import Pacer
+
+    clock = [0.0]
+    pacer = Pacer(rate=1.0, max_wait_s=0.25)
+    pacer._clock = lambda: clock[0]
+    pacer.started = 0.0
+    fake = _FakeProducer(clock)
+    for _ in range(3):
+        pacer.tick(fake)  # type: ignore[arg-type]
+    assert clock[0] == 3.0  # 3 messages at 1/s: the third leaves at t=3 s, not earlier
+    assert max(fake.waits) <= 0.25
+    unpaced = Pacer(rate=None)
+    unpaced.tick(fake)  # type: ignore[arg-type]
+    assert unpaced.sent == 1 and clock[0] == 3.0
