@@ -20,7 +20,6 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -83,23 +82,14 @@ class PartitionWorker:
         with self._lock:
             self._partitions = list(partitions)
             self._phase = "restoring"
-        # Partitions are independent (own producer, own transactions): take ownership and
-        # commit them concurrently. librdkafka calls release the GIL, so the round trips
-        # of init_transactions / commit_transaction overlap instead of adding up.
-        pool = ThreadPoolExecutor(max_workers=len(partitions), thread_name_prefix="partition") if len(partitions) > 1 else None
-
-        def own(p: int) -> tuple[PartitionTask, int]:
+        assignment = []
+        for p in partitions:
             task = PartitionTask(cfg, store, consumer, p, self.owner, ckpt_key, decoder, kind.is_classifier, out_parts, shared)
             self._with_redis(store, [task], task.take_ownership)
-            return task, self._with_redis(store, [task], task.restore)
-
-        owned_all = list(pool.map(own, partitions)) if pool is not None else [own(p) for p in partitions]
-        assignment = []
-        for task, start in owned_all:
-            tasks[task.p] = task
-            assignment.append(TopicPartition(topic, task.p, start))
+            start = self._with_redis(store, [task], task.restore)
+            tasks[p] = task
+            assignment.append(TopicPartition(topic, p, start))
         consumer.assign(assignment)
-        commit_pool = pool if pc.guarantee == "exactly_once" else None  # at_least_once shares one producer
         with self._lock:
             self._phase = "running"
 
@@ -130,7 +120,11 @@ class PartitionWorker:
                 if now - last_commit < commit_every and not full:
                     continue
                 last_commit = now
-                self._commit_all(consumer, tasks, lost, commit_pool)
+                for p in list(tasks):
+                    try:
+                        tasks[p].commit()
+                    except OwnershipLostError as exc:
+                        self._drop(consumer, tasks, p, lost, exc)
                 due = [t for t in tasks.values() if t.checkpoint_due(now)]
                 publish = now - last_status >= pc.status_interval_s
                 if due or publish:
@@ -142,7 +136,11 @@ class PartitionWorker:
             if not tasks:
                 result = "retired"
             # Graceful stop: commit what is open, checkpoint everything.
-            self._commit_all(consumer, tasks, lost, commit_pool)
+            for p in list(tasks):
+                try:
+                    tasks[p].commit()
+                except OwnershipLostError as exc:
+                    self._drop(consumer, tasks, p, lost, exc)
             if tasks:
                 self._with_redis(store, list(tasks.values()), self._final_checkpoint, store, consumer, tasks, lost, give_up_on_stop=True)
         finally:
@@ -151,35 +149,11 @@ class PartitionWorker:
             if shared is not None:
                 shared.flush(10)
             consumer.close()
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
             with self._lock:
                 self._partitions = []
                 self._phase = result
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=lost)
         return {"worker": self.worker_id, "result": result, "lost": lost, "pid": os.getpid()}
-
-    def _commit_all(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int], pool: ThreadPoolExecutor | None) -> None:
-        """Step 4 for every partition with an open batch; concurrently when a pool is given."""
-        open_batches = [p for p, t in tasks.items() if t.in_txn]
-        if pool is None or len(open_batches) <= 1:
-            for p in open_batches:
-                try:
-                    tasks[p].commit()
-                except OwnershipLostError as exc:
-                    self._drop(consumer, tasks, p, lost, exc)
-            return
-        futures = {p: pool.submit(tasks[p].commit) for p in open_batches}
-        errors: list[BaseException] = []
-        for p, fut in futures.items():
-            try:
-                fut.result()
-            except OwnershipLostError as exc:
-                self._drop(consumer, tasks, p, lost, exc)
-            except BaseException as exc:  # re-raised after every commit has settled
-                errors.append(exc)
-        if errors:
-            raise errors[0]
 
     def _process(self, consumer: Any, tasks: dict[int, PartitionTask], p: int, recs: list[Any], lost: list[int]) -> None:
         """process() with the producer failing fatally mid-batch (typically: fenced, we are a zombie)."""
