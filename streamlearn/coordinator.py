@@ -30,6 +30,8 @@ from streamlearn.worker import PartitionWorker
 log = logs.get("coordinator")
 # A worker that has never held a lease gets this long to start before it counts as hung.
 STARTUP_GRACE_S = 60.0
+# A run loop that has not turned for owner_lease_s + this is stuck (beyond every client timeout).
+STUCK_MARGIN_S = 60.0
 
 
 class Coordinator:
@@ -188,10 +190,18 @@ class Coordinator:
                 # Replacing it now would cascade replacements that never start.
                 continue
             try:
-                ray_api.get(ray_api.call(self.handles[wid], "ping"), timeout=2.0)
-                continue  # alive (e.g. paused on Redis): leave it be
+                reply = ray_api.get(ray_api.call(self.handles[wid], "ping"), timeout=2.0)
             except (ray_api.TimeoutError_, ray_api.ActorError):
-                pass
+                reply = None
+            if reply is not None:
+                if float(reply.get("loop_age_s", 0.0)) > self.cfg.processing.owner_lease_s + STUCK_MARGIN_S:
+                    # The process answers but its loop has not turned for longer than any bounded
+                    # Kafka/Redis call may take: stuck in a client library. Restart it (Ray
+                    # re-creates the actor, its run fails, and _check_runs relaunches it).
+                    logs.event(log, logging.WARNING, "worker_stuck_restarting", worker=wid, partitions=parts,
+                               loop_age_s=round(float(reply["loop_age_s"]), 1))
+                    ray_api.kill(self.handles[wid], restart=True)
+                continue  # alive (e.g. paused on Redis): leave it be
             self._replace(wid, reason=f"lease expired on partitions {expired} and no answer to ping")
 
     def _replace(self, wid: str, reason: str) -> None:

@@ -50,11 +50,13 @@ class PartitionWorker:
         self._partitions: list[int] = []
         self._phase = "idle"
         self._lock = threading.Lock()
+        self._beat = time.monotonic()  # last sign of life of the run loop (ping reports its age)
 
     # ---- control (called from other threads of the actor) ------------------------
     def ping(self) -> dict[str, Any]:
         with self._lock:
-            return {"worker": self.worker_id, "pid": os.getpid(), "partitions": list(self._partitions), "phase": self._phase}
+            return {"worker": self.worker_id, "pid": os.getpid(), "partitions": list(self._partitions), "phase": self._phase,
+                    "loop_age_s": time.monotonic() - self._beat if self._partitions else 0.0}
 
     def stop(self) -> None:
         self._stop.set()
@@ -62,6 +64,7 @@ class PartitionWorker:
     # ---- main loop -------------------------------------------------------------------
     def run(self, partitions: list[int]) -> dict[str, Any]:
         self._stop.clear()
+        self._beat = time.monotonic()
         cfg = self.cfg
         pc = cfg.processing
         topic = cfg.kafka.input_topic
@@ -101,6 +104,7 @@ class PartitionWorker:
         result = "stopped"
         try:
             while tasks and not self._stop.is_set():
+                self._beat = time.monotonic()
                 msgs = consumer.consume(num_messages=pc.max_batch, timeout=poll_s)
                 if msgs:
                     by_part: dict[int, list[Any]] = defaultdict(list)
@@ -243,6 +247,7 @@ class PartitionWorker:
                 if give_up_on_stop and self._stop.is_set() and paused:
                     # Stopping with Redis down: the commit is done; the next owner replays from the last checkpoint.
                     return None
+                self._beat = time.monotonic()  # paused on purpose, not stuck
                 self._stop.wait(self.cfg.processing.redis_retry_s)
                 continue
             if paused:
