@@ -167,6 +167,15 @@ of `streamlearn status --json` and `streamlearn config`.
   lived on, so no one ever owned it again. A fenced producer now re-owns the
   partition when the Redis epoch is still its own (only a true zombie,
   whose epoch moved, stops).
+- Concurrent per-partition commits (tried for latency) hung: under a broker
+  restart two threads of one worker blocked in `send_offsets_to_transaction`
+  far past its 30 s timeout, with the process still answering pings, so the
+  partitions were never re-owned. Commits are sequential again, and the
+  coordinator now restarts a worker whose process answers but whose run
+  loop has not turned for `owner_lease_s` + 60 s (`worker_stuck_restarting`).
+- The crash-point scenarios at 2 % per commit could miss their second
+  planned crash when the first restart ate the stream's window; they now
+  fire at 10 % per commit (still capped by `limit`).
 
 ## Not covered here
 
