@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -100,6 +100,9 @@ class PartitionTask:
         self.commit_sum_ms = 0.0
         self.commits = 0
         self.phase = "starting"
+        # Called on every retry of a slow step, so the worker's liveness check tells
+        # "retrying within bounded timeouts" from "stuck in a client library".
+        self.heartbeat: Callable[[], None] = _no_heartbeat
 
     def _ctx(self, **more: Any) -> dict[str, Any]:
         return {"topic": self.topic, "partition": self.p, "epoch": self.epoch, **more}
@@ -120,6 +123,7 @@ class PartitionTask:
                 self.cfg.kafka.producer,
             )
             # Fences the previous owner and aborts its open transaction.
+            self.heartbeat()
             self.producer.init_transactions(_TXN_TIMEOUT_S)
         self.in_txn = False
         self.pending = 0
@@ -128,6 +132,7 @@ class PartitionTask:
     # ---- 2. restore ------------------------------------------------------------
     def restore(self) -> int:
         """Load checkpoint R and committed K; returns R, the offset to start reading at."""
+        self.heartbeat()
         low, _high = kafka_io.watermarks(self.consumer, self.topic, self.p)
         if self.eos:
             committed = kafka_io.committed_offsets(self.consumer, self.topic, [self.p])[self.p]
@@ -287,14 +292,25 @@ class PartitionTask:
         return True
 
     def _commit_transaction(self, next_offset: int) -> bool:
+        """Offsets into the transaction, then commit; retry only what librdkafka says is retriable.
+
+        The offsets must be in the transaction before it commits: committing
+        predictions without their input offsets would replay (and re-emit)
+        them after a restart. So a failed send_offsets is retried, never skipped.
+        """
         assert self.producer is not None
         offsets = [TopicPartition(self.topic, self.p, next_offset)]
         meta = self.consumer.consumer_group_metadata()
+        # One call may not outlive the transaction itself: past that the broker aborts it anyway.
+        call_timeout = min(_TXN_TIMEOUT_S, self.cfg.kafka.transaction_timeout_ms / 1000)
+        offsets_added = False
         for attempt in range(_COMMIT_RETRIES):
+            self.heartbeat()
             try:
-                if attempt == 0:
-                    self.producer.send_offsets_to_transaction(offsets, meta, _TXN_TIMEOUT_S)
-                self.producer.commit_transaction(_TXN_TIMEOUT_S)
+                if not offsets_added:
+                    self.producer.send_offsets_to_transaction(offsets, meta, call_timeout)
+                    offsets_added = True
+                self.producer.commit_transaction(call_timeout)
                 return True
             except KafkaException as exc:
                 if kafka_io.is_fenced(exc):
@@ -304,20 +320,18 @@ class PartitionTask:
                     logs.event(log, logging.WARNING, "transaction_fenced", **self._ctx(offset=next_offset, reason=str(exc.args[0])))
                     self.recover(fatal=True)
                     return False
-                if kafka_io.requires_abort(exc) or kafka_io.is_fatal(exc) or attempt == _COMMIT_RETRIES - 1:
+                if (kafka_io.requires_abort(exc) or kafka_io.is_fatal(exc) or not kafka_io.is_retriable(exc)
+                        or attempt == _COMMIT_RETRIES - 1):
                     logs.event(log, logging.WARNING, "transaction_aborted", **self._ctx(offset=next_offset, reason=str(exc.args[0])))
                     self.recover(fatal=kafka_io.is_fatal(exc))
                     return False
-                if attempt == 0 and not kafka_io.is_retriable(exc):
-                    # send_offsets failed in a way that needs it re-sent: abort to be safe.
-                    logs.event(log, logging.WARNING, "transaction_aborted", **self._ctx(offset=next_offset, reason=str(exc.args[0])))
-                    self.recover(fatal=False)
-                    return False
-                logs.event(log, logging.WARNING, "commit_retry", **self._ctx(offset=next_offset, attempt=attempt + 1, reason=str(exc.args[0])))
+                logs.event(log, logging.WARNING, "commit_retry", **self._ctx(
+                    offset=next_offset, attempt=attempt + 1, step="commit" if offsets_added else "send_offsets", reason=str(exc.args[0])))
         return False
 
     def recover(self, *, fatal: bool) -> None:
         """Abort the open batch and rebuild the model from checkpoint + replay (keeps I2)."""
+        self.heartbeat()
         if self.eos and self.producer is not None and not fatal:
             try:
                 self.producer.abort_transaction(_TXN_TIMEOUT_S)
@@ -426,6 +440,10 @@ class PartitionTask:
 
     def close(self) -> None:
         self._close_producer()
+
+
+def _no_heartbeat() -> None:
+    return None
 
 
 def seek_to(consumer: Consumer, topic: str, partition_id: int, offset: int) -> None:

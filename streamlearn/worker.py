@@ -61,6 +61,9 @@ class PartitionWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def _touch(self) -> None:
+        self._beat = time.monotonic()
+
     # ---- main loop -------------------------------------------------------------------
     def run(self, partitions: list[int]) -> dict[str, Any]:
         self._stop.clear()
@@ -88,6 +91,7 @@ class PartitionWorker:
         assignment = []
         for p in partitions:
             task = PartitionTask(cfg, store, consumer, p, self.owner, ckpt_key, decoder, kind.is_classifier, out_parts, shared)
+            task.heartbeat = self._touch
             self._with_redis(store, [task], task.take_ownership)
             start = self._with_redis(store, [task], task.restore)
             tasks[p] = task
