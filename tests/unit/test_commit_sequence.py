@@ -1,0 +1,68 @@
+"""Step 4 of the protocol against a scripted producer: offsets always go in before the commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from streamlearn.config import AppConfig
+from streamlearn.protocol import PartitionTask
+
+
+class ScriptedProducer:
+    """Fails the calls named in `failures` once each, in order; records every call."""
+
+    def __init__(self, failures: list[tuple[str, KafkaError]]) -> None:
+        self.failures = failures
+        self.calls: list[str] = []
+
+    def _maybe_fail(self, name: str) -> None:
+        self.calls.append(name)
+        if self.failures and self.failures[0][0] == name:
+            raise KafkaException(self.failures.pop(0)[1])
+
+    def send_offsets_to_transaction(self, offsets: Any, meta: Any, timeout: float) -> None:
+        self._maybe_fail("send_offsets")
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._maybe_fail("commit")
+
+
+class Consumer:
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+def task_with(producer: ScriptedProducer) -> PartitionTask:
+    task = PartitionTask(AppConfig(), None, Consumer(), 0, "w0", b"k", None, True, 1)  # type: ignore[arg-type]
+    task.producer = producer  # type: ignore[assignment]
+    beats: list[int] = []
+    task.heartbeat = lambda: beats.append(1)
+    return task
+
+
+def timed_out() -> KafkaError:
+    return KafkaError(KafkaError._TIMED_OUT, "Failed to add offsets to transaction", retriable=True)
+
+
+def test_retriable_send_offsets_failure_is_retried_before_commit() -> None:
+    producer = ScriptedProducer([("send_offsets", timed_out())])
+    assert task_with(producer)._commit_transaction(42)
+    assert producer.calls == ["send_offsets", "send_offsets", "commit"]
+
+
+def test_retriable_commit_failure_retries_the_commit_only() -> None:
+    producer = ScriptedProducer([("commit", KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True))])
+    assert task_with(producer)._commit_transaction(42)
+    assert producer.calls == ["send_offsets", "commit", "commit"]
+
+
+def test_abortable_failure_aborts_and_recovers() -> None:
+    producer = ScriptedProducer([("commit", KafkaError(KafkaError._INCONSISTENT, "failed delivery", txn_requires_abort=True))])
+    task = task_with(producer)
+    recovered: list[bool] = []
+    task.recover = lambda *, fatal: recovered.append(fatal)  # type: ignore[method-assign]
+    assert not task._commit_transaction(42)
+    assert recovered == [False]
+    assert producer.calls == ["send_offsets", "commit"]
