@@ -173,6 +173,13 @@ of `streamlearn status --json` and `streamlearn config`.
   partitions were never re-owned. Commits are sequential again, and the
   coordinator now restarts a worker whose process answers but whose run
   loop has not turned for `owner_lease_s` + 60 s (`worker_stuck_restarting`).
+- **A real exactly-once bug**: when `send_offsets_to_transaction` failed
+  with a retriable error (broker down), the retry skipped it and committed
+  the transaction without the input offsets; after the restart those
+  events were replayed and predicted again (13 duplicates in one
+  broker-down run, `order kept: no`). The retry now re-sends the offsets
+  before committing (unit test `tests/unit/test_commit_sequence.py`), and a
+  single call is bounded by the transaction timeout.
 - The crash-point scenarios at 2 % per commit could miss their second
   planned crash when the first restart ate the stream's window; they now
   fire at 10 % per commit (still capped by `limit`).
