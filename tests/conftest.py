@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from connectors.services.backends import (
 )
 from connectors.services.kafka_local import LocalKafka
 from connectors.services.redis_local import LocalRedis
+from tests.polling import poll
 
 TESTS_DIR = Path(__file__).parent
 TOPIC_READY_TIMEOUT_S = 30.0
@@ -143,16 +143,12 @@ def unique_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterat
 
 
 def _wait_topic_ready(admin: Any, name: str, partitions: int) -> None:
-    deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
-    while True:
+    def ready() -> bool:
         topic = admin.list_topics(name, timeout=5).topics.get(name)
-        if (topic is not None and topic.error is None and len(topic.partitions) == partitions
-                and all(p.leader >= 0 for p in topic.partitions.values())):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topic {name} has no leader for every partition after "
-                               f"{TOPIC_READY_TIMEOUT_S:.0f}s")
-        time.sleep(0.1)
+        return (topic is not None and topic.error is None and len(topic.partitions) == partitions
+                and all(p.leader >= 0 for p in topic.partitions.values()))
+
+    poll(ready, TOPIC_READY_TIMEOUT_S, f"a leader for every partition of topic {name}", every_s=0.1)
 
 
 @pytest.fixture

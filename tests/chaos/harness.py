@@ -31,9 +31,11 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.kafka_io import Pacer
 from connectors.services.kafka_local import LocalKafka
 from connectors.services.redis_local import LocalRedis
 from streamlearn.datasets import synthetic_events
+from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[2]
 STREAMLEARN = REPO / ".venv" / "bin" / "streamlearn"
@@ -114,14 +116,7 @@ def alive(pid: int) -> bool:
 
 def wait_for(pred: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2) -> Any:
     """Poll pred until truthy; AssertionError naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(every_s)
+    return poll(pred, timeout_s, what, every_s=every_s)
 
 
 # ---- the scenario ---------------------------------------------------------------------
@@ -237,14 +232,10 @@ class Scenario:
         recs = list(records)
         prod = Producer({"bootstrap.servers": self.env.bootstrap, "enable.idempotence": True, "acks": "all",
                          "linger.ms": 5, "message.max.bytes": 4_000_000, "log_level": 3})
-        t0 = time.monotonic()
-        for i, (p, key, value) in enumerate(recs):
+        pacer = Pacer(len(recs) / over_s if over_s > 0 and recs else None)
+        for p, key, value in recs:
             prod.produce(self.topic, value, key, partition=p)
-            if over_s > 0 and i % 50 == 0:
-                prod.poll(0)
-                lag = t0 + over_s * i / len(recs) - time.monotonic()
-                if lag > 0:
-                    time.sleep(lag)
+            pacer.tick(prod)
         deadline = time.monotonic() + 300  # rides out a broker restart
         while prod.flush(5) and time.monotonic() < deadline:
             pass
@@ -299,12 +290,9 @@ class Scenario:
 
     def _reap(self, family: list[int]) -> None:
         """Ray's helper processes die with the driver; make sure none of ours lingers."""
-        pids = list(family)
-        deadline = time.monotonic() + 20
-        while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if alive(p)]
-            time.sleep(0.2)
-        for p in pids:
+        with contextlib.suppress(AssertionError):
+            poll(lambda: not any(alive(p) for p in family), 20, "Ray helpers to exit")
+        for p in [p for p in family if alive(p)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
 
@@ -339,7 +327,7 @@ def random_kills(driver: Driver, stop: threading.Event, rng: random.Random, log:
             except ProcessLookupError:
                 pass
             if burst:
-                time.sleep(rng.uniform(0.1, 0.4))
+                time.sleep(rng.uniform(0.1, 0.4))  # the spacing of a burst is the fault itself
 
 
 def record_result(row: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from streamlearn.codec import EventDecoder
 from streamlearn.config import AppConfig, load_config
 from streamlearn.consume import read_topic
 from streamlearn.model_spec import build_metric, build_model, model_kind
+from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,15 +75,12 @@ def stop_run(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: 
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
+    def still_running() -> None:
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
             raise AssertionError(f"run exited with {proc.returncode} while waiting for {what}:\n{out[-4000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    poll(predicate, timeout, what, check=still_running)
 
 
 def store_of(cfg: AppConfig) -> CheckpointStore:

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamlearn.datasets import synthetic_events
+from tests.polling import poll
 
 PARTITIONS = 2
 BATCH = 1500
@@ -43,19 +43,20 @@ def _per_partition(samples: Samples, name: str) -> dict[str, float]:
 
 
 def _poll(what: str, fn: Callable[[], object], proc: subprocess.Popen[bytes], log: Path) -> object:
-    deadline = time.monotonic() + DEADLINE_S
-    last: object = None
-    while time.monotonic() < deadline:
+    def still_running() -> None:
         if proc.poll() is not None:
             pytest.fail(f"streamlearn run exited with {proc.returncode} while waiting for {what}:\n{log.read_text()[-3000:]}")
+
+    def answered() -> object:
         try:
-            last = fn()
+            return fn()
         except OSError:  # endpoint not answering yet
-            last = None
-        if last:
-            return last
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; last={last!r}\n{log.read_text()[-3000:]}")
+            return None
+
+    try:
+        return poll(answered, DEADLINE_S, what, every_s=0.5, check=still_running)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}\n{log.read_text()[-3000:]}")
 
 
 def _produce(bootstrap: str, topic: str, start: int, n: int) -> None:
