@@ -182,9 +182,3 @@ class CheckpointStore:
     def counters(self, partition: int) -> dict[str, int]:
         raw = self.r.hgetall(self.key(partition, "counters"))
         return {k.decode(): int(v) for k, v in raw.items()}
-
-    def reset(self, partitions: list[int]) -> None:
-        """Forget everything about these partitions (tests and `streamlearn reset`)."""
-        keys = [self.key(p, k) for p in partitions for k in ("epoch", "ckpt", "ckpt:prev", "lease", "offset", "status", "counters")]
-        if keys:
-            self.r.delete(*keys)
