@@ -54,7 +54,7 @@ class Bench:
         return self.inputs[categorical]
 
     def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLEARN_LOG_LEVEL="WARNING", PYTHONWARNINGS="ignore")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLEARN_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), PYTHONWARNINGS="ignore")
         logf = open(self.tmp / f"{spec['app']}.log", "wb")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen([sys.executable, "-m", "bench.sysproc", orjson.dumps(spec).decode()], cwd=ROOT, env=env,
                                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -147,7 +147,8 @@ class Bench:
         killed: list[int] = []
         if kill_after_s is not None:
             time.sleep(kill_after_s)
-            killed = self.worker_pids(proc, spec["system"])[:1]
+            # A worker that owns partitions (its process title names the running `run` task), not an idle standby.
+            killed = common.descendants_matching(proc.pid, "PartitionWorker.run")[:1]
             kill_at = time.time()
             for p in killed:
                 os.kill(p, signal.SIGKILL)
@@ -203,6 +204,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "streamlearn_eos_1w": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 1},
     "streamlearn_eos_2w": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 2},
     "streamlearn_alo_1w": {"system": "streamlearn", "guarantee": "at_least_once", "workers": 1},
+    "streamlearn_eos_inproc": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 1, "in_process": True},
     "quixstreams_eos": {"system": "quixstreams", "guarantee": "exactly_once"},
     "quixstreams_alo": {"system": "quixstreams", "guarantee": "at_least_once"},
     "bytewax": {"system": "bytewax", "guarantee": "at_least_once"},

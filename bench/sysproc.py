@@ -173,6 +173,14 @@ def streamlearn(spec: dict[str, Any]) -> None:
                        "owner_lease_s": spec.get("owner_lease_s", 10.0)},
         "metrics": {"port": None},
     })
+    if spec.get("in_process"):
+        # Diagnostic: the same PartitionWorker loop on this process's main thread, without Ray.
+        from streamlearn.worker import PartitionWorker
+
+        w = PartitionWorker(cfg.to_wire(), "inproc")
+        signal.signal(signal.SIGTERM, lambda *_: w.stop())
+        w.run(list(range(spec.get("partitions", 4))))
+        return
     Runner(cfg).run(status_every_s=1.0)
 
 

@@ -127,6 +127,11 @@ class ProcessingConfig(_Section):
         "exactly_once", description="exactly_once: Kafka transactions. at_least_once: no transactions; a crash can duplicate predictions."
     )
     workers: int = Field(2, ge=1, le=1024, description="Number of PartitionWorker actors.")
+    standby_workers: int = Field(
+        1, ge=0, le=64,
+        description="Idle PartitionWorkers kept started: a dead worker's partitions move to one at once instead of "
+                    "waiting for Ray to start a new process (about 2 s of recovery). Each holds one Ray CPU slot; 0 turns it off.",
+    )
     commit_interval_ms: int = Field(100, ge=1, le=600_000, description="Longest time a transaction stays open (latency vs throughput).")
     max_batch: int = Field(1000, ge=1, le=1_000_000, description="Most events per partition per transaction.")
     checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")

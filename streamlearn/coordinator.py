@@ -2,10 +2,13 @@
 
 Assignment is explicit (no Kafka group rebalancing). Two failure paths:
 
-- a worker process dies: its `run` call fails with an actor error, Ray
-  restarts the actor (`max_restarts`), and the Coordinator calls `run` again
-  with the same partitions; the new incarnation fences the old one and
-  recovers from checkpoint + replay.
+- a worker process dies: its `run` call fails with an actor error. Its
+  partitions move at once to a standby worker (an idle actor started ahead,
+  `processing.standby_workers`), whose process and imports are already up;
+  Ray restarts the dead actor (`max_restarts`) and it becomes the next
+  standby. Without a standby the Coordinator calls `run` again on the
+  restarted actor. Either way the new owner fences the old one and recovers
+  from checkpoint + replay.
 - a worker hangs (SIGSTOP, GC pause, partition from Redis): its lease expires
   and it does not answer a ping, so its partitions go to a fresh actor. The
   hung one is not killed: if it wakes up it is fenced (Kafka producer epoch,
@@ -46,6 +49,7 @@ class Coordinator:
         self.launched_at: dict[str, float] = {}
         self.zombies: dict[str, Any] = {}
         self.has_owned: set[str] = set()
+        self.standby: list[str] = []
         self.worker_restarts = 0
         self.replacements = 0
         self._next_id = 0
@@ -79,6 +83,8 @@ class Coordinator:
             self.assignment[ids[i % n]].append(p)
         for wid in ids:
             self._launch(wid)
+        # Started after the owners, so they never delay the first assignment.
+        self.standby = [self._new_worker() for _ in range(self.cfg.processing.standby_workers)]
         self._monitor = threading.Thread(target=self._watch, name="coordinator-monitor", daemon=True)
         self._monitor.start()
         logs.event(log, logging.INFO, "started", topic=k.input_topic, partitions=len(parts), workers=n)
@@ -160,10 +166,7 @@ class Coordinator:
                 for p in parts:
                     self._count(p, "recoveries")
                 logs.event(log, logging.WARNING, "worker_died_restarting", worker=wid, partitions=parts, error=type(exc).__name__)
-                if "restart" in str(exc).lower() and "max" in str(exc).lower():
-                    self._replace(wid, reason="restarts exhausted")
-                else:
-                    self._launch(wid)
+                self._failover(wid, exhausted="restart" in str(exc).lower() and "max" in str(exc).lower())
                 continue
             if wid in self.zombies:
                 logs.event(log, logging.WARNING, "zombie_retired", worker=wid, result=result.get("result"), lost=result.get("lost"))
@@ -172,6 +175,27 @@ class Coordinator:
             if not self._stopping.is_set():
                 logs.event(log, logging.WARNING, "worker_returned_early", worker=wid, result=result)
                 self._launch(wid)
+
+    def _failover(self, wid: str, *, exhausted: bool) -> None:
+        """A dead worker's partitions go to a standby if there is one, else back to the restarted actor."""
+        if not self.standby:
+            if exhausted:
+                self._replace(wid, reason="restarts exhausted")
+            else:
+                self._launch(wid)
+            return
+        spare = self.standby.pop(0)
+        parts = self.assignment.pop(wid, [])
+        self.assignment[spare] = parts
+        logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=wid, standby=spare, partitions=parts)
+        self._launch(spare)
+        if exhausted:
+            ray_api.kill(self.handles.pop(wid))
+            self.standby.append(self._new_worker())
+        else:
+            # Ray is restarting it; once up it waits as the next standby.
+            self.assignment[wid] = []
+            self.standby.append(wid)
 
     def _check_leases(self) -> None:
         grace = self.cfg.processing.owner_lease_s * 2
@@ -214,10 +238,12 @@ class Coordinator:
         self.replacements += 1
         for p in parts:
             self._count(p, "recoveries")
-        new = self._new_worker()
+        new = self.standby.pop(0) if self.standby else self._new_worker()
         self.assignment[new] = parts
         logs.event(log, logging.WARNING, "worker_replaced", old=wid, new=new, partitions=parts, reason=reason)
         self._launch(new)
+        while len(self.standby) < self.cfg.processing.standby_workers:
+            self.standby.append(self._new_worker())
 
     def _count(self, p: int, name: str) -> None:
         try:
@@ -228,7 +254,8 @@ class Coordinator:
     # ---- queries -----------------------------------------------------------------------
     def workers(self) -> dict[str, Any]:
         with self._lock:
-            return {"assignment": {w: list(p) for w, p in self.assignment.items()}, "zombies": sorted(self.zombies),
+            return {"assignment": {w: list(p) for w, p in self.assignment.items() if w not in self.standby},
+                    "standby": list(self.standby), "zombies": sorted(self.zombies),
                     "worker_restarts": self.worker_restarts, "replacements": self.replacements}
 
     def worker_pids(self) -> dict[str, int]:

@@ -65,7 +65,7 @@ class Runner:
         install_signals: bool = True,
     ) -> dict[str, Any]:
         check_services(self.cfg)
-        ray_api.init(self.ray_address, self.cfg.processing.workers)
+        ray_api.init(self.ray_address, self.cfg.processing.workers + self.cfg.processing.standby_workers)
         # After ray.init: Ray installs a fatal-signal handler for SIGTERM (abort, no
         # graceful stop) when it starts the core worker; ours must replace it.
         if install_signals and threading.current_thread() is threading.main_thread():
