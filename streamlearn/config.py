@@ -163,6 +163,11 @@ class CheckpointConfig(_Section):
         "previous",
         description="A checkpoint that fails verification: fall back to the previous valid one, replay from the earliest retained offset, or stop.",
     )
+    background: bool = Field(
+        True,
+        description="Write checkpoints from a forked child (a copy-on-write snapshot, like Redis BGSAVE), so pickling and "
+                    "storing a large model does not pause the partitions. false: write inline. Ignored where fork() is unavailable.",
+    )
 
 
 class MetricsConfig(_Section):

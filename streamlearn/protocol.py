@@ -42,12 +42,13 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors import kafka_io
-from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
+from connectors.redis_store import CAS_STALE_EPOCH, CasResult, CheckpointStore
 from streamlearn import checkpoint, faults, logs, partition
 from streamlearn.checkpoint import ModelState
 from streamlearn.codec import EventDecoder
 from streamlearn.config import AppConfig
 from streamlearn.errors import CheckpointError, OwnershipLostError
+from streamlearn.forked_checkpoint import Outcome
 from streamlearn.model_spec import build_metric, build_model
 
 log = logs.get("protocol")
@@ -378,15 +379,30 @@ class PartitionTask:
         if faults.ENABLED:
             faults.point("mid_checkpoint")
         res = self.store.write_checkpoint(self.p, self.epoch, self.state.offset, blob)
+        self._checkpoint_written(res, self.epoch, self.state.offset, self.state.events, len(blob), time.monotonic())
+
+    def apply_forked_checkpoint(self, outcome: Outcome) -> None:
+        """The report of a checkpoint child (forked_checkpoint) about this partition."""
+        job = outcome.job
+        if job.epoch != self.epoch:
+            return  # written for an ownership this task has since re-taken; the CAS judged it
+        if outcome.result is None:
+            logs.event(log, logging.WARNING, "checkpoint_failed", **self._ctx(offset=job.offset, error=outcome.error))
+            return
+        self._checkpoint_written(outcome.result, job.epoch, job.offset, job.events, outcome.nbytes, job.started)
+
+    def _checkpoint_written(self, res: CasResult, epoch: int, offset: int, events: int, nbytes: int, started: float) -> None:
         if not res.ok:
             if res.code == CAS_STALE_EPOCH:
-                raise OwnershipLostError(self.topic, self.p, self.epoch, f"checkpoint refused: Redis epoch is now {res.current}")
-            logs.event(log, logging.ERROR, "checkpoint_backwards_refused", **self._ctx(offset=self.state.offset, stored=res.current))
+                raise OwnershipLostError(self.topic, self.p, epoch, f"checkpoint refused: Redis epoch is now {res.current}")
+            logs.event(log, logging.ERROR, "checkpoint_backwards_refused", **self._ctx(offset=offset, stored=res.current))
             return
-        self.ckpt_offset = self.state.offset
-        self.ckpt_events = self.state.events
-        self.ckpt_time = time.monotonic()
-        self.ckpt_bytes = len(blob)
+        if offset < self.ckpt_offset:
+            return
+        self.ckpt_offset = offset
+        self.ckpt_events = events
+        self.ckpt_time = started
+        self.ckpt_bytes = nbytes
         self.ckpt_ts_ms = int(time.time() * 1000)
 
     # ---- lease and status ------------------------------------------------------------

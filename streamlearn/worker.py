@@ -28,10 +28,11 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect, redacted
-from streamlearn import checkpoint, logs
+from streamlearn import checkpoint, forked_checkpoint, logs
 from streamlearn.codec import EventDecoder
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.errors import OwnershipLostError
+from streamlearn.forked_checkpoint import ForkedCheckpointer, Outcome
 from streamlearn.model_spec import build_model, model_kind
 from streamlearn.protocol import PartitionTask
 
@@ -86,6 +87,7 @@ class PartitionWorker:
 
         tasks: dict[int, PartitionTask] = {}
         lost: list[int] = []
+        forker = self._forker(cfg, topic)
         with self._lock:
             self._partitions = list(partitions)
             self._phase = "restoring"
@@ -133,6 +135,11 @@ class PartitionWorker:
                     except OwnershipLostError as exc:
                         self._drop(consumer, tasks, p, lost, exc)
                 due = [t for t in tasks.values() if t.checkpoint_due(now)]
+                if forker is not None:
+                    self._apply_forked(consumer, tasks, lost, forker.poll())
+                    if due and not forker.busy:
+                        forker.start(due)  # right after the commits: no transaction is open
+                    due = []
                 publish = now - last_status >= pc.status_interval_s
                 if due or publish:
                     elapsed = now - last_status if last_status else 0.0
@@ -142,6 +149,8 @@ class PartitionWorker:
                         last_status = now
             if not tasks:
                 result = "retired"
+            if forker is not None:
+                self._apply_forked(consumer, tasks, lost, forker.poll(wait=True))
             # Graceful stop: commit what is open, checkpoint everything.
             for p in list(tasks):
                 try:
@@ -151,6 +160,8 @@ class PartitionWorker:
             if tasks:
                 self._with_redis(store, list(tasks.values()), self._final_checkpoint, store, consumer, tasks, lost, give_up_on_stop=True)
         finally:
+            if forker is not None:
+                forker.close()
             for t in tasks.values():
                 t.close()
             if shared is not None:
@@ -161,6 +172,27 @@ class PartitionWorker:
                 self._phase = result
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=lost)
         return {"worker": self.worker_id, "result": result, "lost": lost, "pid": os.getpid()}
+
+    def _forker(self, cfg: AppConfig, topic: str) -> ForkedCheckpointer | None:
+        if not (cfg.checkpoint.background and forked_checkpoint.AVAILABLE):
+            return None
+
+        def open_store() -> CheckpointStore:  # runs in the child: a connection of its own
+            client = connect(cfg.redis.url.get_secret_value(), socket_timeout_s=cfg.redis.socket_timeout_s,
+                             ssl_ca_certs=cfg.redis.ssl_ca_certs)
+            return CheckpointStore(client, cfg.redis.key_prefix, cfg.app, topic)
+
+        return ForkedCheckpointer(open_store)
+
+    def _apply_forked(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int], outcomes: list[Outcome] | None) -> None:
+        for outcome in outcomes or []:
+            task = tasks.get(outcome.job.partition)
+            if task is None:
+                continue
+            try:
+                task.apply_forked_checkpoint(outcome)
+            except OwnershipLostError as exc:
+                self._drop(consumer, tasks, task.p, lost, exc)
 
     def _take_ownership(self, store: CheckpointStore, tasks: list[PartitionTask]) -> None:
         """All partitions at once: init_transactions waits about 0.5 s on the transaction

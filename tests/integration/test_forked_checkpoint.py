@@ -1,0 +1,83 @@
+"""Checkpoints written by a forked child (streamlearn.forked_checkpoint) against a real Redis.
+
+The child must write exactly the state the parent had at fork time, be
+refused like its parent once the epoch moved (I3), and report a Redis it
+cannot reach instead of dying silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from river import linear_model, metrics
+
+from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore, connect
+from streamlearn import checkpoint, forked_checkpoint
+from streamlearn.checkpoint import ModelState
+from streamlearn.forked_checkpoint import ForkedCheckpointer
+
+pytestmark = pytest.mark.skipif(not forked_checkpoint.AVAILABLE, reason="needs fork()")
+KEY = checkpoint.dev_key("forked-test")
+
+
+def _task(store: CheckpointStore, partition: int, offset: int) -> Any:
+    model = linear_model.LogisticRegression()
+    for i in range(50):
+        model.learn_one({"x": float(i % 7)}, i % 2 == 0)
+    state = ModelState(model, metrics.Accuracy(), offset=offset, model_version=50, events=50)
+    return SimpleNamespace(p=partition, epoch=store.next_epoch(partition), state=state, in_txn=False, ckpt_key=KEY)
+
+
+def _opener(url: str, app: str) -> Any:
+    return lambda: CheckpointStore(connect(url, socket_timeout_s=2.0), "sltest", app, "topic")
+
+
+def test_child_writes_the_state_as_it_was_at_fork_time(redis_url: str) -> None:
+    app = f"forked-{uuid.uuid4().hex[:8]}"
+    store = _opener(redis_url, app)()
+    tasks = [_task(store, 0, 100), _task(store, 1, 200)]
+    expected = {t.p: t.state.model.predict_proba_one({"x": 3.0}) for t in tasks}
+    forker = ForkedCheckpointer(_opener(redis_url, app))
+    forker.start(tasks)
+    assert forker.busy
+    for t in tasks:  # the parent goes on learning; the child's copy must not see it
+        t.state.model.learn_one({"x": 3.0}, False)
+        t.state.offset += 1
+    outcomes = forker.poll(wait=True)
+    assert outcomes is not None and not forker.busy
+    assert [(o.job.partition, o.job.offset, o.result.ok if o.result else None) for o in outcomes] == [(0, 100, True), (1, 200, True)]
+    for t in tasks:
+        stored = store.read_checkpoint(t.p)
+        assert stored is not None and stored.offset == t.p * 100 + 100
+        restored = checkpoint.decode(stored.blob, KEY)
+        assert restored.offset == stored.offset
+        assert restored.model.predict_proba_one({"x": 3.0}) == expected[t.p]
+        assert [o.nbytes for o in outcomes if o.job.partition == t.p] == [len(stored.blob)]
+
+
+def test_child_of_a_fenced_owner_is_refused(redis_url: str) -> None:
+    app = f"forked-{uuid.uuid4().hex[:8]}"
+    store = _opener(redis_url, app)()
+    task = _task(store, 0, 10)
+    newer = store.next_epoch(0)  # another owner took the partition
+    forker = ForkedCheckpointer(_opener(redis_url, app))
+    forker.start([task])
+    outcomes = forker.poll(wait=True)
+    assert outcomes is not None and outcomes[0].result is not None
+    assert outcomes[0].result.code == CAS_STALE_EPOCH and outcomes[0].result.current == newer
+    assert store.read_checkpoint(0) is None
+
+
+def test_unreachable_redis_is_reported_not_silent(redis_url: str) -> None:
+    app = f"forked-{uuid.uuid4().hex[:8]}"
+    store = _opener(redis_url, app)()
+    task = _task(store, 0, 10)
+    forker = ForkedCheckpointer(_opener("redis://127.0.0.1:1/0", app))
+    forker.start([task])
+    outcomes = forker.poll(wait=True)
+    assert outcomes is not None and outcomes[0].result is None
+    assert "ConnectionError" in outcomes[0].error
+    assert store.read_checkpoint(0) is None
