@@ -263,15 +263,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.recovery_only:
             wanted = [w for w in wanted if w.startswith("streamlearn_eos")]
             args.no_variants = True
-        # 1. throughput, median of runs
+        # 1. throughput, median of runs. Rounds interleave the systems (A B C, A B C, ...), so a slow
+        # phase of a shared VM spreads over all of them instead of landing on one system's runs.
+        by_system: dict[str, list[dict[str, Any]]] = {name: [] for name in wanted}
+        for r in [] if args.recovery_only else range(args.runs):
+            for name in wanted:
+                if name == "model_limit":
+                    by_system[name].append(b.model_limit(name, "logreg", False, r))
+                else:
+                    by_system[name].append(b.throughput(name, b.base_spec(**SYSTEMS[name]), r))
         for name in [] if args.recovery_only else wanted:
+            runs = by_system[name]
             if name == "model_limit":
-                runs = [b.model_limit(name, "logreg", False, r) for r in range(args.runs)]
                 systems[name] = {"throughput_eps": median([r["throughput_eps"] for r in runs]), "latency_p50_ms": None,
                                  "latency_p99_ms": None, "recovery_s": None, "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
                                  "runs": [r["throughput_eps"] for r in runs], "note": "no I/O: no latency or recovery"}
                 continue
-            runs = [b.throughput(name, b.base_spec(**SYSTEMS[name]), r) for r in range(args.runs)]
             ok = [r for r in runs if r["complete"]]
             systems[name] = {"throughput_eps": median([r["throughput_eps"] for r in ok]), "latency_p50_ms": None, "latency_p99_ms": None,
                              "recovery_s": None, "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
