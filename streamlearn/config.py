@@ -133,7 +133,11 @@ class ProcessingConfig(_Section):
                     "waiting for Ray to start a new process (about 2 s of recovery). Each holds one Ray CPU slot; 0 turns it off.",
     )
     commit_interval_ms: int = Field(100, ge=1, le=600_000, description="Longest time a transaction stays open (latency vs throughput).")
-    max_batch: int = Field(1000, ge=1, le=1_000_000, description="Most events per partition per transaction.")
+    max_batch: int = Field(
+        5000, ge=1, le=1_000_000,
+        description="Most events per partition per transaction, and per poll. Under a backlog it sets the transaction size "
+                    "(each transaction costs a few ms; 1000 spent 11 % of the loop committing, 5000 about 5 %).",
+    )
     checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")
     checkpoint_every_s: float = Field(5.0, ge=0, description="Checkpoint after this many seconds (0: never by time).")
     max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited).")

@@ -109,8 +109,8 @@ class PartitionWorker:
         result = "stopped"
         try:
             while tasks and not self._stop.is_set():
-                self._beat = time.monotonic()
-                msgs = consumer.consume(num_messages=pc.max_batch, timeout=poll_s)
+                self._beat = now = time.monotonic()
+                msgs = _poll_batch(consumer, pc.max_batch, max(0.0, min(poll_s, last_commit + commit_every - now)))
                 if msgs:
                     by_part: dict[int, list[Any]] = defaultdict(list)
                     for m in msgs:
@@ -308,3 +308,19 @@ class PartitionWorker:
                 for t in tasks:
                     logs.event(log, logging.WARNING, "redis_back_resuming", topic=t.topic, partition=t.p, epoch=t.epoch)
             return out
+
+
+def _poll_batch(consumer: Any, max_batch: int, wait_s: float) -> list[Any]:
+    """Whatever is fetched, as soon as there is something: wait for one record, then drain.
+
+    `consume(n, timeout)` waits until it has n records or the timeout passes, so at a
+    moderate rate every record sat out the whole poll timeout before it was even
+    predicted. The wait is also cut at the next commit deadline, so a commit is never late
+    because the loop was waiting for input.
+    """
+    first = consumer.poll(wait_s)
+    if first is None:
+        return []
+    if max_batch <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=max_batch - 1, timeout=0)]
