@@ -101,16 +101,22 @@ class PartitionWorker:
         with self._lock:
             self._phase = "running"
 
-        last_commit = time.monotonic()
         last_status = 0.0
         last_events = {p: t.state.events for p, t in tasks.items() if t.state is not None}
         commit_every = pc.commit_interval_ms / 1000.0
         poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
+        # Staggered commit deadlines: partition i of n commits at phase i/n of the interval.
+        # One transaction commit costs a few ms; committing all n back to back made the
+        # last partition's records wait for n commits, every interval (the latency tail).
+        started = time.monotonic()
+        next_commit = {p: started + commit_every * (i + 1) / len(tasks) for i, p in enumerate(sorted(tasks))}
+        commit_all = self._commit_all_hook(consumer, tasks, lost) if pc.guarantee == "exactly_once" else None
         result = "stopped"
         try:
             while tasks and not self._stop.is_set():
                 self._beat = now = time.monotonic()
-                msgs = _poll_batch(consumer, pc.max_batch, max(0.0, min(poll_s, last_commit + commit_every - now)))
+                soonest = min(next_commit[p] for p in tasks)
+                msgs = _poll_batch(consumer, pc.max_batch, max(0.0, min(poll_s, soonest - now)))
                 if msgs:
                     by_part: dict[int, list[Any]] = defaultdict(list)
                     for m in msgs:
@@ -125,26 +131,29 @@ class PartitionWorker:
                         if owned is not None:
                             self._process(consumer, tasks, p, recs, lost)
                 now = time.monotonic()
-                full = any(t.pending >= pc.max_batch for t in tasks.values())
-                if now - last_commit < commit_every and not full:
+                committing = [p for p, t in tasks.items() if next_commit[p] <= now or t.pending >= pc.max_batch]
+                if not committing:
                     continue
-                last_commit = now
-                for p in list(tasks):
+                for p in committing:
+                    nxt = next_commit[p] + commit_every
+                    next_commit[p] = nxt if nxt > now else now + commit_every
                     try:
                         tasks[p].commit()
                     except OwnershipLostError as exc:
                         self._drop(consumer, tasks, p, lost, exc)
+                # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
+                # refuses an open one): the blob is exactly the state at the committed offset (I4).
                 due = [t for t in tasks.values() if t.checkpoint_due(now)]
                 if forker is not None:
                     self._apply_forked(consumer, tasks, lost, forker.poll())
                     if due and not forker.busy:
-                        forker.start(due)  # right after the commits: no transaction is open
+                        forker.start(due)
                     due = []
                 publish = now - last_status >= pc.status_interval_s
                 if due or publish:
                     elapsed = now - last_status if last_status else 0.0
                     self._with_redis(store, list(tasks.values()), self._checkpoint_and_publish,
-                                     store, consumer, tasks, due, lost, last_events, elapsed, publish)
+                                     store, consumer, tasks, due, lost, last_events, elapsed, publish, on_pause=commit_all)
                     if publish:
                         last_status = now
             if not tasks:
@@ -281,8 +290,23 @@ class PartitionWorker:
             last_events[p] = ev
             store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, topic, p), eps))
 
-    def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, *args: Any, give_up_on_stop: bool = False) -> Any:
-        """Run fn; while Redis is unreachable, pause (one log line per partition) and retry."""
+    def _commit_all_hook(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int]) -> Any:
+        def commit_all() -> None:
+            for p in list(tasks):
+                try:
+                    tasks[p].commit()
+                except OwnershipLostError as exc:
+                    self._drop(consumer, tasks, p, lost, exc)
+        return commit_all
+
+    def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, *args: Any, give_up_on_stop: bool = False,
+                    on_pause: Any = None) -> Any:
+        """Run fn; while Redis is unreachable, pause (one log line per partition) and retry.
+
+        `on_pause` runs once before the pause: with staggered commits some transactions are
+        open at any moment, and a pause must not hold them open (read_committed readers would
+        wait on them, and the broker would abort them at transaction.timeout.ms).
+        """
         paused = False
         while True:
             try:
@@ -290,6 +314,8 @@ class PartitionWorker:
             except _REDIS_ERRORS as exc:
                 if not paused:
                     paused = True
+                    if on_pause is not None:
+                        on_pause()
                     with self._lock:
                         self._phase = "paused"
                     url = redacted(self.cfg.redis.url.get_secret_value())
