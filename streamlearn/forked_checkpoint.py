@@ -21,7 +21,7 @@ do not exist after the fork: it uses none of the parent's clients and opens
 its own Redis connection; it disables the garbage collector (a finaliser of
 a parent object could call into a library whose threads are gone); it
 reports on a pipe and leaves with `os._exit`, never running atexit hooks or
-finalisers. At most one child per worker is in flight.
+finalisers. At most one child per partition is in flight.
 """
 
 from __future__ import annotations
@@ -63,71 +63,92 @@ class Outcome:
     error: str = ""
 
 
+@dataclass
+class _Child:
+    fd: int
+    jobs: list[Job]
+    buf: bytes = b""
+
+    def drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self.buf += chunk
+
+    def outcomes(self, status: int) -> list[Outcome]:
+        by_part: dict[int, Outcome] = {}
+        for line in self.buf.decode(errors="replace").splitlines():
+            try:
+                part, code, current, nbytes, *err = line.split(" ", 4)
+                job = next(j for j in self.jobs if j.partition == int(part))
+                res = None if code == "x" else CasResult(int(code) == 1, int(code), int(current))
+                by_part[job.partition] = Outcome(job, res, int(nbytes), err[0] if err else "")
+            except (ValueError, StopIteration):
+                continue  # not a report line: the job counts as failed below
+        died = f"checkpoint child exited with status {os.waitstatus_to_exitcode(status)} before reporting"
+        return [by_part.get(j.partition, Outcome(j, None, 0, died)) for j in self.jobs]
+
+
 class ForkedCheckpointer:
+    """Children in flight, at most one per partition (partitions commit at different moments,
+    so one child per worker would starve the partitions whose commits keep finding it busy)."""
+
     def __init__(self, open_store: Callable[[], CheckpointStore]) -> None:
         self._open_store = open_store
-        self._pid = 0
-        self._fd = -1
-        self._jobs: list[Job] = []
-        self._buf = b""
+        self._children: dict[int, _Child] = {}
 
     @property
     def busy(self) -> bool:
-        return self._pid != 0
+        return bool(self._children)
+
+    @property
+    def in_flight(self) -> set[int]:
+        """Partitions with a checkpoint child still running."""
+        return {j.partition for c in self._children.values() for j in c.jobs}
 
     def start(self, tasks: list[PartitionTask]) -> list[Job]:
         """Fork one child that checkpoints every task given; the parent returns at once."""
-        assert not self.busy
+        assert not self.in_flight & {t.p for t in tasks}
         now = time.monotonic()
         jobs = []
         for t in tasks:
             assert t.state is not None and not t.in_txn
             jobs.append(Job(t.p, t.epoch, t.state.offset, t.state.events, now))
         r, w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(r)
+            os.close(w)
+            raise
         if pid == 0:  # child
             os.close(r)
             _child(tasks, self._open_store, w)
         os.close(w)
         os.set_blocking(r, False)
-        self._pid, self._fd, self._jobs, self._buf = pid, r, jobs, b""
+        self._children[pid] = _Child(r, jobs)
         return jobs
 
-    def poll(self, wait: bool = False) -> list[Outcome] | None:
-        """The outcomes once the child has exited, else None (without blocking unless `wait`)."""
-        if not self.busy:
-            return None
-        pid, status = os.waitpid(self._pid, 0 if wait else os.WNOHANG)
-        if pid == 0:
-            self._drain()
-            return None
-        self._drain()
-        os.close(self._fd)
-        lines = self._buf.decode(errors="replace").splitlines()
-        jobs, self._pid, self._fd, self._jobs, self._buf = self._jobs, 0, -1, [], b""
-        by_part: dict[int, Outcome] = {}
-        for line in lines:
-            part, code, current, nbytes, *err = line.split(" ", 4)
-            job = next(j for j in jobs if j.partition == int(part))
-            res = None if code == "x" else CasResult(int(code) == 1, int(code), int(current))
-            by_part[job.partition] = Outcome(job, res, int(nbytes), err[0] if err else "")
-        died = f"checkpoint child exited with status {os.waitstatus_to_exitcode(status)} before reporting"
-        return [by_part.get(j.partition, Outcome(j, None, 0, died)) for j in jobs]
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self._fd, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                return
-            self._buf += chunk
+    def poll(self, wait: bool = False) -> list[Outcome]:
+        """Outcomes of the children that have exited (all of them, blocking, if `wait`)."""
+        out: list[Outcome] = []
+        for pid, child in list(self._children.items()):
+            done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+            child.drain()
+            if done == 0:
+                continue
+            os.close(child.fd)
+            del self._children[pid]
+            out += child.outcomes(status)
+        return out
 
     def close(self) -> None:
-        """Wait for a child in flight (a graceful stop must not leave one writing behind it)."""
-        if self.busy:
-            self.poll(wait=True)
+        """Wait for the children in flight (a graceful stop must not leave one writing behind it)."""
+        self.poll(wait=True)
 
 
 def _child(tasks: list[PartitionTask], open_store: Callable[[], CheckpointStore], w: int) -> None:

@@ -146,9 +146,14 @@ class PartitionWorker:
                 due = [t for t in tasks.values() if t.checkpoint_due(now)]
                 if forker is not None:
                     self._apply_forked(consumer, tasks, lost, forker.poll())
-                    if due and not forker.busy:
-                        forker.start(due)
+                    ready = [t for t in due if t.p not in forker.in_flight]
                     due = []
+                    if ready:
+                        try:
+                            forker.start(ready)
+                        except OSError as exc:  # no fork (memory, process limit): write these inline
+                            logs.event(log, logging.WARNING, "checkpoint_fork_failed", topic=topic, error=str(exc))
+                            due = ready
                 publish = now - last_status >= pc.status_interval_s
                 if due or publish:
                     elapsed = now - last_status if last_status else 0.0
@@ -193,8 +198,8 @@ class PartitionWorker:
 
         return ForkedCheckpointer(open_store)
 
-    def _apply_forked(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int], outcomes: list[Outcome] | None) -> None:
-        for outcome in outcomes or []:
+    def _apply_forked(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int], outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
             task = tasks.get(outcome.job.partition)
             if task is None:
                 continue

@@ -47,7 +47,7 @@ def test_child_writes_the_state_as_it_was_at_fork_time(redis_url: str) -> None:
         t.state.model.learn_one({"x": 3.0}, False)
         t.state.offset += 1
     outcomes = forker.poll(wait=True)
-    assert outcomes is not None and not forker.busy
+    assert not forker.busy and not forker.in_flight
     assert [(o.job.partition, o.job.offset, o.result.ok if o.result else None) for o in outcomes] == [(0, 100, True), (1, 200, True)]
     for t in tasks:
         stored = store.read_checkpoint(t.p)
@@ -66,7 +66,7 @@ def test_child_of_a_fenced_owner_is_refused(redis_url: str) -> None:
     forker = ForkedCheckpointer(_opener(redis_url, app))
     forker.start([task])
     outcomes = forker.poll(wait=True)
-    assert outcomes is not None and outcomes[0].result is not None
+    assert outcomes[0].result is not None
     assert outcomes[0].result.code == CAS_STALE_EPOCH and outcomes[0].result.current == newer
     assert store.read_checkpoint(0) is None
 
@@ -78,6 +78,20 @@ def test_unreachable_redis_is_reported_not_silent(redis_url: str) -> None:
     forker = ForkedCheckpointer(_opener("redis://127.0.0.1:1/0", app))
     forker.start([task])
     outcomes = forker.poll(wait=True)
-    assert outcomes is not None and outcomes[0].result is None
+    assert outcomes[0].result is None
     assert "ConnectionError" in outcomes[0].error
     assert store.read_checkpoint(0) is None
+
+
+def test_partitions_checkpoint_concurrently_one_child_each(redis_url: str) -> None:
+    """Partitions commit at staggered moments: each must get its own child, none may wait for another's."""
+    app = f"forked-{uuid.uuid4().hex[:8]}"
+    store = _opener(redis_url, app)()
+    t0, t1 = _task(store, 0, 5), _task(store, 1, 7)
+    forker = ForkedCheckpointer(_opener(redis_url, app))
+    forker.start([t0])
+    forker.start([t1])
+    assert forker.in_flight <= {0, 1}
+    outcomes = forker.poll(wait=True)
+    assert sorted((o.job.partition, o.result.ok if o.result else None) for o in outcomes) == [(0, True), (1, True)]
+    assert [store.read_checkpoint(p).offset for p in (0, 1)] == [5, 7]  # type: ignore[union-attr]
