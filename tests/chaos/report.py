@@ -115,9 +115,8 @@ engine. After each scenario's graceful stop it reads, with its own consumers:
 Runs finished {ts}; `CHAOS_EVENTS` = {events} (the "events processed"
 column is the input size of each row; a scenario run at both sizes has a row for each).
 The 4000-event rows of the committed page come from the fresh-clone `make test`
-(CI command) run of the final code; the 50000-event rows from an earlier run,
-before the last two protocol fixes (send_offsets retry, stuck-loop restart),
-which those scenarios (broker always up) do not exercise.
+(CI command) run of the final code; the 50000-event rows from the command
+below, run on the same code right after.
 
 {faults}
 
