@@ -19,7 +19,9 @@ entries:
   would reset with every restart and crash forever.
 
 Points: take_ownership, during_replay, after_produce_before_commit,
-after_commit_before_checkpoint, mid_checkpoint.
+after_commit_before_checkpoint, mid_checkpoint. mid_checkpoint fires in the
+process that writes the checkpoint: the forked checkpoint child by default
+(checkpoint.background), the worker itself when checkpoints are inline.
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ class Scenario:
     processing: dict[str, Any] = field(default_factory=dict)
     on_invalid: str = "previous"
     faults: str | None = None
+    checkpoint_background: bool = True
     app: str = ""
     drivers: list[Driver] = field(default_factory=list)
 
@@ -193,7 +194,7 @@ class Scenario:
                 "metric": "river.metrics.Accuracy",
             },
             "processing": proc,
-            "checkpoint": {"on_invalid": self.on_invalid},
+            "checkpoint": {"on_invalid": self.on_invalid, "background": self.checkpoint_background},
             "metrics": {"port": None},
         }
         self.config_path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML

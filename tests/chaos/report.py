@@ -19,7 +19,7 @@ from tests.chaos.harness import RESULTS
 ORDER = [
     "baseline", "worker-kills", "driver-kill",
     "crash-take-ownership", "crash-during-replay", "crash-after-produce-before-commit",
-    "crash-after-commit-before-checkpoint", "crash-mid-checkpoint",
+    "crash-after-commit-before-checkpoint", "crash-mid-checkpoint", "crash-mid-checkpoint-inline",
     "zombie", "redis-restart", "redis-outage", "kafka-restart", "kafka-down",
     "tamper-previous", "tamper-replay-earliest", "hostile",
 ]
@@ -115,8 +115,9 @@ engine. After each scenario's graceful stop it reads, with its own consumers:
 Runs finished {ts}; `CHAOS_EVENTS` = {events} (the "events processed"
 column is the input size of each row; a scenario run at both sizes has a row for each).
 The 4000-event rows of the committed page come from the fresh-clone `make test`
-(CI command) run of the final code; the 50000-event rows from the command
-below, run on the same code right after.
+(CI command) run of the final code, except the two `mid_checkpoint` rows, run
+right after that point was split into its forked-child and inline variants;
+the 50000-event rows come from the command below, on the same code.
 
 {faults}
 

@@ -94,14 +94,18 @@ CRASH_POINTS = {
     # few large commits) and the test waited for a crash that no longer had a chance.
     "after_produce_before_commit": ("after_produce_before_commit=0.1,limit=2", {"after_produce_before_commit": 2}),
     "after_commit_before_checkpoint": ("after_commit_before_checkpoint=0.1,limit=2", {"after_commit_before_checkpoint": 2}),
+    # With background checkpoints (the default) the point fires in the forked child that writes
+    # the checkpoint; `mid_checkpoint_inline` writes on the worker's thread, so the worker dies.
     "mid_checkpoint": ("mid_checkpoint=0.2,limit=2", {"mid_checkpoint": 2}),
+    "mid_checkpoint_inline": ("mid_checkpoint=0.2,limit=2", {"mid_checkpoint": 2}),
 }
 
 
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
 def test_injected_crash_point(chaos_env: ChaosEnv, point: str) -> None:
     spec, expected = CRASH_POINTS[point]
-    sc = Scenario(chaos_env, f"crash-{point.replace('_', '-')}", faults=f"{spec},seed=7")
+    sc = Scenario(chaos_env, f"crash-{point.replace('_', '-')}", faults=f"{spec},seed=7",
+                  checkpoint_background=not point.endswith("_inline"))
     recs = sc.events()
     with I4Sampler(sc) as i4:
         d = sc.start()
@@ -113,5 +117,7 @@ def test_injected_crash_point(chaos_env: ChaosEnv, point: str) -> None:
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the crashes")
         sc.stop(d)
     got = sc.crashes()
-    _finish(sc, i4, f"crash point `{point}`", sum(got[p] for p in expected), crashes=got)
+    label = {"mid_checkpoint": "crash point `mid_checkpoint` (in the forked checkpoint child)",
+             "mid_checkpoint_inline": "crash point `mid_checkpoint`, checkpoints inline (the worker dies)"}.get(point, f"crash point `{point}`")
+    _finish(sc, i4, label, sum(got[p] for p in expected), crashes=got)
     assert {p: got[p] for p in expected} == expected
