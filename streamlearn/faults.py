@@ -70,6 +70,17 @@ ENABLED = bool(_PROBS)
 _rng = random.Random((_SEED or 0) ^ os.getpid())
 
 
+def _reseed_in_child() -> None:
+    # A forked checkpoint child would otherwise inherit the parent's generator state, and
+    # every child of a parent would make the same draw: a point at p=0.2 would fire in all
+    # of them or in none.
+    _rng.seed((_SEED or 0) ^ os.getpid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_in_child)
+
+
 def _claim(name: str) -> bool:
     """Take one of the point's `limit` crash slots; False when all are used."""
     if _LIMIT is None or _DIR is None:
