@@ -43,6 +43,8 @@ from connectors.services.ports import LOOPBACK, choose_port, port_is_free
 from connectors.services.process import spawn_detached
 
 log = logging.getLogger("connectors.services")
+# How long a taken controller port is re-checked before it counts as taken for good.
+PORT_RECHECK_S = 10.0
 
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
@@ -187,6 +189,11 @@ class LocalKafka(LocalService):
     def _choose_ports(self, state: dict[str, Any], formatted: bool) -> tuple[int, int]:
         if formatted and state.get("controller_port"):
             cport = int(state["controller_port"])
+            # A client's outgoing connection can hold the port briefly as its ephemeral local
+            # port (seen once in CI right after a broker SIGKILL); only a lasting holder is an error.
+            deadline = time.monotonic() + PORT_RECHECK_S
+            while not port_is_free(cport) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if not port_is_free(cport):
                 raise PortInUseError(
                     f"Kafka controller port {cport} is taken by another process, and the "

@@ -115,9 +115,10 @@ engine. After each scenario's graceful stop it reads, with its own consumers:
 Runs finished {ts}; `CHAOS_EVENTS` = {events} (the "events processed"
 column is the input size of each row; a scenario run at both sizes has a row for each).
 The 4000-event rows of the committed page come from the fresh-clone `make test`
-(CI command) run of the final code, except the two `mid_checkpoint` rows, run
-right after that point was split into its forked-child and inline variants;
-the 50000-event rows come from the command below, on the same code.
+(CI command) run of the final code; the 50000-event rows come from the command
+below, on the same engine code (before two changes to the fault injection only:
+`mid_checkpoint` split into forked-child and inline variants, and the crash-point
+generator reseeded after fork).
 
 {faults}
 
