@@ -233,6 +233,11 @@ class PartitionWorker:
                 task.process(recs)
             except KafkaException as exc:
                 if not kafka_io.is_fatal(exc):
+                    # A zombie can see its fencing first as a non-fatal state error (librdkafka learns
+                    # of it asynchronously): if the epoch moved, leave through ownership_lost, not a crash.
+                    current = task.store.current_epoch(p)
+                    if current != task.epoch:
+                        raise OwnershipLostError(task.topic, p, task.epoch, f"Redis epoch is now {current}") from None
                     raise
                 logs.event(log, logging.WARNING, "producer_fatal", topic=task.topic, partition=p, epoch=task.epoch, error=str(exc.args[0])[:200])
                 # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
