@@ -343,13 +343,17 @@ class PartitionTask:
         self.in_txn = False
         self.pending = 0
         # A zombie must never re-take ownership (that would fence the rightful owner).
-        current = self.store.current_epoch(self.p)
-        if current != self.epoch:
-            raise OwnershipLostError(self.topic, self.p, self.epoch, f"Redis epoch is now {current}")
+        self.ensure_owner()
         if fatal:
             self.take_ownership()
         start = self.restore()
         seek_to(self.consumer, self.topic, self.p, start)
+
+    def ensure_owner(self) -> None:
+        """OwnershipLostError if another owner has bumped the partition's Redis epoch since ours."""
+        current = self.store.current_epoch(self.p)
+        if current != self.epoch:
+            raise OwnershipLostError(self.topic, self.p, self.epoch, f"Redis epoch is now {current}")
 
     def _observe_commit(self, ms: float) -> None:
         self.commits += 1

@@ -110,7 +110,9 @@ class PartitionWorker:
         # last partition's records wait for n commits, every interval (the latency tail).
         started = time.monotonic()
         next_commit = {p: started + commit_every * (i + 1) / len(tasks) for i, p in enumerate(sorted(tasks))}
-        commit_all = self._commit_all_hook(consumer, tasks, lost) if pc.guarantee == "exactly_once" else None
+        def commit_all() -> None:
+            self._commit(consumer, tasks, list(tasks), lost)
+        on_redis_pause = commit_all if pc.guarantee == "exactly_once" else None
         result = "stopped"
         try:
             while tasks and not self._stop.is_set():
@@ -137,10 +139,7 @@ class PartitionWorker:
                 for p in committing:
                     nxt = next_commit[p] + commit_every
                     next_commit[p] = nxt if nxt > now else now + commit_every
-                    try:
-                        tasks[p].commit()
-                    except OwnershipLostError as exc:
-                        self._drop(consumer, tasks, p, lost, exc)
+                self._commit(consumer, tasks, committing, lost)
                 # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
                 # refuses an open one): the blob is exactly the state at the committed offset (I4).
                 due = [t for t in tasks.values() if t.checkpoint_due(now)]
@@ -158,7 +157,7 @@ class PartitionWorker:
                 if due or publish:
                     elapsed = now - last_status if last_status else 0.0
                     self._with_redis(store, list(tasks.values()), self._checkpoint_and_publish,
-                                     store, consumer, tasks, due, lost, last_events, elapsed, publish, on_pause=commit_all)
+                                     store, consumer, tasks, due, lost, last_events, elapsed, publish, on_pause=on_redis_pause)
                     if publish:
                         last_status = now
             if not tasks:
@@ -166,11 +165,7 @@ class PartitionWorker:
             if forker is not None:
                 self._apply_forked(consumer, tasks, lost, forker.poll(wait=True))
             # Graceful stop: commit what is open, checkpoint everything.
-            for p in list(tasks):
-                try:
-                    tasks[p].commit()
-                except OwnershipLostError as exc:
-                    self._drop(consumer, tasks, p, lost, exc)
+            self._commit(consumer, tasks, list(tasks), lost)
             if tasks:
                 self._with_redis(store, list(tasks.values()), self._final_checkpoint, store, consumer, tasks, lost, give_up_on_stop=True)
         finally:
@@ -235,9 +230,7 @@ class PartitionWorker:
                 if not kafka_io.is_fatal(exc):
                     # A zombie can see its fencing first as a non-fatal state error (librdkafka learns
                     # of it asynchronously): if the epoch moved, leave through ownership_lost, not a crash.
-                    current = task.store.current_epoch(p)
-                    if current != task.epoch:
-                        raise OwnershipLostError(task.topic, p, task.epoch, f"Redis epoch is now {current}") from None
+                    task.ensure_owner()
                     raise
                 logs.event(log, logging.WARNING, "producer_fatal", topic=task.topic, partition=p, epoch=task.epoch, error=str(exc.args[0])[:200])
                 # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
@@ -300,14 +293,15 @@ class PartitionWorker:
             last_events[p] = ev
             store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, topic, p), eps))
 
-    def _commit_all_hook(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int]) -> Any:
-        def commit_all() -> None:
-            for p in list(tasks):
-                try:
-                    tasks[p].commit()
-                except OwnershipLostError as exc:
-                    self._drop(consumer, tasks, p, lost, exc)
-        return commit_all
+    def _commit(self, consumer: Any, tasks: dict[int, PartitionTask], partitions: list[int], lost: list[int]) -> None:
+        """Commit these partitions' open batches; a fenced one is dropped."""
+        for p in partitions:
+            if p not in tasks:
+                continue
+            try:
+                tasks[p].commit()
+            except OwnershipLostError as exc:
+                self._drop(consumer, tasks, p, lost, exc)
 
     def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, *args: Any, give_up_on_stop: bool = False,
                     on_pause: Any = None) -> Any:
