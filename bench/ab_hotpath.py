@@ -14,13 +14,13 @@ import sys
 import time
 
 from bench import hotpath
-from streamlearn import codec, partition
+from streamlearn.model import codec, step
 
 
 def run(proc_fn: object, dec_cls: type, model: str, n: int, categorical: bool) -> float:
     (state, _mc), recs, _dec, is_clf = hotpath.setup(model, n, categorical)
     from streamlearn.config import FieldsConfig
-    from streamlearn.model_spec import model_kind
+    from streamlearn.model.spec import model_kind
 
     kind = model_kind(state.model)
     dec = dec_cls(FieldsConfig(), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None, max_value_bytes=262_144)
@@ -46,7 +46,7 @@ def main() -> None:
     old, new, lim = [], [], []
     for _ in range(args.rounds):
         old.append(run(partition_old.process, codec_old.EventDecoder, args.model, args.n, False))
-        new.append(run(partition.process, codec.EventDecoder, args.model, args.n, False))
+        new.append(run(step.process, codec.EventDecoder, args.model, args.n, False))
         lim.append(hotpath.run_model_only(args.model, args.n))
     o, nw, m = statistics.median(old), statistics.median(new), statistics.median(lim)
     print(f"model={args.model} n={args.n} rounds={args.rounds}")

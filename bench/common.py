@@ -22,7 +22,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamlearn.datasets import synthetic_events
+from streamlearn.tools.datasets import synthetic_events
 
 PARTITIONS = 4
 

@@ -1,6 +1,6 @@
 """Hot-path microbenchmark and profile: `python -m bench.hotpath [--profile] [--model logreg|hoeffding] [-n N]`.
 
-Runs `streamlearn.partition.process` over pre-encoded records (in-memory
+Runs `streamlearn.model.step.process` over pre-encoded records (in-memory
 stand-ins for confluent Messages) with an emitter that only collects the
 encoded output, so the number is the engine's per-event cost without the
 broker: decode → predict → encode → learn. `model_only` runs the same model
@@ -19,12 +19,12 @@ import orjson
 
 from bench import models
 from bench.common import dataset
-from streamlearn import checkpoint
-from streamlearn.checkpoint import ModelState
-from streamlearn.codec import EventDecoder
 from streamlearn.config import FieldsConfig, ModelConfig
-from streamlearn.model_spec import build_metric, build_model, model_kind
-from streamlearn.partition import process
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_metric, build_model, model_kind
+from streamlearn.model.step import process
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
 
 
 class Rec:

@@ -1,6 +1,6 @@
 """Profile the real worker loop in-process: `python -m bench.profile_worker --bootstrap B --redis-url R [-n N]`.
 
-Drives `streamlearn.worker.PartitionWorker.run` (no Ray) over a pre-produced
+Drives `streamlearn.runtime.worker.PartitionWorker.run` (no Ray) over a pre-produced
 backlog on a real broker with pyinstrument attached, stopping once every
 partition has consumed the backlog. Prints events/s and the profile.
 """
@@ -12,7 +12,7 @@ import threading
 
 from bench import common, models
 from streamlearn.config import AppConfig
-from streamlearn.worker import PartitionWorker
+from streamlearn.runtime.worker import PartitionWorker
 
 
 def main() -> None:

@@ -173,7 +173,7 @@ def bytewax(spec: dict[str, Any]) -> None:
 def streamlearn(spec: dict[str, Any]) -> None:
     """The real product path: Runner (Ray + Coordinator + PartitionWorkers) against the private services."""
     from streamlearn.config import AppConfig
-    from streamlearn.runner import Runner
+    from streamlearn.runtime.runner import Runner
 
     cfg = AppConfig.model_validate({
         "app": spec["app"],
@@ -191,7 +191,7 @@ def streamlearn(spec: dict[str, Any]) -> None:
     })
     if spec.get("in_process"):
         # Diagnostic: the same PartitionWorker loop on this process's main thread, without Ray.
-        from streamlearn.worker import PartitionWorker
+        from streamlearn.runtime.worker import PartitionWorker
 
         w = PartitionWorker(cfg.to_wire(), "inproc")
         signal.signal(signal.SIGTERM, lambda *_: w.stop())

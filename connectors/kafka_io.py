@@ -164,7 +164,7 @@ def is_retriable(exc: BaseException) -> bool:
 
 def admin(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
     # Admin takes only the client-level (security) settings of the consumer section.
-    conf = {"bootstrap.servers": bootstrap, "log_level": 3}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 3}
     for k, v in (extra or {}).items():
         if k.startswith(("security.", "sasl.", "ssl.")) or k in {"client.id"}:
             conf[k] = v

@@ -1,5 +1,5 @@
 import sys
 
-from streamlearn.cli import main
+from streamlearn.ops.cli import main
 
 sys.exit(main())

@@ -32,11 +32,12 @@ import redis
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.redis_store import CheckpointStore
-from streamlearn import checkpoint, partition
-from streamlearn.checkpoint import ModelState
-from streamlearn.codec import EventDecoder
 from streamlearn.config import load_config
-from streamlearn.model_spec import build_metric, build_model, model_kind
+from streamlearn.model import step
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_metric, build_model, model_kind
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
 from tests.chaos.harness import PARTITIONS, Scenario
 
 
@@ -144,7 +145,7 @@ def check_i1(sc: Scenario, inputs: dict[int, list[Any]]) -> I1Report:
 
 
 def probe_set(n: int = 40) -> list[dict[str, Any]]:
-    from streamlearn.datasets import synthetic_events
+    from streamlearn.tools.datasets import synthetic_events
 
     return [ev["features"] for ev in synthetic_events(n, seed=991, n_features=6)]
 
@@ -177,7 +178,7 @@ def check_i2(sc: Scenario, inputs: dict[int, list[Any]], committed: dict[int, in
     rep = I2Report()
     for p in range(PARTITIONS):
         ref = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=0, model_version=0, events=0)
-        partition.process(ref, inputs.get(p, []), decoder, p, kind.is_classifier, None, None)
+        step.process(ref, inputs.get(p, []), decoder, p, kind.is_classifier, None, None)
         stored = store.read_checkpoint(p)
         if stored is None:
             rep.partitions[p] = "no checkpoint"

@@ -34,7 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connectors.kafka_io import Pacer
 from connectors.services.kafka_local import LocalKafka
 from connectors.services.redis_local import LocalRedis
-from streamlearn.datasets import synthetic_events
+from streamlearn.tools.datasets import synthetic_events
 from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[2]

@@ -100,7 +100,7 @@ engine. After each scenario's graceful stop it reads, with its own consumers:
 - **I2** the final checkpoint of every partition from Redis (HMAC-verified,
   then unpickled): its offset must equal Kafka's committed offset, and its
   model must predict exactly like a reference model trained in-process,
-  fault-free, on the same input records with `streamlearn.partition.process`
+  fault-free, on the same input records with `streamlearn.model.step.process`
   (40 probe events, `predict_proba_one` compared for equality; event count,
   model version and metric too).
 - **I4** during the run, a sampler reads each partition's Redis checkpoint

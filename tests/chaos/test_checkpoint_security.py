@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from streamlearn.checkpoint import MAGIC
+from streamlearn.state.checkpoint import MAGIC
 from tests.chaos.checker import I4Sampler, assert_exactly_once, audit, caught_up
 from tests.chaos.harness import STREAMLEARN, ChaosEnv, Scenario, record_result, wait_for
 

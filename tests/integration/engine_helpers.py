@@ -18,12 +18,13 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect
-from streamlearn import checkpoint, partition
-from streamlearn.checkpoint import ModelState
-from streamlearn.codec import EventDecoder
 from streamlearn.config import AppConfig, load_config
-from streamlearn.consume import read_topic
-from streamlearn.model_spec import build_metric, build_model, model_kind
+from streamlearn.model import step
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_metric, build_model, model_kind
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
+from streamlearn.tools.consume import read_topic
 from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +140,7 @@ def reference_state(cfg: AppConfig, p: int) -> ModelState:
     dec = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
                        classes=cfg.model.classes, max_value_bytes=cfg.processing.max_value_bytes)
     state = ModelState(model, build_metric(cfg.model), offset=0, model_version=0, events=0)
-    partition.process(state, input_records(cfg, p), dec, p, kind.is_classifier, None, None)
+    step.process(state, input_records(cfg, p), dec, p, kind.is_classifier, None, None)
     return state
 
 

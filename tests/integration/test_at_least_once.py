@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streamlearn.datasets import synthetic_events
+from streamlearn.tools.datasets import synthetic_events
 from tests.integration.engine_helpers import (
     keyed,
     load,

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from streamlearn.datasets import synthetic_events
+from streamlearn.tools.datasets import synthetic_events
 from tests.integration.engine_helpers import (
     all_committed,
     checkpointed_state,

@@ -1,4 +1,4 @@
-"""Checkpoints written by a forked child (streamlearn.forked_checkpoint) against a real Redis.
+"""Checkpoints written by a forked child (streamlearn.state.forked) against a real Redis.
 
 The child must write exactly the state the parent had at fork time, be
 refused like its parent once the epoch moved (I3), and report a Redis it
@@ -15,11 +15,11 @@ import pytest
 from river import linear_model, metrics
 
 from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore, connect
-from streamlearn import checkpoint, forked_checkpoint
-from streamlearn.checkpoint import ModelState
-from streamlearn.forked_checkpoint import ForkedCheckpointer
+from streamlearn.state import checkpoint, forked
+from streamlearn.state.checkpoint import ModelState
+from streamlearn.state.forked import ForkedCheckpointer
 
-pytestmark = pytest.mark.skipif(not forked_checkpoint.AVAILABLE, reason="needs fork()")
+pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="needs fork()")
 KEY = checkpoint.dev_key("forked-test")
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamlearn.datasets import synthetic_events
+from streamlearn.tools.datasets import synthetic_events
 from tests.polling import poll
 
 PARTITIONS = 2

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn import checkpoint
-from streamlearn.checkpoint import ModelState
 from streamlearn.config import ModelConfig
 from streamlearn.errors import CheckpointError, CheckpointTamperedError
-from streamlearn.model_spec import build_metric, build_model
+from streamlearn.model.spec import build_metric, build_model
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
 
 KEY = b"k" * 32
 

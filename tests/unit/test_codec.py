@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streamlearn.codec import EventDecoder, encode_prediction
 from streamlearn.config import FieldsConfig
 from streamlearn.errors import DecodeError
+from streamlearn.model.codec import EventDecoder, encode_prediction
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.config import AppConfig
-from streamlearn.protocol import PartitionTask
+from streamlearn.eos.task import PartitionTask
 
 
 class ScriptedProducer:

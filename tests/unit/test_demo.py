@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from streamlearn import demo, demo_report
+from streamlearn.tools import demo, demo_report
 
 
 def _status(events: list[int], lag: int = 0, dlq: int = 0, metric: float | None = 0.9) -> dict[str, object]:

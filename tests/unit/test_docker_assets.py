@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from streamlearn import metrics
 from streamlearn.config import load_config
+from streamlearn.ops import metrics
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 

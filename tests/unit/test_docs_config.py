@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from streamlearn import docs_config
 from streamlearn.config import AppConfig
+from streamlearn.tools import docs_config
 
 
 def test_committed_configuration_reference_is_current() -> None:
     committed = docs_config.DOC_PATH.read_text()
-    assert committed == docs_config.render(), "run `python -m streamlearn.docs_config --write` and commit docs/configuration.md"
+    assert committed == docs_config.render(), "run `python -m streamlearn.tools.docs_config --write` and commit docs/configuration.md"
 
 
 def test_every_key_and_its_env_override_is_documented() -> None:

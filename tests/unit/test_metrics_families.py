@@ -6,8 +6,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from streamlearn import metrics
-from streamlearn.protocol import COMMIT_BUCKETS_MS
+from streamlearn.eos.task import COMMIT_BUCKETS_MS
+from streamlearn.ops import metrics
 
 
 def _row(p: int, **over: object) -> dict[str, object]:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from streamlearn import checkpoint, partition
-from streamlearn.checkpoint import ModelState
-from streamlearn.codec import EventDecoder
 from streamlearn.config import FieldsConfig, ModelConfig
-from streamlearn.datasets import synthetic_events
 from streamlearn.errors import ConfigError
-from streamlearn.model_spec import build_metric, build_model, describe, model_kind
+from streamlearn.model import step
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_metric, build_model, describe, model_kind
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
+from streamlearn.tools.datasets import synthetic_events
 
 
 @dataclass
@@ -68,15 +69,15 @@ def test_checkpoint_then_replay_equals_straight_run(spec: ModelConfig) -> None:
     recs = records(1500, bad_every=97)
     dec = decoder(spec)
     straight = fresh(spec)
-    partition.process(straight, recs, dec, 0, True, None, None)
+    step.process(straight, recs, dec, 0, True, None, None)
 
     # Crash story: live to 600, checkpoint at 400 (R), commit at 1000 (K): restore R, replay [R,K), go on.
     live = fresh(spec)
-    partition.process(live, recs[:400], dec, 0, True, None, None)
+    step.process(live, recs[:400], dec, 0, True, None, None)
     blob = checkpoint.encode(live, b"key")
     restored = checkpoint.decode(blob, b"key")
-    partition.process(restored, recs[400:1000], dec, 0, True, None, None)  # replay, emits nothing
-    partition.process(restored, recs[1000:], dec, 0, True, None, None)
+    step.process(restored, recs[400:1000], dec, 0, True, None, None)  # replay, emits nothing
+    step.process(restored, recs[1000:], dec, 0, True, None, None)
 
     assert probe(restored.model) == probe(straight.model)
     assert (restored.offset, restored.events, restored.model_version) == (straight.offset, straight.events, straight.model_version)
@@ -92,7 +93,7 @@ def test_predict_before_learn_and_emit_contract() -> None:
     recs = [Rec(0, orjson.dumps({"id": "a", "features": {"x": 1.0}, "label": True}), b"a"),
             Rec(1, b"nope", b"b"),
             Rec(2, orjson.dumps({"id": "c", "features": {"x": 1.0}}), b"c")]
-    partition.process(st, recs, dec, 5, True, lambda k, v: out.append((k, v)), lambda r, c, d: dead.append((r.offset(), c)))
+    step.process(st, recs, dec, 5, True, lambda k, v: out.append((k, v)), lambda r, c, d: dead.append((r.offset(), c)))
     first = orjson.loads(out[0][1])
     # Untrained model: the first prediction is the prior, made before learning from the event.
     assert first["proba"] == {"false": 0.5, "true": 0.5}
@@ -109,7 +110,7 @@ def test_model_error_goes_to_dlq_not_crash() -> None:
     st = fresh(spec)
     dead: list[str] = []
     recs = [Rec(0, orjson.dumps({"id": 1, "features": {"x": "text"}, "label": True}))]
-    partition.process(st, recs, dec, 0, True, lambda k, v: None, lambda r, c, d: dead.append(c))
+    step.process(st, recs, dec, 0, True, lambda k, v: None, lambda r, c, d: dead.append(c))
     assert dead == ["model_error"] and st.offset == 1
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError
-from streamlearn.produce import read_events
+from streamlearn.tools.produce import read_events
 
 
 def test_csv_rows_become_events(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import re
 
 import yaml
 
-from streamlearn import metrics
 from streamlearn.config import AppConfig, load_config
+from streamlearn.ops import metrics
 from tests.readme_blocks import README, blocks, runnable
 
 ROOT = README.parent
@@ -35,7 +35,7 @@ def test_metrics_table_matches_the_exported_series() -> None:
     text = README.read_text()
     table = re.search(r"<!-- metrics-table:start[^>]*-->\n(.*?)<!-- metrics-table:end -->", text, re.S)
     assert table is not None
-    assert table.group(1).strip() == metrics.metrics_markdown().strip(), "paste streamlearn.metrics.metrics_markdown() into the README"
+    assert table.group(1).strip() == metrics.metrics_markdown().strip(), "paste streamlearn.ops.metrics.metrics_markdown() into the README"
 
 
 # Written under other issues (reliability report, benchmark report); linked ahead of time.

@@ -2,7 +2,7 @@
 
 Why a custom collector instead of counters updated in the workers: the
 workers already publish their counters to Redis every
-`processing.status_interval_s`, and `streamlearn.status.collect` joins them
+`processing.status_interval_s`, and `streamlearn.ops.status.collect` joins them
 with Kafka's offsets. Reading that at scrape time keeps one source of truth
 (what `streamlearn status` prints is what Prometheus sees), works for any
 number of Ray nodes without a push gateway, and survives worker restarts:
@@ -106,7 +106,7 @@ def families(status: Status | None, app: str) -> list[Metric]:
     up.add_metric([app], 0.0 if status is None else 1.0)
     if status is None:
         return [up]
-    from streamlearn.protocol import COMMIT_BUCKETS_MS
+    from streamlearn.eos.task import COMMIT_BUCKETS_MS
 
     out: dict[str, Any] = {
         "events": fam("events", CounterMetricFamily),
@@ -192,7 +192,7 @@ class StatusCollector(Collector):
 
 
 class KafkaRedisStatus:
-    """`streamlearn.status.collect` against Kafka and Redis, as the driver sees them.
+    """`streamlearn.ops.status.collect` against Kafka and Redis, as the driver sees them.
 
     Clients are created on first use and the partition list is refreshed
     every `refresh_s`, so the endpoint can start before the input topic exists.
@@ -210,7 +210,7 @@ class KafkaRedisStatus:
     def __call__(self) -> Status:
         from connectors import kafka_io
         from connectors.redis_store import CheckpointStore, connect
-        from streamlearn import status
+        from streamlearn.ops import status
 
         cfg = self.cfg
         if self._store is None:

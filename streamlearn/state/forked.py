@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from connectors.redis_store import CasResult, CheckpointStore
-from streamlearn import checkpoint, faults
+from streamlearn import faults
+from streamlearn.state import checkpoint
 
 if TYPE_CHECKING:
-    from streamlearn.protocol import PartitionTask
+    from streamlearn.eos.task import PartitionTask
 
 AVAILABLE = hasattr(os, "fork") and os.name == "posix"
 _CHILD_FAILED = 70  # exit status of a child that could not report (EX_SOFTWARE)

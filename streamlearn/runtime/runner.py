@@ -18,10 +18,11 @@ from typing import Any
 
 from connectors import kafka_io
 from connectors.redis_store import connect, redacted
-from streamlearn import logs, ray_api
+from streamlearn import logs
 from streamlearn.config import AppConfig
-from streamlearn.coordinator import Coordinator
 from streamlearn.errors import ServiceUnavailableError
+from streamlearn.runtime import ray_api
+from streamlearn.runtime.coordinator import Coordinator
 
 log = logs.get("runner")
 StatusHook = Callable[[dict[str, Any]], None]

@@ -39,7 +39,7 @@ def _index(event_id: str) -> int:
 
 
 def read_predictions(cfg: AppConfig, labels: dict[str, bool], timeout_s: float = 3.0) -> Predictions:
-    from streamlearn.consume import read_topic
+    from streamlearn.tools.consume import read_topic
 
     out = Predictions()
     for m in read_topic(cfg, cfg.kafka.output_topic, None, timeout_s):

@@ -1,4 +1,4 @@
-"""`make demo` / `python -m streamlearn.demo`: watch models learn from a Kafka stream.
+"""`make demo` / `python -m streamlearn.tools.demo`: watch models learn from a Kafka stream.
 
 What it does, in order, so a newcomer sees every moving part once:
 
@@ -64,9 +64,9 @@ class DemoState:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m streamlearn.demo",
+        prog="python -m streamlearn.tools.demo",
         description="One-command demo: local Kafka + Redis, a drifting stream, live progress, a learning-curve plot.",
-        epilog="example:\n  make demo\n  python -m streamlearn.demo --events 10000 --rate 2000 --out /tmp/demo",
+        epilog="example:\n  make demo\n  python -m streamlearn.tools.demo --events 10000 --rate 2000 --out /tmp/demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--events", type=int, default=30_000, help="events to stream (default 30000)")
@@ -139,7 +139,7 @@ def forget_previous_runs(cfg: AppConfig, keep_app: str) -> int:
 
 def make_events(n: int, seed: int, drift_at: int, malformed: int) -> tuple[list[tuple[bytes, bytes]], dict[str, bool]]:
     """(key, value) records in produce order and the label of every valid id."""
-    from streamlearn.datasets import synthetic_events
+    from streamlearn.tools.datasets import synthetic_events
 
     records: list[tuple[bytes, bytes]] = []
     labels: dict[str, bool] = {}
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from rich.console import Console
 
-    from streamlearn import demo_view
+    from streamlearn.tools import demo_view
 
     console = Console(stderr=True)
     out = Path(args.out)
@@ -207,10 +207,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> int:
     from connectors.services.backends import services_up
     from connectors.services.errors import ServiceError
-    from streamlearn import demo_report
     from streamlearn.errors import StreamlearnError
-    from streamlearn.metrics import serve
-    from streamlearn.runner import Runner
+    from streamlearn.ops.metrics import serve
+    from streamlearn.runtime.runner import Runner
+    from streamlearn.tools import demo_report
 
     t_start = time.monotonic()
     console.rule("[bold]streamlearn demo")

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from streamlearn.checkpoint import ModelState
-from streamlearn.codec import EventDecoder, encode_prediction
 from streamlearn.errors import DecodeError
+from streamlearn.model.codec import EventDecoder, encode_prediction
+from streamlearn.state.checkpoint import ModelState
 
 
 class Record(Protocol):

@@ -25,10 +25,12 @@ from typing import Any
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect
-from streamlearn import logs, ray_api, status
+from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.errors import ConfigError, ServiceUnavailableError
-from streamlearn.worker import PartitionWorker
+from streamlearn.ops import status
+from streamlearn.runtime import ray_api
+from streamlearn.runtime.worker import PartitionWorker
 
 log = logs.get("coordinator")
 # A worker that has never held a lease gets this long to start before it counts as hung.

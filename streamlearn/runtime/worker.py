@@ -28,13 +28,14 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect, redacted
-from streamlearn import checkpoint, forked_checkpoint, logs
-from streamlearn.codec import EventDecoder
+from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
+from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
-from streamlearn.forked_checkpoint import ForkedCheckpointer, Outcome
-from streamlearn.model_spec import build_model, model_kind
-from streamlearn.protocol import PartitionTask
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_model, model_kind
+from streamlearn.state import checkpoint, forked
+from streamlearn.state.forked import ForkedCheckpointer, Outcome
 
 log = logs.get("worker")
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
@@ -183,7 +184,7 @@ class PartitionWorker:
         return {"worker": self.worker_id, "result": result, "lost": lost, "pid": os.getpid()}
 
     def _forker(self, cfg: AppConfig, topic: str) -> ForkedCheckpointer | None:
-        if not (cfg.checkpoint.background and forked_checkpoint.AVAILABLE):
+        if not (cfg.checkpoint.background and forked.AVAILABLE):
             return None
 
         def open_store() -> CheckpointStore:  # runs in the child: a connection of its own

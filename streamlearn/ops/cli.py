@@ -56,7 +56,7 @@ def _progress_printer(every_s: float) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from streamlearn.runner import Runner
+    from streamlearn.runtime.runner import Runner
 
     cfg = _config(args)
     idle_since: list[float | None] = [None]
@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     printer = None if args.quiet else _progress_printer(args.progress_every)
     metrics_server = None
     if cfg.metrics.port is not None and not args.no_metrics:
-        from streamlearn.metrics import serve
+        from streamlearn.ops.metrics import serve
 
         metrics_server = serve(cfg)
         if metrics_server is not None and not args.quiet:
@@ -93,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from streamlearn.produce import produce_file
+    from streamlearn.tools.produce import produce_file
 
     cfg = _config(args)
     produce_file(cfg, Path(args.input), args.rate, args.key_field, args.partitions, quiet=args.quiet)
@@ -101,7 +101,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from streamlearn.consume import main_consume
+    from streamlearn.tools.consume import main_consume
 
     return main_consume(_config(args), args.max, args.timeout, args.dlq)
 
@@ -109,8 +109,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from connectors import kafka_io
     from connectors.redis_store import CheckpointStore, connect
-    from streamlearn import status
-    from streamlearn.runner import check_services
+    from streamlearn.ops import status
+    from streamlearn.runtime.runner import check_services
 
     cfg = _config(args)
     check_services(cfg)

@@ -43,13 +43,15 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors import kafka_io
 from connectors.redis_store import CAS_STALE_EPOCH, CasResult, CheckpointStore
-from streamlearn import checkpoint, faults, logs, partition
-from streamlearn.checkpoint import ModelState
-from streamlearn.codec import EventDecoder
+from streamlearn import faults, logs
 from streamlearn.config import AppConfig
 from streamlearn.errors import CheckpointError, OwnershipLostError
-from streamlearn.forked_checkpoint import Outcome
-from streamlearn.model_spec import build_metric, build_model
+from streamlearn.model import step
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_metric, build_model
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
+from streamlearn.state.forked import Outcome
 
 log = logs.get("protocol")
 
@@ -207,7 +209,7 @@ class PartitionTask:
             # Replay [R, K): same predict → learn sequence, nothing emitted.
             while live_from < len(records) and records[live_from].offset() < self.replay_until:
                 live_from += 1
-            partition.process(self.state, records[:live_from], self.decoder, self.p, self.is_classifier, None, None)
+            step.process(self.state, records[:live_from], self.decoder, self.p, self.is_classifier, None, None)
             if faults.ENABLED:
                 faults.point("during_replay")
             if live_from < len(records) or self.state.offset >= self.replay_until:
@@ -221,12 +223,12 @@ class PartitionTask:
             self.producer.begin_transaction()
             self.in_txn = True
         emit, dead_letter = self._emitters()
-        partition.process(self.state, records, self.decoder, self.p, self.is_classifier, emit, dead_letter)
+        step.process(self.state, records, self.decoder, self.p, self.is_classifier, emit, dead_letter)
         self.pending += len(records)
         if not self.eos:
             self.in_txn = True  # "open batch": flushed and recorded at commit
 
-    def _emitters(self) -> tuple[partition.EmitPrediction, partition.EmitDeadLetter]:
+    def _emitters(self) -> tuple[step.EmitPrediction, step.EmitDeadLetter]:
         producer = self.producer
         assert producer is not None
         produce = producer.produce
@@ -244,7 +246,7 @@ class PartitionTask:
                 producer.flush(5)
                 produce(out_topic, value, key, part)
 
-        def dead_letter(rec: partition.Record, code: str, detail: str) -> None:
+        def dead_letter(rec: step.Record, code: str, detail: str) -> None:
             headers = list(getattr(rec, "headers", lambda: None)() or [])
             headers += [
                 ("streamlearn.error.code", code.encode()),
