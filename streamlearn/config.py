@@ -294,8 +294,13 @@ def _section_for(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
-    """Read the YAML file (optional), apply environment overrides, validate."""
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """Read the YAML file (optional), apply environment overrides, then ``overrides``, validate.
+
+    ``overrides`` (nested like the file) come last: code that embeds an app
+    (``streamlearn.App``) states them on purpose, so they beat the environment.
+    """
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     source = "defaults"
@@ -311,11 +316,15 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p} must hold a mapping at the top level (app:, kafka:, ...)")
         data = loaded
-    overrides = _env_overrides(environ)
-    if overrides:
+    env = _env_overrides(environ)
+    if env:
         source += " + STREAMLEARN_* environment"
+    data = _merge(data, env)
+    if overrides:
+        source += " + overrides"
+        data = _merge(data, overrides)
     try:
-        return AppConfig.model_validate(_merge(data, overrides))
+        return AppConfig.model_validate(data)
     except ValidationError as exc:
         raise _format_validation_error(exc, source) from None
 

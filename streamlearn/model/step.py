@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from streamlearn.errors import DecodeError
 from streamlearn.model.codec import EventDecoder, encode_prediction
-from streamlearn.state.checkpoint import ModelState
+from streamlearn.model.model_state import ModelState
 
 
 class Record(Protocol):

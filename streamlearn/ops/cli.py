@@ -56,24 +56,9 @@ def _progress_printer(every_s: float) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from streamlearn.runtime.runner import Runner
+    from streamlearn.app import App
 
     cfg = _config(args)
-    idle_since: list[float | None] = [None]
-
-    def until_idle(st: dict[str, Any]) -> bool:
-        if args.until_idle is None:
-            return False
-        t = st["totals"]
-        idle = t["lag"] == 0 and all(r["phase"] == "running" for r in st["partitions"])
-        if not idle:
-            idle_since[0] = None
-            return False
-        since = idle_since[0]
-        if since is None:
-            since = idle_since[0] = time.monotonic()
-        return time.monotonic() - since >= float(args.until_idle)
-
     printer = None if args.quiet else _progress_printer(args.progress_every)
     metrics_server = None
     if cfg.metrics.port is not None and not args.no_metrics:
@@ -83,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if metrics_server is not None and not args.quiet:
             print(f"[streamlearn] metrics on http://{cfg.metrics.host}:{metrics_server.port}/metrics", file=sys.stderr)
     try:
-        final = Runner(cfg, args.ray_address).run(on_status=printer, stop_when=until_idle)
+        final = App(cfg, args.ray_address).run(until_idle_s=args.until_idle, on_status=printer)
     finally:
         if metrics_server is not None:
             metrics_server.close()
@@ -107,22 +92,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from connectors import kafka_io
-    from connectors.redis_store import CheckpointStore, connect
-    from streamlearn.ops import status
-    from streamlearn.runtime.runner import check_services
+    from streamlearn.ops.status import read_status
 
-    cfg = _config(args)
-    check_services(cfg)
-    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic)
-    if parts is None:
-        raise ConfigError(f"kafka.input_topic: topic '{cfg.kafka.input_topic}' does not exist", hint="produce to it first")
-    store = CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
-    consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
-    try:
-        st = status.collect(cfg, store, consumer, parts)
-    finally:
-        consumer.close()
+    st = read_status(_config(args))
     if args.json:
         print(json.dumps(st, indent=2))
         return 0

@@ -13,8 +13,9 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore
+from connectors.redis_store import CheckpointStore, connect, redacted
 from streamlearn.config import AppConfig
+from streamlearn.errors import ConfigError, ServiceUnavailableError
 
 
 def _num(raw: str | None, cast: type = int) -> Any:
@@ -85,3 +86,36 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
             "recoveries": total("recoveries"),
         },
     }
+
+
+def check_services(cfg: AppConfig) -> None:
+    """Fail fast, naming the service and where, before Ray starts."""
+    url = cfg.redis.url.get_secret_value()
+    try:
+        connect(url, socket_timeout_s=3.0, ssl_ca_certs=cfg.redis.ssl_ca_certs).ping()
+    except Exception as exc:
+        raise ServiceUnavailableError(
+            f"Redis at {redacted(url)} is not reachable ({type(exc).__name__}: {exc})",
+            hint="start it with `streamlearn services up`, or fix redis.url / STREAMLEARN_REDIS__URL",
+        ) from None
+    try:
+        kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic, timeout_s=10.0)
+    except kafka_io.KafkaUnavailable as exc:
+        raise ServiceUnavailableError(
+            f"Kafka at {cfg.kafka.bootstrap} is not reachable ({exc})",
+            hint="start it with `streamlearn services up`, or fix kafka.bootstrap / STREAMLEARN_KAFKA__BOOTSTRAP",
+        ) from None
+
+
+def read_status(cfg: AppConfig) -> dict[str, Any]:
+    """The app's status read from Kafka and Redis alone (no Ray): `streamlearn status`, ``App.status``."""
+    check_services(cfg)
+    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic)
+    if parts is None:
+        raise ConfigError(f"kafka.input_topic: topic '{cfg.kafka.input_topic}' does not exist", hint="produce to it first")
+    store = CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
+    try:
+        return collect(cfg, store, consumer, parts)
+    finally:
+        consumer.close()

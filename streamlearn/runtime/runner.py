@@ -16,36 +16,15 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from connectors import kafka_io
-from connectors.redis_store import connect, redacted
 from streamlearn import logs
 from streamlearn.config import AppConfig
-from streamlearn.errors import ServiceUnavailableError
+from streamlearn.ops.status import check_services
 from streamlearn.runtime import ray_api
 from streamlearn.runtime.coordinator import Coordinator
 
 log = logs.get("runner")
 StatusHook = Callable[[dict[str, Any]], None]
 StopWhen = Callable[[dict[str, Any]], bool]
-
-
-def check_services(cfg: AppConfig) -> None:
-    """Fail fast, naming the service and where, before Ray starts."""
-    url = cfg.redis.url.get_secret_value()
-    try:
-        connect(url, socket_timeout_s=3.0, ssl_ca_certs=cfg.redis.ssl_ca_certs).ping()
-    except Exception as exc:
-        raise ServiceUnavailableError(
-            f"Redis at {redacted(url)} is not reachable ({type(exc).__name__}: {exc})",
-            hint="start it with `streamlearn services up`, or fix redis.url / STREAMLEARN_REDIS__URL",
-        ) from None
-    try:
-        kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic, timeout_s=10.0)
-    except kafka_io.KafkaUnavailable as exc:
-        raise ServiceUnavailableError(
-            f"Kafka at {cfg.kafka.bootstrap} is not reachable ({exc})",
-            hint="start it with `streamlearn services up`, or fix kafka.bootstrap / STREAMLEARN_KAFKA__BOOTSTRAP",
-        ) from None
 
 
 class Runner:

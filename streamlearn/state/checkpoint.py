@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
-from dataclasses import dataclass, field
-from typing import Any
 
 from streamlearn.errors import CheckpointError, CheckpointTamperedError
+from streamlearn.model.model_state import ModelState
+
+__all__ = ["ModelState", "decode", "dev_key", "encode"]
 
 MAGIC = b"SLCK1\n"
 _MAC_LEN = 32
@@ -30,18 +31,6 @@ _MAC_LEN = 32
 
 def dev_key(app: str) -> bytes:
     return hashlib.sha256(b"streamlearn-development-checkpoint-key:" + app.encode()).digest()
-
-
-@dataclass
-class ModelState:
-    """Everything a partition needs to resume: the model and its bookkeeping."""
-
-    model: Any
-    metric: Any
-    offset: int  # next input offset the state has NOT seen yet (R)
-    model_version: int  # number of labelled events learned, since the partition's beginning
-    events: int  # events seen (predicted), since the partition's beginning
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def encode(state: ModelState, key: bytes) -> bytes:
