@@ -108,7 +108,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from connectors import kafka_io
-    from connectors.redis_store import CheckpointStore, connect
+    from connectors.redis_store import open_store
     from streamlearn.ops import status
     from streamlearn.runtime.runner import check_services
 
@@ -117,7 +117,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic)
     if parts is None:
         raise ConfigError(f"kafka.input_topic: topic '{cfg.kafka.input_topic}' does not exist", hint="produce to it first")
-    store = CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    store = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
     consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
     try:
         st = status.collect(cfg, store, consumer, parts)

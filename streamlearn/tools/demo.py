@@ -109,7 +109,7 @@ def write_app_yaml(cfg: AppConfig, path: Path) -> None:
 def forget_previous_runs(cfg: AppConfig, keep_app: str) -> int:
     """Delete earlier demo runs' topics, consumer groups and Redis keys (best effort)."""
     from connectors import kafka_io
-    from connectors.redis_store import connect
+    from connectors.redis_store import client_for
 
     removed = 0
     adm = kafka_io.admin(cfg.kafka.bootstrap)
@@ -128,7 +128,7 @@ def forget_previous_runs(cfg: AppConfig, keep_app: str) -> int:
                 with contextlib.suppress(Exception):
                     fut.result(timeout=15)
     with contextlib.suppress(Exception):
-        r = connect(cfg.redis.url.get_secret_value())
+        r = client_for(cfg.redis)
         keys = [k for k in r.scan_iter(match=f"{cfg.redis.key_prefix}:{DEMO_PREFIX}*", count=1000)
                 if not k.decode().startswith(f"{cfg.redis.key_prefix}:{keep_app}:")]
         for i in range(0, len(keys), 500):

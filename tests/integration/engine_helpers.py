@@ -17,7 +17,7 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore, connect
+from connectors.redis_store import CheckpointStore, open_store
 from streamlearn.config import AppConfig, load_config
 from streamlearn.model import step
 from streamlearn.model.codec import EventDecoder
@@ -85,7 +85,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, proc: sub
 
 
 def store_of(cfg: AppConfig) -> CheckpointStore:
-    return CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    return open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
 
 
 def partitions_of(cfg: AppConfig) -> list[int]:
