@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from connectors.cli_errors import print_error
 from streamlearn import __version__, logs
 from streamlearn.config import AppConfig, load_config
 from streamlearn.errors import ConfigError, ServiceUnavailableError, StreamlearnError
@@ -232,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except StreamlearnError as exc:
         kind = "config error" if isinstance(exc, ConfigError) else "service unavailable" if isinstance(exc, ServiceUnavailableError) else "error"
-        print(f"streamlearn: {kind}: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
+        print_error(f"streamlearn: {kind}:", exc.message, exc.hint)
         return 2
     except KeyboardInterrupt:
         print("streamlearn: interrupted", file=sys.stderr)
@@ -253,18 +252,15 @@ def _known_failure(exc: Exception) -> int:
     from connectors import kafka_io
 
     if isinstance(exc, kafka_io.KafkaUnavailable):
-        print(f"streamlearn: service unavailable: Kafka: {exc}", file=sys.stderr)
-        print("  hint: `streamlearn services status`, or check kafka.bootstrap", file=sys.stderr)
-        return 2
-    if isinstance(exc, redis.RedisError):
-        print(f"streamlearn: service unavailable: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("  hint: `streamlearn services status`, or check redis.url (password, TLS)", file=sys.stderr)
-        return 2
-    if isinstance(exc, kafka_io.PinnedSettingError):
-        print(f"streamlearn: config error: {exc}", file=sys.stderr)
-        print("  hint: remove that key from kafka.consumer / kafka.producer", file=sys.stderr)
-        return 2
-    raise exc
+        print_error("streamlearn: service unavailable:", f"Kafka: {exc}", "`streamlearn services status`, or check kafka.bootstrap")
+    elif isinstance(exc, redis.RedisError):
+        print_error("streamlearn: service unavailable:", f"Redis: {type(exc).__name__}: {exc}",
+                    "`streamlearn services status`, or check redis.url (password, TLS)")
+    elif isinstance(exc, kafka_io.PinnedSettingError):
+        print_error("streamlearn: config error:", str(exc), "remove that key from kafka.consumer / kafka.producer")
+    else:
+        raise exc
+    return 2
 
 
 if __name__ == "__main__":

@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> int:
+    from connectors.cli_errors import print_error
     from connectors.kafka_records import ReadTimeout
     from connectors.services.backends import services_up
     from connectors.services.errors import ServiceError
@@ -216,9 +217,7 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
     try:
         endpoints = services_up()
     except ServiceError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            console.print(f"  hint: {exc.hint}")
+        print_error("[red]error:[/]", exc.message, exc.hint, write=console.print)
         return 2
     console.print(f"    kafka {endpoints.kafka_bootstrap}   redis {endpoints.redis_url}")
 
@@ -270,9 +269,7 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
         with view:
             final = runner.run(on_status=on_status, stop_when=stop_when)
     except StreamlearnError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            console.print(f"  hint: {exc.hint}")
+        print_error("[red]error:[/]", exc.message, exc.hint, write=console.print)
         return 2
     finally:
         st.stop.set()
