@@ -31,7 +31,7 @@ from streamlearn.tools.checker import (
     read_partitions,
     reference_state,
 )
-from tests.chaos.harness import PARTITIONS, Scenario
+from tests.chaos.harness import PARTITIONS, Scenario, record_result
 
 
 def read_topic(bootstrap: str, topic: str, read_committed: bool = True) -> dict[int, list[Any]]:
@@ -178,3 +178,14 @@ def assert_exactly_once(v: Verdict, expect_dead_letters: int = 0) -> None:
     assert v.i1.dead_letters == expect_dead_letters, f"unexpected dead letters: {list(v.i1.dlq_codes.items())[:10]}"
     assert v.i2.ok, f"I2 violated: {v.i2.partitions}"
     assert v.i1.predictions + v.i1.dead_letters == v.i1.inputs
+
+
+def finish(sc: Scenario, i4: I4Sampler, fault: str, injected: int, **extra: Any) -> Verdict:
+    """After a graceful stop: audit, record the row for the report, assert I1, I2 and I4."""
+    v = audit(sc)
+    record_result({"scenario": sc.name, "fault": fault, "injected": injected, **v.row(),
+                   "i4_samples": i4.samples, "i4_violations": len(i4.violations), **extra})
+    assert_exactly_once(v)
+    assert i4.samples > 0 and not i4.violations, f"I4 violated: {i4.violations[:5]}"
+    return v
+
