@@ -47,6 +47,20 @@ def read_partitions(bootstrap: str, topic: str, partitions: Iterable[int], *, re
     return out
 
 
+def read_app_topic(cfg: AppConfig, topic: str) -> dict[int, list[Any]]:
+    """An app's topic per partition, with the app's Kafka security settings (empty if the topic does not exist)."""
+    from connectors import kafka_io
+
+    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), topic) or []
+    return read_partitions(cfg.kafka.bootstrap, topic, parts)
+
+
+def audit_app(cfg: AppConfig) -> I1Report:
+    """I1 of an app's input, prediction and dead-letter topics as they stand."""
+    k = cfg.kafka
+    return check_i1(read_app_topic(cfg, k.input_topic), read_app_topic(cfg, k.output_topic), read_app_topic(cfg, k.dlq_topic))
+
+
 @dataclass
 class I1Report:
     inputs: int

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from streamlearn.config import AppConfig
-from streamlearn.tools.checker import I1Report, check_i1, read_partitions
+from streamlearn.tools.checker import I1Report, audit_app, read_app_topic
 
 ROLLING_WINDOW = 500
 
@@ -38,17 +38,10 @@ def _index(event_id: str) -> int:
         return -1
 
 
-def _read(cfg: AppConfig, topic: str) -> dict[int, list[Any]]:
-    from connectors import kafka_io
-
-    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), topic) or []
-    return read_partitions(cfg.kafka.bootstrap, topic, parts)
-
-
 def read_predictions(cfg: AppConfig, labels: dict[str, bool]) -> Predictions:
     """Input, predictions and dead letters read back; the exactly-once check and the accuracy rows."""
-    outputs = _read(cfg, cfg.kafka.output_topic)
-    out = Predictions(check_i1(_read(cfg, cfg.kafka.input_topic), outputs, _read(cfg, cfg.kafka.dlq_topic)))
+    out = Predictions(audit_app(cfg))
+    outputs = read_app_topic(cfg, cfg.kafka.output_topic)
     done: set[str] = set()
     for m in (m for msgs in outputs.values() for m in msgs):
         doc = orjson.loads(m.value() or b"{}")
