@@ -10,18 +10,22 @@ event's `ts` (the systems copy it into the output as `event_ts`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.kafka_io import admin, topic_partitions
+from connectors.kafka_records import Record, TopicReader, produce_records
 from streamlearn.tools.datasets import synthetic_events
 
 PARTITIONS = 4
@@ -85,20 +89,8 @@ def make_producer(bootstrap: str) -> Producer:
 
 def produce_backlog(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
     """The whole dataset up front, round-robin over partitions (throughput runs drain a backlog)."""
-    prod = make_producer(bootstrap)
-    for i, ev in enumerate(events):
-        val = orjson.dumps(ev)
-        while True:
-            try:
-                prod.produce(topic, val, ev["id"].encode(), i % PARTITIONS)
-                break
-            except BufferError:
-                prod.poll(0.05)
-        if i % 10000 == 0:
-            prod.poll(0)
-    left = prod.flush(60)
-    if left:
-        raise RuntimeError(f"{left} events not delivered")
+    records = (Record(ev["id"].encode(), orjson.dumps(ev), i % PARTITIONS) for i, ev in enumerate(events))
+    produce_records(make_producer(bootstrap), topic, records)
 
 
 class PacedProducer(threading.Thread):
@@ -112,30 +104,25 @@ class PacedProducer(threading.Thread):
         self.started_at = 0.0
         self.stop_flag = threading.Event()
 
+    def _stamped(self) -> Iterator[Record]:
+        """Events in dataset order (cycling when the run outlasts it), `ts` stamped as each is sent."""
+        t0 = self.started_at
+        for i in itertools.count():
+            if time.time() - t0 >= self.duration_s:
+                return
+            ev = dict(self.events[i % len(self.events)])
+            ev["ts"] = time.time() * 1000.0
+            yield Record(ev["id"].encode(), orjson.dumps(ev), i % PARTITIONS)
+
+    def _count(self, n: int) -> None:
+        self.sent = n
+
     def run(self) -> None:
         # linger 2 ms: thousands of one-record produce requests per second would load the
         # shared broker far more than the systems under test do.
         prod = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 2, "log_level": 3})
-        n = len(self.events)
-        self.started_at = t0 = time.time()
-        while not self.stop_flag.is_set():
-            now = time.time()
-            if now - t0 >= self.duration_s:
-                break
-            due = int((now - t0) * self.rate)  # the dataset cycles when the run outlasts it
-            while self.sent < due:
-                ev = dict(self.events[self.sent % n])
-                ev["ts"] = time.time() * 1000.0
-                i = self.sent
-                try:
-                    prod.produce(self.topic, orjson.dumps(ev), ev["id"].encode(), i % PARTITIONS)
-                except BufferError:
-                    prod.poll(0.01)
-                    continue
-                self.sent += 1
-            prod.poll(0)
-            time.sleep(0.002)
-        prod.flush(30)
+        self.started_at = time.time()
+        produce_records(prod, self.topic, self._stamped(), rate=self.rate, stop=self.stop_flag, on_sent=self._count, flush_s=30)
 
 
 class OutputReader(threading.Thread):
@@ -152,22 +139,19 @@ class OutputReader(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": uid("bench-reader"), "isolation.level": "read_committed",
-                      "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3})
-        md = c.list_topics(self.topic, timeout=30)
-        c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in md.topics[self.topic].partitions])
+        parts = topic_partitions(admin(self.bootstrap), self.topic, timeout_s=30) or []
+        reader = TopicReader(self.bootstrap, self.topic, parts, extra={"fetch.wait.max.ms": 10}, group_id=uid("bench-reader"))
         self.ready.set()
         loads = orjson.loads
         try:
-            while not self.stop_flag.is_set():
-                msgs = c.consume(2000, 0.02)
+            for msgs in reader.batches(poll_s=0.02, max_records=2000):
+                if self.stop_flag.is_set():
+                    break
                 if not msgs:
                     continue
                 now = time.time()
                 n = 0
                 for m in msgs:
-                    if m.error() is not None:
-                        continue
                     n += 1
                     # Latency from every 4th prediction: parsing all of them would take CPU from the system under test.
                     if self.latency and (self.count + n) % 4 == 0:
@@ -181,7 +165,7 @@ class OutputReader(threading.Thread):
                     self.done.set()
                     break
         finally:
-            c.close()
+            reader.close()
 
     def throughput(self, n: int) -> dict[str, float]:
         """Events/s from the first committed prediction to the one that completes n."""
@@ -207,39 +191,6 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 # ---- processes -----------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                stat = fh.read()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for k in kids.get(p, []):
-            out.append(k)
-            todo.append(k)
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def descendants_matching(pid: int, needle: str) -> list[int]:
-    return [k for k in _children(pid) if needle in cmdline(k)]
-
-
 def peak_rss_mb(pid: int) -> float | None:
     """VmHWM: the kernel's high-water mark of the process's resident set."""
     try:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from bench import common
+from connectors.proctree import descendants_matching
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -61,7 +62,7 @@ class Bench:
 
     def worker_pids(self, proc: subprocess.Popen[bytes], system: str) -> list[int]:
         if system == "streamlearn":
-            return common.descendants_matching(proc.pid, "PartitionWorker")
+            return descendants_matching(proc.pid, "PartitionWorker")
         return [proc.pid]
 
     def finish(self, proc: subprocess.Popen[bytes]) -> None:
@@ -148,7 +149,7 @@ class Bench:
         if kill_after_s is not None:
             time.sleep(kill_after_s)
             # A worker that owns partitions (its process title names the running `run` task), not an idle standby.
-            killed = common.descendants_matching(proc.pid, "PartitionWorker.run")[:1]
+            killed = descendants_matching(proc.pid, "PartitionWorker.run")[:1]
             kill_at = time.time()
             for p in killed:
                 os.kill(p, signal.SIGKILL)

@@ -107,11 +107,14 @@ def make_producer(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Pro
     return Producer(conf)
 
 
-def produce_blocking(producer: Producer, topic: str, value: bytes | None, key: bytes | None) -> None:
+def produce_blocking(producer: Producer, topic: str, value: bytes | None, key: bytes | None, partition: int | None = None) -> None:
     """produce(), waiting for local queue space instead of failing with BufferError."""
     while True:
         try:
-            producer.produce(topic, value, key)
+            if partition is None:
+                producer.produce(topic, value, key)
+            else:
+                producer.produce(topic, value, key, partition=partition)
             return
         except BufferError:
             producer.poll(0.05)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -73,6 +73,41 @@ def connect(url: str, *, socket_timeout_s: float = 5.0, ssl_ca_certs: str | None
     if ssl_ca_certs and url.startswith("rediss://"):
         kwargs["ssl_ca_certs"] = ssl_ca_certs
     return redis.Redis.from_url(url, **kwargs)
+
+
+class SecretText(Protocol):
+    """A value that shows itself only when asked (pydantic's SecretStr)."""
+
+    def get_secret_value(self) -> str: ...
+
+
+class RedisSection(Protocol):
+    """The redis settings a store needs; streamlearn's `RedisConfig` is one.
+
+    A Protocol, not the config class: connectors/ must not import the engine.
+    """
+
+    @property
+    def url(self) -> SecretText: ...
+
+    @property
+    def key_prefix(self) -> str: ...
+
+    @property
+    def ssl_ca_certs(self) -> str | None: ...
+
+    @property
+    def socket_timeout_s(self) -> float: ...
+
+
+def client_for(section: RedisSection) -> redis.Redis:
+    """A client with every connection setting of the section (TLS CA, timeouts): the one way to connect."""
+    return connect(section.url.get_secret_value(), socket_timeout_s=section.socket_timeout_s, ssl_ca_certs=section.ssl_ca_certs)
+
+
+def open_store(section: RedisSection, app: str, topic: str) -> CheckpointStore:
+    """The one CheckpointStore factory, so `status`, metrics and tests reach Redis exactly as `run` does."""
+    return CheckpointStore(client_for(section), section.key_prefix, app, topic)
 
 
 def redacted(url: str) -> str:

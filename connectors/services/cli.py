@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from connectors.cli_errors import print_error
 from connectors.services.backends import (
     BACKENDS,
     services_down,
@@ -108,9 +109,7 @@ def _guard(run: Any, args: argparse.Namespace) -> int:
     try:
         return int(run(args))
     except ServiceError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        print_error("error:", exc.message, exc.hint, indent="")
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

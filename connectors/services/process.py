@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from connectors.proctree import cmdline  # also for pid-reuse checks here
+
 
 def spawn_detached(argv: Sequence[str], log_file: Path, env: dict[str, str] | None = None,
                    cwd: Path | None = None) -> int:
@@ -65,15 +67,6 @@ def _reap(pid: int) -> None:
     """Collect the exit status if ``pid`` is our own child that already exited."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def cmdline(pid: int) -> str:
-    """The process's command line ("" if unknown), for pid-reuse checks."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def is_ours(pid: int, marker: str) -> bool:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from connectors.cli_errors import print_error
 from streamlearn import __version__, logs
 from streamlearn.config import AppConfig, load_config
 from streamlearn.errors import ConfigError, ServiceUnavailableError, StreamlearnError
@@ -129,60 +130,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def command(name: str, func: Any, **texts: Any) -> argparse.ArgumentParser:
+        """A subcommand with its help texts kept as written, the shared -c option and its handler."""
+        sp = sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **texts)
         sp.add_argument("-c", "--config", help="app YAML file (default: $STREAMLEARN_CONFIG, else ./app.yaml, else built-in defaults)")
+        sp.set_defaults(func=func)
+        return sp
 
-    r = sub.add_parser("run", help="run the learner until Ctrl-C (or until idle)", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Start local Ray (or join --ray-address), own every input partition, predict, learn and "
-                       "commit predictions exactly once. Ctrl-C/SIGTERM commit or abort the open transactions, write checkpoints and exit 0.",
-                       epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address auto --until-idle 10\n\n"
-                       "while it runs, Prometheus metrics are served on http://127.0.0.1:9464/metrics (metrics.port; 0 = any free port)")
-    common(r)
+    r = command("run", cmd_run, help="run the learner until Ctrl-C (or until idle)",
+                description="Start local Ray (or join --ray-address), own every input partition, predict, learn and "
+                "commit predictions exactly once. Ctrl-C/SIGTERM commit or abort the open transactions, write checkpoints and exit 0.",
+                epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address auto --until-idle 10\n\n"
+                "while it runs, Prometheus metrics are served on http://127.0.0.1:9464/metrics (metrics.port; 0 = any free port)")
     r.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto or ray://head:10001); default: start a local one")
     r.add_argument("--until-idle", type=float, default=None, metavar="S", help="stop by itself once every partition has had no lag for S seconds")
     r.add_argument("--progress-every", type=float, default=5.0, metavar="S", help="progress line every S seconds (default 5)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--no-metrics", action="store_true", help="do not start the Prometheus endpoint")
-    r.set_defaults(func=cmd_run)
 
-    pr = sub.add_parser("produce", help="send a .jsonl or .csv file to the input topic", formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Send events to kafka.input_topic (created with --partitions if missing).\n"
-                        "JSON lines are sent as they are; CSV rows become {id, features, label}. Keys come\n"
-                        "from the id field, so an id always lands on the same partition.",
-                        epilog="example:\n  streamlearn produce -c app.yaml --input events.jsonl --rate 1000")
-    common(pr)
+    pr = command("produce", cmd_produce, help="send a .jsonl or .csv file to the input topic",
+                 description="Send events to kafka.input_topic (created with --partitions if missing).\n"
+                 "JSON lines are sent as they are; CSV rows become {id, features, label}. Keys come\n"
+                 "from the id field, so an id always lands on the same partition.",
+                 epilog="example:\n  streamlearn produce -c app.yaml --input events.jsonl --rate 1000")
     pr.add_argument("--input", required=True, metavar="FILE", help="events as JSON lines, or CSV with a header row")
     pr.add_argument("--rate", type=float, default=None, metavar="N", help="events per second (default: as fast as possible)")
     pr.add_argument("--key-field", default=None, metavar="F", help="record key from this field (default: the id field)")
     pr.add_argument("--partitions", type=int, default=4, metavar="N", help="partitions of the input topic if it has to be created (default 4)")
     pr.add_argument("--quiet", action="store_true")
-    pr.set_defaults(func=cmd_produce)
 
-    c = sub.add_parser("consume", help="print committed predictions as JSON lines (read_committed)", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Read kafka.output_topic from the beginning with isolation.level=read_committed:\n"
-                       "exactly what a downstream consumer sees (one prediction per input record).\n"
-                       "Does not touch the app's consumer group.",
-                       epilog="example:\n  streamlearn consume -c app.yaml --max 10\n  streamlearn consume -c app.yaml --dlq --timeout 2")
-    common(c)
+    c = command("consume", cmd_consume, help="print committed predictions as JSON lines (read_committed)",
+                description="Read kafka.output_topic from the beginning with isolation.level=read_committed:\n"
+                "exactly what a downstream consumer sees (one prediction per input record).\n"
+                "Does not touch the app's consumer group.",
+                epilog="example:\n  streamlearn consume -c app.yaml --max 10\n  streamlearn consume -c app.yaml --dlq --timeout 2")
     c.add_argument("--max", type=int, default=None, metavar="N", help="stop after N records")
     c.add_argument("--timeout", type=float, default=5.0, metavar="S", help="stop after S seconds without a new record (default 5)")
     c.add_argument("--dlq", action="store_true", help="read the dead-letter topic instead (value excerpt + error headers)")
-    c.set_defaults(func=cmd_consume)
 
-    s = sub.add_parser("status", help="per-partition owner, offsets, checkpoint age, lag, metric", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Read the app's state from Kafka and Redis (no Ray needed; works while `run` is stopped):\n"
-                       "owner, phase, epoch, committed and checkpoint offsets, checkpoint age, events, lag,\n"
-                       "dead-lettered records and the prequential metric, per partition.",
-                       epilog="example:\n  streamlearn status -c app.yaml --json")
-    common(s)
+    s = command("status", cmd_status, help="per-partition owner, offsets, checkpoint age, lag, metric",
+                description="Read the app's state from Kafka and Redis (no Ray needed; works while `run` is stopped):\n"
+                "owner, phase, epoch, committed and checkpoint offsets, checkpoint age, events, lag,\n"
+                "dead-lettered records and the prequential metric, per partition.",
+                epilog="example:\n  streamlearn status -c app.yaml --json")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.set_defaults(func=cmd_status)
 
-    cf = sub.add_parser("config", help="print the validated configuration (secrets masked)", formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Load the YAML file, apply STREAMLEARN_<SECTION>__<KEY> overrides, validate,\nprint as JSON.",
-                        epilog="example:\n  STREAMLEARN_PROCESSING__WORKERS=4 streamlearn config -c app.yaml")
-    common(cf)
-    cf.set_defaults(func=cmd_config)
+    command("config", cmd_config, help="print the validated configuration (secrets masked)",
+            description="Load the YAML file, apply STREAMLEARN_<SECTION>__<KEY> overrides, validate,\nprint as JSON.",
+            epilog="example:\n  STREAMLEARN_PROCESSING__WORKERS=4 streamlearn config -c app.yaml")
 
     try:
         from connectors.services.cli import register
@@ -204,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except StreamlearnError as exc:
         kind = "config error" if isinstance(exc, ConfigError) else "service unavailable" if isinstance(exc, ServiceUnavailableError) else "error"
-        print(f"streamlearn: {kind}: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
+        print_error(f"streamlearn: {kind}:", exc.message, exc.hint)
         return 2
     except KeyboardInterrupt:
         print("streamlearn: interrupted", file=sys.stderr)
@@ -225,18 +218,15 @@ def _known_failure(exc: Exception) -> int:
     from connectors import kafka_io
 
     if isinstance(exc, kafka_io.KafkaUnavailable):
-        print(f"streamlearn: service unavailable: Kafka: {exc}", file=sys.stderr)
-        print("  hint: `streamlearn services status`, or check kafka.bootstrap", file=sys.stderr)
-        return 2
-    if isinstance(exc, redis.RedisError):
-        print(f"streamlearn: service unavailable: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("  hint: `streamlearn services status`, or check redis.url (password, TLS)", file=sys.stderr)
-        return 2
-    if isinstance(exc, kafka_io.PinnedSettingError):
-        print(f"streamlearn: config error: {exc}", file=sys.stderr)
-        print("  hint: remove that key from kafka.consumer / kafka.producer", file=sys.stderr)
-        return 2
-    raise exc
+        print_error("streamlearn: service unavailable:", f"Kafka: {exc}", "`streamlearn services status`, or check kafka.bootstrap")
+    elif isinstance(exc, redis.RedisError):
+        print_error("streamlearn: service unavailable:", f"Redis: {type(exc).__name__}: {exc}",
+                    "`streamlearn services status`, or check redis.url (password, TLS)")
+    elif isinstance(exc, kafka_io.PinnedSettingError):
+        print_error("streamlearn: config error:", str(exc), "remove that key from kafka.consumer / kafka.producer")
+    else:
+        raise exc
+    return 2
 
 
 if __name__ == "__main__":

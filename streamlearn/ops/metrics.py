@@ -209,13 +209,12 @@ class KafkaRedisStatus:
 
     def __call__(self) -> Status:
         from connectors import kafka_io
-        from connectors.redis_store import CheckpointStore, connect
+        from connectors.redis_store import open_store
         from streamlearn.ops import status
 
         cfg = self.cfg
         if self._store is None:
-            client = connect(cfg.redis.url.get_secret_value(), socket_timeout_s=cfg.redis.socket_timeout_s, ssl_ca_certs=cfg.redis.ssl_ca_certs)
-            self._store = CheckpointStore(client, cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+            self._store = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
             self._admin = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
             self._consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
         now = time.monotonic()

@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore, connect, redacted
+from connectors.redis_store import CheckpointStore, connect, open_store, redacted
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 
@@ -113,7 +113,7 @@ def read_status(cfg: AppConfig) -> dict[str, Any]:
     parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer), cfg.kafka.input_topic)
     if parts is None:
         raise ConfigError(f"kafka.input_topic: topic '{cfg.kafka.input_topic}' does not exist", hint="produce to it first")
-    store = CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    store = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
     consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
     try:
         return collect(cfg, store, consumer, parts)

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore, connect
+from connectors.redis_store import open_store
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.errors import ConfigError, ServiceUnavailableError
@@ -61,8 +61,7 @@ class Coordinator:
         self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._monitor: threading.Thread | None = None
-        rc = connect(self.cfg.redis.url.get_secret_value(), socket_timeout_s=self.cfg.redis.socket_timeout_s, ssl_ca_certs=self.cfg.redis.ssl_ca_certs)
-        self.store = CheckpointStore(rc, self.cfg.redis.key_prefix, self.cfg.app, self.cfg.kafka.input_topic)
+        self.store = open_store(self.cfg.redis, self.cfg.app, self.cfg.kafka.input_topic)
         self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
 
     def start(self) -> dict[str, Any]:

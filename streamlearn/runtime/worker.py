@@ -27,7 +27,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore, connect, redacted
+from connectors.redis_store import CheckpointStore, open_store, redacted
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos.task import PartitionTask
@@ -74,8 +74,7 @@ class PartitionWorker:
         cfg = self.cfg
         pc = cfg.processing
         topic = cfg.kafka.input_topic
-        rclient = connect(cfg.redis.url.get_secret_value(), socket_timeout_s=cfg.redis.socket_timeout_s, ssl_ca_certs=cfg.redis.ssl_ca_certs)
-        store = CheckpointStore(rclient, cfg.redis.key_prefix, cfg.app, topic)
+        store = open_store(cfg.redis, cfg.app, topic)
         consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
         adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
         out_parts = len(kafka_io.topic_partitions(adm, cfg.kafka.output_topic) or [0])
@@ -187,12 +186,8 @@ class PartitionWorker:
         if not (cfg.checkpoint.background and forked.AVAILABLE):
             return None
 
-        def open_store() -> CheckpointStore:  # runs in the child: a connection of its own
-            client = connect(cfg.redis.url.get_secret_value(), socket_timeout_s=cfg.redis.socket_timeout_s,
-                             ssl_ca_certs=cfg.redis.ssl_ca_certs)
-            return CheckpointStore(client, cfg.redis.key_prefix, cfg.app, topic)
-
-        return ForkedCheckpointer(open_store)
+        # The opener runs in the child: a connection of its own.
+        return ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, topic))
 
     def _apply_forked(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int], outcomes: list[Outcome]) -> None:
         for outcome in outcomes:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from typing import IO, Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from connectors import kafka_io
+from connectors import kafka_io, kafka_records
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError
 
@@ -22,27 +20,8 @@ def read_topic(cfg: AppConfig, topic: str, max_records: int | None, timeout_s: f
     if parts is None:
         raise ConfigError(f"topic '{topic}' does not exist on {cfg.kafka.bootstrap}", hint="run `streamlearn run` first, or check kafka.output_topic")
     extra = {k: v for k, v in cfg.kafka.consumer.items() if k.startswith(("security.", "sasl.", "ssl."))}
-    consumer: Consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, f"{cfg.group_id}-reader", extra)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-    n = 0
-    last = time.monotonic()
-    try:
-        while max_records is None or n < max_records:
-            msgs = consumer.consume(num_messages=500, timeout=0.2)
-            if not msgs:
-                if time.monotonic() - last >= timeout_s:
-                    return
-                continue
-            last = time.monotonic()
-            for m in msgs:
-                if m.error() is not None:
-                    continue
-                yield m
-                n += 1
-                if max_records is not None and n >= max_records:
-                    return
-    finally:
-        consumer.close()
+    yield from kafka_records.read_topic(cfg.kafka.bootstrap, topic, parts, extra=extra, group_id=f"{cfg.group_id}-reader",
+                                        idle_s=timeout_s, max_records=max_records)
 
 
 def consume_to(out: IO[str], cfg: AppConfig, max_records: int | None, timeout_s: float, dlq: bool = False) -> int:

@@ -109,7 +109,7 @@ def write_app_yaml(cfg: AppConfig, path: Path) -> None:
 def forget_previous_runs(cfg: AppConfig, keep_app: str) -> int:
     """Delete earlier demo runs' topics, consumer groups and Redis keys (best effort)."""
     from connectors import kafka_io
-    from connectors.redis_store import connect
+    from connectors.redis_store import client_for
 
     removed = 0
     adm = kafka_io.admin(cfg.kafka.bootstrap)
@@ -128,7 +128,7 @@ def forget_previous_runs(cfg: AppConfig, keep_app: str) -> int:
                 with contextlib.suppress(Exception):
                     fut.result(timeout=15)
     with contextlib.suppress(Exception):
-        r = connect(cfg.redis.url.get_secret_value())
+        r = client_for(cfg.redis)
         keys = [k for k in r.scan_iter(match=f"{cfg.redis.key_prefix}:{DEMO_PREFIX}*", count=1000)
                 if not k.decode().startswith(f"{cfg.redis.key_prefix}:{keep_app}:")]
         for i in range(0, len(keys), 500):
@@ -157,25 +157,21 @@ def make_events(n: int, seed: int, drift_at: int, malformed: int) -> tuple[list[
 def produce(cfg: AppConfig, records: list[tuple[bytes, bytes]], rate: float, st: DemoState, drift_index: int) -> None:
     """Paced producer thread; stops early when the demo is stopped."""
     from connectors import kafka_io
+    from connectors.kafka_records import produce_records
+
+    # Index of the first record after the drift (malformed records are not counted as events).
+    valid = [i for i, (key, _v) in enumerate(records) if not key.startswith(b"bad-")]
+    drift_record = valid[drift_index] + 1 if drift_index < len(valid) else -1
+
+    def sent(n: int) -> None:
+        st.produced = n
+        if n == drift_record:
+            st.drift_produced_at = time.monotonic()
 
     try:
         producer = kafka_io.make_producer(cfg.kafka.bootstrap, {"linger.ms": 20})
-        pacer = kafka_io.Pacer(rate)
-        st.produce_started_at = pacer.started
-        valid = 0
-        for n, (key, value) in enumerate(records, start=1):
-            if st.stop.is_set():
-                break
-            kafka_io.produce_blocking(producer, cfg.kafka.input_topic, value, key)
-            if not key.startswith(b"bad-"):
-                valid += 1
-                if valid == drift_index + 1:
-                    st.drift_produced_at = time.monotonic()
-            st.produced = n
-            pacer.tick(producer)
-        left = producer.flush(30)
-        if left:
-            st.producer_error = f"{left} records not acknowledged by Kafka"
+        st.produce_started_at = time.monotonic()
+        produce_records(producer, cfg.kafka.input_topic, records, rate=rate, stop=st.stop, on_sent=sent, flush_s=30)
     except Exception as exc:  # shown in the summary; the learner still stops cleanly
         st.producer_error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -205,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> int:
+    from connectors.cli_errors import print_error
+    from connectors.kafka_records import ReadTimeout
     from connectors.services.backends import services_up
     from connectors.services.errors import ServiceError
     from streamlearn.errors import StreamlearnError
@@ -219,9 +217,7 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
     try:
         endpoints = services_up()
     except ServiceError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            console.print(f"  hint: {exc.hint}")
+        print_error("[red]error:[/]", exc.message, exc.hint, write=console.print)
         return 2
     console.print(f"    kafka {endpoints.kafka_bootstrap}   redis {endpoints.redis_url}")
 
@@ -273,9 +269,7 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
         with view:
             final = runner.run(on_status=on_status, stop_when=stop_when)
     except StreamlearnError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            console.print(f"  hint: {exc.hint}")
+        print_error("[red]error:[/]", exc.message, exc.hint, write=console.print)
         return 2
     finally:
         st.stop.set()
@@ -294,7 +288,10 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
     predictions = None
     if not interrupted:
         console.print("4/5 reading the prediction topic back (read_committed) to check one prediction per event ...")
-        predictions = demo_report.read_predictions(cfg, labels)
+        try:
+            predictions = demo_report.read_predictions(cfg, labels)
+        except ReadTimeout as exc:  # reported as "not checked"
+            console.print(f"[yellow]{exc}[/]")
     console.print("5/5 writing the report ...")
     summary = demo_report.summarize(cfg, st, labels, predictions, run_s=run_s, total_s=time.monotonic() - t_start,
                                     interrupted=interrupted, metrics_url=metrics_url, args=args)

@@ -1,8 +1,9 @@
 """The demo's report: predictions read back, `summary.json` content, `prequential.png`.
 
-The exactly-once check here is the consumer's view: every valid event id
-must appear in exactly one committed prediction (read_committed), none
-missing, none twice. The plot has two panels: the prequential metric the
+The exactly-once check is the project's one checker
+(`streamlearn.tools.checker.check_i1`): every input offset has exactly one
+committed record (read_committed), a prediction or, for a malformed record,
+a dead letter; none missing, none twice. The plot has two panels: the prequential metric the
 workers report (what `streamlearn status` shows, sampled every second), and
 a rolling accuracy computed from the committed predictions against the
 labels, where the concept drift half way through is plain to see.
@@ -18,15 +19,14 @@ from typing import Any
 import orjson
 
 from streamlearn.config import AppConfig
+from streamlearn.tools.checker import I1Report, audit_app, read_app_topic
 
 ROLLING_WINDOW = 500
 
 
 @dataclass
 class Predictions:
-    read: int = 0
-    ids: set[str] = field(default_factory=set)
-    duplicates: int = 0
+    i1: I1Report
     # per input partition: (offset, correct, event index) in offset order
     rows: dict[int, list[tuple[int, bool, int]]] = field(default_factory=dict)
 
@@ -38,19 +38,16 @@ def _index(event_id: str) -> int:
         return -1
 
 
-def read_predictions(cfg: AppConfig, labels: dict[str, bool], timeout_s: float = 3.0) -> Predictions:
-    from streamlearn.tools.consume import read_topic
-
-    out = Predictions()
-    for m in read_topic(cfg, cfg.kafka.output_topic, None, timeout_s):
+def read_predictions(cfg: AppConfig, labels: dict[str, bool]) -> Predictions:
+    """Input, predictions and dead letters read back; the exactly-once check and the accuracy rows."""
+    out = Predictions(audit_app(cfg))
+    outputs = read_app_topic(cfg, cfg.kafka.output_topic)
+    done: set[str] = set()
+    for m in (m for msgs in outputs.values() for m in msgs):
         doc = orjson.loads(m.value() or b"{}")
         eid = str(doc.get("id"))
-        out.read += 1
-        if eid in out.ids:
-            out.duplicates += 1
-            continue
-        out.ids.add(eid)
-        if eid in labels:
+        if eid in labels and eid not in done:
+            done.add(eid)
             out.rows.setdefault(int(doc["partition"]), []).append((int(doc["offset"]), doc.get("prediction") == labels[eid], _index(eid)))
     for rows in out.rows.values():
         rows.sort()
@@ -84,15 +81,15 @@ def summarize(
     stream_s = _stream_seconds(st)
     events = int(totals.get("events", 0))
     valid = len(labels)
-    checked = preds is not None
-    distinct_valid = len(preds.ids & labels.keys()) if preds else 0
+    i1 = preds.i1 if preds is not None else None
     exactly_once = {
-        "checked": checked,
-        "predictions_read": preds.read if preds else None,
-        "distinct_ids": len(preds.ids) if preds else None,
-        "duplicates": preds.duplicates if preds else None,
-        "missing": valid - distinct_valid if preds else None,
-        "ok": bool(checked and preds is not None and preds.duplicates == 0 and distinct_valid == valid),
+        "checked": i1 is not None,
+        "inputs": i1.inputs if i1 else None,
+        "predictions_read": i1.predictions if i1 else None,
+        "dead_letters": i1.dead_letters if i1 else None,
+        "duplicates": len(i1.duplicated) if i1 else None,
+        "missing": len(i1.missing) if i1 else None,
+        "ok": bool(i1 is not None and i1.ok and i1.inputs > 0 and i1.predictions + i1.dead_letters == i1.inputs),
     }
     return {
         "app": cfg.app,

@@ -116,7 +116,7 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
     console.print(f"events {s['events_processed']} predicted + {s['dlq']} dead-lettered of {s['records_produced']} produced "
                   f"in {s['run_seconds']:.0f}s ({s['throughput_eps']:.0f} ev/s while streaming)")
     if eo["checked"]:
-        console.print(f"exactly once: {eo['predictions_read']} committed predictions, {eo['distinct_ids']} distinct ids, "
+        console.print(f"exactly once: {eo['predictions_read']} committed predictions + {eo['dead_letters']} dead letters for {eo['inputs']} records, "
                       f"{eo['duplicates']} duplicates, {eo['missing']} missing → {mark}")
     if s.get("producer_error"):
         console.print(f"[red]producer:[/] {s['producer_error']}")

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from connectors import kafka_io
+from connectors.kafka_records import Record, produce_records
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError
 
@@ -66,16 +67,8 @@ def read_events(path: Path, cfg: AppConfig) -> Iterator[tuple[Any, bytes]]:
         raise ConfigError(f"--input {path}: unsupported file type '{path.suffix}'", hint="use .jsonl (one JSON event per line) or .csv")
 
 
-def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str | None, partitions: int, quiet: bool = False) -> int:
-    if not path.exists():
-        raise ConfigError(f"--input {path} does not exist", hint="pass a .jsonl or .csv file")
-    adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.producer)
-    kafka_io.ensure_topic(adm, cfg.kafka.input_topic, partitions)
-    producer = kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
-    key_field = key_field or cfg.fields.id
-    start = time.monotonic()
-    pacer = kafka_io.Pacer(rate)
-    n = 0
+def keyed_records(path: Path, cfg: AppConfig, key_field: str) -> Iterator[Record]:
+    """The file's events as records keyed by `key_field` (no key when the event has none)."""
     for eid, value in read_events(path, cfg):
         key: bytes | None = None
         if key_field == cfg.fields.id:
@@ -86,14 +79,22 @@ def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str 
                 key = None if kv is None else str(kv).encode()
             except (orjson.JSONDecodeError, AttributeError):
                 key = None
-        kafka_io.produce_blocking(producer, cfg.kafka.input_topic, value, key)
-        pacer.tick(producer)
-        n += 1
+        yield Record(key, value)
+
+
+def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str | None, partitions: int, quiet: bool = False) -> int:
+    if not path.exists():
+        raise ConfigError(f"--input {path} does not exist", hint="pass a .jsonl or .csv file")
+    adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.producer)
+    kafka_io.ensure_topic(adm, cfg.kafka.input_topic, partitions)
+    producer = kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
+    start = time.monotonic()
+
+    def progress(n: int) -> None:
         if not quiet and n % 10_000 == 0:
             print(f"produced {n} events to {cfg.kafka.input_topic}", file=sys.stderr)
-    left = producer.flush(60)
-    if left:
-        raise kafka_io.KafkaUnavailable(f"{left} events not acknowledged by Kafka at {cfg.kafka.bootstrap} within 60s")
+
+    n = produce_records(producer, cfg.kafka.input_topic, keyed_records(path, cfg, key_field or cfg.fields.id), rate=rate, on_sent=progress)
     if not quiet:
         print(f"produced {n} events to {cfg.kafka.input_topic} in {time.monotonic() - start:.1f}s", file=sys.stderr)
     return n

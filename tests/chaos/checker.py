@@ -1,16 +1,10 @@
-"""Independent checker: audits a finished scenario from Kafka and Redis alone.
+"""Chaos audit of a finished scenario: the shared checker (streamlearn.tools.checker) on its topics and Redis.
 
-It shares no state with the engine: its own read_committed consumer reads
-the prediction and dead-letter topics from the beginning, its own plain
-consumer reads the input, and the fault-free reference model is rebuilt
-in-process from the input records.
+It shares no state with the engine: its own read_committed consumers read
+the prediction and dead-letter topics from the beginning, a plain one the
+input, and the fault-free reference model is rebuilt in-process.
 
-- I1: every input offset has exactly one record visible to read_committed
-  (a prediction, or a dead letter for a bad record); none missing, none
-  duplicated; per input partition, predictions appear in input-offset order.
-- I2: the model in the final Redis checkpoint predicts exactly like a model
-  trained fault-free on the same records (probe set), with the same event
-  and version counts.
+- I1, I2: `streamlearn.tools.checker`, applied to the scenario.
 - I4: `I4Sampler` samples the Redis checkpoint offset, then Kafka's
   committed offset, repeatedly during the run; the first must never exceed
   the second. (Committed offsets only grow, so reading them second can only
@@ -19,135 +13,46 @@ in-process from the input records.
 
 from __future__ import annotations
 
-import math
 import threading
-import time
-import uuid
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-import redis
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
-from connectors.redis_store import CheckpointStore
-from streamlearn.config import load_config
-from streamlearn.model import step
-from streamlearn.model.codec import EventDecoder
-from streamlearn.model.spec import build_metric, build_model, model_kind
+from connectors.redis_store import CheckpointStore, open_store
+from streamlearn.config import AppConfig, load_config
 from streamlearn.state import checkpoint
-from streamlearn.state.checkpoint import ModelState
-from tests.chaos.harness import PARTITIONS, Scenario
+from streamlearn.tools.checker import (
+    I1Report,
+    check_i1,
+    model_differences,
+    probe_set,
+    read_partitions,
+    reference_state,
+)
+from tests.chaos.harness import PARTITIONS, Scenario, record_result
 
 
-def _consumer(bootstrap: str, read_committed: bool = True) -> Consumer:
-    return Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"chaos-checker-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-        "max.partition.fetch.bytes": 4_000_000,
-        "fetch.max.bytes": 8_000_000,
-        "log_level": 3,
-    })
+def read_topic(bootstrap: str, topic: str, read_committed: bool = True) -> dict[int, list[Any]]:
+    """All records of a scenario topic per partition."""
+    return read_partitions(bootstrap, topic, range(PARTITIONS), read_committed=read_committed)
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 90.0, read_committed: bool = True) -> dict[int, list[Any]]:
-    """All records of the topic per partition, read from the beginning until every partition reports EOF."""
-    c = _consumer(bootstrap, read_committed)
-    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    out: dict[int, list[Any]] = defaultdict(list)
-    eof: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(eof) < PARTITIONS:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: no EOF on partitions {sorted(set(range(PARTITIONS)) - eof)} within {timeout_s:.0f}s "
-                                     "(an open transaction holding back read_committed?)")
-            for m in c.consume(500, timeout=0.5):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        eof.add(m.partition())
-                        continue
-                    raise AssertionError(f"{topic}: consume error {err}")
-                eof.discard(m.partition())
-                out[m.partition()].append(m)
-    finally:
-        c.close()
-    return out
+def scenario_config(sc: Scenario, socket_timeout_s: float | None = None) -> AppConfig:
+    """The scenario's config as the driver sees it (its Redis URL comes from the environment, not the file)."""
+    cfg = load_config(sc.config_path, environ={})
+    redis = {"url": SecretStr(sc.env.redis_url), **({"socket_timeout_s": socket_timeout_s} if socket_timeout_s else {})}
+    return cfg.model_copy(update={"redis": cfg.redis.model_copy(update=redis)})
 
 
-@dataclass
-class I1Report:
-    inputs: int
-    predictions: int
-    dead_letters: int
-    missing: list[tuple[int, int]] = field(default_factory=list)
-    duplicated: list[tuple[int, int]] = field(default_factory=list)
-    out_of_order: list[tuple[int, int]] = field(default_factory=list)
-    wrong_id: list[tuple[int, int]] = field(default_factory=list)
-    dlq_codes: dict[tuple[int, int], str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.duplicated or self.out_of_order or self.wrong_id)
-
-    def summary(self) -> str:
-        return (f"inputs={self.inputs} predictions={self.predictions} dead_letters={self.dead_letters} "
-                f"missing={len(self.missing)} {self.missing[:10]} duplicated={len(self.duplicated)} {self.duplicated[:10]} "
-                f"out_of_order={self.out_of_order[:10]} wrong_id={self.wrong_id[:10]}")
+def scenario_store(sc: Scenario, socket_timeout_s: float | None = None) -> CheckpointStore:
+    cfg = scenario_config(sc, socket_timeout_s)
+    return open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
 
 
-def check_i1(sc: Scenario, inputs: dict[int, list[Any]]) -> I1Report:
-    outputs = read_topic(sc.env.bootstrap, sc.out_topic)
-    dlq = read_topic(sc.env.bootstrap, sc.dlq_topic)
-    seen: Counter[tuple[int, int]] = Counter()
-    ids: dict[tuple[int, int], Any] = {}
-    rep = I1Report(inputs=sum(len(v) for v in inputs.values()), predictions=0, dead_letters=0)
-    for _q, msgs in outputs.items():
-        last: dict[int, int] = {}
-        for m in msgs:
-            doc = orjson.loads(m.value())
-            key = (int(doc["partition"]), int(doc["offset"]))
-            seen[key] += 1
-            ids[key] = doc["id"]
-            rep.predictions += 1
-            p, off = key
-            if off <= last.get(p, -1):
-                rep.out_of_order.append(key)
-            last[p] = off
-    for msgs in dlq.values():
-        for m in msgs:
-            h = {k: (v.decode() if v is not None else None) for k, v in (m.headers() or [])}
-            key = (int(h["streamlearn.source.partition"]), int(h["streamlearn.source.offset"]))
-            seen[key] += 1
-            rep.dead_letters += 1
-            rep.dlq_codes[key] = h["streamlearn.error.code"]
-    expected = set()
-    for p, msgs in inputs.items():
-        for m in msgs:
-            key = (p, m.offset())
-            expected.add(key)
-            if key in ids:
-                try:
-                    want = orjson.loads(m.value())["id"]
-                except Exception:
-                    want = None
-                if want != ids[key]:
-                    rep.wrong_id.append(key)
-    rep.missing = sorted(k for k in expected if seen[k] == 0)
-    rep.duplicated = sorted(k for k, n in seen.items() if n > 1 or k not in expected)
-    return rep
-
-
-def probe_set(n: int = 40) -> list[dict[str, Any]]:
-    from streamlearn.tools.datasets import synthetic_events
-
-    return [ev["features"] for ev in synthetic_events(n, seed=991, n_features=6)]
+def check_i1_of(sc: Scenario, inputs: dict[int, list[Any]]) -> I1Report:
+    return check_i1(inputs, read_topic(sc.env.bootstrap, sc.out_topic), read_topic(sc.env.bootstrap, sc.dlq_topic))
 
 
 @dataclass
@@ -159,42 +64,22 @@ class I2Report:
         return all(v == "" for v in self.partitions.values())
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    return bool(a == b)
-
-
 def check_i2(sc: Scenario, inputs: dict[int, list[Any]], committed: dict[int, int | None]) -> I2Report:
-    cfg = load_config(sc.config_path, environ={})
-    kind = model_kind(build_model(cfg.model))
-    decoder = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
-                           classes=cfg.model.classes, max_value_bytes=cfg.processing.max_value_bytes)
-    store = CheckpointStore(redis.Redis.from_url(sc.env.redis_url), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    cfg = scenario_config(sc)
+    store = scenario_store(sc)
     key = sc.env.checkpoint_secret.encode()
     probes = probe_set()
     rep = I2Report()
     for p in range(PARTITIONS):
-        ref = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=0, model_version=0, events=0)
-        step.process(ref, inputs.get(p, []), decoder, p, kind.is_classifier, None, None)
+        ref = reference_state(cfg, inputs.get(p, []), p)
         stored = store.read_checkpoint(p)
         if stored is None:
             rep.partitions[p] = "no checkpoint"
             continue
-        got = checkpoint.decode(stored.blob, key)
         why = []
         if stored.offset != committed.get(p):
             why.append(f"checkpoint offset {stored.offset} != committed {committed.get(p)}")
-        if (got.offset, got.events, got.model_version) != (ref.offset, ref.events, ref.model_version):
-            why.append(f"(offset, events, version) {(got.offset, got.events, got.model_version)} != reference "
-                       f"{(ref.offset, ref.events, ref.model_version)}")
-        diffs = sum(not _same(got.model.predict_proba_one(x), ref.model.predict_proba_one(x)) for x in probes)
-        if diffs:
-            why.append(f"{diffs}/{len(probes)} probe predictions differ")
-        if not _same(got.metric.get(), ref.metric.get()):
-            why.append(f"metric {got.metric.get()} != reference {ref.metric.get()}")
+        why += model_differences(checkpoint.decode(stored.blob, key), ref, probes)
         rep.partitions[p] = "; ".join(why)
     return rep
 
@@ -219,9 +104,8 @@ class I4Sampler:
         self._thread.join(15)
 
     def _run(self) -> None:
-        cfg = load_config(self.sc.config_path, environ={})
-        r = redis.Redis.from_url(self.sc.env.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        store = CheckpointStore(r, cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+        cfg = scenario_config(self.sc)
+        store = scenario_store(self.sc, socket_timeout_s=1.0)
         c = Consumer({"bootstrap.servers": self.sc.env.bootstrap, "group.id": cfg.group_id, "enable.auto.commit": False, "log_level": 0})
         tps = [TopicPartition(cfg.kafka.input_topic, p) for p in range(PARTITIONS)]
         try:
@@ -284,7 +168,7 @@ def audit(sc: Scenario) -> Verdict:
     """After a graceful stop: I1 over every input offset, I2 on every partition."""
     inputs = read_topic(sc.env.bootstrap, sc.topic, read_committed=False)
     committed = committed_offsets(sc)
-    i1 = check_i1(sc, inputs)
+    i1 = check_i1_of(sc, inputs)
     i2 = check_i2(sc, inputs, committed)
     return Verdict(i1, i2, committed, inputs)
 
@@ -294,3 +178,14 @@ def assert_exactly_once(v: Verdict, expect_dead_letters: int = 0) -> None:
     assert v.i1.dead_letters == expect_dead_letters, f"unexpected dead letters: {list(v.i1.dlq_codes.items())[:10]}"
     assert v.i2.ok, f"I2 violated: {v.i2.partitions}"
     assert v.i1.predictions + v.i1.dead_letters == v.i1.inputs
+
+
+def finish(sc: Scenario, i4: I4Sampler, fault: str, injected: int, **extra: Any) -> Verdict:
+    """After a graceful stop: audit, record the row for the report, assert I1, I2 and I4."""
+    v = audit(sc)
+    record_result({"scenario": sc.name, "fault": fault, "injected": injected, **v.row(),
+                   "i4_samples": i4.samples, "i4_violations": len(i4.violations), **extra})
+    assert_exactly_once(v)
+    assert i4.samples > 0 and not i4.violations, f"I4 violated: {i4.violations[:5]}"
+    return v
+

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.kafka_io import Pacer
+from connectors.kafka_io import make_producer
+from connectors.kafka_records import Record, produce_records
+from connectors.proctree import alive, cmdline, descendants
 from connectors.services.kafka_local import LocalKafka
 from connectors.services.redis_local import LocalRedis
 from streamlearn.tools.datasets import synthetic_events
@@ -68,52 +69,6 @@ class ChaosEnv:
 
 
 # ---- processes ----------------------------------------------------------------------
-def _ppid_map() -> dict[int, int]:
-    out: dict[int, int] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid ... ; comm may hold spaces and parens
-        rest = stat[stat.rfind(b")") + 2:].split()
-        out[int(d)] = int(rest[1])
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of pid (Ray's raylet, GCS and workers of our driver)."""
-    children: dict[int, list[int]] = {}
-    for child, parent in _ppid_map().items():
-        children.setdefault(parent, []).append(child)
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
-
-
 def wait_for(pred: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2) -> Any:
     """Poll pred until truthy; AssertionError naming `what` at the deadline."""
     return poll(pred, timeout_s, what, every_s=every_s)
@@ -230,19 +185,12 @@ class Scenario:
 
     def produce(self, records: Iterable[tuple[int, bytes | None, bytes | None]], over_s: float = 0.0) -> int:
         """Send records (partition, key, value) in order, spread over `over_s` seconds."""
-        recs = list(records)
-        prod = Producer({"bootstrap.servers": self.env.bootstrap, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 5, "message.max.bytes": 4_000_000, "log_level": 3})
-        pacer = Pacer(len(recs) / over_s if over_s > 0 and recs else None)
-        for p, key, value in recs:
-            prod.produce(self.topic, value, key, partition=p)
-            pacer.tick(prod)
-        deadline = time.monotonic() + 300  # rides out a broker restart
-        while prod.flush(5) and time.monotonic() < deadline:
-            pass
-        assert len(prod) == 0, "input records not acknowledged"
-        self.produced += len(recs)
-        return len(recs)
+        recs = [Record(key, value, p) for p, key, value in records]
+        rate = len(recs) / over_s if over_s > 0 and recs else None
+        # A long flush deadline rides out a broker restart.
+        sent = produce_records(make_producer(self.env.bootstrap), self.topic, recs, rate=rate, flush_s=300)
+        self.produced += sent
+        return sent
 
     def produce_in_background(self, records: list[tuple[int, bytes | None, bytes | None]], over_s: float = PRODUCE_S) -> threading.Thread:
         t = threading.Thread(target=self.produce, args=(records, over_s), daemon=True)

@@ -17,26 +17,17 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.checker import I4Sampler, assert_exactly_once, audit, caught_up
+from tests.chaos.checker import I4Sampler, caught_up, finish
 from tests.chaos.harness import (
     ChaosEnv,
     Scenario,
     alive,
     descendants,
     random_kills,
-    record_result,
     wait_for,
 )
 
 DONE_TIMEOUT_S = 600
-
-
-def _finish(sc: Scenario, i4: I4Sampler, fault: str, injected: int, **extra: Any) -> None:
-    v = audit(sc)
-    record_result({"scenario": sc.name, "fault": fault, "injected": injected, **v.row(),
-                   "i4_samples": i4.samples, "i4_violations": len(i4.violations), **extra})
-    assert_exactly_once(v)
-    assert i4.samples > 0 and not i4.violations, f"I4 violated: {i4.violations[:5]}"
 
 
 def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
@@ -56,7 +47,7 @@ def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the kills")
         sc.stop(d)
     bursts = sum(1 for k in kills if k["burst"])
-    _finish(sc, i4, "SIGKILL of a random worker (incl. bursts 0.1-0.4 s apart)", len(kills), bursts=bursts)
+    finish(sc, i4, "SIGKILL of a random worker (incl. bursts 0.1-0.4 s apart)", len(kills), bursts=bursts)
     assert bursts >= 2, f"the schedule must include a burst: {kills}"
 
 
@@ -81,7 +72,7 @@ def test_driver_sigkill_then_fresh_start(chaos_env: ChaosEnv) -> None:
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the restart")
         sc.stop(d2)
-    _finish(sc, i4, "SIGKILL of the `streamlearn run` driver, then a fresh start", 1)
+    finish(sc, i4, "SIGKILL of the `streamlearn run` driver, then a fresh start", 1)
 
 
 CRASH_POINTS = {
@@ -119,5 +110,5 @@ def test_injected_crash_point(chaos_env: ChaosEnv, point: str) -> None:
     got = sc.crashes()
     label = {"mid_checkpoint": "crash point `mid_checkpoint` (in the forked checkpoint child)",
              "mid_checkpoint_inline": "crash point `mid_checkpoint`, checkpoints inline (the worker dies)"}.get(point, f"crash point `{point}`")
-    _finish(sc, i4, label, sum(got[p] for p in expected), crashes=got)
+    finish(sc, i4, label, sum(got[p] for p in expected), crashes=got)
     assert {p: got[p] for p in expected} == expected

@@ -5,23 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
 
+import pytest
 import redis as redis_lib
 
-from tests.chaos.checker import I4Sampler, assert_exactly_once, audit, caught_up
-from tests.chaos.harness import PARTITIONS, ChaosEnv, Scenario, alive, record_result, wait_for
+from tests.chaos.checker import I4Sampler, caught_up, finish
+from tests.chaos.harness import PARTITIONS, ChaosEnv, Scenario, alive, wait_for
 
 DONE_TIMEOUT_S = 600
 OUTAGE_S = 10.0
-
-
-def _finish(sc: Scenario, i4: I4Sampler, fault: str, injected: int, **extra: Any) -> None:
-    v = audit(sc)
-    record_result({"scenario": sc.name, "fault": fault, "injected": injected, **v.row(),
-                   "i4_samples": i4.samples, "i4_violations": len(i4.violations), **extra})
-    assert_exactly_once(v)
-    assert i4.samples > 0 and not i4.violations, f"I4 violated: {i4.violations[:5]}"
 
 
 def _keys(sc: Scenario, p: int, kind: str) -> str:
@@ -67,24 +59,26 @@ def test_zombie_is_fenced_and_retires(chaos_env: ChaosEnv) -> None:
         assert ck_epoch > epochs[p], f"checkpoint of partition {p} was written by epoch {ck_epoch}, the zombie's was {epochs[p]}"
     log = d.log()
     fenced = sorted(p for p in parts if f"ownership_lost topic={sc.topic} partition={p} " in log)
-    _finish(sc, i4, "zombie: SIGSTOP a worker until its partitions move, then SIGCONT", 1,
+    finish(sc, i4, "zombie: SIGSTOP a worker until its partitions move, then SIGCONT", 1,
             zombie_partitions=parts, fenced_partitions=fenced)
     assert "zombie_retired" in log
     assert fenced, "the zombie never noticed it was fenced"
 
 
-def test_redis_restarted_mid_run(chaos_env: ChaosEnv) -> None:
-    sc = Scenario(chaos_env, "redis-restart")
+@pytest.mark.parametrize("service", ["redis", "kafka"])
+def test_service_restarted_mid_run(chaos_env: ChaosEnv, service: str) -> None:
+    sc = Scenario(chaos_env, f"{service}-restart")
     recs = sc.events()
+    svc = chaos_env.redis if service == "redis" else chaos_env.kafka
     with I4Sampler(sc) as i4:
         d = sc.start()
         producer = sc.produce_in_background(recs)
         wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
-        chaos_env.redis.restart()
+        svc.restart()
         producer.join()
-        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the Redis restart")
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, f"all input committed after the {service} restart")
         sc.stop(d)
-    _finish(sc, i4, "Redis restarted mid-run (AOF)", 1)
+    finish(sc, i4, "Redis restarted mid-run (AOF)" if service == "redis" else "Kafka broker restarted mid-run", 1)
 
 
 def test_redis_unreachable_for_10s(chaos_env: ChaosEnv) -> None:
@@ -107,23 +101,9 @@ def test_redis_unreachable_for_10s(chaos_env: ChaosEnv) -> None:
         sc.stop(d)
     log = d.log()
     paused = {p for p in range(PARTITIONS) if f"redis_unreachable_pausing topic={sc.topic} partition={p} " in log}
-    _finish(sc, i4, f"Redis unreachable for {OUTAGE_S:.0f} s", 1, paused_partitions=sorted(paused))
+    finish(sc, i4, f"Redis unreachable for {OUTAGE_S:.0f} s", 1, paused_partitions=sorted(paused))
     assert paused == set(range(PARTITIONS)), f"pause line per partition expected, got {sorted(paused)}"
     assert sc.env.redis_password not in log
-
-
-def test_kafka_broker_restarted_mid_run(chaos_env: ChaosEnv) -> None:
-    sc = Scenario(chaos_env, "kafka-restart")
-    recs = sc.events()
-    with I4Sampler(sc) as i4:
-        d = sc.start()
-        producer = sc.produce_in_background(recs)
-        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
-        chaos_env.kafka.restart()
-        producer.join()
-        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the broker restart")
-        sc.stop(d)
-    _finish(sc, i4, "Kafka broker restarted mid-run", 1)
 
 
 def test_kafka_broker_down_longer_than_transaction_timeout(chaos_env: ChaosEnv) -> None:
@@ -147,5 +127,5 @@ def test_kafka_broker_down_longer_than_transaction_timeout(chaos_env: ChaosEnv) 
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the outage")
         sc.stop(d)
-    _finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
+    finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
             fenced_by_broker="transaction_fenced" in d.log())

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,17 +13,14 @@ from typing import Any
 
 import orjson
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore, connect
+from connectors.kafka_records import produce_records, read_topic
+from connectors.redis_store import CheckpointStore, open_store
 from streamlearn.config import AppConfig, load_config
-from streamlearn.model import step
-from streamlearn.model.codec import EventDecoder
-from streamlearn.model.spec import build_metric, build_model, model_kind
 from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
-from streamlearn.tools.consume import read_topic
+from streamlearn.tools import checker, consume
 from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,13 +44,7 @@ def write_config(tmp_path: Path, bootstrap: str, redis_url: str, input_topic: st
 
 
 def produce(cfg: AppConfig, values: Iterable[tuple[bytes | None, bytes | None]], rate: float | None = None) -> int:
-    producer = kafka_io.make_producer(cfg.kafka.bootstrap)
-    pacer = kafka_io.Pacer(rate)
-    for key, value in values:
-        kafka_io.produce_blocking(producer, cfg.kafka.input_topic, value, key)
-        pacer.tick(producer)
-    assert producer.flush(60) == 0
-    return pacer.sent
+    return produce_records(kafka_io.make_producer(cfg.kafka.bootstrap), cfg.kafka.input_topic, values, rate=rate)
 
 
 def keyed(events: Iterable[dict[str, Any]]) -> list[tuple[bytes | None, bytes | None]]:
@@ -85,7 +75,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, proc: sub
 
 
 def store_of(cfg: AppConfig) -> CheckpointStore:
-    return CheckpointStore(connect(cfg.redis.url.get_secret_value()), cfg.redis.key_prefix, cfg.app, cfg.kafka.input_topic)
+    return open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
 
 
 def partitions_of(cfg: AppConfig) -> list[int]:
@@ -114,34 +104,20 @@ def all_committed(cfg: AppConfig) -> bool:
 
 
 def outputs(cfg: AppConfig) -> list[dict[str, Any]]:
-    return [orjson.loads(m.value()) for m in read_topic(cfg, cfg.kafka.output_topic, None, timeout_s=3.0)]
+    return [orjson.loads(m.value()) for m in consume.read_topic(cfg, cfg.kafka.output_topic, None, timeout_s=3.0)]
 
 
 def dead_letters(cfg: AppConfig) -> list[Any]:
-    return list(read_topic(cfg, cfg.kafka.dlq_topic, None, timeout_s=3.0))
+    return list(consume.read_topic(cfg, cfg.kafka.dlq_topic, None, timeout_s=3.0))
 
 
 def input_records(cfg: AppConfig, p: int) -> list[Any]:
-    consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, f"{cfg.group_id}-ref")
-    _low, high = kafka_io.watermarks(consumer, cfg.kafka.input_topic, p)
-    consumer.assign([TopicPartition(cfg.kafka.input_topic, p, OFFSET_BEGINNING)])
-    recs: list[Any] = []
-    deadline = time.monotonic() + 60
-    while (not recs or recs[-1].offset() < high - 1) and time.monotonic() < deadline:
-        recs.extend(m for m in consumer.consume(500, timeout=0.5) if m.error() is None)
-    consumer.close()
-    return recs
+    return list(read_topic(cfg.kafka.bootstrap, cfg.kafka.input_topic, [p], to_end=True, deadline_s=60))
 
 
 def reference_state(cfg: AppConfig, p: int) -> ModelState:
-    """The fault-free model: the partition's records, in order, through the same hot path."""
-    model = build_model(cfg.model)
-    kind = model_kind(model)
-    dec = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
-                       classes=cfg.model.classes, max_value_bytes=cfg.processing.max_value_bytes)
-    state = ModelState(model, build_metric(cfg.model), offset=0, model_version=0, events=0)
-    step.process(state, input_records(cfg, p), dec, p, kind.is_classifier, None, None)
-    return state
+    """The fault-free model of the partition's input records (streamlearn.tools.checker)."""
+    return checker.reference_state(cfg, input_records(cfg, p), p)
 
 
 def checkpointed_state(cfg: AppConfig, p: int) -> ModelState:

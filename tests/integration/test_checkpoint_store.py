@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from connectors.redis_store import CAS_OFFSET_BACKWARDS, CAS_STALE_EPOCH, CheckpointStore, redacted
+from pydantic import SecretStr
+
+from connectors.redis_store import (
+    CAS_OFFSET_BACKWARDS,
+    CAS_STALE_EPOCH,
+    CheckpointStore,
+    open_store,
+    redacted,
+)
+from streamlearn.config import RedisConfig
 
 
-def store(redis_client: Any) -> CheckpointStore:
-    return CheckpointStore(redis_client, "sltest", f"store-{uuid.uuid4().hex[:8]}", "topic")
+def store(redis_url: str) -> CheckpointStore:
+    return open_store(RedisConfig(url=SecretStr(redis_url), key_prefix="sltest"), f"store-{uuid.uuid4().hex[:8]}", "topic")
 
 
-def test_stale_epoch_cannot_overwrite(redis_client: Any) -> None:
-    s = store(redis_client)
+def test_stale_epoch_cannot_overwrite(redis_url: str) -> None:
+    s = store(redis_url)
     old = s.next_epoch(0)
     assert s.write_checkpoint(0, old, 10, b"old-owner").ok
     new = s.next_epoch(0)  # a new owner takes over
@@ -24,8 +32,8 @@ def test_stale_epoch_cannot_overwrite(redis_client: Any) -> None:
     assert s.write_checkpoint(0, new, 20, b"new-owner").ok
 
 
-def test_offset_never_moves_backwards_and_previous_is_kept(redis_client: Any) -> None:
-    s = store(redis_client)
+def test_offset_never_moves_backwards_and_previous_is_kept(redis_url: str) -> None:
+    s = store(redis_url)
     e = s.next_epoch(3)
     assert s.write_checkpoint(3, e, 100, b"a").ok
     assert s.write_checkpoint(3, e, 200, b"b").ok
@@ -37,8 +45,8 @@ def test_offset_never_moves_backwards_and_previous_is_kept(redis_client: Any) ->
     assert s.checkpoint_meta(3)["size"] == 1
 
 
-def test_alo_offsets_and_leases_are_epoch_checked(redis_client: Any) -> None:
-    s = store(redis_client)
+def test_alo_offsets_and_leases_are_epoch_checked(redis_url: str) -> None:
+    s = store(redis_url)
     e1 = s.next_epoch(1)
     assert s.commit_offset(1, e1, 5).ok
     assert s.renew_lease(1, e1, "w0", 10_000).ok

@@ -12,9 +12,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from river import linear_model, metrics
 
-from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore, connect
+from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore, open_store
+from streamlearn.config import RedisConfig
 from streamlearn.state import checkpoint, forked
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import ForkedCheckpointer
@@ -32,7 +34,8 @@ def _task(store: CheckpointStore, partition: int, offset: int) -> Any:
 
 
 def _opener(url: str, app: str) -> Any:
-    return lambda: CheckpointStore(connect(url, socket_timeout_s=2.0), "sltest", app, "topic")
+    section = RedisConfig(url=SecretStr(url), key_prefix="sltest", socket_timeout_s=2.0)
+    return lambda: open_store(section, app, "topic")
 
 
 def test_child_writes_the_state_as_it_was_at_fork_time(redis_url: str) -> None:

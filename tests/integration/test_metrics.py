@@ -18,6 +18,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from connectors.kafka_io import make_producer
+from connectors.kafka_records import Record, produce_records
 from streamlearn.tools.datasets import synthetic_events
 from tests.polling import poll
 
@@ -60,14 +62,9 @@ def _poll(what: str, fn: Callable[[], object], proc: subprocess.Popen[bytes], lo
 
 
 def _produce(bootstrap: str, topic: str, start: int, n: int) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for i, ev in enumerate(synthetic_events(start + n, seed=11)):
-        if i < start:
-            continue
-        producer.produce(topic, orjson.dumps(ev), ev["id"].encode(), partition=i % PARTITIONS)
-    assert producer.flush(30) == 0
+    events = list(synthetic_events(start + n, seed=11))[start:]
+    records = [Record(ev["id"].encode(), orjson.dumps(ev), (start + i) % PARTITIONS) for i, ev in enumerate(events)]
+    produce_records(make_producer(bootstrap), topic, records, flush_s=30)
 
 
 def test_metrics_endpoint_tracks_a_live_run(

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 
 from streamlearn.tools import demo, demo_report
+from streamlearn.tools.checker import I1Report
 
 
 def _status(events: list[int], lag: int = 0, dlq: int = 0, metric: float | None = 0.9) -> dict[str, object]:
@@ -46,11 +47,11 @@ def test_summary_flags_duplicates_and_missing_predictions() -> None:
     st.last = _status([2, 1])
     st.samples = [(0.0, _status([0, 0])), (2.0, st.last)]
     args = argparse.Namespace(workers=2, rate=100.0)
-    good = demo_report.Predictions(read=3, ids=set(labels), duplicates=0, rows={0: [(0, True, 0), (1, True, 2)], 1: [(0, False, 1)]})
+    good = demo_report.Predictions(I1Report(inputs=3, predictions=3), rows={0: [(0, True, 0), (1, True, 2)], 1: [(0, False, 1)]})
     s = demo_report.summarize(cfg, st, labels, good, run_s=3, total_s=4, interrupted=False, metrics_url=None, args=args)
     assert s["exactly_once"]["ok"] and s["exactly_once"]["missing"] == 0
     assert s["partitions"][0]["accuracy_before_drift"] == 1.0
-    dup = demo_report.Predictions(read=3, ids={"e-0", "e-1"}, duplicates=1)
+    dup = demo_report.Predictions(I1Report(inputs=3, predictions=3, missing=[(1, 0)], duplicated=[(0, 0)]))
     s = demo_report.summarize(cfg, st, labels, dup, run_s=3, total_s=4, interrupted=False, metrics_url=None, args=args)
     assert not s["exactly_once"]["ok"] and s["exactly_once"]["missing"] == 1 and s["exactly_once"]["duplicates"] == 1
     s = demo_report.summarize(cfg, st, labels, None, run_s=3, total_s=4, interrupted=True, metrics_url=None, args=args)
@@ -61,6 +62,6 @@ def test_plot_writes_a_png_with_both_panels(tmp_path: Path) -> None:
     st = demo.DemoState(total=2000, drift_at=1000, produced=2000, produce_started_at=0.0, drift_produced_at=1.0)
     st.samples = [(float(t), _status([t * 100, t * 100], metric=0.7 + t / 100)) for t in range(1, 10)]
     rows = {p: [(i, (i % 3) != 0, 2 * i + p) for i in range(1000)] for p in (0, 1)}
-    out = demo_report.plot(tmp_path / "p.png", st, demo_report.Predictions(read=2000, rows=rows), 1000)
+    out = demo_report.plot(tmp_path / "p.png", st, demo_report.Predictions(I1Report(inputs=2000, predictions=2000), rows=rows), 1000)
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert demo_report.plot(tmp_path / "none.png", demo.DemoState(total=1, drift_at=1), None, 1) is None
