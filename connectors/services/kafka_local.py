@@ -170,7 +170,7 @@ class LocalKafka(LocalService):
             resources.files("connectors.services").joinpath("kafka-log4j2.properties").read_text()
         )
         base = [
-            java, *JVM_OPTS,
+            java.path, *JVM_OPTS,
             f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.log_dir}",
             "-cp", f"{libs}/*",
         ]
@@ -182,8 +182,9 @@ class LocalKafka(LocalService):
                              cwd=self.state_dir)
         self._update_state(pid=pid, port=port, controller_port=cport, version=self.version,
                            cluster_id=cluster_id, started_at=time.time(),
-                           log=str(self.log_file))
-        log.info("Kafka %s starting on %s:%d (pid %d)", self.version, LOOPBACK, port, pid)
+                           log=str(self.log_file), java=java.as_dict())
+        log.info("Kafka %s starting on %s:%d (pid %d, Java %s from %s)", self.version, LOOPBACK,
+                 port, pid, java.version, java.source)
         self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
 
     def _choose_ports(self, state: dict[str, Any], formatted: bool) -> tuple[int, int]:

@@ -111,7 +111,7 @@ def _resolve(home: Path, version: str) -> None:
         *shlex.split(os.environ.get("STREAMLEARN_MAVEN_ARGS", "")),
     ]
     env = dict(os.environ)
-    env.setdefault("JAVA_HOME", str(Path(java).resolve().parent.parent))
+    env.setdefault("JAVA_HOME", java.home)
     maven_log = home / "maven.log"
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True,
