@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.services.errors import ConfigurationError, JavaNotFoundError
+from connectors.services.errors import JavaNotFoundError
+from connectors.services.paths import env_choice
 
 MIN_JAVA = 17
 JAVA_MODES = ("auto", "system", "bundled")
@@ -56,18 +57,9 @@ class JavaRuntime:
         return asdict(self)
 
 
-def java_mode() -> str:
-    """``STREAMLEARN_JAVA`` (auto|system|bundled), validated."""
-    mode = (os.environ.get("STREAMLEARN_JAVA") or "auto").strip().lower()
-    if mode not in JAVA_MODES:
-        raise ConfigurationError(f"unknown STREAMLEARN_JAVA={mode!r}",
-                                 f"set it to one of {', '.join(JAVA_MODES)}")
-    return mode
-
-
 def find_java() -> JavaRuntime:
     """A Java 17+ runtime as ``STREAMLEARN_JAVA`` allows, or raise ``JavaNotFoundError``."""
-    mode = java_mode()
+    mode = env_choice("STREAMLEARN_JAVA", JAVA_MODES)
     problem = ""
     if mode != "bundled":
         system, problem = _system_java()

@@ -45,11 +45,11 @@ from urllib.parse import urlsplit
 from connectors.services import kafka_pins, maven
 from connectors.services.errors import (
     ChecksumError,
-    ConfigurationError,
     DiskFullError,
     DownloadError,
     ServiceError,
 )
+from connectors.services.paths import env_choice
 from connectors.services.pom_resolver import CENTRAL, Artifact
 
 log = logging.getLogger("connectors.services")
@@ -79,15 +79,6 @@ def pinned_jars(version: str) -> list[PinnedJar] | None:
             for coordinate, sha256, size in kafka_pins.JARS]
 
 
-def jars_mode() -> str:
-    """``STREAMLEARN_KAFKA_JARS`` (auto|maven|direct), validated."""
-    mode = (os.environ.get("STREAMLEARN_KAFKA_JARS") or "auto").strip().lower()
-    if mode not in JARS_MODES:
-        raise ConfigurationError(f"unknown STREAMLEARN_KAFKA_JARS={mode!r}",
-                                 f"set it to one of {', '.join(JARS_MODES)}")
-    return mode
-
-
 def repository() -> str:
     """The Maven repository to download from (``STREAMLEARN_MAVEN_REPO`` or Central)."""
     return (os.environ.get("STREAMLEARN_MAVEN_REPO") or CENTRAL).rstrip("/")
@@ -112,7 +103,7 @@ def ensure_kafka_jars(cache: Path, version: str, stream: TextIO | None = None) -
     home = kafka_home(cache, version)
     if is_cached(cache, version):
         return home / "libs"
-    mode = jars_mode()
+    mode = env_choice("STREAMLEARN_KAFKA_JARS", JARS_MODES)
     home.mkdir(parents=True, exist_ok=True)
     # One resolver at a time per version (parallel test sessions, CLI + tests).
     with open(home / ".lock", "w") as lock:

