@@ -266,7 +266,8 @@ def test_status_shape_when_nothing_runs() -> None:
     status = services_status("local")
     assert set(status) == {"kafka", "redis"}
     assert {"bootstrap", "running", "version"} <= set(status["kafka"])
-    assert {"url", "running", "version"} <= set(status["redis"])
+    assert {"url", "running", "version", "server"} <= set(status["redis"])
+    assert "java" in status["kafka"]  # the Java a start would use (None without any)
     assert status["kafka"]["running"] is False and status["redis"]["running"] is False
 
 
