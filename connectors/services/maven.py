@@ -1,11 +1,11 @@
-"""Resolve the Apache Kafka broker jars from Maven Central into the cache, once.
+"""The ``mvn`` path to the Apache Kafka broker jars (``kafka_jars.py`` picks the path).
 
 Kafka publishes the broker as ``org.apache.kafka:kafka_2.13``; its Maven
 dependencies are the rest of the distribution's ``libs/``. We write a tiny
 pom into the cache and let ``mvn dependency:copy-dependencies`` fetch them,
 plus a log4j2 SLF4J binding so the broker logs to a file rather than
-nowhere. A ``.complete`` marker written last makes later starts a pure cache
-hit: no Maven, no network.
+nowhere. Without ``mvn`` the same jars come from the pinned list
+(``kafka_pins.py``); a unit test keeps both paths on the same jar set.
 
 Environment: ``STREAMLEARN_MAVEN_REPO`` (a mirror URL instead of Central),
 ``STREAMLEARN_MAVEN_ARGS`` (extra mvn arguments, e.g. ``-s settings.xml``),
@@ -14,7 +14,6 @@ Environment: ``STREAMLEARN_MAVEN_REPO`` (a mirror URL instead of Central),
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shlex
@@ -24,10 +23,10 @@ from pathlib import Path
 
 from connectors.services.errors import MavenError
 from connectors.services.java import find_java
+from connectors.services.pom_resolver import CENTRAL, Artifact
 
 log = logging.getLogger("connectors.services")
 
-CENTRAL = "https://repo.maven.apache.org/maven2"
 # Kafka 4.x logs through SLF4J 1.7 (log4j2 is its backend in the distribution).
 LOG4J_VERSION = "2.24.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -65,45 +64,42 @@ _POM = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def kafka_home(cache: Path, version: str) -> Path:
-    """The per-version dir holding ``pom.xml``, ``libs/`` and ``maven.log``."""
-    return cache / f"kafka-{version}"
+def root_artifacts(version: str) -> list[Artifact]:
+    """What the broker runtime depends on directly: Kafka, and log4j2 behind SLF4J."""
+    return [
+        Artifact("org.apache.kafka", "kafka_2.13", version),
+        Artifact("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+        Artifact("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
+    ]
 
 
-def is_cached(cache: Path, version: str) -> bool:
-    """True when the jars of ``version`` are complete in the cache (no network needed)."""
-    home = kafka_home(cache, version)
-    return (home / ".complete").is_file() and any((home / "libs").glob("kafka_2.13-*.jar"))
-
-
-def ensure_kafka_jars(cache: Path, version: str) -> Path:
-    """Return the ``libs`` dir for ``version``, running Maven only on a cache miss."""
-    home = kafka_home(cache, version)
-    if is_cached(cache, version):
-        return home / "libs"
+def write_pom(home: Path, version: str) -> str:
+    """Write ``home/pom.xml`` (the broker runtime as a Maven project); return the repo URL."""
+    repo = os.environ.get("STREAMLEARN_MAVEN_REPO") or CENTRAL
     home.mkdir(parents=True, exist_ok=True)
-    # One resolver at a time per version (parallel test sessions, CLI + tests).
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not is_cached(cache, version):
-            _resolve(home, version)
-    return home / "libs"
+    (home / "pom.xml").write_text(_POM.format(version=version, repo=repo, log4j=LOG4J_VERSION))
+    return repo
 
 
-def _resolve(home: Path, version: str) -> None:
+def find_mvn() -> str | None:
+    """``STREAMLEARN_MVN`` or ``mvn`` on PATH; None without one."""
+    return os.environ.get("STREAMLEARN_MVN") or shutil.which("mvn")
+
+
+def resolve_with_maven(home: Path, version: str, staging: Path) -> None:
+    """Copy the broker's runtime jars into ``staging`` with ``mvn``, or raise ``MavenError``."""
     java = find_java()  # Maven needs it too; fail with the Java hint, not Maven's.
-    mvn = os.environ.get("STREAMLEARN_MVN") or shutil.which("mvn")
+    mvn = find_mvn()
     if not mvn:
         raise MavenError(
             f"Maven (mvn) not found and Apache Kafka {version} is not in the cache {home}",
-            "apt-get install maven, or set STREAMLEARN_MVN",
+            "unset STREAMLEARN_KAFKA_JARS (or set it to direct) to download the pinned jars "
+            "without Maven, or install Maven / set STREAMLEARN_MVN",
         )
-    repo = os.environ.get("STREAMLEARN_MAVEN_REPO") or CENTRAL
-    (home / "pom.xml").write_text(_POM.format(version=version, repo=repo, log4j=LOG4J_VERSION))
-    staging = home / "libs.partial"
-    shutil.rmtree(staging, ignore_errors=True)
+    repo = write_pom(home, version)
     where = "Maven Central" if repo == CENTRAL else repo
-    log.warning("downloading Apache Kafka %s from %s (first run only) ...", version, where)
+    log.warning("downloading Apache Kafka %s from %s with mvn (first run only) ...", version,
+                where)
     argv = [
         mvn, "-B", "-q", "-f", str(home / "pom.xml"),
         f"{DEPENDENCY_PLUGIN}:copy-dependencies",
@@ -111,7 +107,7 @@ def _resolve(home: Path, version: str) -> None:
         *shlex.split(os.environ.get("STREAMLEARN_MAVEN_ARGS", "")),
     ]
     env = dict(os.environ)
-    env.setdefault("JAVA_HOME", str(Path(java).resolve().parent.parent))
+    env.setdefault("JAVA_HOME", java.home)
     maven_log = home / "maven.log"
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True,
@@ -124,11 +120,6 @@ def _resolve(home: Path, version: str) -> None:
     maven_log.write_text(f"$ {shlex.join(argv)}\n{done.stdout}\n{done.stderr}")
     if done.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         raise _classify(done.stdout + done.stderr, version, where, home, maven_log)
-    libs = home / "libs"
-    shutil.rmtree(libs, ignore_errors=True)
-    os.replace(staging, libs)
-    (home / ".complete").write_text(f"{version}\n")
-    log.warning("Apache Kafka %s cached in %s", version, libs)
 
 
 def _classify(output: str, version: str, where: str, home: Path, maven_log: Path) -> MavenError:

