@@ -1,16 +1,80 @@
-"""Every Ray call goes through here, so the logic around actors can be tested without a cluster."""
+"""Every Ray call goes through here, so the logic around actors can be tested without a cluster.
+
+It is also the one place that knows Ray's exception types: `outcome()` turns
+what `ray.get` raised into a `Failure`, so the Coordinator decides on kinds
+of failure (the method raised, the process died and Ray restarts it, the
+actor is gone for good) and never on message text, which Ray rewords
+between releases.
+"""
 
 from __future__ import annotations
 
+import enum
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayError, RayTaskError
 
-ActorError = RayActorError
-TimeoutError_ = GetTimeoutError
-TaskError = RayTaskError
+
+class Failure(enum.Enum):
+    """How a call on an actor failed, in the terms the Coordinator acts on."""
+
+    RAISED = "raised"  # the method raised: the actor process lives on
+    # The process died or is unreachable; Ray is restarting it (ActorUnavailableError: what
+    # an in-flight call gets while restarts remain, measured on Ray 2.60).
+    RESTARTING = "restarting"
+    # The actor is gone for good (ActorDiedError): restarts exhausted, ray.kill, or its
+    # __init__ raised. Calling it again fails at once, so it must be replaced.
+    DEAD = "dead"
+    TIMEOUT = "timeout"  # no answer within the timeout given to outcome()
+    # The call's result is gone but the actor may live (cancelled, worker or raylet died,
+    # object lost): retry, and a dead actor then shows itself as RESTARTING or DEAD.
+    LOST = "lost"
+
+
+def classify(exc: RayError) -> Failure:
+    # RayTaskError first: ray.get raises a class derived from both RayTaskError and the
+    # method's own exception, which may itself be a Ray error (a nested call's).
+    if isinstance(exc, RayTaskError):
+        return Failure.RAISED
+    if isinstance(exc, GetTimeoutError):
+        return Failure.TIMEOUT
+    if isinstance(exc, ActorDiedError):
+        return Failure.DEAD
+    if isinstance(exc, RayActorError):  # ActorUnavailableError, or the base class on older Rays
+        return Failure.RESTARTING
+    return Failure.LOST
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call returned, or how it failed: a value the Coordinator can decide on."""
+
+    value: Any = None
+    failure: Failure | None = None
+    exc: RayError | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        """What went wrong at the source: for RAISED the method's own exception, not Ray's wrapper."""
+        if self.failure is Failure.RAISED and getattr(self.exc, "cause", None) is not None:
+            return self.exc.cause  # type: ignore[union-attr]
+        return self.exc
+
+    @property
+    def error_type(self) -> str:
+        return type(self.error).__name__ if self.error is not None else ""
+
+    def describe(self, limit: int = 300) -> str:
+        return f"{self.error_type}: {str(self.error)[:limit]}" if self.error is not None else ""
+
+    def unwrap(self) -> Any:
+        if self.exc is not None:
+            raise self.exc
+        return self.value
+
 
 # Passed to actors so crash points, secrets and log levels reach every worker process.
 _FORWARDED_ENV = ("STREAMLEARN_FAULTS", "STREAMLEARN_CHECKPOINT_SECRET", "STREAMLEARN_LOG_LEVEL")
@@ -69,6 +133,14 @@ def call(handle: Any, method: str, *args: Any) -> Any:
 
 def get(ref: Any, timeout: float | None = None) -> Any:
     return ray.get(ref, timeout=timeout)
+
+
+def outcome(ref: Any, timeout: float | None = None) -> Outcome:
+    """The call's value, or its classified failure; errors that are not Ray's propagate."""
+    try:
+        return Outcome(value=ray.get(ref, timeout=timeout))
+    except RayError as exc:
+        return Outcome(failure=classify(exc), exc=exc)
 
 
 def ready(refs: list[Any]) -> list[Any]:

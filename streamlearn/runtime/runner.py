@@ -56,13 +56,13 @@ class Runner:
             self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0, max_concurrency=8)
             ray_api.get(ray_api.call(self.coordinator, "start"))
             while not self.stop_requested.wait(status_every_s):
-                try:
-                    last = ray_api.get(ray_api.call(self.coordinator, "status"), timeout=30)
-                except ray_api.TimeoutError_:
+                out = ray_api.outcome(ray_api.call(self.coordinator, "status"), timeout=30)
+                if out.failure is ray_api.Failure.TIMEOUT:
                     continue
-                except ray_api.TaskError as exc:  # status is best effort (e.g. Kafka briefly away)
-                    logs.event(log, logging.WARNING, "status_failed", error=str(exc.cause if hasattr(exc, "cause") else exc)[:300])
+                if out.failure is ray_api.Failure.RAISED:  # status is best effort (e.g. Kafka briefly away)
+                    logs.event(log, logging.WARNING, "status_failed", error=str(out.error)[:300])
                     continue
+                last = out.unwrap()  # the Coordinator itself failed: nothing left to drive
                 if on_status is not None:
                     on_status(last)
                 if stop_when is not None and stop_when(last):

@@ -1,0 +1,217 @@
+"""What the Coordinator does when a worker's run ends, or its lease lapses.
+
+Two failure paths:
+
+- a worker process dies: its `run` call fails with an actor error. Its
+  partitions move at once to a standby worker (an idle actor started ahead,
+  `processing.standby_workers`), whose process and imports are already up.
+  If Ray is restarting the dead actor (`max_restarts`), it becomes the next
+  standby; if it is gone for good, it is killed and a fresh standby is
+  started. Without a standby the Coordinator calls `run` again on the
+  restarted actor, or replaces one that is gone. Either way the new owner
+  fences the old one and recovers from checkpoint + replay.
+- a worker hangs (SIGSTOP, GC pause, partition from Redis): its lease expires
+  and it does not answer a ping, so its partitions go to another actor. The
+  hung one is not killed: it becomes a zombie; if it wakes up it is fenced
+  (Kafka producer epoch, Redis epoch), drops its partitions and its `run`
+  returns "retired"; only then is it removed.
+
+Everything here is decision logic over a `Roster`: Ray is reached only
+through the `RayPort` (the `ray_api` module in production, a fake in unit
+tests), Redis through two callables, time through a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from streamlearn import logs
+from streamlearn.runtime.ray_api import Failure, Outcome
+from streamlearn.runtime.roster import Role, Roster, Worker
+
+log = logs.get("coordinator")
+# A worker that has never held a lease gets this long to start before it counts as hung.
+STARTUP_GRACE_S = 60.0
+# A run loop that has not turned for owner_lease_s + this is stuck (beyond every client timeout).
+STUCK_MARGIN_S = 60.0
+# A run that raised (e.g. Kafka unreachable while taking ownership) is called again after this.
+RETRY_S = 2.0
+PING_TIMEOUT_S = 2.0
+_DIED = (Failure.RESTARTING, Failure.DEAD)
+
+
+class RayPort(Protocol):
+    """The part of `ray_api` the decisions use."""
+
+    def call(self, handle: Any, method: str, *args: Any) -> Any: ...
+    def ready(self, refs: list[Any]) -> list[Any]: ...
+    def outcome(self, ref: Any, timeout: float | None = None) -> Outcome: ...
+    def kill(self, handle: Any, restart: bool = False) -> None: ...
+
+
+class Supervisor:
+    def __init__(self, ray: RayPort, spawn: Callable[[str], Any], lease_owner: Callable[[int], str | None],
+                 count: Callable[[int, str], None], *, lease_s: float, standby_workers: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ray, self.spawn, self.lease_owner, self.count, self.clock = ray, spawn, lease_owner, count, clock
+        self.lease_s = lease_s
+        self.standby_workers = standby_workers
+        self.roster = Roster()
+        self.stopping = threading.Event()
+        self._last_lease_check = clock()
+
+    def start(self, partitions: list[int], n_workers: int) -> dict[str, list[int]]:
+        owners = [self.roster.add(self.spawn) for _ in range(n_workers)]
+        for i, p in enumerate(partitions):
+            owners[i % n_workers].partitions.append(p)
+        for w in owners:
+            self._launch(w)
+        self._fill_standby()  # after the owners, so standbys never delay the first assignment
+        return {w.wid: list(w.partitions) for w in self.roster.live()}
+
+    def tick(self) -> None:
+        """One monitor turn: settle finished runs; every quarter lease, check the leases."""
+        self.check_runs()
+        if self.clock() - self._last_lease_check >= self.lease_s / 4:
+            self._last_lease_check = self.clock()
+            self.check_leases()
+
+    # ---- runs ----------------------------------------------------------------------
+    def _launch(self, w: Worker) -> None:
+        w.role, w.relaunch_at = Role.OWNER, None
+        w.run = self.ray.call(w.handle, "run", list(w.partitions))
+        w.launched_at = self.clock()
+
+    def _fill_standby(self) -> None:
+        while len(self.roster.standby()) < self.standby_workers:
+            self.roster.add(self.spawn)
+
+    def check_runs(self) -> None:
+        now = self.clock()
+        for w in self.roster.with_role(Role.OWNER):
+            if w.run is None and w.relaunch_at is not None and now >= w.relaunch_at:
+                self._launch(w)
+        running = self.roster.running()
+        for ref in self.ray.ready(list(running)):
+            w = running[ref]
+            w.run = None
+            self.settle(w, self.ray.outcome(ref))
+
+    def settle(self, w: Worker, out: Outcome) -> None:
+        """Decide what follows a finished run, by how it finished."""
+        if w.role is Role.ZOMBIE:
+            # Retired however its run ended: fenced ("retired"), or failing on its way out.
+            if out.failure is None:
+                logs.event(log, logging.WARNING, "zombie_retired", worker=w.wid, result=out.value.get("result"), lost=out.value.get("lost"))
+            else:
+                logs.event(log, logging.WARNING, "zombie_retired", worker=w.wid, result=f"error: {out.error_type}")
+            self.ray.kill(w.handle)
+            self.roster.drop(w)
+        elif self.stopping.is_set():
+            return
+        elif out.failure is None:
+            logs.event(log, logging.WARNING, "worker_returned_early", worker=w.wid, result=out.value)
+            self._launch(w)
+        elif out.failure in _DIED:
+            self._on_death(w, gone=out.failure is Failure.DEAD, error=out.error_type)
+        else:
+            # The method raised (or its result was lost): the actor lives, so retry after a
+            # pause; its open transactions are aborted by the next init_transactions.
+            logs.event(log, logging.WARNING, "worker_failed_retrying", worker=w.wid, partitions=w.partitions,
+                       error=out.describe(), retry_in_s=RETRY_S)
+            w.relaunch_at = self.clock() + RETRY_S
+
+    def _on_death(self, w: Worker, *, gone: bool, error: str) -> None:
+        self.roster.worker_restarts += 1
+        w.deaths += 1
+        self._count_recoveries(w.partitions)
+        logs.event(log, logging.WARNING, "worker_died_replacing" if gone else "worker_died_restarting",
+                   worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
+        spare = self.roster.next_standby()
+        if spare is None:
+            if gone:
+                self._replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
+            else:
+                self._launch(w)  # Ray restarts it; the call waits for the new process
+            return
+        spare.partitions, w.partitions = w.partitions, []
+        logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=w.wid, standby=spare.wid, partitions=spare.partitions)
+        self._launch(spare)
+        if gone:
+            self.ray.kill(w.handle)
+            self.roster.drop(w)
+            self._fill_standby()
+        else:
+            self.roster.to_standby(w)  # Ray is restarting it; once up it waits as the next standby
+
+    # ---- leases --------------------------------------------------------------------
+    def check_leases(self) -> None:
+        for w in self.roster.with_role(Role.OWNER):
+            age = self.clock() - w.launched_at
+            if w.run is None or not w.partitions or age < self.lease_s * 2:
+                continue
+            owners = {p: self.lease_owner(p) for p in w.partitions}
+            if any(o is not None and o.startswith(f"{w.wid}@") for o in owners.values()):
+                w.has_owned = True
+            expired = [p for p, o in owners.items() if o is None]
+            if not expired:
+                continue
+            if not w.has_owned and age < STARTUP_GRACE_S:
+                # Never took ownership yet: still being created (slow on a busy node), not hung.
+                # Replacing it now would cascade replacements that never start.
+                continue
+            reply = self.ping(w.handle, PING_TIMEOUT_S)
+            if reply is None:
+                self._count_recoveries(w.partitions)
+                self._replace(w, reason=f"lease expired on partitions {expired} and no answer to ping")
+            elif float(reply.get("loop_age_s", 0.0)) > self.lease_s + STUCK_MARGIN_S:
+                # The process answers but its loop has not turned for longer than any bounded
+                # Kafka/Redis call may take: stuck in a client library. Restart it (Ray
+                # re-creates the actor, its run fails, and check_runs hands its partitions on).
+                logs.event(log, logging.WARNING, "worker_stuck_restarting", worker=w.wid, partitions=w.partitions,
+                           loop_age_s=round(float(reply["loop_age_s"]), 1))
+                self.ray.kill(w.handle, restart=True)
+            # else alive (e.g. paused on Redis): leave it be
+
+    def _replace(self, w: Worker, reason: str) -> None:
+        """w's partitions go to a standby or a new worker; w becomes a zombie if its run is in flight."""
+        parts, w.partitions = w.partitions, []
+        if w.run is not None:
+            w.role = Role.ZOMBIE
+        else:
+            self.roster.drop(w)
+        self.roster.replacements += 1
+        new = self.roster.next_standby() or self.roster.add(self.spawn)
+        new.partitions = parts
+        logs.event(log, logging.WARNING, "worker_replaced", old=w.wid, new=new.wid, partitions=parts, reason=reason)
+        self._launch(new)
+        self._fill_standby()
+
+    def _count_recoveries(self, partitions: list[int]) -> None:
+        for p in partitions:
+            self.count(p, "recoveries")
+
+    # ---- queries and stop ----------------------------------------------------------
+    def ping(self, handle: Any, timeout: float) -> dict[str, Any] | None:
+        out = self.ray.outcome(self.ray.call(handle, "ping"), timeout=timeout)
+        return out.value if out.failure is None else None
+
+    def stop_all(self, timeout_s: float) -> list[dict[str, Any]]:
+        """Ask every worker to stop, zombies too (one that woke up may own its partition again)."""
+        self.stopping.set()
+        everyone = list(self.roster.workers.values())
+        for w in everyone:
+            self.ray.call(w.handle, "stop")
+        results = []
+        deadline = self.clock() + timeout_s
+        for w in everyone:
+            if w.run is not None:
+                out = self.ray.outcome(w.run, timeout=max(deadline - self.clock(), 0.1))
+                results.append(out.value if out.failure is None else {"worker": w.label, "result": f"error: {out.error_type}"})
+        for w in everyone:
+            self.ray.kill(w.handle)
+        return results
