@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.redis_store import CAS_STALE_EPOCH, CasResult, CheckpointStore
@@ -26,29 +27,21 @@ from streamlearn.state.forked import Outcome, Snapshot
 log = logs.get("protocol")
 
 
+@dataclass
 class Checkpoints:
     """One partition's checkpoint schedule and the last checkpoint known written."""
 
-    def __init__(
-        self,
-        pc: ProcessingConfig,
-        store: CheckpointStore,
-        topic: str,
-        partition_id: int,
-        ckpt_key: bytes,
-        ctx: Callable[..., dict[str, Any]],
-    ) -> None:
-        self.pc = pc
-        self.store = store
-        self.topic = topic
-        self.partition_id = partition_id
-        self.ckpt_key = ckpt_key
-        self.ctx = ctx
-        self.offset = -1  # offset of the last checkpoint written (or restored from)
-        self.events = 0
-        self.started = time.monotonic()  # when that checkpoint's state was taken
-        self.nbytes = 0
-        self.ts_ms = 0  # wall clock of the last write, for status
+    pc: ProcessingConfig
+    store: CheckpointStore
+    topic: str
+    partition_id: int
+    ckpt_key: bytes
+    ctx: Callable[..., dict[str, Any]]  # log context of the partition's current ownership
+    offset: int = -1  # offset of the last checkpoint written (or restored from)
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)  # when that checkpoint's state was taken
+    nbytes: int = 0
+    ts_ms: int = 0  # wall clock of the last write, for status
 
     def restored(self, state: ModelState) -> None:
         """The restored state is the last checkpoint: the schedule counts from it."""

@@ -63,18 +63,12 @@ class PartitionTask:
         shared_producer: Producer | None = None,
         heartbeat: Heartbeat | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.store = store
-        self.consumer = consumer
-        self.partition_id = partition_id
-        self.topic = cfg.kafka.input_topic
-        self.ckpt_key = ckpt_key
-        self.decoder = decoder
-        self.is_classifier = is_classifier
-        self.eos = cfg.processing.guarantee == "exactly_once"
-        self.out_partition = partition_id % max(out_partitions, 1)
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat()
         self.ownership = Ownership(cfg, store, partition_id, owner, self.heartbeat, shared_producer)
+        self.cfg, self.store, self.consumer = cfg, store, consumer
+        self.partition_id, self.topic, self.eos = partition_id, self.ownership.topic, self.ownership.eos
+        self.out_partition = partition_id % max(out_partitions, 1)
+        self.ckpt_key, self.decoder, self.is_classifier = ckpt_key, decoder, is_classifier
         self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx)
         self.commit_stats = CommitStats()
         self.batch = OpenBatch()
