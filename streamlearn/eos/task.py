@@ -41,7 +41,7 @@ from streamlearn.model.codec import EventDecoder
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
-__all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]
+__all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
 
 log = logs.get("protocol")
 
