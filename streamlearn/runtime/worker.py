@@ -1,12 +1,14 @@
 """PartitionWorker: the Ray actor that owns some input partitions.
 
 One consumer (explicit `assign()`, no group rebalancing) feeds every owned
-partition; each partition has its own PartitionTask (producer, model,
-protocol position). The loop is: poll → process per partition → every
-`commit_interval_ms` commit each open transaction → checkpoint what is due →
-renew leases and publish status. Redis calls happen only between commit
-cycles, when no transaction is open, so a Redis outage pauses the worker
-without holding back read_committed readers.
+partition; each partition has its own `eos.task.PartitionTask` (producer,
+model, protocol position). The worker drives the tasks and the tasks drive
+the protocol's steps; nothing below calls back up here. The loop is:
+poll → process per partition → commit each partition at its staggered
+deadline → checkpoint what is due (in a forked child, or inline) → renew
+leases and publish status. Redis calls happen only between commit cycles,
+when no transaction is open, so a Redis outage pauses the worker without
+holding back read_committed readers.
 
 The class is plain Python; `ray_api` turns it into an actor, so the loop can
 be driven in-process by tests and benchmarks.
@@ -20,21 +22,24 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from connectors import kafka_io
-from connectors.redis_store import CheckpointStore, open_store, redacted
+from connectors.redis_store import open_store, redacted
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
+from streamlearn.eos.commit import CommitCadence
+from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
-from streamlearn.state import checkpoint, forked
+from streamlearn.state import checkpoint
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
 
 log = logs.get("worker")
@@ -50,32 +55,51 @@ class PartitionWorker:
         self.worker_id = worker_id
         self.owner = f"{worker_id}@{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
-        self._partitions: list[int] = []
-        self._phase = "idle"
-        self._lock = threading.Lock()
-        self._beat = time.monotonic()  # last sign of life of the run loop (ping reports its age)
+        self._heartbeat = Heartbeat()  # last sign of life of the run loop (ping reports its age)
+        self._run: _Run | None = None
+        self._phase = "idle"  # outside a run: idle, then the last run's result
 
     # ---- control (called from other threads of the actor) ------------------------
     def ping(self) -> dict[str, Any]:
-        with self._lock:
-            return {"worker": self.worker_id, "pid": os.getpid(), "partitions": list(self._partitions), "phase": self._phase,
-                    "loop_age_s": time.monotonic() - self._beat if self._partitions else 0.0}
+        run = self._run
+        partitions = list(run.partition_ids) if run is not None else []
+        return {"worker": self.worker_id, "pid": os.getpid(), "partitions": partitions,
+                "phase": run.phase if run is not None else self._phase,
+                "loop_age_s": self._heartbeat.age() if partitions else 0.0}
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _touch(self) -> None:
-        self._beat = time.monotonic()
-
     # ---- main loop -------------------------------------------------------------------
     def run(self, partitions: list[int]) -> dict[str, Any]:
         self._stop.clear()
-        self._beat = time.monotonic()
-        cfg = self.cfg
+        self._heartbeat.beat()
+        run = _Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
+        self._run = run
+        run.start()
+        result = "stopped"
+        try:
+            result = run.loop()
+            run.finish()
+        finally:
+            run.close()
+            self._phase = result
+            self._run = None
+        logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=run.lost)
+        return {"worker": self.worker_id, "result": result, "lost": run.lost, "pid": os.getpid()}
+
+
+class _Run:
+    """One call of `PartitionWorker.run`: its clients, the tasks it drives, and its loop."""
+
+    def __init__(self, cfg: AppConfig, owner: str, partitions: list[int], stop: threading.Event, heartbeat: Heartbeat) -> None:
+        self.cfg = cfg
+        self.stop = stop
+        self.heartbeat = heartbeat
         pc = cfg.processing
-        topic = cfg.kafka.input_topic
-        store = open_store(cfg.redis, cfg.app, topic)
-        consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
+        self.topic = cfg.kafka.input_topic
+        self.store = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
+        self.consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
         adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
         out_parts = len(kafka_io.topic_partitions(adm, cfg.kafka.output_topic) or [0])
         kind = model_kind(build_model(cfg.model))
@@ -83,224 +107,146 @@ class PartitionWorker:
                                classes=cfg.model.classes, max_value_bytes=pc.max_value_bytes)
         secret = cfg.checkpoint_secret()
         ckpt_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
-        shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
+        self.shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
+        self.forker = ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic))  # the child's own connection if cfg.checkpoint.background and forked.AVAILABLE else None
+        self.partition_ids = tuple(partitions)  # read by ping from another thread: replaced, never mutated
+        self.phase = "restoring"
+        self.lost: list[int] = []
+        self.tasks = {p: PartitionTask(cfg, self.store, self.consumer, p, owner, ckpt_key, decoder, kind.is_classifier,
+                                       out_parts, self.shared, heartbeat) for p in partitions}
 
-        tasks: dict[int, PartitionTask] = {}
-        lost: list[int] = []
-        forker = self._forker(cfg, topic)
-        with self._lock:
-            self._partitions = list(partitions)
-            self._phase = "restoring"
-        for p in partitions:
-            task = PartitionTask(cfg, store, consumer, p, self.owner, ckpt_key, decoder, kind.is_classifier, out_parts, shared)
-            task.heartbeat = self._touch
-            tasks[p] = task
-        self._take_ownership(store, list(tasks.values()))
-        assignment = [TopicPartition(topic, p, self._with_redis(store, [task], task.restore)) for p, task in tasks.items()]
-        consumer.assign(assignment)
-        with self._lock:
-            self._phase = "running"
+    def start(self) -> None:
+        """Steps 1 and 2 for every partition, then read each from where its restore says."""
+        self._take_ownership(list(self.tasks.values()))
+        self.consumer.assign([TopicPartition(self.topic, p, self.with_redis([t], t.restore)) for p, t in self.tasks.items()])
+        self.phase = "running"
 
-        last_status = 0.0
-        last_events = {p: t.state.events for p, t in tasks.items() if t.state is not None}
+    def loop(self) -> str:
+        """Until stopped, or until every partition is lost to another owner ("retired")."""
+        pc = self.cfg.processing
         commit_every = pc.commit_interval_ms / 1000.0
         poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
-        # Staggered commit deadlines: partition i of n commits at phase i/n of the interval.
-        # One transaction commit costs a few ms; committing all n back to back made the
-        # last partition's records wait for n commits, every interval (the latency tail).
-        started = time.monotonic()
-        next_commit = {p: started + commit_every * (i + 1) / len(tasks) for i, p in enumerate(sorted(tasks))}
-        def commit_all() -> None:
-            self._commit(consumer, tasks, list(tasks), lost)
-        on_redis_pause = commit_all if pc.guarantee == "exactly_once" else None
-        result = "stopped"
-        try:
-            while tasks and not self._stop.is_set():
-                self._beat = now = time.monotonic()
-                soonest = min(next_commit[p] for p in tasks)
-                msgs = _poll_batch(consumer, pc.max_batch, max(0.0, min(poll_s, soonest - now)))
-                if msgs:
-                    by_part: dict[int, list[Any]] = defaultdict(list)
-                    for m in msgs:
-                        err = m.error()
-                        if err is not None:
-                            if err.code() != KafkaError._PARTITION_EOF:
-                                logs.event(log, logging.DEBUG, "consume_error", topic=topic, error=str(err))
-                            continue
-                        by_part[m.partition()].append(m)
-                    for p, recs in by_part.items():
-                        owned = tasks.get(p)
-                        if owned is not None:
-                            self._process(consumer, tasks, p, recs, lost)
-                now = time.monotonic()
-                committing = [p for p, t in tasks.items() if next_commit[p] <= now or t.pending >= pc.max_batch]
-                if not committing:
-                    continue
-                for p in committing:
-                    nxt = next_commit[p] + commit_every
-                    next_commit[p] = nxt if nxt > now else now + commit_every
-                self._commit(consumer, tasks, committing, lost)
-                # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
-                # refuses an open one): the blob is exactly the state at the committed offset (I4).
-                due = [t for t in tasks.values() if t.checkpoint_due(now)]
-                if forker is not None:
-                    self._apply_forked(consumer, tasks, lost, forker.poll())
-                    ready = [t for t in due if t.p not in forker.in_flight]
-                    due = []
-                    if ready:
-                        try:
-                            forker.start(ready)
-                        except OSError as exc:  # no fork (memory, process limit): write these inline
-                            logs.event(log, logging.WARNING, "checkpoint_fork_failed", topic=topic, error=str(exc))
-                            due = ready
-                publish = now - last_status >= pc.status_interval_s
-                if due or publish:
-                    elapsed = now - last_status if last_status else 0.0
-                    self._with_redis(store, list(tasks.values()), self._checkpoint_and_publish,
-                                     store, consumer, tasks, due, lost, last_events, elapsed, publish, on_pause=on_redis_pause)
-                    if publish:
-                        last_status = now
-            if not tasks:
-                result = "retired"
-            if forker is not None:
-                self._apply_forked(consumer, tasks, lost, forker.poll(wait=True))
-            # Graceful stop: commit what is open, checkpoint everything.
-            self._commit(consumer, tasks, list(tasks), lost)
-            if tasks:
-                self._with_redis(store, list(tasks.values()), self._final_checkpoint, store, consumer, tasks, lost, give_up_on_stop=True)
-        finally:
-            if forker is not None:
-                forker.close()
-            for t in tasks.values():
-                t.close()
-            if shared is not None:
-                shared.flush(10)
-            consumer.close()
-            with self._lock:
-                self._partitions = []
-                self._phase = result
-        logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=lost)
-        return {"worker": self.worker_id, "result": result, "lost": lost, "pid": os.getpid()}
-
-    def _forker(self, cfg: AppConfig, topic: str) -> ForkedCheckpointer | None:
-        if not (cfg.checkpoint.background and forked.AVAILABLE):
-            return None
-
-        # The opener runs in the child: a connection of its own.
-        return ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, topic))
-
-    def _apply_forked(self, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int], outcomes: list[Outcome]) -> None:
-        for outcome in outcomes:
-            task = tasks.get(outcome.job.partition)
-            if task is None:
+        cadence = CommitCadence(self.tasks, commit_every, pc.max_batch, time.monotonic())
+        last_status = 0.0
+        while self.tasks and not self.stop.is_set():
+            now = self.heartbeat.beat()
+            self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)))
+            now = time.monotonic()
+            committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
+            if not committing:
                 continue
-            try:
-                task.apply_forked_checkpoint(outcome)
-            except OwnershipLostError as exc:
-                self._drop(consumer, tasks, task.p, lost, exc)
+            self._each([self.tasks[p] for p in committing], PartitionTask.commit)
+            # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
+            # refuses an open one): the blob is exactly the state at the committed offset (I4).
+            inline = self._dispatch_checkpoints(now)
+            publish = now - last_status >= pc.status_interval_s
+            if inline or publish:
+                elapsed = (now - last_status if last_status else 0.0) if publish else None
+                on_pause = self._commit_all if pc.guarantee == "exactly_once" else None
+                self.with_redis(list(self.tasks.values()), self._checkpoint_and_publish, inline, elapsed, on_pause=on_pause)
+                if publish:
+                    last_status = now
+        return "stopped" if self.tasks else "retired"
 
-    def _take_ownership(self, store: CheckpointStore, tasks: list[PartitionTask]) -> None:
+    def finish(self) -> None:
+        """Graceful stop: wait for checkpoint children, commit what is open, checkpoint everything."""
+        if self.forker is not None:
+            self._apply_forked(self.forker.poll(wait=True))
+        self._commit_all()
+        if self.tasks:
+            self.with_redis(list(self.tasks.values()), self._each, self.tasks.values(), PartitionTask.stop, give_up_on_stop=True)
+
+    def close(self) -> None:
+        if self.forker is not None:
+            self.forker.close()
+        for t in self.tasks.values():
+            t.close()
+        if self.shared is not None:
+            self.shared.flush(10)
+        self.consumer.close()
+
+    # ---- the steps, for each task still owned ------------------------------------------
+    def _take_ownership(self, tasks: list[PartitionTask]) -> None:
         """All partitions at once: init_transactions waits about 0.5 s on the transaction
         coordinator, so taking N partitions one after another would add N × 0.5 s to every
         start and every recovery. Each task has its own producer; nothing is shared but the
         (thread-safe) Redis client."""
         try:
             if len(tasks) == 1:
-                self._with_redis(store, tasks, tasks[0].take_ownership)
+                self.with_redis(tasks, tasks[0].take_ownership)
                 return
             with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="take-ownership") as pool:
-                for fut in [pool.submit(self._with_redis, store, [t], t.take_ownership) for t in tasks]:
+                for fut in [pool.submit(self.with_redis, [t], t.take_ownership) for t in tasks]:
                     fut.result()
         except BaseException:
             for t in tasks:
                 t.close()
             raise
 
-    def _process(self, consumer: Any, tasks: dict[int, PartitionTask], p: int, recs: list[Any], lost: list[int]) -> None:
-        """process() with the producer failing fatally mid-batch (typically: fenced, we are a zombie)."""
-        task = tasks[p]
+    def _poll_and_process(self, wait_s: float) -> None:
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for m in _poll_batch(self.consumer, self.cfg.processing.max_batch, wait_s):
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    logs.event(log, logging.DEBUG, "consume_error", topic=self.topic, error=str(err))
+                continue
+            by_partition[m.partition()].append(m)
+        for p, records in by_partition.items():
+            task = self.tasks.get(p)
+            if task is not None:
+                self._guarded(task, task.process, records)
+
+    def _commit_all(self) -> None:
+        self._each(self.tasks.values(), PartitionTask.commit)
+
+    def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
+        """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""
+        due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
+        if self.forker is None:
+            return due
+        self._apply_forked(self.forker.poll())
+        in_flight = self.forker.in_flight
+        ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
+        if ready:
+            try:
+                self.forker.start([t.checkpoint_snapshot() for t in ready])
+            except OSError as exc:  # no fork (memory, process limit): write these inline
+                logs.event(log, logging.WARNING, "checkpoint_fork_failed", topic=self.topic, error=str(exc))
+                return ready
+        return []
+
+    def _apply_forked(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            task = self.tasks.get(outcome.job.partition_id)
+            if task is not None:
+                self._guarded(task, task.apply_forked_checkpoint, outcome)
+
+    def _checkpoint_and_publish(self, inline: list[PartitionTask], elapsed: float | None) -> None:
+        """Inline checkpoints; then, when it is time (`elapsed` since the last publish), leases and status."""
+        self._each(inline, PartitionTask.write_checkpoint)
+        if elapsed is not None:
+            self._each(self.tasks.values(), lambda t: _renew_and_publish(t, elapsed))
+
+    def _each(self, tasks: Iterable[PartitionTask], action: Callable[[PartitionTask], object]) -> None:
+        """Run a step on each task still owned; one found fenced is dropped, the others go on."""
+        for task in list(tasks):
+            if self.tasks.get(task.partition_id) is task:
+                self._guarded(task, action, task)
+
+    def _guarded(self, task: PartitionTask, fn: Callable[..., object], *args: Any) -> None:
         try:
-            try:
-                task.process(recs)
-            except KafkaException as exc:
-                if not kafka_io.is_fatal(exc):
-                    # A zombie can see its fencing first as a non-fatal state error (librdkafka learns
-                    # of it asynchronously): if the epoch moved, leave through ownership_lost, not a crash.
-                    task.ensure_owner()
-                    raise
-                logs.event(log, logging.WARNING, "producer_fatal", topic=task.topic, partition=p, epoch=task.epoch, error=str(exc.args[0])[:200])
-                # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
-                task.recover(fatal=True)
+            fn(*args)
         except OwnershipLostError as exc:
-            self._drop(consumer, tasks, p, lost, exc)
+            logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
+            del self.tasks[task.partition_id]
+            task.close()
+            self.lost.append(task.partition_id)
+            self.consumer.incremental_unassign([TopicPartition(self.topic, task.partition_id)])
+            self.partition_ids = tuple(sorted(self.tasks))
 
-    def _drop(self, consumer: Any, tasks: dict[int, PartitionTask], p: int, lost: list[int], exc: OwnershipLostError) -> None:
-        logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
-        task = tasks.pop(p)
-        task.close()
-        lost.append(p)
-        consumer.incremental_unassign([TopicPartition(self.cfg.kafka.input_topic, p)])
-        with self._lock:
-            self._partitions = sorted(tasks)
-
-    def _final_checkpoint(self, store: CheckpointStore, consumer: Any, tasks: dict[int, PartitionTask], lost: list[int]) -> None:
-        for p in list(tasks):
-            task = tasks[p]
-            try:
-                task.write_checkpoint()
-            except OwnershipLostError as exc:
-                self._drop(consumer, tasks, p, lost, exc)
-                continue
-            task.phase = "stopped"
-            store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, task.topic, p), 0.0))
-            store.release_lease(p, self.owner)
-
-    def _checkpoint_and_publish(
-        self,
-        store: CheckpointStore,
-        consumer: Any,
-        tasks: dict[int, PartitionTask],
-        due: list[PartitionTask],
-        lost: list[int],
-        last_events: dict[int, int],
-        elapsed: float,
-        publish: bool,
-    ) -> None:
-        for task in due:
-            if task.p not in tasks:
-                continue
-            try:
-                task.write_checkpoint()
-            except OwnershipLostError as exc:
-                self._drop(consumer, tasks, task.p, lost, exc)
-        if not publish:
-            return
-        topic = self.cfg.kafka.input_topic
-        for p in list(tasks):
-            task = tasks[p]
-            try:
-                task.renew_lease()
-            except OwnershipLostError as exc:
-                self._drop(consumer, tasks, p, lost, exc)
-                continue
-            assert task.state is not None
-            ev = task.state.events
-            eps = (ev - last_events.get(p, ev)) / elapsed if elapsed > 0 else 0.0
-            last_events[p] = ev
-            store.publish_status(p, task.status_fields(kafka_io.cached_high_watermark(consumer, topic, p), eps))
-
-    def _commit(self, consumer: Any, tasks: dict[int, PartitionTask], partitions: list[int], lost: list[int]) -> None:
-        """Commit these partitions' open batches; a fenced one is dropped."""
-        for p in partitions:
-            if p not in tasks:
-                continue
-            try:
-                tasks[p].commit()
-            except OwnershipLostError as exc:
-                self._drop(consumer, tasks, p, lost, exc)
-
-    def _with_redis(self, store: CheckpointStore, tasks: list[PartitionTask], fn: Any, *args: Any, give_up_on_stop: bool = False,
-                    on_pause: Any = None) -> Any:
+    def with_redis(self, tasks: list[PartitionTask], fn: Callable[..., Any], *args: Any, give_up_on_stop: bool = False,
+                   on_pause: Callable[[], None] | None = None) -> Any:
         """Run fn; while Redis is unreachable, pause (one log line per partition) and retry.
 
         `on_pause` runs once before the pause: with staggered commits some transactions are
@@ -316,24 +262,27 @@ class PartitionWorker:
                     paused = True
                     if on_pause is not None:
                         on_pause()
-                    with self._lock:
-                        self._phase = "paused"
+                    self.phase = "paused"
                     url = redacted(self.cfg.redis.url.get_secret_value())
                     for t in tasks:
-                        logs.event(log, logging.WARNING, "redis_unreachable_pausing", topic=t.topic, partition=t.p, epoch=t.epoch,
+                        logs.event(log, logging.WARNING, "redis_unreachable_pausing", topic=t.topic, partition=t.partition_id, epoch=t.epoch,
                                    committed_offset=t.committed_offset, redis=url, error=type(exc).__name__)
-                if give_up_on_stop and self._stop.is_set() and paused:
+                if give_up_on_stop and self.stop.is_set() and paused:
                     # Stopping with Redis down: the commit is done; the next owner replays from the last checkpoint.
                     return None
-                self._beat = time.monotonic()  # paused on purpose, not stuck
-                self._stop.wait(self.cfg.processing.redis_retry_s)
+                self.heartbeat.beat()  # paused on purpose, not stuck
+                self.stop.wait(self.cfg.processing.redis_retry_s)
                 continue
             if paused:
-                with self._lock:
-                    self._phase = "running"
+                self.phase = "running"
                 for t in tasks:
-                    logs.event(log, logging.WARNING, "redis_back_resuming", topic=t.topic, partition=t.p, epoch=t.epoch)
+                    logs.event(log, logging.WARNING, "redis_back_resuming", topic=t.topic, partition=t.partition_id, epoch=t.epoch)
             return out
+
+
+def _renew_and_publish(task: PartitionTask, elapsed_s: float) -> None:
+    task.renew_lease()  # OwnershipLostError here: dropped, no status published for it
+    task.publish_status(elapsed_s)
 
 
 def _poll_batch(consumer: Any, max_batch: int, wait_s: float) -> list[Any]:

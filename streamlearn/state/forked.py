@@ -22,6 +22,10 @@ its own Redis connection; it disables the garbage collector (a finaliser of
 a parent object could call into a library whose threads are gone); it
 reports on a pipe and leaves with `os._exit`, never running atexit hooks or
 finalisers. At most one child per partition is in flight.
+
+The parent hands over `Snapshot` values (partition, epoch, offset, state,
+key), never the protocol's own objects: this module knows nothing of
+`streamlearn.eos`, which applies the children's `Outcome`s itself.
 """
 
 from __future__ import annotations
@@ -32,24 +36,38 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from connectors.redis_store import CasResult, CheckpointStore
 from streamlearn import faults
 from streamlearn.state import checkpoint
-
-if TYPE_CHECKING:
-    from streamlearn.eos.task import PartitionTask
+from streamlearn.state.checkpoint import ModelState
 
 AVAILABLE = hasattr(os, "fork") and os.name == "posix"
 _CHILD_FAILED = 70  # exit status of a child that could not report (EX_SOFTWARE)
 
 
 @dataclass(frozen=True)
-class Job:
-    """What the parent knew when it forked: applied to the task only once the child reports."""
+class Snapshot:
+    """One partition's committed state, as the protocol hands it over right after a commit.
 
-    partition: int
+    `offset` and `events` are fixed when the snapshot is taken; `state` is the
+    live object, which the fork copies as it is at that moment (the parent goes
+    on changing its own).
+    """
+
+    partition_id: int
+    epoch: int
+    offset: int
+    events: int
+    state: ModelState
+    key: bytes  # the checkpoint signing key
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the parent knew when it forked: applied to the partition only once the child reports."""
+
+    partition_id: int
     epoch: int
     offset: int
     events: int
@@ -85,13 +103,13 @@ class _Child:
         for line in self.buf.decode(errors="replace").splitlines():
             try:
                 part, code, current, nbytes, *err = line.split(" ", 4)
-                job = next(j for j in self.jobs if j.partition == int(part))
+                job = next(j for j in self.jobs if j.partition_id == int(part))
                 res = None if code == "x" else CasResult(int(code) == 1, int(code), int(current))
-                by_part[job.partition] = Outcome(job, res, int(nbytes), err[0] if err else "")
+                by_part[job.partition_id] = Outcome(job, res, int(nbytes), err[0] if err else "")
             except (ValueError, StopIteration):
                 continue  # not a report line: the job counts as failed below
         died = f"checkpoint child exited with status {os.waitstatus_to_exitcode(status)} before reporting"
-        return [by_part.get(j.partition, Outcome(j, None, 0, died)) for j in self.jobs]
+        return [by_part.get(j.partition_id, Outcome(j, None, 0, died)) for j in self.jobs]
 
 
 class ForkedCheckpointer:
@@ -109,16 +127,13 @@ class ForkedCheckpointer:
     @property
     def in_flight(self) -> set[int]:
         """Partitions with a checkpoint child still running."""
-        return {j.partition for c in self._children.values() for j in c.jobs}
+        return {j.partition_id for c in self._children.values() for j in c.jobs}
 
-    def start(self, tasks: list[PartitionTask]) -> list[Job]:
-        """Fork one child that checkpoints every task given; the parent returns at once."""
-        assert not self.in_flight & {t.p for t in tasks}
+    def start(self, snapshots: list[Snapshot]) -> list[Job]:
+        """Fork one child that checkpoints every snapshot given; the parent returns at once."""
+        assert not self.in_flight & {s.partition_id for s in snapshots}
         now = time.monotonic()
-        jobs = []
-        for t in tasks:
-            assert t.state is not None and not t.in_txn
-            jobs.append(Job(t.p, t.epoch, t.state.offset, t.state.events, now))
+        jobs = [Job(s.partition_id, s.epoch, s.offset, s.events, now) for s in snapshots]
         r, w = os.pipe()
         try:
             pid = os.fork()
@@ -128,7 +143,7 @@ class ForkedCheckpointer:
             raise
         if pid == 0:  # child
             os.close(r)
-            _child(tasks, self._open_store, w)
+            _child(snapshots, self._open_store, w)
         os.close(w)
         os.set_blocking(r, False)
         self._children[pid] = _Child(r, jobs)
@@ -152,21 +167,20 @@ class ForkedCheckpointer:
         self.poll(wait=True)
 
 
-def _child(tasks: list[PartitionTask], open_store: Callable[[], CheckpointStore], w: int) -> None:
+def _child(snapshots: list[Snapshot], open_store: Callable[[], CheckpointStore], w: int) -> None:
     gc.disable()
     code = 0
     try:
         store = open_store()
-        for t in tasks:
-            assert t.state is not None
+        for s in snapshots:
             try:
-                blob = checkpoint.encode(t.state, t.ckpt_key)
+                blob = checkpoint.encode(s.state, s.key)
                 if faults.ENABLED:
                     faults.point("mid_checkpoint")
-                res = store.write_checkpoint(t.p, t.epoch, t.state.offset, blob)
-                line = f"{t.p} {res.code} {res.current} {len(blob)}\n"
+                res = store.write_checkpoint(s.partition_id, s.epoch, s.offset, blob)
+                line = f"{s.partition_id} {res.code} {res.current} {len(blob)}\n"
             except Exception as exc:  # reported to the parent, which logs it with the partition's context
-                line = f"{t.p} x 0 0 {type(exc).__name__}: {str(exc)[:200]}".replace("\n", " ") + "\n"
+                line = f"{s.partition_id} x 0 0 {type(exc).__name__}: {str(exc)[:200]}".replace("\n", " ") + "\n"
             os.write(w, line.encode())
     except BaseException:
         code = _CHILD_FAILED

@@ -8,7 +8,6 @@ cannot reach instead of dying silently.
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,18 +18,18 @@ from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore, open_store
 from streamlearn.config import RedisConfig
 from streamlearn.state import checkpoint, forked
 from streamlearn.state.checkpoint import ModelState
-from streamlearn.state.forked import ForkedCheckpointer
+from streamlearn.state.forked import ForkedCheckpointer, Snapshot
 
 pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="needs fork()")
 KEY = checkpoint.dev_key("forked-test")
 
 
-def _task(store: CheckpointStore, partition: int, offset: int) -> Any:
+def _task(store: CheckpointStore, partition_id: int, offset: int) -> Snapshot:
     model = linear_model.LogisticRegression()
     for i in range(50):
         model.learn_one({"x": float(i % 7)}, i % 2 == 0)
     state = ModelState(model, metrics.Accuracy(), offset=offset, model_version=50, events=50)
-    return SimpleNamespace(p=partition, epoch=store.next_epoch(partition), state=state, in_txn=False, ckpt_key=KEY)
+    return Snapshot(partition_id, store.next_epoch(partition_id), offset, 50, state, KEY)
 
 
 def _opener(url: str, app: str) -> Any:
@@ -42,23 +41,24 @@ def test_child_writes_the_state_as_it_was_at_fork_time(redis_url: str) -> None:
     app = f"forked-{uuid.uuid4().hex[:8]}"
     store = _opener(redis_url, app)()
     tasks = [_task(store, 0, 100), _task(store, 1, 200)]
-    expected = {t.p: t.state.model.predict_proba_one({"x": 3.0}) for t in tasks}
+    expected = {t.partition_id: t.state.model.predict_proba_one({"x": 3.0}) for t in tasks}
     forker = ForkedCheckpointer(_opener(redis_url, app))
     forker.start(tasks)
     assert forker.busy
     for t in tasks:  # the parent goes on learning; the child's copy must not see it
         t.state.model.learn_one({"x": 3.0}, False)
         t.state.offset += 1
+        t.state.events += 1
     outcomes = forker.poll(wait=True)
     assert not forker.busy and not forker.in_flight
-    assert [(o.job.partition, o.job.offset, o.result.ok if o.result else None) for o in outcomes] == [(0, 100, True), (1, 200, True)]
+    assert [(o.job.partition_id, o.job.offset, o.result.ok if o.result else None) for o in outcomes] == [(0, 100, True), (1, 200, True)]
     for t in tasks:
-        stored = store.read_checkpoint(t.p)
-        assert stored is not None and stored.offset == t.p * 100 + 100
+        stored = store.read_checkpoint(t.partition_id)
+        assert stored is not None and stored.offset == t.partition_id * 100 + 100
         restored = checkpoint.decode(stored.blob, KEY)
         assert restored.offset == stored.offset
-        assert restored.model.predict_proba_one({"x": 3.0}) == expected[t.p]
-        assert [o.nbytes for o in outcomes if o.job.partition == t.p] == [len(stored.blob)]
+        assert restored.model.predict_proba_one({"x": 3.0}) == expected[t.partition_id]
+        assert [o.nbytes for o in outcomes if o.job.partition_id == t.partition_id] == [len(stored.blob)]
 
 
 def test_child_of_a_fenced_owner_is_refused(redis_url: str) -> None:
@@ -97,5 +97,5 @@ def test_partitions_checkpoint_concurrently_one_child_each(redis_url: str) -> No
     forker.start([t1])
     assert forker.in_flight == {0, 1}
     outcomes = forker.poll(wait=True)
-    assert sorted((o.job.partition, o.result.ok if o.result else None) for o in outcomes) == [(0, True), (1, True)]
+    assert sorted((o.job.partition_id, o.result.ok if o.result else None) for o in outcomes) == [(0, True), (1, True)]
     assert [store.read_checkpoint(p).offset for p in (0, 1)] == [5, 7]  # type: ignore[union-attr]

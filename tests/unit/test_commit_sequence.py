@@ -7,7 +7,10 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.config import AppConfig
+from streamlearn.eos.commit import Verdict, commit_transaction
+from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.task import PartitionTask
+from streamlearn.state.checkpoint import ModelState
 
 
 class ScriptedProducer:
@@ -36,10 +39,12 @@ class Consumer:
 
 def task_with(producer: ScriptedProducer) -> PartitionTask:
     task = PartitionTask(AppConfig(), None, Consumer(), 0, "w0", b"k", None, True, 1)  # type: ignore[arg-type]
-    task.producer = producer  # type: ignore[assignment]
-    beats: list[int] = []
-    task.heartbeat = lambda: beats.append(1)
+    task.ownership.producer = producer  # type: ignore[assignment]
     return task
+
+
+def commit(producer: ScriptedProducer) -> Verdict:
+    return commit_transaction(producer, Consumer(), "t", 0, 42, 60_000, Heartbeat(), lambda **more: more)  # type: ignore[arg-type]
 
 
 def timed_out() -> KafkaError:
@@ -48,21 +53,30 @@ def timed_out() -> KafkaError:
 
 def test_retriable_send_offsets_failure_is_retried_before_commit() -> None:
     producer = ScriptedProducer([("send_offsets", timed_out())])
-    assert task_with(producer)._commit_transaction(42)
+    assert commit(producer) is Verdict.COMMITTED
     assert producer.calls == ["send_offsets", "send_offsets", "commit"]
 
 
 def test_retriable_commit_failure_retries_the_commit_only() -> None:
     producer = ScriptedProducer([("commit", KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True))])
-    assert task_with(producer)._commit_transaction(42)
+    assert commit(producer) is Verdict.COMMITTED
     assert producer.calls == ["send_offsets", "commit", "commit"]
 
 
 def test_abortable_failure_aborts_and_recovers() -> None:
     producer = ScriptedProducer([("commit", KafkaError(KafkaError._INCONSISTENT, "failed delivery", txn_requires_abort=True))])
     task = task_with(producer)
+    task.state = ModelState(None, None, offset=42, model_version=0, events=0)
+    task.batch.transaction = True
     recovered: list[bool] = []
     task.recover = lambda *, fatal: recovered.append(fatal)  # type: ignore[method-assign]
-    assert not task._commit_transaction(42)
+    assert not task.commit()
     assert recovered == [False]
     assert producer.calls == ["send_offsets", "commit"]
+    assert task.committed_offset == 0  # nothing committed: the batch is the recovery's to restore
+
+
+def test_fencing_re_owns() -> None:
+    producer = ScriptedProducer([("send_offsets", KafkaError(KafkaError._FENCED, "fenced", fatal=True))])
+    assert commit(producer) is Verdict.REOWN
+    assert producer.calls == ["send_offsets"]

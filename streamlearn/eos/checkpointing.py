@@ -1,0 +1,96 @@
+"""Step 5, checkpoint: when one is due, writing it, and applying what a forked writer reports.
+
+A checkpoint is taken only right after a commit (the task refuses while a
+batch is open), so the blob reflects exactly the committed offset K (I4).
+It is written by a Lua compare-and-set on (epoch, offset) that refuses a
+stale epoch (I3: a zombie's checkpoint never lands) and a lower offset.
+Written here inline, or by a forked child (`state.forked`) from an immutable
+`Snapshot`, whose report comes back through `apply`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.redis_store import CAS_STALE_EPOCH, CasResult, CheckpointStore
+from streamlearn import faults, logs
+from streamlearn.config import ProcessingConfig
+from streamlearn.errors import OwnershipLostError
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
+from streamlearn.state.forked import Outcome, Snapshot
+
+log = logs.get("protocol")
+
+
+@dataclass
+class Checkpoints:
+    """One partition's checkpoint schedule and the last checkpoint known written."""
+
+    pc: ProcessingConfig
+    store: CheckpointStore
+    topic: str
+    partition_id: int
+    ckpt_key: bytes
+    ctx: Callable[..., dict[str, Any]]  # log context of the partition's current ownership
+    offset: int = -1  # offset of the last checkpoint written (or restored from)
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)  # when that checkpoint's state was taken
+    nbytes: int = 0
+    ts_ms: int = 0  # wall clock of the last write, for status
+
+    def restored(self, state: ModelState) -> None:
+        """The restored state is the last checkpoint: the schedule counts from it."""
+        self.offset = state.offset
+        self.events = state.events
+        self.started = time.monotonic()
+
+    def due(self, state: ModelState, now: float) -> bool:
+        if state.offset == self.offset:
+            return False
+        every_events, every_s = self.pc.checkpoint_every_events, self.pc.checkpoint_every_s
+        by_count = every_events > 0 and state.events - self.events >= every_events
+        by_time = every_s > 0 and now - self.started >= every_s
+        return by_count or by_time
+
+    def write(self, state: ModelState, epoch: int) -> None:
+        """Inline: encode, sign and CAS-write the state as it is now (the caller has just committed)."""
+        if state.offset == self.offset:
+            return
+        blob = checkpoint.encode(state, self.ckpt_key)
+        if faults.ENABLED:
+            faults.point("mid_checkpoint")
+        res = self.store.write_checkpoint(self.partition_id, epoch, state.offset, blob)
+        self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic())
+
+    def snapshot(self, state: ModelState, epoch: int) -> Snapshot:
+        """What a forked writer needs, fixed now: the fork copies `state` as it is at this moment."""
+        return Snapshot(self.partition_id, epoch, state.offset, state.events, state, self.ckpt_key)
+
+    def apply(self, outcome: Outcome, epoch: int) -> None:
+        """The report of a forked checkpoint child about this partition, owned now at `epoch`."""
+        job = outcome.job
+        if job.epoch != epoch:
+            return  # written for an ownership this task has since re-taken; the CAS judged it
+        if outcome.result is None:
+            logs.event(log, logging.WARNING, "checkpoint_failed", **self.ctx(offset=job.offset, error=outcome.error))
+            return
+        self._written(outcome.result, job.epoch, job.offset, job.events, outcome.nbytes, job.started)
+
+    def _written(self, res: CasResult, epoch: int, offset: int, events: int, nbytes: int, started: float) -> None:
+        if not res.ok:
+            if res.code == CAS_STALE_EPOCH:
+                raise OwnershipLostError(self.topic, self.partition_id, epoch, f"checkpoint refused: Redis epoch is now {res.current}")
+            logs.event(log, logging.ERROR, "checkpoint_backwards_refused", **self.ctx(offset=offset, stored=res.current))
+            return
+        if offset < self.offset:
+            return
+        self.offset = offset
+        self.events = events
+        self.started = started
+        self.nbytes = nbytes
+        self.ts_ms = int(time.time() * 1000)

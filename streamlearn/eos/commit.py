@@ -1,0 +1,156 @@
+"""Step 4, commit: when a partition's open batch is committed, and how.
+
+Exactly-once: the input offset goes into the transaction, then the
+transaction commits; predictions, dead letters and the offset become visible
+together (I1). Only what librdkafka calls retriable is retried; anything else
+aborts, and the task rebuilds its model from the checkpoint (I2).
+At-least-once: flush the produced predictions, then record the offset in
+Redis under the epoch CAS; a crash between the two re-emits predictions.
+
+Cadence: a batch commits every `commit_interval_ms`, or sooner at
+`max_batch` records, with the partitions' deadlines staggered over the
+interval.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from connectors import kafka_io
+from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
+from streamlearn import logs
+from streamlearn.eos.heartbeat import Heartbeat
+from streamlearn.eos.ownership import TXN_TIMEOUT_S
+from streamlearn.errors import OwnershipLostError
+
+log = logs.get("protocol")
+
+COMMIT_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+_COMMIT_RETRIES = 5
+
+
+@dataclass
+class OpenBatch:
+    """What a partition has produced since its last commit."""
+
+    transaction: bool = False  # exactly_once: a Kafka transaction is begun and not yet committed or aborted
+    records: int = 0  # live records processed into the batch (at_least_once: produced, not yet flushed)
+
+    @property
+    def open(self) -> bool:
+        """Something to commit: no checkpoint may be taken until it is (I4)."""
+        return self.transaction or self.records > 0
+
+    def reset(self) -> None:
+        self.transaction = False
+        self.records = 0
+
+
+class Verdict(enum.Enum):
+    COMMITTED = "committed"
+    ABORT = "abort"  # the transaction is aborted: restore the model, the producer is still ours
+    REOWN = "reown"  # the producer is fenced or failed: take ownership again (if still ours), then restore
+
+
+def commit_transaction(
+    producer: Producer,
+    consumer: Consumer,
+    topic: str,
+    partition_id: int,
+    next_offset: int,
+    transaction_timeout_ms: int,
+    heartbeat: Heartbeat,
+    ctx: Callable[..., dict[str, Any]],
+) -> Verdict:
+    """Offsets into the transaction, then commit; retry only what librdkafka says is retriable.
+
+    The offsets must be in the transaction before it commits: committing
+    predictions without their input offsets would replay (and re-emit)
+    them after a restart. So a failed send_offsets is retried, never skipped.
+    """
+    offsets = [TopicPartition(topic, partition_id, next_offset)]
+    meta = consumer.consumer_group_metadata()
+    # One call may not outlive the transaction itself: past that the broker aborts it anyway.
+    call_timeout = min(TXN_TIMEOUT_S, transaction_timeout_ms / 1000)
+    offsets_added = False
+    for attempt in range(_COMMIT_RETRIES):
+        heartbeat.beat()
+        try:
+            if not offsets_added:
+                producer.send_offsets_to_transaction(offsets, meta, call_timeout)
+                offsets_added = True
+            producer.commit_transaction(call_timeout)
+            return Verdict.COMMITTED
+        except KafkaException as exc:
+            if kafka_io.is_fenced(exc):
+                # Fenced by a newer owner (then the Redis epoch moved: recovery raises
+                # OwnershipLostError), or by the broker aborting our timed-out transaction
+                # (e.g. across a broker restart; nobody else owns the partition: re-own it).
+                logs.event(log, logging.WARNING, "transaction_fenced", **ctx(offset=next_offset, reason=str(exc.args[0])))
+                return Verdict.REOWN
+            if (kafka_io.requires_abort(exc) or kafka_io.is_fatal(exc) or not kafka_io.is_retriable(exc)
+                    or attempt == _COMMIT_RETRIES - 1):
+                logs.event(log, logging.WARNING, "transaction_aborted", **ctx(offset=next_offset, reason=str(exc.args[0])))
+                return Verdict.REOWN if kafka_io.is_fatal(exc) else Verdict.ABORT
+            logs.event(log, logging.WARNING, "commit_retry", **ctx(
+                offset=next_offset, attempt=attempt + 1, step="commit" if offsets_added else "send_offsets", reason=str(exc.args[0])))
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def flush_and_record(producer: Producer, store: CheckpointStore, topic: str, partition_id: int, epoch: int, next_offset: int) -> None:
+    """at_least_once: every prediction acknowledged, then the offset written under the epoch CAS."""
+    remaining = producer.flush(TXN_TIMEOUT_S)
+    if remaining:
+        raise kafka_io.KafkaUnavailable(f"{remaining} predictions of {topic}[{partition_id}] not acknowledged within {TXN_TIMEOUT_S:.0f}s")
+    res = store.commit_offset(partition_id, epoch, next_offset)
+    if not res.ok and res.code == CAS_STALE_EPOCH:
+        raise OwnershipLostError(topic, partition_id, epoch, f"Redis epoch is now {res.current}")
+
+
+@dataclass
+class CommitStats:
+    """Commit latency histogram, published with the status (bounds: COMMIT_BUCKETS_MS, last bucket: above)."""
+
+    hist: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS_MS) + 1))
+    sum_ms: float = 0.0
+    count: int = 0
+
+    def observe(self, ms: float) -> None:
+        self.count += 1
+        self.sum_ms += ms
+        for i, bound in enumerate(COMMIT_BUCKETS_MS):
+            if ms <= bound:
+                self.hist[i] += 1
+                return
+        self.hist[-1] += 1
+
+
+class CommitCadence:
+    """Staggered commit deadlines: partition i of n commits at phase i/n of the interval.
+
+    One transaction commit costs a few ms; committing all n back to back made the
+    last partition's records wait for n commits, every interval (the latency tail).
+    """
+
+    def __init__(self, partition_ids: Iterable[int], interval_s: float, max_batch: int, now: float) -> None:
+        ids = sorted(partition_ids)
+        self.interval_s = interval_s
+        self.max_batch = max_batch
+        self._next = {p: now + interval_s * (i + 1) / len(ids) for i, p in enumerate(ids)}
+
+    def soonest(self, partition_ids: Iterable[int]) -> float:
+        return min(self._next[p] for p in partition_ids)
+
+    def due(self, open_records: Mapping[int, int], now: float) -> list[int]:
+        """The partitions to commit now (deadline passed or batch full); their next deadlines move on."""
+        due = [p for p, n in open_records.items() if self._next[p] <= now or n >= self.max_batch]
+        for p in due:
+            nxt = self._next[p] + self.interval_s
+            self._next[p] = nxt if nxt > now else now + self.interval_s
+        return due

@@ -1,0 +1,111 @@
+"""Step 1, take ownership: the Redis epoch, the lease and the transactional producer.
+
+`take` bumps the partition's epoch in Redis (INCR) and, under exactly_once,
+creates the transactional producer `{app}-{topic}-{p}` and calls
+init_transactions(): the broker bumps the producer epoch, which fences any
+older owner and aborts its open transaction (I3 for output). The Redis epoch
+fences older owners' checkpoints and offset writes (I3 for state: every CAS
+refuses a stale epoch). `ensure_owner` and `renew_lease` are the two checks
+that tell this owner it has been replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore
+from streamlearn import faults, logs
+from streamlearn.config import AppConfig
+from streamlearn.eos.heartbeat import Heartbeat
+from streamlearn.errors import OwnershipLostError
+
+log = logs.get("protocol")
+
+TXN_TIMEOUT_S = 30.0  # bound on one blocking transactional call (init, flush, abort)
+
+
+class Ownership:
+    """This owner's claim on one partition: its epoch, its lease and (exactly_once) its producer."""
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        store: CheckpointStore,
+        partition_id: int,
+        owner: str,
+        heartbeat: Heartbeat,
+        shared_producer: Producer | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.partition_id = partition_id
+        self.topic = cfg.kafka.input_topic
+        self.owner = owner
+        self.heartbeat = heartbeat
+        self.eos = cfg.processing.guarantee == "exactly_once"
+        self.lease_ms = int(cfg.processing.owner_lease_s * 1000)
+        self.epoch = 0
+        # exactly_once: this partition's transactional producer; at_least_once: the worker's shared one.
+        self.producer: Producer | None = shared_producer
+
+    def ctx(self, **more: Any) -> dict[str, Any]:
+        """The fields every protocol log line carries, so one partition's history can be grepped."""
+        return {"topic": self.topic, "partition": self.partition_id, "epoch": self.epoch, **more}
+
+    def lost(self, epoch: int, reason: str) -> OwnershipLostError:
+        return OwnershipLostError(self.topic, self.partition_id, epoch, reason)
+
+    def take(self) -> None:
+        self.epoch = self.store.next_epoch(self.partition_id)
+        self.store.renew_lease(self.partition_id, self.epoch, self.owner, self.lease_ms)
+        if faults.ENABLED:
+            faults.point("take_ownership")
+        if self.eos:
+            if self.producer is not None:
+                self.close()
+            self.producer = kafka_io.make_transactional_producer(
+                self.cfg.kafka.bootstrap,
+                f"{self.cfg.app}-{self.topic}-{self.partition_id}",
+                self.cfg.kafka.transaction_timeout_ms,
+                self.cfg.kafka.producer,
+            )
+            # Fences the previous owner and aborts its open transaction.
+            self.heartbeat.beat()
+            self.producer.init_transactions(TXN_TIMEOUT_S)
+        logs.event(log, logging.INFO, "ownership_taken", **self.ctx(owner=self.owner))
+
+    def ensure_owner(self) -> None:
+        """OwnershipLostError if another owner has bumped the partition's Redis epoch since ours."""
+        current = self.store.current_epoch(self.partition_id)
+        if current != self.epoch:
+            raise self.lost(self.epoch, f"Redis epoch is now {current}")
+
+    def renew_lease(self) -> None:
+        res = self.store.renew_lease(self.partition_id, self.epoch, self.owner, self.lease_ms)
+        if not res.ok:
+            raise self.lost(self.epoch, f"Redis epoch is now {res.current}")
+
+    def release_lease(self) -> None:
+        self.store.release_lease(self.partition_id, self.owner)
+
+    def abort(self) -> bool:
+        """Abort the open transaction; False if the producer could not (fenced or failed: it must be replaced)."""
+        if self.eos and self.producer is not None:
+            try:
+                self.producer.abort_transaction(TXN_TIMEOUT_S)
+            except KafkaException:
+                return False
+        return True
+
+    def close(self) -> None:
+        if self.producer is not None and self.eos:
+            try:
+                self.producer.flush(5)
+            except KafkaException as exc:
+                # A fenced or fatally failed producer has nothing left that could ever commit.
+                logs.event(log, logging.INFO, "producer_closed_with_error", **self.ctx(error=str(exc.args[0])[:200]))
+        self.producer = None

@@ -1,0 +1,123 @@
+"""Step 2, restore: checkpoint R and committed offset K, then replay [R, K) emitting nothing.
+
+The checkpoint is HMAC-verified before it is unpickled (`state.checkpoint`).
+R <= K by I4; a checkpoint that claims more is refused rather than trusted.
+Replay runs the records the group already committed through the same
+predict → learn sequence as live processing (`model.step`), with no
+emitters: their predictions are already visible, and some river transformers
+change state while predicting, so skipping predict would break I2.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore
+from streamlearn import faults, logs
+from streamlearn.config import AppConfig
+from streamlearn.errors import CheckpointError
+from streamlearn.model import step
+from streamlearn.model.codec import EventDecoder
+from streamlearn.model.spec import build_metric, build_model
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import ModelState
+
+log = logs.get("protocol")
+
+LogContext = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Restored:
+    state: ModelState  # as of the checkpoint: state.offset is R, where reading starts
+    committed: int  # K: replay [R, K) silently, emit from K on
+
+
+def restore_state(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, ckpt_key: bytes, ctx: LogContext) -> Restored:
+    """Load checkpoint R and committed K (Kafka's under exactly_once, Redis's under at_least_once)."""
+    topic = cfg.kafka.input_topic
+    low, _high = kafka_io.watermarks(consumer, topic, partition_id)
+    if cfg.processing.guarantee == "exactly_once":
+        committed = kafka_io.committed_offsets(consumer, topic, [partition_id])[partition_id]
+    else:
+        committed = store.committed_offset(partition_id)
+    state = _load_checkpoint(cfg, store, partition_id, ckpt_key, committed, ctx)
+    if state is None:
+        state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=low, model_version=0, events=0)
+    if state.offset < low:
+        logs.event(
+            log, logging.WARNING, "retention_gap",
+            **ctx(checkpoint_offset=state.offset, earliest_retained=low,
+                  note="records before the earliest retained offset are gone; the model cannot include them"),
+        )
+        state.offset = low
+    k = committed if committed is not None else state.offset
+    k = max(k, state.offset)
+    logs.event(log, logging.INFO, "restored", **ctx(checkpoint_offset=state.offset, committed_offset=k, replay=k - state.offset))
+    return Restored(state, k)
+
+
+def _load_checkpoint(
+    cfg: AppConfig, store: CheckpointStore, partition_id: int, ckpt_key: bytes, committed: int | None, ctx: LogContext
+) -> ModelState | None:
+    policy = cfg.checkpoint.on_invalid
+    stored = store.read_checkpoint(partition_id)
+    if stored is None:
+        return None
+    candidates = [("latest", stored)]
+    if policy == "previous":
+        prev = store.read_previous_checkpoint(partition_id)
+        if prev is not None:
+            candidates.append(("previous", prev))
+    for which, cand in candidates:
+        try:
+            state = checkpoint.decode(cand.blob, ckpt_key)
+        except CheckpointError as exc:
+            logs.event(log, logging.ERROR, "checkpoint_refused", **ctx(which=which, offset=cand.offset, reason=exc.message))
+            store.incr_counter(partition_id, "checkpoints_refused")
+            if policy == "fail":
+                raise CheckpointError(exc.message, topic=cfg.kafka.input_topic, partition=partition_id,
+                                      hint="set checkpoint.on_invalid to previous or replay_earliest, or delete the key") from None
+            continue
+        if state.offset != cand.offset:
+            logs.event(log, logging.ERROR, "checkpoint_offset_mismatch", **ctx(blob_offset=state.offset, stored_offset=cand.offset))
+            continue
+        if committed is not None and state.offset > committed:
+            # Would break I4; never written by this protocol, but refuse rather than emit twice.
+            logs.event(log, logging.ERROR, "checkpoint_ahead_of_commit", **ctx(checkpoint_offset=state.offset, committed_offset=committed))
+            continue
+        return state
+    logs.event(log, logging.WARNING, "checkpoint_fallback_replay", **ctx(policy=policy))
+    return None
+
+
+def replay(
+    state: ModelState, records: Sequence[Any], replay_until: int, decoder: EventDecoder, partition_id: int, is_classifier: bool
+) -> tuple[Sequence[Any], bool]:
+    """Run the records below K through the model silently; returns the live rest, and whether replay is done."""
+    live_from = 0
+    while live_from < len(records) and records[live_from].offset() < replay_until:
+        live_from += 1
+    step.process(state, records[:live_from], decoder, partition_id, is_classifier, None, None)
+    if faults.ENABLED:
+        faults.point("during_replay")
+    done = live_from < len(records) or state.offset >= replay_until
+    if done:
+        state.offset = max(state.offset, replay_until)
+    return records[live_from:], done
+
+
+def seek_to(consumer: Consumer, topic: str, partition_id: int, offset: int) -> None:
+    """Move the shared consumer to where a recovered partition starts reading again."""
+    tp = TopicPartition(topic, partition_id, offset)
+    try:
+        consumer.seek(tp)
+    except KafkaException:
+        consumer.incremental_unassign([TopicPartition(topic, partition_id)])
+        consumer.incremental_assign([tp])

@@ -1,0 +1,59 @@
+"""The fields one partition publishes to its status hash in Redis.
+
+`streamlearn status`, the metrics exporter and the demo read them: the names,
+and the phase values, never change.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from streamlearn.eos.checkpointing import Checkpoints
+from streamlearn.eos.commit import CommitStats
+from streamlearn.eos.phase import Phase
+from streamlearn.state.checkpoint import ModelState
+
+
+def status_fields(
+    *,
+    owner: str,
+    epoch: int,
+    phase: Phase,
+    committed_offset: int,
+    state: ModelState,
+    checkpoints: Checkpoints,
+    commits: CommitStats,
+    high_watermark: int | None,
+    eps: float,
+) -> dict[str, str | int | float]:
+    metric = state.metric
+    try:
+        metric_value = float(metric.get())
+    except Exception:
+        metric_value = float("nan")
+    fields: dict[str, str | int | float] = {
+        "owner": owner,
+        "pid": os.getpid(),
+        "epoch": epoch,
+        "phase": phase.value,
+        "committed_offset": committed_offset,
+        "position": state.offset,
+        "checkpoint_offset": checkpoints.offset,
+        "checkpoint_ts_ms": checkpoints.ts_ms,
+        "checkpoint_bytes": checkpoints.nbytes,
+        "events": state.events,
+        "dlq": int(state.extra.get("dlq", 0)),
+        "model_version": state.model_version,
+        "metric_name": type(metric).__name__,
+        "metric_value": metric_value,
+        "eps": round(eps, 1),
+        "commits": commits.count,
+        "commit_sum_ms": round(commits.sum_ms, 3),
+        "commit_hist": ",".join(map(str, commits.hist)),
+        "updated_ms": int(time.time() * 1000),
+    }
+    if high_watermark is not None:
+        fields["high_watermark"] = high_watermark
+        fields["lag"] = max(high_watermark - state.offset, 0)
+    return fields
