@@ -101,6 +101,8 @@ class LocalKafka(LocalService):
     """One KRaft broker+controller process with its own state dir."""
 
     name = "Kafka broker"
+    config_name = "server.properties"
+    default_dir = "kafka"
 
     def __init__(self, state_dir: Path | None = None, cache_dir: Path | None = None,
                  port: int = DEFAULT_PORT, controller_port: int = DEFAULT_CONTROLLER_PORT,
@@ -108,23 +110,13 @@ class LocalKafka(LocalService):
                  ready_timeout: float = READY_TIMEOUT_S) -> None:
         """``port``/``controller_port`` are preferences (0: any free port); ``extra_config``
         overrides broker settings (e.g. shorter transaction timeouts for chaos tests)."""
-        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else paths.cache_dir()
-        super().__init__(state_dir or self.cache_dir / "services" / "kafka")
-        self.preferred_port = port
+        super().__init__(state_dir, cache_dir, port)
         self.preferred_controller_port = controller_port
         self.version = version or paths.kafka_version()
         self.extra_config = dict(extra_config or {})
         self.ready_timeout = ready_timeout
 
     # -- files ---------------------------------------------------------------
-    @property
-    def config_file(self) -> Path:
-        return self.state_dir / "server.properties"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
@@ -138,16 +130,7 @@ class LocalKafka(LocalService):
     def _logs(self) -> list[Path]:
         return [self.log_file, self.state_dir / "kafka.out"]
 
-    @property
-    def marker(self) -> str:
-        return str(self.config_file)
-
     # -- addresses -----------------------------------------------------------
-    @property
-    def port(self) -> int:
-        """The broker port in use (or last used; the preferred one before any start)."""
-        return int(self.state().get("port") or self.preferred_port)
-
     @property
     def bootstrap(self) -> str:
         """``bootstrap.servers`` for clients, e.g. ``127.0.0.1:9092``."""

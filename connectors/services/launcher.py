@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from connectors.services import process
+from connectors.services import paths, process
 from connectors.services.errors import ServiceStartError
 
 log = logging.getLogger("connectors.services")
@@ -31,10 +31,30 @@ class LocalService:
     name = "service"
     #: Seconds to wait for a graceful stop before SIGKILL.
     stop_timeout = 60.0
+    #: The service's config file in its state dir; its path marks our process.
+    config_name = "service.conf"
+    #: Sub-dir of ``<cache>/services`` holding the default (shared) instance.
+    default_dir = "service"
 
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = Path(state_dir).expanduser().resolve()
+    def __init__(self, state_dir: Path | None, cache_dir: Path | None, port: int) -> None:
+        """``state_dir`` None: the shared instance in the cache; ``port`` is a preference (0: any)."""
+        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else paths.cache_dir()
+        self.state_dir = Path(state_dir or self.cache_dir / "services" / self.default_dir).expanduser().resolve()
         self.state_file = self.state_dir / "state.json"
+        self.preferred_port = port
+
+    @property
+    def config_file(self) -> Path:
+        return self.state_dir / self.config_name
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def port(self) -> int:
+        """The port in use (or last used; the preferred one before any start)."""
+        return int(self.state().get("port") or self.preferred_port)
 
     # -- state ---------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -49,7 +69,7 @@ class LocalService:
     @property
     def marker(self) -> str:
         """A string only our process has in its command line (its config path)."""
-        raise NotImplementedError
+        return str(self.config_file)
 
     @property
     def pid(self) -> int | None:

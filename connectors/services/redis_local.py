@@ -121,6 +121,8 @@ class LocalRedis(LocalService):
 
     name = "redis-server"
     stop_timeout = 30.0
+    config_name = "redis.conf"
+    default_dir = "redis"
 
     def __init__(self, state_dir: Path | None = None, cache_dir: Path | None = None,
                  port: int = DEFAULT_PORT, password: str | None = None,
@@ -128,22 +130,12 @@ class LocalRedis(LocalService):
                  ready_timeout: float = READY_TIMEOUT_S) -> None:
         """``port`` is a preference (0: any free port); ``password`` defaults to
         ``STREAMLEARN_REDIS_PASSWORD``."""
-        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else paths.cache_dir()
-        super().__init__(state_dir or self.cache_dir / "services" / "redis")
-        self.preferred_port = port
+        super().__init__(state_dir, cache_dir, port)
         self.password = password if password is not None else (
             os.environ.get("STREAMLEARN_REDIS_PASSWORD") or None)
         self.appendfsync = appendfsync or os.environ.get(
             "STREAMLEARN_REDIS_APPENDFSYNC", "always")
         self.ready_timeout = ready_timeout
-
-    @property
-    def config_file(self) -> Path:
-        return self.state_dir / "redis.conf"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
 
     @property
     def log_file(self) -> Path:
@@ -152,15 +144,6 @@ class LocalRedis(LocalService):
     @property
     def _logs(self) -> list[Path]:
         return [self.log_file, self.state_dir / "redis.out"]
-
-    @property
-    def marker(self) -> str:
-        return str(self.config_file)
-
-    @property
-    def port(self) -> int:
-        """The port in use (or last used; the preferred one before any start)."""
-        return int(self.state().get("port") or self.preferred_port)
 
     @property
     def url(self) -> str:
