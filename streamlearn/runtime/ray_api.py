@@ -106,7 +106,10 @@ def init(address: str | None, workers: int) -> None:
         # A task on an actor that died waits this long for the GCS's "why" before it fails
         # (default 1 s, seen as 1.8 s from SIGKILL to the error here). The Coordinator
         # restarts on any actor error whatever the reason, so the wait is pure recovery time.
-        ray.init(num_cpus=max(os.cpu_count() or 1, workers) + workers,
+        # address="local": always a new instance of our own. Without it ray.init() joins the
+        # last cluster `ray start` left on this machine (someone else's), where the
+        # settings below are refused and our actors would run on their nodes.
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers) + workers,
                  _system_config={"timeout_ms_task_wait_for_death_info": DEATH_INFO_WAIT_MS}, **kwargs)
 
 
