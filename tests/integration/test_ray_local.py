@@ -36,7 +36,7 @@ def foreign_ray_head(tmp_path: Path) -> Iterator[str]:
     marker = Path("/tmp/ray/ray_current_cluster")
     before = marker.stat().st_mtime if marker.exists() else 0.0
     try:
-        poll(lambda: marker.exists() and marker.stat().st_mtime > before or proc.poll() is not None, 120,
+        poll(lambda: (marker.exists() and marker.stat().st_mtime > before) or proc.poll() is not None, 120,
              "the foreign Ray head to record itself")
         assert proc.poll() is None, (tmp_path / "ray-head.log").read_text()[-2000:]
         yield marker.read_text().strip()
