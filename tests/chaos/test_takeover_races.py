@@ -29,15 +29,19 @@ from tests.chaos.checker import (
     read_topic,
     scenario_store,
 )
-from tests.chaos.harness import PARTITIONS, ChaosEnv, Scenario, alive, record_result, wait_for
+from tests.chaos.harness import (
+    PARTITIONS,
+    ChaosEnv,
+    Scenario,
+    record_result,
+    redis_key,
+    wait_for,
+    wake_after_take_over,
+)
 
 DONE_TIMEOUT_S = 600
 LEASE_S = 8.0
 OUTAGE_S = 10.0
-
-
-def _key(sc: Scenario, p: int, kind: str) -> str:
-    return f"streamlearn:{sc.app}:{sc.topic}:{p}:{kind}"
 
 
 class UnownedSampler:
@@ -62,7 +66,7 @@ class UnownedSampler:
         while not self._stop.wait(0.1):
             now = time.monotonic()
             for p in range(PARTITIONS):
-                held = self.r.exists(_key(self.sc, p, "lease"))
+                held = self.r.exists(redis_key(self.sc, p, "lease"))
                 since = self._since[p]
                 if held:
                     self._since[p] = None
@@ -89,7 +93,7 @@ def test_zombie_woken_between_check_and_retake_is_refused(chaos_env: ChaosEnv) -
         d = sc.start()
         producer = sc.produce_in_background(recs)
         wait_for(lambda: caught_up(sc, len(recs) // 4), DONE_TIMEOUT_S, "a quarter of the input committed")
-        wait_for(lambda: all(r.exists(_key(sc, p, "lease")) for p in range(PARTITIONS)), 60, "every partition leased")
+        wait_for(lambda: all(r.exists(redis_key(sc, p, "lease")) for p in range(PARTITIONS)), 60, "every partition leased")
         with UnownedSampler(r, sc) as unowned:
             # Fence partition 0's producer from outside (its transactional id, a new producer epoch) while
             # the Redis epoch stays the owner's: its next commit is fenced, it recovers, finds the epoch
@@ -102,19 +106,14 @@ def test_zombie_woken_between_check_and_retake_is_refused(chaos_env: ChaosEnv) -
             zombie = int(wait_for(lambda: marker.read_text().strip(), 10, "the frozen worker's pid"))
             try:
                 wait_for(lambda: _stopped(zombie), 30, f"worker {zombie} to be frozen")
-                parts = [p for p in range(PARTITIONS) if int(r.hget(_key(sc, p, "status"), "pid") or 0) == zombie]
+                parts = [p for p in range(PARTITIONS) if int(r.hget(redis_key(sc, p, "status"), "pid") or 0) == zombie]
                 assert 0 in parts, f"partition 0 was not the frozen worker's: {parts}"
-                epochs = {p: int(r.get(_key(sc, p, "epoch")) or 0) for p in parts}
-
-                def taken_over() -> bool:
-                    return all(int(r.get(_key(sc, p, "epoch")) or 0) > epochs[p]
-                               and int(r.hget(_key(sc, p, "status"), "pid") or 0) not in (0, zombie) for p in parts)
-
-                wait_for(taken_over, 120, f"partitions {parts} of the frozen worker {zombie} to be owned elsewhere")
-            finally:
+                epochs = {p: int(r.get(redis_key(sc, p, "epoch")) or 0) for p in parts}
+            except BaseException:
                 os.kill(zombie, signal.SIGCONT)
+                raise
             # It wakes inside recover(), right before its re-take: refused, it drops everything and retires.
-            wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire and exit")
+            wake_after_take_over(r, sc, zombie, parts, epochs)
             producer.join()
             wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed")
         sc.stop(d)
