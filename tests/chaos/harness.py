@@ -302,3 +302,15 @@ def wake_after_take_over(r: Any, sc: Scenario, zombie: int, parts: list[int], ep
     finally:
         os.kill(zombie, signal.SIGCONT)
     wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire and exit")
+
+
+def redis_outage(sc: Scenario, d: Driver, seconds: float) -> None:
+    """Stop the scenario's Redis for `seconds`; the driver must log its pause, then its resume."""
+    sc.env.redis.stop()
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: "redis_unreachable_pausing" in d.log(), 60, "the workers' pause log line")
+        time.sleep(max(seconds - (time.monotonic() - t0), 0))  # the outage itself, not a synchronisation
+    finally:
+        sc.env.redis.start()
+    wait_for(lambda: "redis_back_resuming" in d.log(), 60, "the workers' resume log line")

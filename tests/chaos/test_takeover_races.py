@@ -35,6 +35,7 @@ from tests.chaos.harness import (
     Scenario,
     record_result,
     redis_key,
+    redis_outage,
     wait_for,
     wake_after_take_over,
 )
@@ -140,14 +141,7 @@ def test_at_least_once_pauses_through_a_redis_outage_and_re_emits_nothing(chaos_
     d = sc.start()
     producer = sc.produce_in_background(recs)
     wait_for(lambda: recorded() >= len(recs) // 3, DONE_TIMEOUT_S, "a third of the input recorded")
-    chaos_env.redis.stop()
-    t0 = time.monotonic()
-    try:
-        wait_for(lambda: "redis_unreachable_pausing" in d.log(), 60, "the workers' pause log line")
-        time.sleep(max(OUTAGE_S - (time.monotonic() - t0), 0))  # the outage itself, not a synchronisation
-    finally:
-        chaos_env.redis.start()
-    wait_for(lambda: "redis_back_resuming" in d.log(), 60, "the workers' resume log line")
+    redis_outage(sc, d, OUTAGE_S)
     producer.join()
     wait_for(lambda: recorded() >= len(recs), DONE_TIMEOUT_S, "all input recorded after the outage")
     sc.stop(d)
