@@ -250,3 +250,14 @@ def cached_high_watermark(consumer: Consumer, topic: str, partition: int) -> int
     except KafkaException:
         return None
     return int(high) if high >= 0 else None
+
+
+def offset_for_time(consumer: Consumer, topic: str, partition: int, ts_ms: int, timeout_s: float = 10.0) -> int | None:
+    """The first offset whose record timestamp is at or after ts_ms; None if there is none yet."""
+    try:
+        (tp,) = consumer.offsets_for_times([TopicPartition(topic, partition, ts_ms)], timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"offset of {topic}[{partition}] at {ts_ms} ms unavailable: {exc.args[0]}") from None
+    if tp.error is not None:
+        raise KafkaUnavailable(f"offset of {topic}[{partition}] at {ts_ms} ms unavailable: {tp.error}")
+    return tp.offset if tp.offset >= 0 else None

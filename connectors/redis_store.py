@@ -2,10 +2,11 @@
 
 Knows nothing about models: a checkpoint is an opaque blob plus the input
 offset it reflects and the epoch of the owner that wrote it. Every write
-that could come from a zombie is a Lua script that first compares the
-caller's epoch with the current one, so a fenced worker can never overwrite
-what the new owner wrote (I3), and a checkpoint offset can never move
-backwards.
+that could come from a zombie (checkpoint, offset, lease renewal and
+release, status, and a re-take of the epoch itself) is a Lua script that
+first compares the caller's epoch with the current one, so a fenced worker
+can never overwrite what the new owner wrote (I3), and a checkpoint offset
+can never move backwards.
 """
 
 from __future__ import annotations
@@ -46,6 +47,50 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) ~= cur then return {-1, cur} end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return {1, 0}
+"""
+
+# KEYS: epoch, lease   ARGV: expected epoch ('' = any), owner, px
+# Take-over in one step: a check-then-INCR in two round trips let a woken zombie
+# pass the check, lose the CPU, then bump the epoch past the rightful new owner.
+# A retry whose first attempt ran but lost its reply finds epoch expected+1 under its own
+# lease: that take was its own, so it succeeds again instead of reporting a stale epoch.
+_TAKE_EPOCH = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= cur then
+  if cur == tonumber(ARGV[1]) + 1 and redis.call('GET', KEYS[2]) == ARGV[2] then return {1, cur} end
+  return {-1, cur}
+end
+local new = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return {1, new}
+"""
+
+# KEYS: epoch, lease   ARGV: epoch, owner
+_RELEASE_LEASE = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) ~= cur then return {-1, cur} end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return {1, 0}
+"""
+
+# KEYS: epoch, status   ARGV: epoch, field1, value1, field2, value2, ...
+_PUBLISH_STATUS = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) ~= cur then return {-1, cur} end
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+return {1, 0}
+"""
+
+# KEYS: epoch, start   ARGV: epoch, offset
+# The first owner's decision on where a new partition starts (processing.start_from) is kept:
+# later owners read it instead of deciding again ("latest" would have moved on).
+_RECORD_START = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) ~= cur then return {-1, cur} end
+local old = redis.call('GET', KEYS[2])
+if old then return {1, tonumber(old)} end
+redis.call('SET', KEYS[2], ARGV[2])
+return {1, tonumber(ARGV[2])}
 """
 
 CAS_OK = 1
@@ -129,6 +174,10 @@ class CheckpointStore:
         self._cas_ckpt = client.register_script(_CAS_CHECKPOINT)
         self._cas_offset = client.register_script(_CAS_OFFSET)
         self._renew = client.register_script(_RENEW_LEASE)
+        self._take = client.register_script(_TAKE_EPOCH)
+        self._release = client.register_script(_RELEASE_LEASE)
+        self._status = client.register_script(_PUBLISH_STATUS)
+        self._start = client.register_script(_RECORD_START)
 
     def key(self, partition: int, kind: str) -> str:
         return f"{self._base}:{partition}:{kind}"
@@ -136,6 +185,17 @@ class CheckpointStore:
     # --- ownership -------------------------------------------------------
     def next_epoch(self, partition: int) -> int:
         return int(self.r.incr(self.key(partition, "epoch")))
+
+    def take_epoch(self, partition: int, owner: str, lease_ms: int, *, expected: int | None = None) -> CasResult:
+        """Bump the epoch and set the lease in one step; `current` is the new epoch when ok.
+
+        `expected=None`: an assigned owner takes unconditionally (it fences whoever held it).
+        `expected=e`: a re-take by the owner of epoch e, refused (CAS_STALE_EPOCH) if
+        another owner has taken the partition since.
+        """
+        code, cur = self._take(keys=[self.key(partition, "epoch"), self.key(partition, "lease")],
+                               args=["" if expected is None else expected, owner, lease_ms])
+        return CasResult(int(code) == CAS_OK, int(code), int(cur))
 
     def current_epoch(self, partition: int) -> int:
         raw = self.r.get(self.key(partition, "epoch"))
@@ -145,12 +205,13 @@ class CheckpointStore:
         code, cur = self._renew(keys=[self.key(partition, "epoch"), self.key(partition, "lease")], args=[epoch, owner, lease_ms])
         return CasResult(int(code) == CAS_OK, int(code), int(cur))
 
-    def release_lease(self, partition: int, owner: str) -> None:
-        """Graceful stop: drop the lease if it is still ours, so status shows the partition unowned."""
-        key = self.key(partition, "lease")
-        raw = self.r.get(key)
-        if raw is not None and raw.decode() == owner:
-            self.r.delete(key)
+    def release_lease(self, partition: int, epoch: int, owner: str) -> CasResult:
+        """Graceful stop: drop the lease if it is still ours, so status shows the partition unowned.
+
+        One script: a zombie (stale epoch) never deletes the new owner's lease.
+        """
+        code, cur = self._release(keys=[self.key(partition, "epoch"), self.key(partition, "lease")], args=[epoch, owner])
+        return CasResult(int(code) == CAS_OK, int(code), int(cur))
 
     def lease(self, partition: int) -> tuple[str | None, int]:
         """(owner, remaining ms) of the partition's lease; (None, 0) when expired."""
@@ -203,9 +264,27 @@ class CheckpointStore:
         raw = self.r.get(self.key(partition, "offset"))
         return int(raw) if raw is not None else None
 
+    # --- start position of a new partition ------------------------------
+    def record_start(self, partition: int, epoch: int, offset: int) -> CasResult:
+        """Keep `offset` as where the partition's first model starts, unless one is kept already.
+
+        `current` is the offset kept (this one, or the earlier owner's) when ok.
+        """
+        code, cur = self._start(keys=[self.key(partition, "epoch"), self.key(partition, "start")], args=[epoch, offset])
+        return CasResult(int(code) == CAS_OK, int(code), int(cur))
+
+    def start_offset(self, partition: int) -> int | None:
+        raw = self.r.get(self.key(partition, "start"))
+        return int(raw) if raw is not None else None
+
     # --- status ------------------------------------------------------------
-    def publish_status(self, partition: int, fields: dict[str, str | int | float]) -> None:
-        self.r.hset(self.key(partition, "status"), mapping=fields)  # type: ignore[arg-type]
+    def publish_status(self, partition: int, epoch: int, fields: dict[str, str | int | float]) -> CasResult:
+        """Write the partition's status hash if `epoch` is still current: a zombie's status never lands."""
+        flat: list[str | int | float] = [epoch]
+        for name, value in fields.items():
+            flat += [name, value]
+        code, cur = self._status(keys=[self.key(partition, "epoch"), self.key(partition, "status")], args=flat)
+        return CasResult(int(code) == CAS_OK, int(code), int(cur))
 
     def read_status(self, partition: int) -> dict[str, str]:
         raw = self.r.hgetall(self.key(partition, "status"))

@@ -13,6 +13,7 @@ import difflib
 import importlib
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,6 +151,43 @@ class ProcessingConfig(_Section):
     )
     status_interval_s: float = Field(1.0, gt=0, description="How often workers publish status and metrics to Redis.")
     redis_retry_s: float = Field(1.0, gt=0, description="Pause between retries while Redis is unreachable.")
+    start_from: str = Field(
+        "earliest",
+        description="Where a partition with no checkpoint and no committed offset starts: `earliest` (the whole retained "
+                    "topic), `latest` (only events produced from now on) or an ISO 8601 timestamp with a time zone, e.g. "
+                    "`2025-11-24T12:00:00Z` (the first event at or after it). The position chosen is kept in Redis, "
+                    "so a restart never re-decides it.",
+    )
+    on_missing_committed_offset: Literal["fail", "warn"] = Field(
+        "fail",
+        description="A partition has a checkpoint at offset R > 0 but its consumer group has no committed offset (the "
+                    "group's offsets expired after offsets.retention.minutes, or kafka.group_id changed). fail: refuse to "
+                    "run it, logging committed_offset_missing, until the offset is restored. warn: log it loudly and go on "
+                    "from R; predictions of the events after R that were already committed are written again.",
+    )
+
+    @field_validator("start_from", mode="before")
+    @classmethod
+    def _start_from(cls, v: Any) -> str:
+        # YAML reads an unquoted timestamp as a datetime: accept it like its text.
+        text = v.isoformat() if isinstance(v, datetime) else v
+        if not isinstance(text, str):
+            raise ValueError("must be earliest, latest or an ISO 8601 timestamp (e.g. 2025-11-24T12:00:00Z)")
+        start_position(text)
+        return text
+
+
+def start_position(text: str) -> str | datetime:
+    """`processing.start_from` parsed: "earliest", "latest", or a time-zone-aware datetime (ValueError otherwise)."""
+    if text in ("earliest", "latest"):
+        return text
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"'{text}' is neither earliest, latest nor an ISO 8601 timestamp (e.g. 2025-11-24T12:00:00Z)") from None
+    if when.tzinfo is None:
+        raise ValueError(f"'{text}' has no time zone; add one, e.g. {text}Z for UTC or {text}+01:00")
+    return when
 
 
 class FieldsConfig(_Section):

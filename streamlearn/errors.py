@@ -61,6 +61,29 @@ class OwnershipLostError(StreamlearnError):
         self.epoch = epoch
 
 
+class CommittedOffsetMissingError(StreamlearnError):
+    """A checkpoint says events were processed, but no committed offset exists for the partition.
+
+    Trusting the checkpoint would re-emit every prediction committed after it;
+    `processing.on_missing_committed_offset` decides whether to refuse or go on.
+    `where` names the store of committed offsets: the consumer group (exactly_once)
+    or the Redis offset key (at_least_once).
+    """
+
+    def __init__(self, topic: str, partition: int, offset: int, epoch: int, where: str) -> None:
+        super().__init__(
+            f"{topic}[{partition}] has a checkpoint at offset {offset} (epoch {epoch}) but {where} has no committed "
+            "offset: it expired (offsets.retention.minutes) or kafka.group_id changed",
+            hint="restore the committed offset (kafka-consumer-groups.sh --reset-offsets --to-offset <the offset after the "
+                 "last prediction written> --execute), or set processing.on_missing_committed_offset: warn to go on from "
+                 "the checkpoint and write its later predictions again",
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.epoch = epoch
+
+
 class DecodeError(Exception):
     """A record that cannot be decoded or validated; its reason goes to the DLQ.
 

@@ -11,6 +11,10 @@ Spec: `STREAMLEARN_FAULTS="after_produce_before_commit=0.05,during_replay=0.02"`
 entries:
 
 - `seed=N`: seeds the per-process random draw (mixed with the pid).
+- `mode=stop`: SIGSTOP instead of SIGKILL. The process freezes exactly at the
+  point and the test decides when it wakes (SIGCONT): how a chaos test makes
+  a zombie wake in the middle of a step, e.g. between a recovery's epoch
+  check and its re-take (`recover_before_take`).
 - `limit=N` and `dir=/path`: at most N crashes per point, counted across every
   process (and every restart) through marker files `dir/<point>.<k>` created
   with O_EXCL just before the kill, so a test can say "crash exactly once at
@@ -19,7 +23,9 @@ entries:
   would reset with every restart and crash forever.
 
 Points: take_ownership, during_replay, after_produce_before_commit,
-after_commit_before_checkpoint, mid_checkpoint. mid_checkpoint fires in the
+after_commit_before_checkpoint, mid_checkpoint, recover_before_take (a
+fenced producer's recovery, after it found the Redis epoch still its own and
+before it re-takes the partition). mid_checkpoint fires in the
 process that writes the checkpoint: the forked checkpoint child by default
 (checkpoint.background), the worker itself when checkpoints are inline.
 """
@@ -37,16 +43,26 @@ POINTS = (
     "after_produce_before_commit",
     "after_commit_before_checkpoint",
     "mid_checkpoint",
+    "recover_before_take",
 )
 
 
-def _parse(spec: str) -> tuple[dict[str, float], int | None, int | None, str | None]:
+_SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
+
+
+def _parse(spec: str) -> tuple[dict[str, float], int | None, int | None, str | None, signal.Signals]:
     probs: dict[str, float] = {}
     seed: int | None = None
     limit: int | None = None
     directory: str | None = None
+    sig = signal.SIGKILL
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, _, val = item.partition("=")
+        if name == "mode":
+            if val not in _SIGNALS:
+                raise ValueError(f"STREAMLEARN_FAULTS: mode={val} is not one of {', '.join(_SIGNALS)}")
+            sig = _SIGNALS[val]
+            continue
         if name == "seed":
             seed = int(val)
             continue
@@ -61,11 +77,11 @@ def _parse(spec: str) -> tuple[dict[str, float], int | None, int | None, str | N
         probs[name] = float(val or 1.0)
     if limit is not None and directory is None:
         raise ValueError("STREAMLEARN_FAULTS: limit=N needs dir=/path (the crash counter must survive the crashes)")
-    return probs, seed, limit, directory
+    return probs, seed, limit, directory, sig
 
 
 _SPEC = os.environ.get("STREAMLEARN_FAULTS", "")
-_PROBS, _SEED, _LIMIT, _DIR = _parse(_SPEC)
+_PROBS, _SEED, _LIMIT, _DIR, _SIGNAL = _parse(_SPEC)
 ENABLED = bool(_PROBS)
 _rng = random.Random((_SEED or 0) ^ os.getpid())
 
@@ -98,10 +114,10 @@ def _claim(name: str) -> bool:
 
 
 def point(name: str) -> None:
-    """SIGKILL this process with the configured probability (the crash a test wants)."""
+    """SIGKILL (or SIGSTOP, `mode=stop`) this process with the configured probability (the fault a test wants)."""
     p = _PROBS.get(name)
     if p and _rng.random() < p and _claim(name):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGNAL)
 
 
 def crashes(directory: str | Path) -> dict[str, int]:

@@ -26,7 +26,7 @@ from connectors import kafka_io
 from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
 from streamlearn import logs
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.eos.ownership import TXN_TIMEOUT_S
+from streamlearn.eos.ownership import TXN_TIMEOUT_S, RedisCall, direct
 from streamlearn.errors import OwnershipLostError
 
 log = logs.get("protocol")
@@ -103,12 +103,17 @@ def commit_transaction(
     raise AssertionError("unreachable: the last attempt returns")
 
 
-def flush_and_record(producer: Producer, store: CheckpointStore, topic: str, partition_id: int, epoch: int, next_offset: int) -> None:
-    """at_least_once: every prediction acknowledged, then the offset written under the epoch CAS."""
+def flush_and_record(producer: Producer, store: CheckpointStore, topic: str, partition_id: int, epoch: int, next_offset: int,
+                     redis_call: RedisCall = direct) -> None:
+    """at_least_once: every prediction acknowledged, then the offset written under the epoch CAS.
+
+    The write goes through `redis_call`: a Redis outage here pauses the partition until
+    Redis is back; failing instead would restart the worker and re-emit the batch.
+    """
     remaining = producer.flush(TXN_TIMEOUT_S)
     if remaining:
         raise kafka_io.KafkaUnavailable(f"{remaining} predictions of {topic}[{partition_id}] not acknowledged within {TXN_TIMEOUT_S:.0f}s")
-    res = store.commit_offset(partition_id, epoch, next_offset)
+    res = redis_call(lambda: store.commit_offset(partition_id, epoch, next_offset))
     if not res.ok and res.code == CAS_STALE_EPOCH:
         raise OwnershipLostError(topic, partition_id, epoch, f"Redis epoch is now {res.current}")
 

@@ -1,18 +1,31 @@
 """Step 1, take ownership: the Redis epoch, the lease and the transactional producer.
 
-`take` bumps the partition's epoch in Redis (INCR) and, under exactly_once,
-creates the transactional producer `{app}-{topic}-{p}` and calls
-init_transactions(): the broker bumps the producer epoch, which fences any
-older owner and aborts its open transaction (I3 for output). The Redis epoch
-fences older owners' checkpoints and offset writes (I3 for state: every CAS
+`take` bumps the partition's epoch in Redis and sets the lease in one Lua
+step and, under exactly_once, creates the transactional producer
+`{app}-{topic}-{p}` and calls init_transactions(): the broker bumps the
+producer epoch, which fences any older owner and aborts its open
+transaction (I3 for output). The Redis epoch fences older owners'
+checkpoints, offset writes, status and lease (I3 for state: every CAS
 refuses a stale epoch). `ensure_owner` and `renew_lease` are the two checks
 that tell this owner it has been replaced.
+
+A first take (the Coordinator assigned the partition) is unconditional: it
+fences whoever held it. A re-take (`retake=True`, a recovery after a fenced
+or failed producer) is a compare-and-increment on the epoch this owner
+holds. Checking the epoch and then bumping it in two round trips let a
+woken zombie pass the check, lose the CPU, and bump the epoch past the
+rightful new owner, which then dropped the partition.
+
+Redis calls made here outside the runtime's own outage wrapper go through
+`redis_call`, which the runtime provides so that an outage pauses this
+partition instead of failing the worker (`direct` in tests).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import KafkaException, Producer
 
@@ -26,6 +39,18 @@ from streamlearn.errors import OwnershipLostError
 log = logs.get("protocol")
 
 TXN_TIMEOUT_S = 30.0  # bound on one blocking transactional call (init, flush, abort)
+_T = TypeVar("_T")
+
+
+class RedisCall(Protocol):
+    """Runs a Redis call, waiting out an outage (the runtime's pause) rather than raising."""
+
+    def __call__(self, fn: Callable[[], _T]) -> _T: ...
+
+
+def direct(fn: Callable[[], _T]) -> _T:
+    """A RedisCall with no waiting: an outage raises (unit tests, tools)."""
+    return fn()
 
 
 class Ownership:
@@ -39,8 +64,10 @@ class Ownership:
         owner: str,
         heartbeat: Heartbeat,
         shared_producer: Producer | None = None,
+        redis_call: RedisCall = direct,
     ) -> None:
         self.cfg = cfg
+        self.redis_call = redis_call
         self.store = store
         self.partition_id = partition_id
         self.topic = cfg.kafka.input_topic
@@ -59,9 +86,13 @@ class Ownership:
     def lost(self, epoch: int, reason: str) -> OwnershipLostError:
         return OwnershipLostError(self.topic, self.partition_id, epoch, reason)
 
-    def take(self) -> None:
-        self.epoch = self.store.next_epoch(self.partition_id)
-        self.store.renew_lease(self.partition_id, self.epoch, self.owner, self.lease_ms)
+    def take(self, *, retake: bool = False) -> None:
+        """Bump the epoch (re-take: only if it is still ours), set the lease, fence older producers."""
+        expected = self.epoch if retake else None
+        res = self.redis_call(lambda: self.store.take_epoch(self.partition_id, self.owner, self.lease_ms, expected=expected))
+        if not res.ok:
+            raise self.lost(self.epoch, f"re-take refused: Redis epoch is now {res.current}")
+        self.epoch = res.current
         if faults.ENABLED:
             faults.point("take_ownership")
         if self.eos:
@@ -80,7 +111,7 @@ class Ownership:
 
     def ensure_owner(self) -> None:
         """OwnershipLostError if another owner has bumped the partition's Redis epoch since ours."""
-        current = self.store.current_epoch(self.partition_id)
+        current = self.redis_call(lambda: self.store.current_epoch(self.partition_id))
         if current != self.epoch:
             raise self.lost(self.epoch, f"Redis epoch is now {current}")
 
@@ -90,7 +121,8 @@ class Ownership:
             raise self.lost(self.epoch, f"Redis epoch is now {res.current}")
 
     def release_lease(self) -> None:
-        self.store.release_lease(self.partition_id, self.owner)
+        """Graceful stop; a stale epoch (replaced meanwhile) leaves the new owner's lease alone."""
+        self.store.release_lease(self.partition_id, self.epoch, self.owner)
 
     def abort(self) -> bool:
         """Abort the open transaction; False if the producer could not (fenced or failed: it must be replaced)."""

@@ -2,6 +2,14 @@
 
 The checkpoint is HMAC-verified before it is unpickled (`state.checkpoint`).
 R <= K by I4; a checkpoint that claims more is refused rather than trusted.
+A checkpoint at R > 0 with no committed offset at all is not trusted either:
+the group's offsets expired (offsets.retention.minutes) or the group was
+renamed, and going on from R re-emits every prediction committed after it;
+`processing.on_missing_committed_offset` refuses (fail) or says so loudly
+(warn). With neither a checkpoint nor a committed offset the partition is
+new: its fresh model starts where `processing.start_from` says, and that
+position is kept in Redis so that a restart before the first commit does
+not decide it again (a "latest" would skip what arrived in between).
 Replay runs the records the group already committed through the same
 predict → learn sequence as live processing (`model.step`), with no
 emitters: their predictions are already visible, and some river transformers
@@ -20,8 +28,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore
 from streamlearn import faults, logs
-from streamlearn.config import AppConfig
-from streamlearn.errors import CheckpointError
+from streamlearn.config import AppConfig, start_position
+from streamlearn.errors import CheckpointError, CommittedOffsetMissingError, OwnershipLostError
 from streamlearn.model import step
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_metric, build_model
@@ -39,17 +47,24 @@ class Restored:
     committed: int  # K: replay [R, K) silently, emit from K on
 
 
-def restore_state(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, ckpt_key: bytes, ctx: LogContext) -> Restored:
+def restore_state(
+    cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, ckpt_key: bytes, epoch: int, ctx: LogContext
+) -> Restored:
     """Load checkpoint R and committed K (Kafka's under exactly_once, Redis's under at_least_once)."""
     topic = cfg.kafka.input_topic
-    low, _high = kafka_io.watermarks(consumer, topic, partition_id)
+    low, high = kafka_io.watermarks(consumer, topic, partition_id)
     if cfg.processing.guarantee == "exactly_once":
         committed = kafka_io.committed_offsets(consumer, topic, [partition_id])[partition_id]
     else:
         committed = store.committed_offset(partition_id)
     state = _load_checkpoint(cfg, store, partition_id, ckpt_key, committed, ctx)
     if state is None:
-        state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=low, model_version=0, events=0)
+        origin = store.start_offset(partition_id)
+        if origin is None and committed is None:
+            origin = _new_partition_start(cfg, store, consumer, partition_id, epoch, low, high, ctx)
+        state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=max(origin or low, low), model_version=0, events=0)
+    elif committed is None and state.offset > 0:
+        _committed_offset_missing(cfg, partition_id, state.offset, epoch, ctx)
     if state.offset < low:
         logs.event(
             log, logging.WARNING, "retention_gap",
@@ -61,6 +76,42 @@ def restore_state(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, pa
     k = max(k, state.offset)
     logs.event(log, logging.INFO, "restored", **ctx(checkpoint_offset=state.offset, committed_offset=k, replay=k - state.offset))
     return Restored(state, k)
+
+
+def _committed_offset_missing(cfg: AppConfig, partition_id: int, offset: int, epoch: int, ctx: LogContext) -> None:
+    """A checkpoint at R > 0 but no committed offset: refuse, or go on from R and say it loudly."""
+    topic = cfg.kafka.input_topic
+    where = f"consumer group '{cfg.group_id}'" if cfg.processing.guarantee == "exactly_once" else "Redis offset key"
+    policy = cfg.processing.on_missing_committed_offset
+    logs.event(
+        log, logging.ERROR, "committed_offset_missing",
+        **ctx(checkpoint_offset=offset, committed_in=where, policy=policy,
+              note="offsets expired (offsets.retention.minutes) or kafka.group_id changed"
+                   + ("" if policy == "fail" else "; predictions after the checkpoint are written again")),
+    )
+    if policy == "fail":
+        raise CommittedOffsetMissingError(topic, partition_id, offset, epoch, where)
+
+
+def _new_partition_start(
+    cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, epoch: int, low: int, high: int, ctx: LogContext
+) -> int:
+    """Where a partition with no checkpoint and no committed offset starts (`processing.start_from`)."""
+    topic = cfg.kafka.input_topic
+    where = start_position(cfg.processing.start_from)
+    if where == "earliest":
+        return low  # nothing to keep: the earliest retained offset is always known
+    if where == "latest":
+        offset = high
+    else:
+        assert not isinstance(where, str)
+        found = kafka_io.offset_for_time(consumer, topic, partition_id, int(where.timestamp() * 1000))
+        offset = high if found is None else found
+    res = store.record_start(partition_id, epoch, offset)
+    if not res.ok:
+        raise OwnershipLostError(topic, partition_id, epoch, f"start position refused: Redis epoch is now {res.current}")
+    logs.event(log, logging.INFO, "start_position", **ctx(start_from=cfg.processing.start_from, offset=res.current, decided=offset))
+    return res.current
 
 
 def _load_checkpoint(

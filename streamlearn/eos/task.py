@@ -32,7 +32,7 @@ from streamlearn.eos.commit import (
 )
 from streamlearn.eos.emitter import emitters
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.eos.ownership import Ownership
+from streamlearn.eos.ownership import Ownership, RedisCall, direct
 from streamlearn.eos.phase import Phase
 from streamlearn.eos.restore import replay, restore_state, seek_to
 from streamlearn.eos.status import status_fields
@@ -62,9 +62,12 @@ class PartitionTask:
         out_partitions: int,
         shared_producer: Producer | None = None,
         heartbeat: Heartbeat | None = None,
+        redis_call: RedisCall = direct,
     ) -> None:
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat()
-        self.ownership = Ownership(cfg, store, partition_id, owner, self.heartbeat, shared_producer)
+        # Redis calls made inside a step (recovery, the at_least_once offset write) wait out an outage through it.
+        self.redis_call = redis_call
+        self.ownership = Ownership(cfg, store, partition_id, owner, self.heartbeat, shared_producer, redis_call)
         self.cfg, self.store, self.consumer = cfg, store, consumer
         self.partition_id, self.topic, self.eos = partition_id, self.ownership.topic, self.ownership.eos
         self.out_partition = partition_id % max(out_partitions, 1)
@@ -83,15 +86,16 @@ class PartitionTask:
         return self.ownership.epoch
 
     # ---- 1. take ownership (ownership.py) ----------------------------------------
-    def take_ownership(self) -> None:
-        self.ownership.take()
+    def take_ownership(self, *, retake: bool = False) -> None:
+        self.ownership.take(retake=retake)
         self.batch.reset()
 
     # ---- 2. restore (restore.py) ---------------------------------------------------
     def restore(self) -> int:
         """Load checkpoint R and committed K; returns R, the offset to start reading at."""
         self.heartbeat.beat()
-        restored = restore_state(self.cfg, self.store, self.consumer, self.partition_id, self.ckpt_key, self.ownership.ctx)
+        restored = self.redis_call(lambda: restore_state(
+            self.cfg, self.store, self.consumer, self.partition_id, self.ckpt_key, self.epoch, self.ownership.ctx))
         self.state = restored.state
         self.replay_until = self.committed_offset = restored.committed
         self.checkpoints.restored(restored.state)
@@ -158,7 +162,7 @@ class PartitionTask:
                 self.recover(fatal=verdict is Verdict.REOWN)
                 return False
         else:
-            flush_and_record(producer, self.store, self.topic, self.partition_id, self.epoch, next_offset)
+            flush_and_record(producer, self.store, self.topic, self.partition_id, self.epoch, next_offset, self.redis_call)
         self.commit_stats.observe((time.perf_counter() - t0) * 1000)
         self.batch.reset()
         self.committed_offset = next_offset
@@ -174,10 +178,14 @@ class PartitionTask:
             # broker-side abort of a timed-out transaction (re-own with a new producer).
             fatal = True
         self.batch.reset()
-        # A zombie must never re-take ownership (that would fence the rightful owner).
+        # A zombie must never re-take ownership (that would fence the rightful owner): the
+        # re-take is a compare-and-increment on our epoch, so one that wakes up between
+        # this check and the re-take is refused there.
         self.ownership.ensure_owner()
         if fatal:
-            self.take_ownership()
+            if faults.ENABLED:
+                faults.point("recover_before_take")
+            self.take_ownership(retake=True)
         seek_to(self.consumer, self.topic, self.partition_id, self.restore())
 
     # ---- 5. checkpoint (checkpointing.py) ------------------------------------------------
@@ -213,9 +221,11 @@ class PartitionTask:
         eps = (events - self._events_published) / elapsed_s if elapsed_s > 0 else 0.0
         self._events_published = events
         hw = kafka_io.cached_high_watermark(self.consumer, self.topic, self.partition_id)
-        self.store.publish_status(self.partition_id, status_fields(
+        res = self.store.publish_status(self.partition_id, self.epoch, status_fields(
             owner=self.ownership.owner, epoch=self.epoch, phase=self.phase, committed_offset=self.committed_offset,
             state=self.state, checkpoints=self.checkpoints, commits=self.commit_stats, high_watermark=hw, eps=eps))
+        if not res.ok:  # replaced: the new owner's status stays
+            raise self.ownership.lost(self.epoch, f"status refused: Redis epoch is now {res.current}")
 
     def stop(self) -> None:
         """Graceful stop, after the last commit: final checkpoint, last status, lease released."""

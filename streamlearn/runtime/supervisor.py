@@ -16,6 +16,12 @@ Two failure paths:
   (Kafka producer epoch, Redis epoch), drops its partitions and its `run`
   returns "retired"; only then is it removed.
 
+And one reconciliation: a worker that answers pings may still have dropped
+some of its partitions (fenced by an owner that then died, or a zombie that
+took one over). A ping reports what its run dropped; any of those whose lease
+is not the worker's own is handed to a standby (`partitions_dropped`), so no
+partition waits unowned behind a live worker.
+
 Everything here is decision logic over a `Roster`: Ray is reached only
 through the `RayPort` (the `ray_api` module in production, a fake in unit
 tests), Redis through two callables, time through a clock.
@@ -113,6 +119,8 @@ class Supervisor:
             self.roster.drop(w)
         elif self.stopping.is_set():
             return
+        elif out.failure is None and not w.partitions:
+            self.roster.to_standby(w)  # every partition it held was handed on: it waits as a standby
         elif out.failure is None:
             logs.event(log, logging.WARNING, "worker_returned_early", worker=w.wid, result=out.value)
             self._launch(w)
@@ -155,10 +163,17 @@ class Supervisor:
             if w.run is None or not w.partitions or age < self.lease_s * 2:
                 continue
             owners = {p: self.lease_owner(p) for p in w.partitions}
-            if any(o is not None and o.startswith(f"{w.wid}@") for o in owners.values()):
+            mine = {p for p, o in owners.items() if o is not None and o.startswith(f"{w.wid}@")}
+            if mine:
                 w.has_owned = True
             expired = [p for p, o in owners.items() if o is None]
+            if len(mine) == len(owners):
+                continue
             if not expired:
+                # Some lease is held by another worker: did w drop those partitions?
+                reply = self.ping(w.handle, PING_TIMEOUT_S)
+                if reply is not None:
+                    self._reconcile(w, reply, set(owners) - mine)
                 continue
             if not w.has_owned and age < STARTUP_GRACE_S:
                 # Never took ownership yet: still being created (slow on a busy node), not hung.
@@ -175,7 +190,23 @@ class Supervisor:
                 logs.event(log, logging.WARNING, "worker_stuck_restarting", worker=w.wid, partitions=w.partitions,
                            loop_age_s=round(float(reply["loop_age_s"]), 1))
                 self.ray.kill(w.handle, restart=True)
-            # else alive (e.g. paused on Redis): leave it be
+            else:
+                # Alive (e.g. paused on Redis): leave it be, except what it has dropped.
+                self._reconcile(w, reply, set(owners) - mine)
+
+    def _reconcile(self, w: Worker, reply: dict[str, Any], not_held: set[int]) -> None:
+        """Hand on the partitions w's run reports dropped and whose lease is not w's."""
+        dropped = sorted(not_held & set(reply.get("lost", ())) & set(w.partitions))
+        if not dropped:
+            return
+        w.partitions = [p for p in w.partitions if p not in dropped]
+        self._count_recoveries(dropped)
+        new = self.roster.next_standby() or self.roster.add(self.spawn)
+        new.partitions = dropped
+        logs.event(log, logging.WARNING, "partitions_dropped", worker=w.wid, partitions=dropped, new=new.wid,
+                   reason="the worker lost them to another owner and nobody assigned holds them")
+        self._launch(new)
+        self._fill_standby()
 
     def _replace(self, w: Worker, reason: str) -> None:
         """w's partitions go to a standby or a new worker; w becomes a zombie if its run is in flight."""

@@ -6,9 +6,11 @@ model, protocol position). The worker drives the tasks and the tasks drive
 the protocol's steps; nothing below calls back up here. The loop is:
 poll → process per partition → commit each partition at its staggered
 deadline → checkpoint what is due (in a forked child, or inline) → renew
-leases and publish status. Redis calls happen only between commit cycles,
-when no transaction is open, so a Redis outage pauses the worker without
-holding back read_committed readers.
+leases and publish status. Redis calls happen between commit cycles, when
+no transaction is open, so a Redis outage pauses the worker without holding
+back read_committed readers; the few a step makes inside a cycle (a
+recovery's epoch check and re-take, the at_least_once offset write) go
+through the same pause (`with_redis`), so an outage never fails a run.
 
 The class is plain Python; `ray_api` turns it into an actor, so the loop can
 be driven in-process by tests and benchmarks.
@@ -24,7 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from confluent_kafka import KafkaError, TopicPartition
@@ -35,6 +37,7 @@ from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos.commit import CommitCadence
 from streamlearn.eos.heartbeat import Heartbeat
+from streamlearn.eos.ownership import RedisCall
 from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
@@ -43,6 +46,7 @@ from streamlearn.state import checkpoint
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
 
 log = logs.get("worker")
+_T = TypeVar("_T")
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
@@ -63,7 +67,10 @@ class PartitionWorker:
     def ping(self) -> dict[str, Any]:
         run = self._run
         partitions = list(run.partition_ids) if run is not None else []
+        # "lost": partitions this run dropped to another owner, so the Coordinator can hand
+        # on any that nobody holds (a worker that answers pings is otherwise left alone).
         return {"worker": self.worker_id, "pid": os.getpid(), "partitions": partitions,
+                "lost": list(run.lost) if run is not None else [],
                 "phase": run.phase if run is not None else self._phase,
                 "loop_age_s": self._heartbeat.age() if partitions else 0.0}
 
@@ -113,7 +120,7 @@ class _Run:
         self.phase = "restoring"
         self.lost: list[int] = []
         self.tasks = {p: PartitionTask(cfg, self.store, self.consumer, p, owner, ckpt_key, decoder, kind.is_classifier,
-                                       out_parts, self.shared, heartbeat) for p in partitions}
+                                       out_parts, self.shared, heartbeat, self._redis_call_for(p)) for p in partitions}
 
     def start(self) -> None:
         """Steps 1 and 2 for every partition, then read each from where its restore says."""
@@ -244,6 +251,14 @@ class _Run:
             self.lost.append(task.partition_id)
             self.consumer.incremental_unassign([TopicPartition(self.topic, task.partition_id)])
             self.partition_ids = tuple(sorted(self.tasks))
+
+    def _redis_call_for(self, partition_id: int) -> RedisCall:
+        """The outage pause for one task's own Redis calls (logged under that partition)."""
+        def call(fn: Callable[[], _T]) -> _T:
+            task = self.tasks.get(partition_id)
+            out: _T = self.with_redis([task] if task is not None else [], fn)
+            return out
+        return call
 
     def with_redis(self, tasks: list[PartitionTask], fn: Callable[..., Any], *args: Any, give_up_on_stop: bool = False,
                    on_pause: Callable[[], None] | None = None) -> Any:

@@ -283,3 +283,34 @@ def record_result(row: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as fh:
         fh.write(json.dumps({"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chaos_events": CHAOS_EVENTS, **row}) + "\n")
+
+
+def redis_key(sc: Scenario, p: int, kind: str) -> str:
+    """A partition's key in the scenario's Redis (default key prefix)."""
+    return f"streamlearn:{sc.app}:{sc.topic}:{p}:{kind}"
+
+
+def wake_after_take_over(r: Any, sc: Scenario, zombie: int, parts: list[int], epochs: dict[int, int]) -> None:
+    """With `zombie` frozen: wait until new owners hold `parts` (newer epoch, status from another
+    process), SIGCONT it (always), then wait for it to notice it was fenced, retire and exit."""
+    def taken_over() -> bool:
+        return all(int(r.get(redis_key(sc, p, "epoch")) or 0) > epochs[p]
+                   and int(r.hget(redis_key(sc, p, "status"), "pid") or 0) not in (0, zombie) for p in parts)
+
+    try:
+        wait_for(taken_over, 120, f"partitions {parts} of the frozen worker {zombie} to be owned elsewhere")
+    finally:
+        os.kill(zombie, signal.SIGCONT)
+    wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire and exit")
+
+
+def redis_outage(sc: Scenario, d: Driver, seconds: float) -> None:
+    """Stop the scenario's Redis for `seconds`; the driver must log its pause, then its resume."""
+    sc.env.redis.stop()
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: "redis_unreachable_pausing" in d.log(), 60, "the workers' pause log line")
+        time.sleep(max(seconds - (time.monotonic() - t0), 0))  # the outage itself, not a synchronisation
+    finally:
+        sc.env.redis.start()
+    wait_for(lambda: "redis_back_resuming" in d.log(), 60, "the workers' resume log line")

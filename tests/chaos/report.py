@@ -185,6 +185,14 @@ of `streamlearn status --json` and `streamlearn config`.
   broker-down run, `order kept: no`). The retry now re-sends the offsets
   before committing (unit test `tests/unit/test_commit_sequence.py`), and a
   single call is bounded by the transaction timeout.
+- The zombie re-take race (issue #14): a recovering worker checked the
+  Redis epoch and then bumped it in two steps, so one that woke in between
+  (`recover_before_take`, `mode=stop`) took its partition back from its
+  replacement, and the replacement dropped it while still answering pings.
+  The re-take is now a compare-and-increment in Lua, a ping reports what a
+  run dropped and the coordinator hands those partitions on
+  (`partitions_dropped`); at_least_once's offset write now pauses through a
+  Redis outage instead of failing the run and re-emitting the batch.
 - The crash-point scenarios at 2 % per commit could miss their second
   planned crash when the first restart ate the stream's window; they now
   fire at 10 % per commit (still capped by `limit`).

@@ -10,7 +10,14 @@ import pytest
 import redis as redis_lib
 
 from tests.chaos.checker import I4Sampler, caught_up, finish
-from tests.chaos.harness import PARTITIONS, ChaosEnv, Scenario, alive, wait_for
+from tests.chaos.harness import (
+    PARTITIONS,
+    ChaosEnv,
+    Scenario,
+    redis_outage,
+    wait_for,
+    wake_after_take_over,
+)
 
 DONE_TIMEOUT_S = 600
 OUTAGE_S = 10.0
@@ -41,16 +48,8 @@ def test_zombie_is_fenced_and_retires(chaos_env: ChaosEnv) -> None:
         zombie, parts = sorted(owners.items())[0]
         epochs = {p: int(r.get(_keys(sc, p, "epoch")) or 0) for p in parts}
         os.kill(zombie, signal.SIGSTOP)
-        try:
-            def taken_over() -> bool:
-                return all(int(r.get(_keys(sc, p, "epoch")) or 0) > epochs[p]
-                           and int(r.hget(_keys(sc, p, "status"), "pid") or 0) not in (0, zombie) for p in parts)
-
-            wait_for(taken_over, 120, f"partitions {parts} of the stopped worker {zombie} to be owned elsewhere")
-        finally:
-            os.kill(zombie, signal.SIGCONT)
         # It wakes up holding a fenced producer and a stale epoch: it must drop everything and retire.
-        wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire and exit")
+        wake_after_take_over(r, sc, zombie, parts, epochs)
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed")
         sc.stop(d)
@@ -88,14 +87,7 @@ def test_redis_unreachable_for_10s(chaos_env: ChaosEnv) -> None:
         d = sc.start()
         producer = sc.produce_in_background(recs)
         wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
-        chaos_env.redis.stop()
-        t0 = time.monotonic()
-        try:
-            wait_for(lambda: "redis_unreachable_pausing" in d.log(), 60, "the workers' pause log line")
-            time.sleep(max(OUTAGE_S - (time.monotonic() - t0), 0))  # the outage itself, not a synchronisation
-        finally:
-            chaos_env.redis.start()
-        wait_for(lambda: "redis_back_resuming" in d.log(), 60, "the workers' resume log line")
+        redis_outage(sc, d, OUTAGE_S)
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the outage")
         sc.stop(d)

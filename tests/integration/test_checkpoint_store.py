@@ -55,10 +55,52 @@ def test_alo_offsets_and_leases_are_epoch_checked(redis_url: str) -> None:
     assert not s.commit_offset(1, e1, 9).ok
     assert not s.renew_lease(1, e1, "w0", 10_000).ok
     assert s.commit_offset(1, e2, 9).ok and s.committed_offset(1) == 9
-    s.release_lease(1, "someone-else")
+    assert s.renew_lease(1, e2, "w0", 10_000).ok
+    s.release_lease(1, e2, "someone-else")
     assert s.lease(1)[0] == "w0"
-    s.release_lease(1, "w0")
+    s.release_lease(1, e2, "w0")
     assert s.lease(1) == (None, 0)
+
+
+def test_retake_is_refused_once_another_owner_took_the_partition(redis_url: str) -> None:
+    """Finding 6: check-then-INCR let a woken zombie bump the epoch past the new owner's."""
+    s = store(redis_url)
+    zombie = s.take_epoch(0, "z@h:1", 10_000)
+    assert zombie.ok and zombie.current == 1 and s.lease(0)[0] == "z@h:1"
+    new = s.take_epoch(0, "n@h:2", 10_000)  # assigned: unconditional, fences the zombie
+    assert new.ok and new.current == 2
+    late = s.take_epoch(0, "z@h:1", 10_000, expected=zombie.current)  # the zombie's re-take after its check
+    assert not late.ok and late.code == CAS_STALE_EPOCH and late.current == 2
+    assert s.current_epoch(0) == 2 and s.lease(0)[0] == "n@h:2"
+    again = s.take_epoch(0, "n@h:2", 10_000, expected=2)  # the owner's own re-take
+    assert again.ok and again.current == 3
+    # A retry whose first attempt ran but lost its reply: the take was its own.
+    assert s.take_epoch(0, "n@h:2", 10_000, expected=2).current == 3
+
+
+def test_a_zombie_can_neither_publish_status_nor_release_the_new_owners_lease(redis_url: str) -> None:
+    """Finding 10: status and lease release are epoch-checked like checkpoints."""
+    s = store(redis_url)
+    old = s.take_epoch(2, "w0@h:1", 10_000).current
+    assert s.publish_status(2, old, {"owner": "w0@h:1", "phase": "running", "events": 5}).ok
+    new = s.take_epoch(2, "w0@h:1", 10_000).current  # same worker name, restarted: a new epoch
+    assert s.publish_status(2, new, {"owner": "w0@h:1", "phase": "replaying", "events": 5}).ok
+    res = s.publish_status(2, old, {"phase": "stopped", "events": 9})
+    assert not res.ok and res.code == CAS_STALE_EPOCH and res.current == new
+    assert s.read_status(2)["phase"] == "replaying" and s.read_status(2)["events"] == "5"
+    assert not s.release_lease(2, old, "w0@h:1").ok
+    assert s.lease(2)[0] == "w0@h:1"
+    assert s.release_lease(2, new, "w0@h:1").ok and s.lease(2) == (None, 0)
+
+
+def test_the_first_start_position_is_kept(redis_url: str) -> None:
+    s = store(redis_url)
+    e1 = s.take_epoch(1, "a", 10_000).current
+    assert s.start_offset(1) is None
+    assert s.record_start(1, e1, 40).current == 40
+    e2 = s.take_epoch(1, "b", 10_000).current
+    assert s.record_start(1, e2, 75).current == 40  # a later owner reads the decision, never re-decides
+    assert not s.record_start(1, e1, 99).ok and s.start_offset(1) == 40
 
 
 def test_redacted_urls_hide_passwords() -> None:

@@ -274,3 +274,53 @@ def test_pids_of_answering_workers() -> None:
     h.w("w1").handle.ping_reply = None
     assert h.sup.ping(h.w("w0").handle, 5.0) == {"pid": 100, "loop_age_s": 0.1}
     assert h.sup.ping(h.w("w1").handle, 5.0) is None
+
+
+# ---- reconciling what a live worker reports dropped (issue #14, finding 6) ---------------
+def _dropped(h: Harness, wid: str, lost: list[int], holder: str | None) -> None:
+    """wid's run lost `lost` (fenced) and still answers pings; those leases are now `holder`'s (None: expired)."""
+    _owned(h, wid)
+    for p in lost:
+        h.leases[p] = holder
+    h.w(wid).has_owned = True
+    h.w(wid).handle.ping_reply = {"pid": 100, "loop_age_s": 0.1, "partitions": [p for p in h.w(wid).partitions if p not in lost],
+                                  "lost": lost}
+
+
+def test_an_expired_lease_a_live_worker_dropped_goes_to_the_standby() -> None:
+    h = Harness()
+    _owned(h, "w1")
+    _dropped(h, "w0", [2], holder=None)  # e.g. fenced by a zombie that then died: nobody holds 2
+    _lease_check_after(h, 2 * LEASE_S)
+    assert h.view()["assignment"] == {"w0": [0, 4], "w1": [1, 3], "w2": [2]}
+    assert h.ray.runs("w2") == [[2]] and h.view()["standby"] == ["w3"]
+    assert h.recoveries() == [2] and h.view()["zombies"] == [] and h.ray.killed == []
+
+
+def test_a_partition_a_live_worker_dropped_to_a_zombie_is_taken_back() -> None:
+    h = Harness()
+    _owned(h, "w1")
+    _dropped(h, "w0", [0, 4], holder="w9@host:1")  # a woken zombie holds them now
+    _lease_check_after(h, 2 * LEASE_S)
+    assert h.view()["assignment"] == {"w0": [2], "w1": [1, 3], "w2": [0, 4]}
+    assert h.ray.runs("w2") == [[0, 4]]
+
+
+def test_a_lease_merely_expired_on_a_live_worker_is_left_alone() -> None:
+    h = Harness()
+    _owned(h, "w1")
+    _dropped(h, "w0", [], holder=None)
+    h.leases[2] = None  # paused on Redis: it still holds 2 and will renew
+    _lease_check_after(h, 2 * LEASE_S)
+    assert h.view()["assignment"] == {"w0": [0, 2, 4], "w1": [1, 3]} and h.ray.runs("w2") == []
+
+
+def test_a_worker_whose_partitions_were_all_handed_on_waits_as_a_standby() -> None:
+    h = Harness(standby=1)
+    _owned(h, "w1")
+    _dropped(h, "w0", [0, 2, 4], holder=None)
+    _lease_check_after(h, 2 * LEASE_S)
+    assert h.view()["assignment"] == {"w0": [], "w1": [1, 3], "w2": [0, 2, 4]}
+    h.end_run("w0", Outcome(value={"result": "retired", "lost": [0, 2, 4]}))
+    assert h.ray.runs("w0") == [[0, 2, 4]]  # not called again with nothing to own
+    assert h.view()["standby"] == ["w3", "w0"]

@@ -1,0 +1,154 @@
+"""Issue #14, findings 6 and 10, on the real CLI with private services.
+
+- A zombie frozen exactly between a recovery's epoch check and its re-take
+  (crash point `recover_before_take`, `mode=stop`) wakes after the
+  Coordinator has handed its partitions on: the re-take must be refused, the
+  zombie must retire, no partition may stay unowned longer than the lease,
+  and I1, I2, I4 hold.
+- at_least_once through a Redis outage: the offset write pauses instead of
+  failing the run, so nothing is re-emitted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis as redis_lib
+from confluent_kafka import Producer
+
+from tests.chaos.checker import (
+    I4Sampler,
+    caught_up,
+    check_i1_of,
+    finish,
+    read_topic,
+    scenario_store,
+)
+from tests.chaos.harness import (
+    PARTITIONS,
+    ChaosEnv,
+    Scenario,
+    record_result,
+    redis_key,
+    redis_outage,
+    wait_for,
+    wake_after_take_over,
+)
+
+DONE_TIMEOUT_S = 600
+LEASE_S = 8.0
+OUTAGE_S = 10.0
+
+
+class UnownedSampler:
+    """Longest stretch, per partition, during which no worker held its lease (sampled every 0.1 s)."""
+
+    def __init__(self, r: redis_lib.Redis, sc: Scenario) -> None:
+        self.r, self.sc = r, sc
+        self.longest = dict.fromkeys(range(PARTITIONS), 0.0)
+        self._since: dict[int, float | None] = dict.fromkeys(range(PARTITIONS))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> UnownedSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            for p in range(PARTITIONS):
+                held = self.r.exists(redis_key(self.sc, p, "lease"))
+                since = self._since[p]
+                if held:
+                    self._since[p] = None
+                elif since is None:
+                    self._since[p] = now
+                else:
+                    self.longest[p] = max(self.longest[p], now - since)
+
+
+def _stopped(pid: int) -> bool:
+    """The process is frozen (state T in /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except OSError:
+        return False
+
+
+def test_zombie_woken_between_check_and_retake_is_refused(chaos_env: ChaosEnv) -> None:
+    sc = Scenario(chaos_env, "zombie-retake", processing={"owner_lease_s": LEASE_S},
+                  faults="recover_before_take=1,limit=1,mode=stop")
+    r = redis_lib.Redis.from_url(chaos_env.redis_url)
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 4), DONE_TIMEOUT_S, "a quarter of the input committed")
+        wait_for(lambda: all(r.exists(redis_key(sc, p, "lease")) for p in range(PARTITIONS)), 60, "every partition leased")
+        with UnownedSampler(r, sc) as unowned:
+            # Fence partition 0's producer from outside (its transactional id, a new producer epoch) while
+            # the Redis epoch stays the owner's: its next commit is fenced, it recovers, finds the epoch
+            # still its own, and freezes at recover_before_take, before re-taking.
+            fencer = Producer({"bootstrap.servers": chaos_env.bootstrap, "transactional.id": f"{sc.app}-{sc.topic}-0"})
+            fencer.init_transactions(30)
+            fencer.flush(5)
+            marker = sc.faults_dir / "recover_before_take.0"
+            wait_for(marker.exists, 120, "a worker to freeze between its epoch check and its re-take")
+            zombie = int(wait_for(lambda: marker.read_text().strip(), 10, "the frozen worker's pid"))
+            try:
+                wait_for(lambda: _stopped(zombie), 30, f"worker {zombie} to be frozen")
+                parts = [p for p in range(PARTITIONS) if int(r.hget(redis_key(sc, p, "status"), "pid") or 0) == zombie]
+                assert 0 in parts, f"partition 0 was not the frozen worker's: {parts}"
+                epochs = {p: int(r.get(redis_key(sc, p, "epoch")) or 0) for p in parts}
+            except BaseException:
+                os.kill(zombie, signal.SIGCONT)
+                raise
+            # It wakes inside recover(), right before its re-take: refused, it drops everything and retires.
+            wake_after_take_over(r, sc, zombie, parts, epochs)
+            producer.join()
+            wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed")
+        sc.stop(d)
+    log = d.log()
+    refused = f"ownership_lost topic={sc.topic} partition=0 " in log and "re-take refused" in log
+    finish(sc, i4, "zombie frozen between its recovery's epoch check and its re-take, woken after the take-over", 1,
+           zombie_partitions=parts, retake_refused=refused, longest_unowned_s=round(max(unowned.longest.values()), 2))
+    assert refused, "the zombie's re-take was not refused"
+    assert "zombie_retired" in log
+    assert max(unowned.longest.values()) <= LEASE_S, f"a partition stayed unowned longer than the lease: {unowned.longest}"
+
+
+def test_at_least_once_pauses_through_a_redis_outage_and_re_emits_nothing(chaos_env: ChaosEnv) -> None:
+    sc = Scenario(chaos_env, "alo-redis-outage", processing={"guarantee": "at_least_once"})
+    recs = sc.events()
+
+    def recorded() -> int:
+        try:
+            store = scenario_store(sc, socket_timeout_s=1.0)
+            return sum(store.committed_offset(p) or 0 for p in range(PARTITIONS))
+        except redis_lib.RedisError:
+            return 0
+
+    d = sc.start()
+    producer = sc.produce_in_background(recs)
+    wait_for(lambda: recorded() >= len(recs) // 3, DONE_TIMEOUT_S, "a third of the input recorded")
+    redis_outage(sc, d, OUTAGE_S)
+    producer.join()
+    wait_for(lambda: recorded() >= len(recs), DONE_TIMEOUT_S, "all input recorded after the outage")
+    sc.stop(d)
+    log = d.log()
+    i1 = check_i1_of(sc, read_topic(sc.env.bootstrap, sc.topic, read_committed=False))
+    record_result({"scenario": sc.name, "fault": f"at_least_once, Redis unreachable for {OUTAGE_S:.0f} s", "injected": 1,
+                   "events": i1.inputs, "predictions": i1.predictions, "lost": len(i1.missing),
+                   "duplicated": len(i1.duplicated), "runs_failed": log.count("worker_failed_retrying")})
+    assert "worker_failed_retrying" not in log, "a Redis outage failed a run instead of pausing it"
+    assert i1.ok and i1.predictions == i1.inputs, "at_least_once re-emitted or lost predictions: " + i1.summary()
