@@ -26,6 +26,7 @@ def status_fields(
     commits: CommitStats,
     high_watermark: int | None,
     eps: float,
+    error: str | None = None,
 ) -> dict[str, str | int | float]:
     metric = state.metric
     try:
@@ -53,6 +54,7 @@ def status_fields(
         "commit_hist": ",".join(map(str, commits.hist)),
         "updated_ms": int(time.time() * 1000),
     }
+    fields["error"] = error or ""  # always written: a hash field is only replaced, never dropped, by HSET
     if high_watermark is not None:
         fields["high_watermark"] = high_watermark
         fields["lag"] = max(high_watermark - state.offset, 0)
