@@ -188,9 +188,12 @@ class PartitionTask:
         t0 = time.perf_counter()
         next_offset = state.offset
         if self.eos:
+            producer.poll(0)  # serve delivery reports already in: a refused message must be seen before committing
             verdict = Verdict.HALT if self.deliveries.permanent is not None else commit_transaction(
                 producer, self.consumer, self.topic, self.partition_id, next_offset,
                 self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx)
+            if verdict is not Verdict.COMMITTED:
+                producer.poll(0)  # a commit that failed early may not have served the report that explains it
             verdict = delivery_verdict(self.deliveries, verdict)
         else:
             verdict = flush_and_record(producer, self.store, self.deliveries, self.topic, self.partition_id, self.epoch, next_offset)
