@@ -29,6 +29,7 @@ from tests.chaos.checker import (
 from tests.chaos.harness import (
     PARTITIONS,
     ChaosEnv,
+    Driver,
     Scenario,
     alive,
     descendants,
@@ -40,20 +41,26 @@ from tests.chaos.harness import (
 DONE_TIMEOUT_S = 600
 
 
+def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Driver, list[dict[str, Any]]]:
+    """Start the driver, stream the records, SIGKILL random workers until at least 4 kills and the stream is in."""
+    kills: list[dict[str, Any]] = []
+    stop = threading.Event()
+    d = sc.start()
+    producer = sc.produce_in_background(recs)
+    killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(seed), kills), daemon=True)
+    killer.start()
+    producer.join()
+    wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
+    stop.set()
+    killer.join()
+    return d, kills
+
+
 def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
     sc = Scenario(chaos_env, "worker-kills")
     recs = sc.events()
-    kills: list[dict[str, Any]] = []
-    stop = threading.Event()
     with I4Sampler(sc) as i4:
-        d = sc.start()
-        producer = sc.produce_in_background(recs)
-        killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(4), kills), daemon=True)
-        killer.start()
-        producer.join()
-        wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
-        stop.set()
-        killer.join()
+        d, kills = _stream_under_kills(sc, recs, seed=4)
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the kills")
         sc.stop(d)
     bursts = sum(1 for k in kills if k["burst"])
@@ -128,17 +135,8 @@ def test_at_least_once_worker_kills_lose_nothing(chaos_env: ChaosEnv) -> None:
     """at_least_once under SIGKILL bursts: 0 lost (every input offset answered), duplicates allowed and counted."""
     sc = Scenario(chaos_env, "alo-kills", processing={"guarantee": "at_least_once"})
     recs = sc.events()
-    kills: list[dict[str, Any]] = []
-    stop = threading.Event()
     store = scenario_store(sc)
-    d = sc.start()
-    producer = sc.produce_in_background(recs)
-    killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(5), kills), daemon=True)
-    killer.start()
-    producer.join()
-    wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
-    stop.set()
-    killer.join()
+    d, kills = _stream_under_kills(sc, recs, seed=5)
     # at_least_once records offsets in Redis, not in Kafka.
     wait_for(lambda: sum(store.committed_offset(p) or 0 for p in range(PARTITIONS)) >= len(recs), DONE_TIMEOUT_S,
              "all input recorded in Redis after the kills")
