@@ -13,12 +13,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 # Settings the exactly-once protocol depends on; user overrides of these are refused.
 PINNED_CONSUMER = {"enable.auto.commit": False, "isolation.level": "read_committed", "enable.auto.offset.store": False}
 PINNED_TXN_PRODUCER = {"enable.idempotence": True, "acks": "all"}
 LARGE_MESSAGE_BYTES = 4 * 1024 * 1024  # the DLQ forwards records up to the broker's limit unchanged
+# Only failed deliveries call back (DeliveryReports): no Python call per acknowledged message.
+ENGINE_PRODUCER = {"delivery.report.only.error": True}
 
 _FENCED_CODES = {
     KafkaError._FENCED,
@@ -86,6 +88,7 @@ def make_transactional_producer(
         "message.max.bytes": LARGE_MESSAGE_BYTES,
         "log_level": 3,
         **extra,
+        **ENGINE_PRODUCER,
         **PINNED_TXN_PRODUCER,
         "transactional.id": transactional_id,
         "transaction.timeout.ms": transaction_timeout_ms,
@@ -93,8 +96,12 @@ def make_transactional_producer(
     return Producer(conf)
 
 
-def make_producer(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Producer:
-    """Idempotent, non-transactional (at_least_once mode and the CLI's produce)."""
+def make_producer(bootstrap: str, extra: Mapping[str, Any] | None = None, *, engine: bool = False) -> Producer:
+    """Idempotent, non-transactional (at_least_once mode and the CLI's produce).
+
+    `engine`: the at_least_once worker's producer, whose failed deliveries
+    reach `DeliveryReports` (and only those: successes do not call back).
+    """
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "linger.ms": 5,
@@ -103,6 +110,7 @@ def make_producer(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Pro
         "message.max.bytes": LARGE_MESSAGE_BYTES,
         "log_level": 3,
         **dict(extra or {}),
+        **(ENGINE_PRODUCER if engine else {}),
     }
     return Producer(conf)
 
@@ -189,12 +197,20 @@ def topic_partitions(client: AdminClient, topic: str, timeout_s: float = 10.0) -
     return sorted(tmd.partitions)
 
 
-def ensure_topic(client: AdminClient, topic: str, partitions: int, config: Mapping[str, str] | None = None, timeout_s: float = 30.0) -> bool:
-    """Create the topic if missing; True if created. Races with another creator are fine."""
+def ensure_topic(client: AdminClient, topic: str, partitions: int, config: Mapping[str, str] | None = None,
+                 timeout_s: float = 30.0, replication_factor: int | None = None) -> bool:
+    """Create the topic if missing; True if created. Races with another creator are fine.
+
+    `replication_factor` None: the broker's `default.replication.factor`.
+    `config`: topic settings (e.g. `max.message.bytes`), stated explicitly so a
+    topic does not silently inherit a broker default the app cannot live with.
+    """
     existing = topic_partitions(client, topic)
     if existing is not None:
         return False
-    fut = client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=dict(config or {}))], request_timeout=timeout_s)[topic]
+    rf = -1 if replication_factor is None else replication_factor
+    fut = client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=rf, config=dict(config or {}))],
+                               request_timeout=timeout_s)[topic]
     try:
         fut.result(timeout=timeout_s)
     except KafkaException as exc:
@@ -210,6 +226,16 @@ def ensure_topic(client: AdminClient, topic: str, partitions: int, config: Mappi
             return True
         time.sleep(0.05)
     raise KafkaUnavailable(f"topic {topic} was created but did not appear in metadata within {timeout_s:.0f}s")
+
+
+def topic_max_message_bytes(client: AdminClient, topic: str, timeout_s: float = 10.0) -> int | None:
+    """The topic's `max.message.bytes` (the largest record batch it accepts); None if it cannot be read."""
+    try:
+        futs = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)], request_timeout=timeout_s)
+        entries = next(iter(futs.values())).result(timeout=timeout_s)
+        return int(entries["max.message.bytes"].value)
+    except Exception:  # no DescribeConfigs permission, unknown topic, old broker: the caller picks a safe bound
+        return None
 
 
 def committed_offsets(consumer: Consumer, topic: str, partitions: Iterable[int], timeout_s: float = 10.0) -> dict[int, int | None]:

@@ -56,6 +56,15 @@ class KafkaConfig(_Section):
         description="transaction.timeout.ms: how long a dead worker's open transaction can hold back read_committed readers.",
     )
     create_topics: bool = Field(True, description="Create the output and DLQ topics (same partition count as the input) when missing.")
+    replication_factor: int | None = Field(
+        None, ge=1, le=32,
+        description="Replication factor of the topics streamlearn creates (null: the broker's default.replication.factor).",
+    )
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=65_536, le=4 * 1024 * 1024,
+        description="max.message.bytes of the topics streamlearn creates: the DLQ forwards records up to this size "
+                    "unchanged (larger ones go with their value dropped and a header saying so).",
+    )
     consumer: dict[str, Any] = Field(
         default_factory=dict, description="librdkafka consumer settings passed through (security.protocol, sasl.*, ssl.* ...)."
     )

@@ -95,3 +95,23 @@ class DecodeError(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+class DeliveryFailedError(StreamlearnError):
+    """The broker refused an output for good: the partition stops here instead of replaying forever.
+
+    Nothing is lost: the input offset is not committed past the refused
+    record, so a restart after the fix (topic limit, ACL, recreated topic)
+    resumes with it.
+    """
+
+    def __init__(self, topic: str, partition: int, offset: int | None, epoch: int, cause: str) -> None:
+        at = f"offset {offset}" if offset is not None else "an unknown offset"
+        super().__init__(
+            f"{topic}[{partition}] stopped at {at} (epoch {epoch}): output refused by Kafka: {cause}",
+            hint="fix the cause (e.g. the topic's max.message.bytes, its ACLs, or recreate it), then restart",
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.epoch = epoch

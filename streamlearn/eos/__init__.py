@@ -34,7 +34,12 @@ order; each module can be read on its own):
    (``streamlearn.state.forked``) from an immutable snapshot.
 
 at_least_once replaces 1's fencing and 4's transaction with a flush and a
-Redis offset write; a crash between the two re-emits predictions.
+Redis offset write; a crash between the two re-emits predictions. In both
+modes the producer's delivery reports are read before any offset moves: an
+output the broker refused is never skipped (a transient refusal replays the
+batch, a permanent one halts the partition, see ``commit``), and a batch is
+processed in time-bounded chunks (``pacing``) so it never outlives its
+transaction.
 
 Direction of calls: the Ray runtime (``streamlearn.runtime``) drives a
 ``PartitionTask``; the task drives these steps; the steps use the model

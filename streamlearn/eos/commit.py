@@ -7,6 +7,14 @@ aborts, and the task rebuilds its model from the checkpoint (I2).
 At-least-once: flush the produced predictions, then record the offset in
 Redis under the epoch CAS; a crash between the two re-emits predictions.
 
+Delivery reports decide too, in both modes: `flush()` returns 0 also when
+messages failed for good, so the partition's `DeliveryReports` are read
+before any offset moves. A failed delivery never lets the offset pass it:
+a transient failure aborts and replays the batch (like a failed commit); a
+permanent one (the broker will refuse the same message on every replay)
+halts the partition with an error naming the input offset and the cause,
+instead of aborting and replaying forever.
+
 Cadence: a batch commits every `commit_interval_ms`, or sooner at
 `max_batch` records, with the partitions' deadlines staggered over the
 interval.
@@ -23,6 +31,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors import kafka_io
+from connectors.kafka_delivery import DeliveryReports
 from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
 from streamlearn import logs
 from streamlearn.eos.heartbeat import Heartbeat
@@ -41,21 +50,33 @@ class OpenBatch:
 
     transaction: bool = False  # exactly_once: a Kafka transaction is begun and not yet committed or aborted
     records: int = 0  # live records processed into the batch (at_least_once: produced, not yet flushed)
+    opened_at: float = 0.0  # monotonic time the batch took its first live record
 
     @property
     def open(self) -> bool:
         """Something to commit: no checkpoint may be taken until it is (I4)."""
         return self.transaction or self.records > 0
 
+    def open_for(self, now: float) -> float:
+        """Seconds the batch (its transaction) has been open; 0 when nothing is open."""
+        return now - self.opened_at if self.open else 0.0
+
     def reset(self) -> None:
         self.transaction = False
         self.records = 0
+        self.opened_at = 0.0
 
 
 class Verdict(enum.Enum):
     COMMITTED = "committed"
     ABORT = "abort"  # the transaction is aborted: restore the model, the producer is still ours
     REOWN = "reown"  # the producer is fenced or failed: take ownership again (if still ours), then restore
+    HALT = "halt"  # a delivery failed for good: abort and stop the partition (replaying would fail the same way)
+
+
+def delivery_verdict(reports: DeliveryReports, verdict: Verdict) -> Verdict:
+    """A permanent delivery failure turns any failed outcome into HALT (it cannot commit anyway)."""
+    return Verdict.HALT if reports.permanent is not None and verdict is not Verdict.COMMITTED else verdict
 
 
 def commit_transaction(
@@ -103,19 +124,24 @@ def commit_transaction(
     raise AssertionError("unreachable: the last attempt returns")
 
 
-def flush_and_record(producer: Producer, store: CheckpointStore, topic: str, partition_id: int, epoch: int, next_offset: int,
-                     redis_call: RedisCall = direct) -> None:
+def flush_and_record(producer: Producer, store: CheckpointStore, reports: DeliveryReports, topic: str, partition_id: int,
+                     epoch: int, next_offset: int, redis_call: RedisCall = direct) -> Verdict:
     """at_least_once: every prediction acknowledged, then the offset written under the epoch CAS.
 
-    The write goes through `redis_call`: a Redis outage here pauses the partition until
-    Redis is back; failing instead would restart the worker and re-emit the batch.
+    A failed delivery means the offset is not written: ABORT (replay the batch,
+    re-emitting it) or HALT (a permanent failure). The write goes through
+    `redis_call`: a Redis outage here pauses the partition until Redis is back;
+    failing instead would restart the worker and re-emit the batch.
     """
     remaining = producer.flush(TXN_TIMEOUT_S)
     if remaining:
         raise kafka_io.KafkaUnavailable(f"{remaining} predictions of {topic}[{partition_id}] not acknowledged within {TXN_TIMEOUT_S:.0f}s")
+    if reports.failed:
+        return delivery_verdict(reports, Verdict.ABORT)
     res = redis_call(lambda: store.commit_offset(partition_id, epoch, next_offset))
     if not res.ok and res.code == CAS_STALE_EPOCH:
         raise OwnershipLostError(topic, partition_id, epoch, f"Redis epoch is now {res.current}")
+    return Verdict.COMMITTED
 
 
 @dataclass

@@ -14,3 +14,4 @@ class Phase(enum.StrEnum):
     REPLAYING = "replaying"  # rebuilding the model over [R, K), emitting nothing
     RUNNING = "running"  # live: predictions are emitted and committed
     STOPPED = "stopped"  # graceful stop: final checkpoint written, lease released
+    FAILED = "failed"  # halted on an output Kafka refuses for good (status `error` says which): owned, not read

@@ -26,8 +26,11 @@ def status_fields(
     commits: CommitStats,
     high_watermark: int | None,
     eps: float,
+    error: str | None = None,
 ) -> dict[str, str | int | float]:
     metric = state.metric
+    # A halted partition's model ran ahead of what was committed; what counts is where it stopped.
+    position = committed_offset if phase is Phase.FAILED else state.offset
     try:
         metric_value = float(metric.get())
     except Exception:
@@ -38,7 +41,7 @@ def status_fields(
         "epoch": epoch,
         "phase": phase.value,
         "committed_offset": committed_offset,
-        "position": state.offset,
+        "position": position,
         "checkpoint_offset": checkpoints.offset,
         "checkpoint_ts_ms": checkpoints.ts_ms,
         "checkpoint_bytes": checkpoints.nbytes,
@@ -53,7 +56,8 @@ def status_fields(
         "commit_hist": ",".join(map(str, commits.hist)),
         "updated_ms": int(time.time() * 1000),
     }
+    fields["error"] = error or ""  # always written: a hash field is only replaced, never dropped, by HSET
     if high_watermark is not None:
         fields["high_watermark"] = high_watermark
-        fields["lag"] = max(high_watermark - state.offset, 0)
+        fields["lag"] = max(high_watermark - position, 0)
     return fields

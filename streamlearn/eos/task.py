@@ -15,9 +15,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors import kafka_io
+from connectors.kafka_delivery import DeliveryReports, Failure
 from connectors.redis_store import CheckpointStore
 from streamlearn import faults, logs
 from streamlearn.config import AppConfig
@@ -28,14 +29,17 @@ from streamlearn.eos.commit import (
     OpenBatch,
     Verdict,
     commit_transaction,
+    delivery_verdict,
     flush_and_record,
 )
-from streamlearn.eos.emitter import emitters
+from streamlearn.eos.emitter import emitters, input_offset
 from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.ownership import Ownership, RedisCall, direct
+from streamlearn.eos.pacing import Pace
 from streamlearn.eos.phase import Phase
 from streamlearn.eos.restore import replay, restore_state, seek_to
 from streamlearn.eos.status import status_fields
+from streamlearn.errors import DeliveryFailedError
 from streamlearn.model import step
 from streamlearn.model.codec import EventDecoder
 from streamlearn.state.checkpoint import ModelState
@@ -63,6 +67,7 @@ class PartitionTask:
         shared_producer: Producer | None = None,
         heartbeat: Heartbeat | None = None,
         redis_call: RedisCall = direct,
+        dlq_limit: int = kafka_io.LARGE_MESSAGE_BYTES,
     ) -> None:
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat()
         # Redis calls made inside a step (recovery, the at_least_once offset write) wait out an outage through it.
@@ -80,6 +85,13 @@ class PartitionTask:
         self.committed_offset = 0
         self.phase = Phase.STARTING
         self._events_published = 0
+        self.restores = 0  # bumped by every restore: records fetched before it are stale (runtime.intake)
+        self.deliveries = DeliveryReports(input_offset)  # failed deliveries of the open batch (commit.py reads them)
+        self.dlq_limit = dlq_limit
+        self.error: DeliveryFailedError | None = None  # why the partition halted (phase FAILED)
+        # A transaction stays open at most commit_interval_ms, and well inside the broker's timeout (pacing.py).
+        txn_s = cfg.kafka.transaction_timeout_ms / 1000
+        self.pace = Pace(min(cfg.processing.commit_interval_ms / 1000, txn_s / 3), txn_s, self.ownership.ctx)
 
     @property
     def epoch(self) -> int:
@@ -94,6 +106,7 @@ class PartitionTask:
     def restore(self) -> int:
         """Load checkpoint R and committed K; returns R, the offset to start reading at."""
         self.heartbeat.beat()
+        self.restores += 1
         restored = self.redis_call(lambda: restore_state(
             self.cfg, self.store, self.consumer, self.partition_id, self.ckpt_key, self.epoch, self.ownership.ctx))
         self.state = restored.state
@@ -102,11 +115,16 @@ class PartitionTask:
         self.phase = Phase.REPLAYING if restored.committed > restored.state.offset else Phase.RUNNING
         return restored.state.offset
 
-    # ---- 3. process (model/step.py, emitter.py) --------------------------------------
-    def process(self, records: Sequence[Any]) -> None:
-        """Replay or process a fetched batch; a producer failing fatally mid-batch restores the partition."""
+    # ---- 3. process (model/step.py, emitter.py, pacing.py) ------------------------------
+    def process(self, records: Sequence[Any], until: float | None = None) -> Sequence[Any]:
+        """Replay or process fetched records; returns those left for later once `until` (monotonic) passes.
+
+        Commits early when the open transaction has used its time budget. A producer
+        failing fatally mid-batch restores the partition (nothing is left then: the seek
+        fetches again).
+        """
         try:
-            self._process(records)
+            return self._process(records, until)
         except KafkaException as exc:
             if not kafka_io.is_fatal(exc):
                 # A zombie can see its fencing first as a non-fatal state error (librdkafka learns
@@ -116,33 +134,51 @@ class PartitionTask:
             logs.event(log, logging.WARNING, "producer_fatal", **self.ownership.ctx(error=str(exc.args[0])[:200]))
             # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
             self.recover(fatal=True)
+            return []
 
-    def _process(self, records: Sequence[Any]) -> None:
+    def _process(self, records: Sequence[Any], until: float | None) -> Sequence[Any]:
         state = self.state
         assert state is not None
-        if not records:
-            return
+        if not records or self.phase is Phase.FAILED:
+            return []
         if records[0].offset() < state.offset:
             # Fetched before a seek (recovery): already part of the state.
             records = [r for r in records if r.offset() >= state.offset]
             if not records:
-                return
+                return []
         if self.replay_until > state.offset:
             records, done = replay(state, records, self.replay_until, self.decoder, self.partition_id, self.is_classifier)
             if done:
                 self.phase = Phase.RUNNING
             if not records:
-                return
+                return []
         producer = self.ownership.producer
         assert producer is not None
+        kc = self.cfg.kafka
+        emit, dead_letter = emitters(producer, self.cfg.app, self.topic, self.partition_id, kc.output_topic, kc.dlq_topic,
+                                     self.out_partition, self.ownership.ctx, self.deliveries, self.dlq_limit)
+        i = 0
+        while i < len(records):
+            now = self.heartbeat.beat()
+            self._open_batch(producer, now)
+            chunk = records[i:i + self.pace.chunk(len(records) - i, self.batch.open_for(now))]
+            step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter)
+            done_at = time.monotonic()
+            self.pace.observe(len(chunk), done_at - now)
+            self.batch.records += len(chunk)
+            i += len(chunk)
+            if self.batch.open_for(done_at) >= self.pace.budget_s and (not self.commit() or self.phase is Phase.FAILED):
+                return []  # aborted (restored, the seek fetches again) or halted: nothing here is still valid
+            if until is not None and done_at >= until:
+                return records[i:]
+        return []
+
+    def _open_batch(self, producer: Producer, now: float) -> None:
+        if not self.batch.open:
+            self.batch.opened_at = now
         if self.eos and not self.batch.transaction:
             producer.begin_transaction()
             self.batch.transaction = True
-        kc = self.cfg.kafka
-        emit, dead_letter = emitters(producer, self.cfg.app, self.topic, self.partition_id, kc.output_topic, kc.dlq_topic,
-                                     self.out_partition, self.ownership.ctx)
-        step.process(state, records, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter)
-        self.batch.records += len(records)
 
     # ---- 4. commit (commit.py) ---------------------------------------------------------
     def commit(self) -> bool:
@@ -156,15 +192,25 @@ class PartitionTask:
         t0 = time.perf_counter()
         next_offset = state.offset
         if self.eos:
-            verdict = commit_transaction(producer, self.consumer, self.topic, self.partition_id, next_offset,
-                                         self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx)
+            producer.poll(0)  # serve delivery reports already in: a refused message must be seen before committing
+            verdict = Verdict.HALT if self.deliveries.permanent is not None else commit_transaction(
+                producer, self.consumer, self.topic, self.partition_id, next_offset,
+                self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx)
             if verdict is not Verdict.COMMITTED:
-                self.recover(fatal=verdict is Verdict.REOWN)
-                return False
+                producer.poll(0)  # a commit that failed early may not have served the report that explains it
+            verdict = delivery_verdict(self.deliveries, verdict)
         else:
-            flush_and_record(producer, self.store, self.topic, self.partition_id, self.epoch, next_offset, self.redis_call)
+            verdict = flush_and_record(producer, self.store, self.deliveries, self.topic, self.partition_id, self.epoch,
+                                       next_offset, self.redis_call)
+        if verdict is Verdict.HALT:
+            self.halt(self.deliveries.permanent)
+            return False
+        if verdict is not Verdict.COMMITTED:
+            self.recover(fatal=verdict is Verdict.REOWN)
+            return False
         self.commit_stats.observe((time.perf_counter() - t0) * 1000)
         self.batch.reset()
+        self.deliveries.clear()
         self.committed_offset = next_offset
         if faults.ENABLED:
             faults.point("after_commit_before_checkpoint")
@@ -178,6 +224,7 @@ class PartitionTask:
             # broker-side abort of a timed-out transaction (re-own with a new producer).
             fatal = True
         self.batch.reset()
+        self.deliveries.clear()
         # A zombie must never re-take ownership (that would fence the rightful owner): the
         # re-take is a compare-and-increment on our epoch, so one that wakes up between
         # this check and the re-take is refused there.
@@ -187,6 +234,24 @@ class PartitionTask:
                 faults.point("recover_before_take")
             self.take_ownership(retake=True)
         seek_to(self.consumer, self.topic, self.partition_id, self.restore())
+
+    def halt(self, failure: Failure | None) -> None:
+        """Abort the batch and stop reading the partition: Kafka refuses one of its outputs for good.
+
+        Replaying would fail the same way forever. The committed offset stays before the
+        refused record (nothing lost); the task keeps its lease, so no other worker picks
+        the partition up to fail again, and publishes the error with its status.
+        """
+        self.ownership.abort()
+        self.batch.reset()
+        self.deliveries.clear()
+        offset = failure.offset if failure is not None else None
+        cause = failure.describe() if failure is not None else "unknown delivery failure"
+        self.error = DeliveryFailedError(self.topic, self.partition_id, offset, self.epoch, cause)
+        self.phase = Phase.FAILED
+        self.consumer.pause([TopicPartition(self.topic, self.partition_id)])
+        logs.event(log, logging.ERROR, "partition_halted", **self.ownership.ctx(
+            offset=offset, committed_offset=self.committed_offset, error=self.error.message, hint=self.error.hint))
 
     # ---- 5. checkpoint (checkpointing.py) ------------------------------------------------
     def checkpoint_due(self, now: float) -> bool:
@@ -223,14 +288,16 @@ class PartitionTask:
         hw = kafka_io.cached_high_watermark(self.consumer, self.topic, self.partition_id)
         res = self.store.publish_status(self.partition_id, self.epoch, status_fields(
             owner=self.ownership.owner, epoch=self.epoch, phase=self.phase, committed_offset=self.committed_offset,
-            state=self.state, checkpoints=self.checkpoints, commits=self.commit_stats, high_watermark=hw, eps=eps))
+            state=self.state, checkpoints=self.checkpoints, commits=self.commit_stats, high_watermark=hw, eps=eps,
+            error=self.error.message if self.error is not None else None))
         if not res.ok:  # replaced: the new owner's status stays
             raise self.ownership.lost(self.epoch, f"status refused: Redis epoch is now {res.current}")
 
     def stop(self) -> None:
         """Graceful stop, after the last commit: final checkpoint, last status, lease released."""
         self.write_checkpoint()
-        self.phase = Phase.STOPPED
+        if self.phase is not Phase.FAILED:  # a halted partition says so until someone fixes it
+            self.phase = Phase.STOPPED
         self.publish_status(0.0)
         self.ownership.release_lease()
 

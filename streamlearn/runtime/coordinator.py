@@ -55,7 +55,8 @@ class Coordinator:
         self.partitions = parts
         if k.create_topics:
             for t in (k.output_topic, k.dlq_topic):
-                kafka_io.ensure_topic(adm, t, len(parts))
+                kafka_io.ensure_topic(adm, t, len(parts), {"max.message.bytes": str(k.max_message_bytes)},
+                                      replication_factor=k.replication_factor)
         n = min(self.cfg.processing.workers, len(parts))
         with self._lock:
             assignment = self.sup.start(parts, n)

@@ -4,11 +4,12 @@ One consumer (explicit `assign()`, no group rebalancing) feeds every owned
 partition; each partition has its own `eos.task.PartitionTask` (producer,
 model, protocol position). The worker drives the tasks and the tasks drive
 the protocol's steps; nothing below calls back up here. The loop is:
-poll → process per partition → commit each partition at its staggered
-deadline → checkpoint what is due (in a forked child, or inline) → renew
-leases and publish status. Redis calls happen between commit cycles, when
-no transaction is open, so a Redis outage pauses the worker without holding
-back read_committed readers; the few a step makes inside a cycle (a
+poll → process per partition, each for at most one commit interval (what is
+left waits for the next turn, see `intake`) → commit each partition at its
+staggered deadline → checkpoint what is due (in a forked child, or inline) →
+renew leases and publish status. Redis calls happen between commit cycles,
+when no transaction is open, so a Redis outage pauses the worker without
+holding back read_committed readers; the few a step makes inside a cycle (a
 recovery's epoch check and re-take, the at_least_once offset write) go
 through the same pause (`with_redis`), so an outage never fails a run.
 
@@ -23,13 +24,12 @@ import os
 import socket
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import redis
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import TopicPartition
 
 from connectors import kafka_io
 from connectors.redis_store import open_store, redacted
@@ -42,6 +42,7 @@ from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
+from streamlearn.runtime.intake import Backlog
 from streamlearn.state import checkpoint
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
 
@@ -114,13 +115,17 @@ class _Run:
                                classes=cfg.model.classes, max_value_bytes=pc.max_value_bytes)
         secret = cfg.checkpoint_secret()
         ckpt_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
-        self.shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
+        self.shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer, engine=True)
+        # The DLQ's own limit when readable, else one safely under Kafka's 1 MB default.
+        dlq_limit = min(kafka_io.topic_max_message_bytes(adm, cfg.kafka.dlq_topic) or 1_000_000, kafka_io.LARGE_MESSAGE_BYTES)
+        self.backlog = Backlog()
         self.forker = ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic))  # the child's own connection if cfg.checkpoint.background and forked.AVAILABLE else None
         self.partition_ids = tuple(partitions)  # read by ping from another thread: replaced, never mutated
         self.phase = "restoring"
         self.lost: list[int] = []
         self.tasks = {p: PartitionTask(cfg, self.store, self.consumer, p, owner, ckpt_key, decoder, kind.is_classifier,
-                                       out_parts, self.shared, heartbeat, self._redis_call_for(p)) for p in partitions}
+                                       out_parts, self.shared, heartbeat, self._redis_call_for(p), dlq_limit)
+                      for p in partitions}
 
     def start(self) -> None:
         """Steps 1 and 2 for every partition, then read each from where its restore says."""
@@ -137,7 +142,7 @@ class _Run:
         last_status = 0.0
         while self.tasks and not self.stop.is_set():
             now = self.heartbeat.beat()
-            self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)))
+            self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
             now = time.monotonic()
             committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
             if not committing:
@@ -190,19 +195,16 @@ class _Run:
                 t.close()
             raise
 
-    def _poll_and_process(self, wait_s: float) -> None:
-        by_partition: dict[int, list[Any]] = defaultdict(list)
-        for m in _poll_batch(self.consumer, self.cfg.processing.max_batch, wait_s):
-            err = m.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    logs.event(log, logging.DEBUG, "consume_error", topic=self.topic, error=str(err))
-                continue
-            by_partition[m.partition()].append(m)
-        for p, records in by_partition.items():
+    def _poll_and_process(self, wait_s: float, until: float) -> None:
+        """Poll (unless records are still held), then give each partition its turn until `until`."""
+        restores = {p: t.restores for p, t in self.tasks.items()}
+        self.backlog.fill(self.consumer, self.cfg.processing.max_batch, wait_s, restores, self.topic)
+        for p, records in self.backlog.take(restores):
             task = self.tasks.get(p)
             if task is not None:
-                self._guarded(task, task.process, records)
+                rest = self._guarded(task, task.process, records, until)
+                if rest and self.tasks.get(p) is task:
+                    self.backlog.keep(p, task.restores, list(rest))
 
     def _commit_all(self) -> None:
         self._each(self.tasks.values(), PartitionTask.commit)
@@ -241,9 +243,9 @@ class _Run:
             if self.tasks.get(task.partition_id) is task:
                 self._guarded(task, action, task)
 
-    def _guarded(self, task: PartitionTask, fn: Callable[..., object], *args: Any) -> None:
+    def _guarded(self, task: PartitionTask, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            fn(*args)
+            return fn(*args)
         except OwnershipLostError as exc:
             logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
             del self.tasks[task.partition_id]
@@ -251,6 +253,7 @@ class _Run:
             self.lost.append(task.partition_id)
             self.consumer.incremental_unassign([TopicPartition(self.topic, task.partition_id)])
             self.partition_ids = tuple(sorted(self.tasks))
+            return None
 
     def _redis_call_for(self, partition_id: int) -> RedisCall:
         """The outage pause for one task's own Redis calls (logged under that partition)."""
@@ -298,19 +301,3 @@ class _Run:
 def _renew_and_publish(task: PartitionTask, elapsed_s: float) -> None:
     task.renew_lease()  # OwnershipLostError here: dropped, no status published for it
     task.publish_status(elapsed_s)
-
-
-def _poll_batch(consumer: Any, max_batch: int, wait_s: float) -> list[Any]:
-    """Whatever is fetched, as soon as there is something: wait for one record, then drain.
-
-    `consume(n, timeout)` waits until it has n records or the timeout passes, so at a
-    moderate rate every record sat out the whole poll timeout before it was even
-    predicted. The wait is also cut at the next commit deadline, so a commit is never late
-    because the loop was waiting for input.
-    """
-    first = consumer.poll(wait_s)
-    if first is None:
-        return []
-    if max_batch <= 1:
-        return [first]
-    return [first, *consumer.consume(num_messages=max_batch - 1, timeout=0)]

@@ -17,33 +17,50 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.checker import I4Sampler, caught_up, finish
+from tests.chaos.checker import (
+    I4Sampler,
+    caught_up,
+    check_i1_of,
+    check_i2,
+    finish,
+    read_topic,
+    scenario_store,
+)
 from tests.chaos.harness import (
+    PARTITIONS,
     ChaosEnv,
+    Driver,
     Scenario,
     alive,
     descendants,
     random_kills,
+    record_result,
     wait_for,
 )
 
 DONE_TIMEOUT_S = 600
 
 
+def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Driver, list[dict[str, Any]]]:
+    """Start the driver, stream the records, SIGKILL random workers until at least 4 kills and the stream is in."""
+    kills: list[dict[str, Any]] = []
+    stop = threading.Event()
+    d = sc.start()
+    producer = sc.produce_in_background(recs)
+    killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(seed), kills), daemon=True)
+    killer.start()
+    producer.join()
+    wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
+    stop.set()
+    killer.join()
+    return d, kills
+
+
 def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
     sc = Scenario(chaos_env, "worker-kills")
     recs = sc.events()
-    kills: list[dict[str, Any]] = []
-    stop = threading.Event()
     with I4Sampler(sc) as i4:
-        d = sc.start()
-        producer = sc.produce_in_background(recs)
-        killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(4), kills), daemon=True)
-        killer.start()
-        producer.join()
-        wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
-        stop.set()
-        killer.join()
+        d, kills = _stream_under_kills(sc, recs, seed=4)
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the kills")
         sc.stop(d)
     bursts = sum(1 for k in kills if k["burst"])
@@ -112,3 +129,30 @@ def test_injected_crash_point(chaos_env: ChaosEnv, point: str) -> None:
              "mid_checkpoint_inline": "crash point `mid_checkpoint`, checkpoints inline (the worker dies)"}.get(point, f"crash point `{point}`")
     finish(sc, i4, label, sum(got[p] for p in expected), crashes=got)
     assert {p: got[p] for p in expected} == expected
+
+
+def test_at_least_once_worker_kills_lose_nothing(chaos_env: ChaosEnv) -> None:
+    """at_least_once under SIGKILL bursts: 0 lost (every input offset answered), duplicates allowed and counted."""
+    sc = Scenario(chaos_env, "alo-kills", processing={"guarantee": "at_least_once"})
+    recs = sc.events()
+    store = scenario_store(sc)
+    d, kills = _stream_under_kills(sc, recs, seed=5)
+    # at_least_once records offsets in Redis, not in Kafka.
+    wait_for(lambda: sum(store.committed_offset(p) or 0 for p in range(PARTITIONS)) >= len(recs), DONE_TIMEOUT_S,
+             "all input recorded in Redis after the kills")
+    sc.stop(d)
+    inputs = read_topic(sc.env.bootstrap, sc.topic, read_committed=False)
+    i1 = check_i1_of(sc, inputs)
+    i2 = check_i2(sc, inputs, {p: store.committed_offset(p) for p in range(PARTITIONS)})
+    bursts = sum(1 for k in kills if k["burst"])
+    recoveries = sum(store.counters(p).get("recoveries", 0) for p in range(PARTITIONS))
+    record_result({"scenario": sc.name, "fault": "at_least_once: SIGKILL of a random worker (incl. bursts)", "injected": len(kills),
+                   "events": i1.inputs, "predictions": i1.predictions, "dead_letters": i1.dead_letters, "lost": len(i1.missing),
+                   "duplicated": len(i1.duplicated), "order_ok": None, "model_equal": i2.ok, "bursts": bursts, "recoveries": recoveries})
+    print(f"at_least_once kills={len(kills)} bursts={bursts} recoveries={recoveries}: lost={len(i1.missing)} duplicated={len(i1.duplicated)} "
+          f"predictions={i1.predictions} inputs={i1.inputs}")
+    assert recoveries > 0, "no kill hit a partition's owner: nothing was tested"
+    assert i1.missing == [], f"lost under at_least_once: {i1.missing[:10]}"
+    assert not i1.wrong_id and i1.predictions + i1.dead_letters >= i1.inputs
+    assert i2.ok, f"model differs from a fault-free run: {i2.partitions}"
+    assert bursts >= 2, f"the schedule must include a burst: {kills}"

@@ -31,6 +31,9 @@ class ScriptedProducer:
     def commit_transaction(self, timeout: float) -> None:
         self._maybe_fail("commit")
 
+    def poll(self, timeout: float) -> int:
+        return 0  # no delivery reports: nothing was refused
+
 
 class Consumer:
     def consumer_group_metadata(self) -> object:
