@@ -48,8 +48,11 @@ def restore_state(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, pa
     else:
         committed = store.committed_offset(partition_id)
     state = _load_checkpoint(cfg, store, partition_id, ckpt_key, committed, ctx)
+    current = checkpoint.spec_id(cfg.model)
+    state = _on_spec_change(cfg, state, current, partition_id, ctx)
     if state is None:
         state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=low, model_version=0, events=0)
+    state.spec_id = current  # what the next checkpoint records (after `keep`, the operator adopted the old model)
     if state.offset < low:
         logs.event(
             log, logging.WARNING, "retention_gap",
@@ -61,6 +64,19 @@ def restore_state(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, pa
     k = max(k, state.offset)
     logs.event(log, logging.INFO, "restored", **ctx(checkpoint_offset=state.offset, committed_offset=k, replay=k - state.offset))
     return Restored(state, k)
+
+
+def _on_spec_change(cfg: AppConfig, state: ModelState | None, current: checkpoint.SpecId, partition_id: int,
+                    ctx: LogContext) -> ModelState | None:
+    """`checkpoint.on_spec_change` for a checkpoint of another model spec: raise (fail), None (reset) or keep it."""
+    if state is None:
+        return None
+    choice = checkpoint.spec_decision(state.spec_id, current, cfg.checkpoint.on_spec_change,
+                                      topic=cfg.kafka.input_topic, partition=partition_id)
+    if choice != "same":
+        logs.event(log, logging.WARNING, f"checkpoint_spec_{choice}",
+                   **ctx(checkpoint_spec=str(state.spec_id), configured_spec=str(current), offset=state.offset))
+    return None if choice == "reset" else state
 
 
 def _load_checkpoint(

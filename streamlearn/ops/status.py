@@ -67,6 +67,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "commit_hist": [int(x) for x in st.get("commit_hist", "").split(",") if x],
                 "recoveries": counters.get("recoveries", 0),
                 "checkpoints_refused": counters.get("checkpoints_refused", 0),
+                "checkpoint_child_timeouts": counters.get("checkpoint_child_timeouts", 0),
                 "updated_age_s": round((now_ms - int(st["updated_ms"])) / 1000, 1) if st.get("updated_ms") else None,
             }
         )
