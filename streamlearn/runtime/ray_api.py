@@ -104,7 +104,14 @@ def require_token_auth() -> None:
             hint=f"unset {AUTH_MODE_ENV} (or set it to token); on a cluster, give every node the same token "
                  "(RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) from your secret store",
         )
-    os.environ[AUTH_MODE_ENV] = "token"
+    if mode is None:
+        os.environ[AUTH_MODE_ENV] = "token"
+        # Ray caches its config when it is imported: refresh it, as Ray itself does when it turns
+        # token mode on (authentication_token_setup._enable_token_auth), or this driver would
+        # talk to its own token-protected GCS without the token.
+        from ray._raylet import Config
+
+        Config.initialize("")
 
 
 def runtime_env() -> dict[str, Any]:
