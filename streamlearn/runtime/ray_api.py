@@ -109,9 +109,9 @@ def require_token_auth() -> None:
         # Ray caches its config when it is imported: refresh it, as Ray itself does when it turns
         # token mode on (authentication_token_setup._enable_token_auth), or this driver would
         # talk to its own token-protected GCS without the token.
-        from ray._raylet import Config
+        from ray import _raylet
 
-        Config.initialize("")
+        _raylet.Config.initialize("")  # type: ignore[attr-defined]  # compiled module, no stubs
 
 
 def runtime_env() -> dict[str, Any]:
