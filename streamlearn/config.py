@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -214,6 +215,23 @@ class CheckpointConfig(_Section):
         "previous",
         description="A checkpoint that fails verification: fall back to the previous valid one, replay from the earliest retained offset, or stop.",
     )
+    allow_dev_key: bool = Field(
+        False,
+        description="Allow running without a checkpoint secret, signing with a per-app development key that anyone who "
+                    "knows the app name can forge. For local development only (the demo sets it); production sets "
+                    f"{SECRET_ENV}.",
+    )
+    on_spec_change: Literal["fail", "reset", "keep"] = Field(
+        "fail",
+        description="A checkpoint written for another model: section or river version: stop with an error (fail), start a "
+                    "fresh model replayed from the earliest retained offset (reset), or restore the old model anyway (keep).",
+    )
+    child_timeout_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="Deadline of a forked checkpoint child: past it the worker kills it (a child forked from a "
+                    "multi-threaded process can deadlock), counts it (checkpoint_child_timeouts) and writes that "
+                    "partition's next checkpoint inline.",
+    )
     background: bool = Field(
         True,
         description="Write checkpoints from a forked child (a copy-on-write snapshot, like Redis BGSAVE), so pickling and "
@@ -248,13 +266,68 @@ class AppConfig(_Section):
             return self.checkpoint.secret.get_secret_value().encode()
         return None
 
+    def signing_secret(self) -> bytes | None:
+        """The checkpoint secret, or None when the per-app development key is allowed; else a ConfigError.
+
+        Called before anything starts, so a deployment without a secret fails at
+        once with the key to set, instead of signing with a forgeable key.
+        """
+        secret = self.checkpoint_secret()
+        if secret is None and not self.checkpoint.allow_dev_key:
+            raise ConfigError(
+                f"checkpoint.secret: no checkpoint secret is set ({SECRET_ENV} or checkpoint.secret)",
+                hint=f"set {SECRET_ENV} to a long random value (e.g. `openssl rand -hex 32`), the same on every node; "
+                     "for local development only, set checkpoint.allow_dev_key: true",
+            )
+        return secret
+
     def to_wire(self) -> dict[str, Any]:
-        """Plain dict with secrets revealed, for shipping to Ray actors (never logged)."""
+        """Plain dict with secrets revealed, for shipping to Ray actors as an argument (never logged).
+
+        The checkpoint secret travels here, resolved from the environment or the
+        file, and not in Ray's runtime_env, which every user of a cluster can list.
+        """
         data = self.model_dump(mode="python")
         data["redis"]["url"] = self.redis.url.get_secret_value()
-        if self.checkpoint.secret is not None:
-            data["checkpoint"]["secret"] = self.checkpoint.secret.get_secret_value()
+        secret = self.checkpoint_secret()
+        if secret is not None:
+            data["checkpoint"]["secret"] = secret.decode()
         return data
+
+    def masked(self) -> dict[str, Any]:
+        """The config as JSON-ready data with every secret-bearing value masked (`streamlearn config`)."""
+        return mask(self.model_dump(mode="json"))
+
+
+MASK = "***"
+# Key names whose values are secrets wherever they appear (config sections, librdkafka passthrough).
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|^sasl\.|\.sasl\.|ssl\.key\.pem)", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s]+)@")
+
+
+def is_secret_key(key: str) -> bool:
+    """True for keys like kafka.consumer.sasl.password, checkpoint.secret, *token*, sasl.*."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def mask_text(text: str) -> str:
+    """Text with the credentials of every URL in it masked: redis://alice:pw@h → redis://***@h."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+
+
+def mask(value: Any, key: str = "") -> Any:
+    """A copy of `value` with secret-bearing keys masked and credentials removed from URLs."""
+    if isinstance(value, Mapping):
+        return {k: mask(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask(v, key) for v in value]
+    if value is not None and is_secret_key(key):
+        return MASK
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
 
 
 def import_dotted(path: str) -> Any:
@@ -314,7 +387,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> ConfigError:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = mask_text(err["msg"].removeprefix("Value error, "))
         if err["type"] == "extra_forbidden":
             parent_model = _section_for(err["loc"][:-1])
             close = difflib.get_close_matches(str(err["loc"][-1]), list(parent_model), n=1) if parent_model else []
@@ -322,7 +395,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> ConfigError:
             lines.append(f"{key}: unknown key; fix: {fix}")
         else:
             got = err.get("input")
-            got_txt = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
+            got_txt = f" (got {mask(got, key)!r})" if not isinstance(got, dict | list) and got is not None else ""
             fix = _FIX_HINTS.get(err["type"], "")
             lines.append(f"{key}: {msg}{got_txt}" + (f"; fix: {fix}" if fix else ""))
     return ConfigError(

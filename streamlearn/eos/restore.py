@@ -58,6 +58,8 @@ def restore_state(
     else:
         committed = store.committed_offset(partition_id)
     state = _load_checkpoint(cfg, store, partition_id, ckpt_key, committed, ctx)
+    current = checkpoint.spec_id(cfg.model)
+    state = _on_spec_change(cfg, state, current, partition_id, ctx)
     if state is None:
         origin = store.start_offset(partition_id)
         if origin is None and committed is None:
@@ -65,6 +67,7 @@ def restore_state(
         state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=max(origin or low, low), model_version=0, events=0)
     elif committed is None and state.offset > 0:
         _committed_offset_missing(cfg, partition_id, state.offset, epoch, ctx)
+    state.spec_id = current  # what the next checkpoint records (after `keep`, the operator adopted the old model)
     if state.offset < low:
         logs.event(
             log, logging.WARNING, "retention_gap",
@@ -112,6 +115,19 @@ def _new_partition_start(
         raise OwnershipLostError(topic, partition_id, epoch, f"start position refused: Redis epoch is now {res.current}")
     logs.event(log, logging.INFO, "start_position", **ctx(start_from=cfg.processing.start_from, offset=res.current, decided=offset))
     return res.current
+
+
+def _on_spec_change(cfg: AppConfig, state: ModelState | None, current: checkpoint.SpecId, partition_id: int,
+                    ctx: LogContext) -> ModelState | None:
+    """`checkpoint.on_spec_change` for a checkpoint of another model spec: raise (fail), None (reset) or keep it."""
+    if state is None:
+        return None
+    choice = checkpoint.spec_decision(state.spec_id, current, cfg.checkpoint.on_spec_change,
+                                      topic=cfg.kafka.input_topic, partition=partition_id)
+    if choice != "same":
+        logs.event(log, logging.WARNING, f"checkpoint_spec_{choice}",
+                   **ctx(checkpoint_spec=str(state.spec_id), configured_spec=str(current), offset=state.offset))
+    return None if choice == "reset" else state
 
 
 def _load_checkpoint(

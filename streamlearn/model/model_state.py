@@ -10,6 +10,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class SpecId:
+    """Which model spec (hash of the `model:` section) and river version a model was built with.
+
+    A checkpoint carries it so a changed `model.estimator` (or a river upgrade)
+    is noticed at restore instead of silently keeping the old model.
+    """
+
+    spec_hash: str
+    river_version: str
+
+    def __str__(self) -> str:
+        return f"spec {self.spec_hash} (river {self.river_version})"
+
+
 @dataclass
 class ModelState:
     """Everything a partition needs to resume: the model and its bookkeeping."""
@@ -20,3 +35,4 @@ class ModelState:
     model_version: int  # number of labelled events learned, since the partition's beginning
     events: int  # events seen (predicted), since the partition's beginning
     extra: dict[str, Any] = field(default_factory=dict)
+    spec_id: SpecId | None = None  # None: unknown (a checkpoint written before spec ids existed)

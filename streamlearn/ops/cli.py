@@ -112,9 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    cfg = _config(args)
-    data = cfg.model_dump(mode="json")
-    print(json.dumps(data, indent=2))
+    print(json.dumps(_config(args).masked(), indent=2))
     return 0
 
 

@@ -61,6 +61,7 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("checkpoint_offset", "gauge", "Input offset the last checkpoint reflects (never above committed_offset)."),
     MetricDoc("recoveries", "counter", "Times the partition was restored from checkpoint + replay after a failure."),
     MetricDoc("checkpoints_refused", "counter", "Checkpoint writes refused by the epoch/offset compare-and-set (zombie or stale writer)."),
+    MetricDoc("checkpoint_child_timeouts", "counter", "Forked checkpoint children killed at checkpoint.child_timeout_s (the next checkpoint is written inline)."),
     MetricDoc("dlq", "counter", "Records sent to the dead-letter topic (undecodable or invalid)."),
     MetricDoc("prequential_metric", "gauge", "Prequential (test-then-train) metric of the partition's model; label `metric` names it."),
     MetricDoc("epoch", "gauge", "Ownership epoch of the partition in Redis; it increases on every take-over."),
@@ -119,6 +120,7 @@ def families(status: Status | None, app: str) -> list[Metric]:
         "checkpoint_offset": fam("checkpoint_offset", GaugeMetricFamily),
         "recoveries": fam("recoveries", CounterMetricFamily),
         "checkpoints_refused": fam("checkpoints_refused", CounterMetricFamily),
+        "checkpoint_child_timeouts": fam("checkpoint_child_timeouts", CounterMetricFamily),
         "dlq": fam("dlq", CounterMetricFamily),
         "prequential_metric": fam("prequential_metric", GaugeMetricFamily, ("metric",)),
         "epoch": fam("epoch", GaugeMetricFamily),
@@ -141,6 +143,7 @@ def families(status: Status | None, app: str) -> list[Metric]:
         put("checkpoint_offset", row.get("checkpoint_offset"))
         put("recoveries", row.get("recoveries"))
         put("checkpoints_refused", row.get("checkpoints_refused"))
+        put("checkpoint_child_timeouts", row.get("checkpoint_child_timeouts"))
         put("dlq", row.get("dlq"))
         put("epoch", row.get("epoch"))
         put("partition_running", 1.0 if row.get("phase") == "running" else 0.0)

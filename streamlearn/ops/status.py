@@ -68,6 +68,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "recoveries": counters.get("recoveries", 0),
                 "checkpoints_refused": counters.get("checkpoints_refused", 0),
                 "error": st.get("error") or None,
+                "checkpoint_child_timeouts": counters.get("checkpoint_child_timeouts", 0),
                 "updated_age_s": round((now_ms - int(st["updated_ms"])) / 1000, 1) if st.get("updated_ms") else None,
             }
         )

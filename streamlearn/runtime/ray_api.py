@@ -17,6 +17,8 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayError, RayTaskError
 
+from streamlearn.errors import ConfigError
+
 
 class Failure(enum.Enum):
     """How a call on an actor failed, in the terms the Coordinator acts on."""
@@ -76,8 +78,45 @@ class Outcome:
         return self.value
 
 
-# Passed to actors so crash points, secrets and log levels reach every worker process.
-_FORWARDED_ENV = ("STREAMLEARN_FAULTS", "STREAMLEARN_CHECKPOINT_SECRET", "STREAMLEARN_LOG_LEVEL")
+# Passed to actors so crash points and log levels reach every worker process. Never a secret:
+# Ray shows a job's runtime_env to every user of the cluster (the checkpoint secret travels in
+# the actors' config argument instead, `AppConfig.to_wire`).
+_FORWARDED_ENV = ("STREAMLEARN_FAULTS", "STREAMLEARN_LOG_LEVEL")
+# Fixed in every worker: str hashes (and so the iteration order of sets of strings, which river's
+# nominal splitters walk) must not differ between the process that crashed and the one that
+# recovers (I2).
+HASH_SEED = "0"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"  # ray/_private/authentication/authentication_token_setup.py
+
+
+def require_token_auth() -> None:
+    """Turn on Ray's token authentication explicitly; refuse to run with it disabled.
+
+    Ray 2.60 enables it by default for a new local instance, but that is a
+    library default: we state it, so an upgrade or a stray setting cannot open
+    the app's cluster (Ray's gRPC servers listen on all interfaces) to anyone
+    who can reach the machine.
+    """
+    mode = os.environ.get(AUTH_MODE_ENV)
+    if mode is not None and mode.lower() != "token":
+        raise ConfigError(
+            f"{AUTH_MODE_ENV}={mode}: streamlearn runs Ray only with token authentication",
+            hint=f"unset {AUTH_MODE_ENV} (or set it to token); on a cluster, give every node the same token "
+                 "(RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) from your secret store",
+        )
+    if mode is None:
+        os.environ[AUTH_MODE_ENV] = "token"
+        # Ray caches its config when it is imported: refresh it, as Ray itself does when it turns
+        # token mode on (authentication_token_setup._enable_token_auth), or this driver would
+        # talk to its own token-protected GCS without the token.
+        from ray import _raylet
+
+        _raylet.Config.initialize("")  # type: ignore[attr-defined]  # compiled module, no stubs
+
+
+def runtime_env() -> dict[str, Any]:
+    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    return {"env_vars": {**env, "PYTHONHASHSEED": HASH_SEED}}
 # Measured: SIGKILL → actor error in 0.74 s with 100 ms, 1.8 s with Ray's default 1000 ms.
 DEATH_INFO_WAIT_MS = 100
 
@@ -85,13 +124,13 @@ DEATH_INFO_WAIT_MS = 100
 def init(address: str | None, workers: int) -> None:
     if ray.is_initialized():
         return
-    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    require_token_auth()
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": "ERROR",
         "log_to_driver": True,
         "configure_logging": True,
-        "runtime_env": {"env_vars": env} if env else None,
+        "runtime_env": runtime_env(),
     }
     if address:
         ray.init(address=address, **kwargs)

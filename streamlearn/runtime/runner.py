@@ -44,6 +44,10 @@ class Runner:
         status_every_s: float = 1.0,
         install_signals: bool = True,
     ) -> dict[str, Any]:
+        if self.cfg.signing_secret() is None:  # ConfigError unless checkpoint.allow_dev_key
+            logs.event(log, logging.WARNING, "checkpoint_dev_key",
+                       note="checkpoints are signed with the per-app development key (checkpoint.allow_dev_key: true): "
+                            "anyone who knows the app name can forge one; set STREAMLEARN_CHECKPOINT_SECRET in production")
         check_services(self.cfg)
         ray_api.init(self.ray_address, self.cfg.processing.workers + self.cfg.processing.standby_workers)
         # After ray.init: Ray installs a fatal-signal handler for SIGTERM (abort, no

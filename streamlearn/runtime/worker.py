@@ -43,7 +43,7 @@ from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
 from streamlearn.runtime.intake import Backlog
-from streamlearn.state import checkpoint
+from streamlearn.state import checkpoint, forked
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
 
 log = logs.get("worker")
@@ -73,7 +73,9 @@ class PartitionWorker:
         return {"worker": self.worker_id, "pid": os.getpid(), "partitions": partitions,
                 "lost": list(run.lost) if run is not None else [],
                 "phase": run.phase if run is not None else self._phase,
-                "loop_age_s": self._heartbeat.age() if partitions else 0.0}
+                "loop_age_s": self._heartbeat.age() if partitions else 0.0,
+                # The forked checkpoint children's memory belongs to this worker's footprint.
+                "checkpoint_children_rss_bytes": run.forker.rss_bytes() if run is not None and run.forker is not None else 0}
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,17 +115,20 @@ class _Run:
         kind = model_kind(build_model(cfg.model))
         decoder = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
                                classes=cfg.model.classes, max_value_bytes=pc.max_value_bytes)
-        secret = cfg.checkpoint_secret()
-        ckpt_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
+        secret = cfg.signing_secret()  # ConfigError without a secret unless checkpoint.allow_dev_key
+        base_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
         self.shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer, engine=True)
         # The DLQ's own limit when readable, else one safely under Kafka's 1 MB default.
         dlq_limit = min(kafka_io.topic_max_message_bytes(adm, cfg.kafka.dlq_topic) or 1_000_000, kafka_io.LARGE_MESSAGE_BYTES)
         self.backlog = Backlog()
-        self.forker = ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic))  # the child's own connection if cfg.checkpoint.background and forked.AVAILABLE else None
+        self.forker = (ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic),  # the child's own connection
+                                          timeout_s=cfg.checkpoint.child_timeout_s)
+                       if cfg.checkpoint.background and forked.AVAILABLE else None)
         self.partition_ids = tuple(partitions)  # read by ping from another thread: replaced, never mutated
         self.phase = "restoring"
         self.lost: list[int] = []
-        self.tasks = {p: PartitionTask(cfg, self.store, self.consumer, p, owner, ckpt_key, decoder, kind.is_classifier,
+        self.tasks = {p: PartitionTask(cfg, self.store, self.consumer, p, owner,
+                                       checkpoint.partition_key(base_key, cfg.app, self.topic, p), decoder, kind.is_classifier,
                                        out_parts, self.shared, heartbeat, self._redis_call_for(p), dlq_limit)
                       for p in partitions}
 
@@ -217,18 +222,22 @@ class _Run:
         self._apply_forked(self.forker.poll())
         in_flight = self.forker.in_flight
         ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
+        inline = [t for t in ready if self.forker.take_inline(t.partition_id)]  # its last child timed out
+        ready = [t for t in ready if t not in inline]
         if ready:
             try:
                 self.forker.start([t.checkpoint_snapshot() for t in ready])
             except OSError as exc:  # no fork (memory, process limit): write these inline
                 logs.event(log, logging.WARNING, "checkpoint_fork_failed", topic=self.topic, error=str(exc))
-                return ready
-        return []
+                return inline + ready
+        return inline
 
     def _apply_forked(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             task = self.tasks.get(outcome.job.partition_id)
             if task is not None:
+                if outcome.timed_out:
+                    self._guarded(task, self.store.incr_counter, task.partition_id, "checkpoint_child_timeouts")
                 self._guarded(task, task.apply_forked_checkpoint, outcome)
 
     def _checkpoint_and_publish(self, inline: list[PartitionTask], elapsed: float | None) -> None:

@@ -21,7 +21,17 @@ do not exist after the fork: it uses none of the parent's clients and opens
 its own Redis connection; it disables the garbage collector (a finaliser of
 a parent object could call into a library whose threads are gone); it
 reports on a pipe and leaves with `os._exit`, never running atexit hooks or
-finalisers. At most one child per partition is in flight.
+finalisers. At most one child per partition is in flight. It keeps the
+parent's process title (`ray::PartitionWorker...`; renaming it would take
+Ray's title lock, which a parent thread may hold at the fork): tools tell it
+apart by its parent, a PartitionWorker.
+
+A child forked from a multi-threaded process can deadlock on a lock some
+parent thread held at the fork. A hung child would block its partition's
+checkpoints and a graceful stop for ever, so each child has a deadline
+(`checkpoint.child_timeout_s`): past it the parent SIGKILLs it, reports the
+jobs as failed (`Outcome.timed_out`), counts it (`timeouts`) and writes the
+next checkpoint of those partitions inline (`take_inline`).
 
 The parent hands over `Snapshot` values (partition, epoch, offset, state,
 key), never the protocol's own objects: this module knows nothing of
@@ -33,6 +43,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import select
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,12 +92,14 @@ class Outcome:
     result: CasResult | None  # None: the child failed before the CAS (Redis down, crash)
     nbytes: int
     error: str = ""
+    timed_out: bool = False  # the child passed its deadline and was killed
 
 
 @dataclass
 class _Child:
     fd: int
     jobs: list[Job]
+    deadline: float
     buf: bytes = b""
 
     def drain(self) -> None:
@@ -98,7 +112,7 @@ class _Child:
                 return
             self.buf += chunk
 
-    def outcomes(self, status: int) -> list[Outcome]:
+    def outcomes(self, status: int, timed_out: bool = False) -> list[Outcome]:
         by_part: dict[int, Outcome] = {}
         for line in self.buf.decode(errors="replace").splitlines():
             try:
@@ -108,17 +122,24 @@ class _Child:
                 by_part[job.partition_id] = Outcome(job, res, int(nbytes), err[0] if err else "")
             except (ValueError, StopIteration):
                 continue  # not a report line: the job counts as failed below
-        died = f"checkpoint child exited with status {os.waitstatus_to_exitcode(status)} before reporting"
-        return [by_part.get(j.partition_id, Outcome(j, None, 0, died)) for j in self.jobs]
+        died = ("checkpoint child passed its deadline and was killed; the next checkpoint is written inline"
+                if timed_out else f"checkpoint child exited with status {os.waitstatus_to_exitcode(status)} before reporting")
+        return [by_part.get(j.partition_id, Outcome(j, None, 0, died, timed_out)) for j in self.jobs]
 
 
 class ForkedCheckpointer:
     """Children in flight, at most one per partition (partitions commit at different moments,
     so one child per worker would starve the partitions whose commits keep finding it busy)."""
 
-    def __init__(self, open_store: Callable[[], CheckpointStore]) -> None:
+    def __init__(self, open_store: Callable[[], CheckpointStore], timeout_s: float = 30.0) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"checkpoint child timeout must be positive (got {timeout_s})")
         self._open_store = open_store
+        self._timeout_s = timeout_s
         self._children: dict[int, _Child] = {}
+        self._inline_next: set[int] = set()
+        self.started = 0  # children forked
+        self.timeouts = 0  # children killed at their deadline
 
     @property
     def busy(self) -> bool:
@@ -129,9 +150,22 @@ class ForkedCheckpointer:
         """Partitions with a checkpoint child still running."""
         return {j.partition_id for c in self._children.values() for j in c.jobs}
 
+    def take_inline(self, partition_id: int) -> bool:
+        """True once after a child of this partition timed out: write its next checkpoint inline."""
+        if partition_id in self._inline_next:
+            self._inline_next.discard(partition_id)
+            return True
+        return False
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the children in flight (copy-on-write pages they touched count too)."""
+        return sum(_rss_bytes(pid) for pid in list(self._children))  # list(): ping reads it from another thread
+
     def start(self, snapshots: list[Snapshot]) -> list[Job]:
         """Fork one child that checkpoints every snapshot given; the parent returns at once."""
-        assert not self.in_flight & {s.partition_id for s in snapshots}
+        busy = self.in_flight & {s.partition_id for s in snapshots}
+        if busy:  # an explicit check: `assert` vanishes under python -O
+            raise RuntimeError(f"checkpoint child already in flight for partitions {sorted(busy)}")
         now = time.monotonic()
         jobs = [Job(s.partition_id, s.epoch, s.offset, s.events, now) for s in snapshots]
         r, w = os.pipe()
@@ -146,25 +180,59 @@ class ForkedCheckpointer:
             _child(snapshots, self._open_store, w)
         os.close(w)
         os.set_blocking(r, False)
-        self._children[pid] = _Child(r, jobs)
+        self._children[pid] = _Child(r, jobs, now + self._timeout_s)
+        self.started += 1
         return jobs
 
     def poll(self, wait: bool = False) -> list[Outcome]:
-        """Outcomes of the children that have exited (all of them, blocking, if `wait`)."""
+        """Outcomes of the children that have exited or passed their deadline (all of them if `wait`).
+
+        Waiting never outlasts the children's deadlines: a hung child is killed.
+        """
+        out = self._reap()
+        while wait and self._children:
+            remaining = min(c.deadline for c in self._children.values()) - time.monotonic()
+            # A child's pipe turns readable when it reports or exits (EOF): no busy loop.
+            select.select([c.fd for c in self._children.values()], [], [], max(remaining, 0.0))
+            out += self._reap()
+        return out
+
+    def _reap(self) -> list[Outcome]:
         out: list[Outcome] = []
+        now = time.monotonic()
         for pid, child in list(self._children.items()):
-            done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+            done, status = os.waitpid(pid, os.WNOHANG)
             child.drain()
+            timed_out = False
             if done == 0:
-                continue
+                if now < child.deadline:
+                    continue
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                child.drain()
+                timed_out = True
+                self.timeouts += 1
+                self._inline_next |= {j.partition_id for j in child.jobs}
             os.close(child.fd)
             del self._children[pid]
-            out += child.outcomes(status)
+            out += child.outcomes(status, timed_out)
         return out
 
     def close(self) -> None:
-        """Wait for the children in flight (a graceful stop must not leave one writing behind it)."""
+        """Wait for the children in flight, up to their deadlines (a graceful stop must not leave one writing behind it)."""
         self.poll(wait=True)
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _child(snapshots: list[Snapshot], open_store: Callable[[], CheckpointStore], w: int) -> None:

@@ -91,6 +91,9 @@ def build_config(run_id: str, bootstrap: str, redis_url: str, workers: int) -> A
             "model": MODEL,
             "processing": {"workers": workers, "checkpoint_every_s": 2.0, "checkpoint_every_events": 2_000, "status_interval_s": 0.5},
             "metrics": {"port": 0},
+            # A local, throw-away demo: signing with the per-app development key is fine here
+            # (the run warns); a real deployment sets STREAMLEARN_CHECKPOINT_SECRET instead.
+            "checkpoint": {"allow_dev_key": True},
         }
     )
 

@@ -45,12 +45,15 @@ STREAMLEARN_REDIS__URL='rediss://app:s3cret@redis.internal:6380/0' streamlearn s
 ```
 
 **Checkpoint secret.** `{SECRET_ENV}` (or `checkpoint.secret`) is the HMAC key
-that authenticates every model checkpoint before it is unpickled. Without it,
-streamlearn derives a per-app development key from the app name: that detects
-corruption and accidental mixing of apps (integrity), but anyone who knows the
-app name can forge a checkpoint (no authentication). Set a secret in production.
+that authenticates every model checkpoint before it is unpickled (the MAC also
+covers app, topic and partition). Without one, `streamlearn run` refuses to start
+unless `checkpoint.allow_dev_key: true`: then it derives a per-app development key
+from the app name and warns. That detects corruption and accidental mixing of
+apps (integrity), but anyone who knows the app name can forge a checkpoint (no
+authentication). Set a secret in production.
 
-`streamlearn config -c app.yaml` prints the effective configuration with secrets masked.
+`streamlearn config -c app.yaml` prints the effective configuration with secrets
+masked (keys named like password, secret, token, `sasl.*`, and URL credentials).
 """
 
 

@@ -67,7 +67,6 @@ class I2Report:
 def check_i2(sc: Scenario, inputs: dict[int, list[Any]], committed: dict[int, int | None]) -> I2Report:
     cfg = scenario_config(sc)
     store = scenario_store(sc)
-    key = sc.env.checkpoint_secret.encode()
     probes = probe_set()
     rep = I2Report()
     for p in range(PARTITIONS):
@@ -79,6 +78,7 @@ def check_i2(sc: Scenario, inputs: dict[int, list[Any]], committed: dict[int, in
         why = []
         if stored.offset != committed.get(p):
             why.append(f"checkpoint offset {stored.offset} != committed {committed.get(p)}")
+        key = checkpoint.partition_key(sc.env.checkpoint_secret.encode(), cfg.app, cfg.kafka.input_topic, p)
         why += model_differences(checkpoint.decode(stored.blob, key), ref, probes)
         rep.partitions[p] = "; ".join(why)
     return rep

@@ -19,6 +19,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connectors.kafka_io import make_producer
 from connectors.kafka_records import Record, produce_records
 from connectors.proctree import alive, cmdline, descendants
+from connectors.redis_store import CheckpointStore, connect
 from connectors.services.kafka_local import LocalKafka
 from connectors.services.redis_local import LocalRedis
 from streamlearn.tools.datasets import synthetic_events
@@ -85,7 +87,11 @@ class Driver:
         return self.proc.pid
 
     def worker_pids(self) -> list[int]:
-        """PartitionWorker processes of this driver's Ray cluster (not another engineer's)."""
+        """PartitionWorker processes of this driver's Ray cluster (not another engineer's).
+
+        Includes idle standbys and forked checkpoint children (they inherit the title):
+        use `Scenario.owner_pids` to tell the processes that own partitions.
+        """
         return [p for p in descendants(self.pid) if cmdline(p).startswith("ray::PartitionWorker")]
 
     def log(self) -> str:
@@ -254,35 +260,67 @@ class Scenario:
                         os.kill(pid, signal.SIGCONT)
                 self.kill_all(d)
 
+    def owner_pids(self, driver: Driver) -> dict[int, list[int]]:
+        """Live PartitionWorker processes of `driver` that own partitions now: {pid: partitions}.
+
+        The owner is the pid a worker publishes for the partition it holds a live lease on;
+        standbys publish nothing and a forked checkpoint child's pid is never an owner's.
+        """
+        store = CheckpointStore(connect(self.env.redis_url, socket_timeout_s=2.0), "streamlearn", self.app, self.topic)
+        workers = set(driver.worker_pids())
+        out: dict[int, list[int]] = {}
+        for p in range(PARTITIONS):
+            pid = store.read_status(p).get("pid")
+            if pid and int(pid) in workers and store.lease(p)[0] is not None:
+                out.setdefault(int(pid), []).append(p)
+        return out
+
     def crashes(self) -> dict[str, int]:
         from streamlearn import faults
 
         return faults.crashes(self.faults_dir)
 
 
-def random_kills(driver: Driver, stop: threading.Event, rng: random.Random, log: list[dict[str, Any]],
-                 min_gap_s: float = 1.0, max_gap_s: float = 3.0, burst_p: float = 0.35) -> None:
-    """SIGKILL random worker processes until `stop`; some kills come in bursts 0.1–0.4 s apart."""
+def random_kills(owners: Callable[[], dict[int, list[int]]], stop: threading.Event, rng: random.Random,
+                 log: list[dict[str, Any]], min_gap_s: float = 1.0, max_gap_s: float = 3.0, burst_p: float = 0.35) -> None:
+    """SIGKILL random partition-owning workers until `stop`; some kills come in bursts 0.1–0.4 s apart.
+
+    Only processes that own partitions (`owners`, e.g. `Scenario.owner_pids`) are
+    chosen and counted: killing an idle standby or a forked checkpoint child (both
+    titled `ray::PartitionWorker`) is not the fault the report claims.
+    """
     while not stop.wait(rng.uniform(min_gap_s, max_gap_s)):
         burst = rng.random() < burst_p
         for _ in range(rng.randint(2, 4) if burst else 1):
-            pids = driver.worker_pids()
-            if not pids:
+            owning = owners()
+            if not owning:
                 break
-            pid = rng.choice(pids)
+            pid = rng.choice(sorted(owning))
             try:
                 os.kill(pid, signal.SIGKILL)
-                log.append({"t": time.time(), "pid": pid, "burst": burst})
+                log.append({"t": time.time(), "pid": pid, "partitions": owning[pid], "burst": burst})
             except ProcessLookupError:
                 pass
             if burst:
                 time.sleep(rng.uniform(0.1, 0.4))  # the spacing of a burst is the fault itself
 
 
+def git_commit() -> str:
+    """HEAD of the checkout the code ran from, with `-dirty` when it had uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def record_result(row: dict[str, Any]) -> None:
+    """One scenario's result, stamped with the commit and the command that produced it."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    stamp = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chaos_events": CHAOS_EVENTS,
+             "commit": git_commit(), "command": " ".join(["pytest" if "pytest" in a else a for a in sys.argv[:1]] + sys.argv[1:])}
     with RESULTS.open("a") as fh:
-        fh.write(json.dumps({"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chaos_events": CHAOS_EVENTS, **row}) + "\n")
+        fh.write(json.dumps({**stamp, **row}) + "\n")
 
 
 def redis_key(sc: Scenario, p: int, kind: str) -> str:

@@ -47,7 +47,8 @@ def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Drive
     stop = threading.Event()
     d = sc.start()
     producer = sc.produce_in_background(recs)
-    killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(seed), kills), daemon=True)
+    killer = threading.Thread(target=random_kills, args=(lambda: sc.owner_pids(d), stop, random.Random(seed), kills),
+                              daemon=True)
     killer.start()
     producer.join()
     wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
@@ -63,6 +64,7 @@ def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
         d, kills = _stream_under_kills(sc, recs, seed=4)
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the kills")
         sc.stop(d)
+    assert all(k["partitions"] for k in kills), f"a kill of a process that owned no partition was counted: {kills}"
     bursts = sum(1 for k in kills if k["burst"])
     finish(sc, i4, "SIGKILL of a random worker (incl. bursts 0.1-0.4 s apart)", len(kills), bursts=bursts)
     assert bursts >= 2, f"the schedule must include a burst: {kills}"

@@ -35,6 +35,8 @@ def write_config(tmp_path: Path, bootstrap: str, redis_url: str, input_topic: st
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"]},
         "processing": {"workers": 2, "commit_interval_ms": 100, "checkpoint_every_s": 1.0, "checkpoint_every_events": 2000},
         "metrics": {"port": None},
+        # A real secret, as production runs (no development key): the driver refuses to start without one.
+        "checkpoint": {"secret": f"it-secret-{uuid.uuid4().hex}"},
     }
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)
@@ -123,8 +125,14 @@ def reference_state(cfg: AppConfig, p: int) -> ModelState:
 def checkpointed_state(cfg: AppConfig, p: int) -> ModelState:
     stored = store_of(cfg).read_checkpoint(p)
     assert stored is not None, f"no checkpoint for partition {p}"
+    return checkpoint.decode(stored.blob, partition_key(cfg, p))
+
+
+def partition_key(cfg: AppConfig, p: int) -> bytes:
+    """The MAC key of partition p's checkpoints, as the worker derives it."""
     secret = cfg.checkpoint_secret()
-    return checkpoint.decode(stored.blob, secret if secret is not None else checkpoint.dev_key(cfg.app))
+    base = secret if secret is not None else checkpoint.dev_key(cfg.app)
+    return checkpoint.partition_key(base, cfg.app, cfg.kafka.input_topic, p)
 
 
 def load(path: Path) -> AppConfig:

@@ -30,7 +30,7 @@ def test_wrong_config_names_key_and_fix(tmp_path: Path, services_env: dict[str, 
 
 def test_kafka_down_says_which_and_where(tmp_path: Path, redis_url: str, services_env: dict[str, str]) -> None:
     cfg = tmp_path / "app.yaml"
-    cfg.write_text(f"kafka:\n  bootstrap: 127.0.0.1:1\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\n")
+    cfg.write_text(f"kafka:\n  bootstrap: 127.0.0.1:1\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\ncheckpoint:\n  allow_dev_key: true\n")
     res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
@@ -39,7 +39,7 @@ def test_kafka_down_says_which_and_where(tmp_path: Path, redis_url: str, service
 
 def test_redis_down_says_which_and_where_without_password(tmp_path: Path, kafka_bootstrap: str, services_env: dict[str, str]) -> None:
     cfg = tmp_path / "app.yaml"
-    cfg.write_text(f"kafka:\n  bootstrap: {kafka_bootstrap}\nredis:\n  url: redis://:topsecret@127.0.0.1:1/0\nmetrics:\n  port: null\n")
+    cfg.write_text(f"kafka:\n  bootstrap: {kafka_bootstrap}\nredis:\n  url: redis://:topsecret@127.0.0.1:1/0\nmetrics:\n  port: null\ncheckpoint:\n  allow_dev_key: true\n")
     res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
@@ -49,8 +49,19 @@ def test_redis_down_says_which_and_where_without_password(tmp_path: Path, kafka_
 
 def test_missing_input_topic_is_a_clear_config_error(tmp_path: Path, kafka_bootstrap: str, redis_url: str, services_env: dict[str, str]) -> None:
     cfg = tmp_path / "app.yaml"
-    cfg.write_text(f"kafka:\n  bootstrap: {kafka_bootstrap}\n  input_topic: no-such-topic-xyz\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\n")
+    cfg.write_text(f"kafka:\n  bootstrap: {kafka_bootstrap}\n  input_topic: no-such-topic-xyz\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\ncheckpoint:\n  allow_dev_key: true\n")
     res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
     assert res.returncode == 2, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     assert "no-such-topic-xyz" in res.stderr and "streamlearn produce" in res.stderr
+
+
+def test_run_without_a_checkpoint_secret_refuses_to_start(tmp_path: Path, kafka_bootstrap: str, redis_url: str,
+                                                          services_env: dict[str, str]) -> None:
+    cfg = tmp_path / "app.yaml"
+    cfg.write_text(f"kafka:\n  bootstrap: {kafka_bootstrap}\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\n")
+    res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert "checkpoint.secret" in res.stderr and "STREAMLEARN_CHECKPOINT_SECRET" in res.stderr
+    assert "checkpoint.allow_dev_key: true" in res.stderr

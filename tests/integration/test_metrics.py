@@ -79,6 +79,7 @@ def test_metrics_endpoint_tracks_a_live_run(
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"]},
         "processing": {"workers": 1, "checkpoint_every_s": 1.0, "status_interval_s": 0.5},
         "metrics": {"port": 0, "host": "127.0.0.1"},
+        "checkpoint": {"secret": f"metrics-secret-{uuid.uuid4().hex}"},
     }
     cfg_path = tmp_path / "app.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))

@@ -65,7 +65,8 @@ def test_authentic_but_unreadable_payload_is_a_checkpoint_error() -> None:
     import hashlib
     import hmac
 
-    payload = b"not a pickle"
+    header = b'{"spec_hash": null}'
+    payload = len(header).to_bytes(2, "big") + header + b"not a pickle"
     blob = checkpoint.MAGIC + hmac.new(KEY, payload, hashlib.sha256).digest() + payload
     with pytest.raises(CheckpointError, match="could not be unpickled"):
         checkpoint.decode(blob, KEY)

@@ -18,7 +18,7 @@ def _row(p: int, **over: object) -> dict[str, object]:
         "partition": p, "owner": "w0", "phase": "running", "epoch": 4, "committed_offset": 120,
         "checkpoint_offset": 100, "checkpoint_age_s": 1.5, "checkpoint_bytes": 2048, "events": 120,
         "dlq": 2, "lag": 7, "events_per_s": 55.5, "metric": {"name": "Accuracy", "value": 0.9},
-        "commits": 4, "commit_sum_ms": 6012.0, "commit_hist": hist, "recoveries": 1, "checkpoints_refused": 0,
+        "commits": 4, "commit_sum_ms": 6012.0, "commit_hist": hist, "recoveries": 1, "checkpoints_refused": 0, "checkpoint_child_timeouts": 0,
     }
     row.update(over)
     return row
