@@ -29,9 +29,14 @@ StatusHook = Callable[[dict[str, Any]], None]
 
 
 def caught_up(status: dict[str, Any]) -> bool:
-    """True when every partition is running and nothing is left to read."""
+    """True when every partition is running with nothing left to read, or halted.
+
+    A halted partition (phase ``failed``: Kafka refuses one of its outputs for
+    good) makes no progress until an operator acts, so waiting for its lag to
+    drain would never end; its error is in the status.
+    """
     parts = status.get("partitions") or []
-    return bool(parts) and status["totals"]["lag"] == 0 and all(r["phase"] == "running" for r in parts)
+    return bool(parts) and all(r["phase"] == "failed" or (r["phase"] == "running" and r["lag"] == 0) for r in parts)
 
 
 class IdleStop:
