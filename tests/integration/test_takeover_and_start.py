@@ -80,7 +80,8 @@ def test_a_zombie_woken_between_its_check_and_its_retake_is_refused(kafka_bootst
 
 def _checkpoint_at(cfg: AppConfig, store: CheckpointStore, offset: int) -> int:
     epoch = store.take_epoch(0, "w0@h:1", 10_000).current
-    state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=offset, model_version=offset, events=offset)
+    state = ModelState(build_model(cfg.model), build_metric(cfg.model), offset=offset, model_version=offset, events=offset,
+                       spec_id=checkpoint.spec_id(cfg.model))
     assert store.write_checkpoint(0, epoch, offset, checkpoint.encode(state, KEY)).ok
     return store.take_epoch(0, "w1@h:2", 10_000).current  # the next owner, restoring
 
