@@ -69,7 +69,7 @@ class Coordinator:
         return ray_api.spawn(
             PartitionWorker, self.wire, wid,
             name=f"PartitionWorker-{self.cfg.app}-{wid}",
-            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=4,
+            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=4, spread=True,
         )
 
     def _count(self, p: int, name: str) -> None:

@@ -18,6 +18,7 @@ import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from streamlearn.errors import ConfigError
+from streamlearn.runtime import ray_join
 
 
 class Failure(enum.Enum):
@@ -133,7 +134,7 @@ def init(address: str | None, workers: int) -> None:
         "runtime_env": runtime_env(),
     }
     if address:
-        ray.init(address=address, **kwargs)
+        _join(address, kwargs)
     else:
         # The local raylet starts workers at nice 15 by default; the partition workers are
         # the hot path, so on a busy machine they would lose the CPU to everything else
@@ -152,13 +153,41 @@ def init(address: str | None, workers: int) -> None:
                  _system_config={"timeout_ms_task_wait_for_death_info": DEATH_INFO_WAIT_MS}, **kwargs)
 
 
+def _join(address: str, kwargs: dict[str, Any]) -> None:
+    """Join a running cluster; a host:port address is checked first (bounded, one clear error).
+
+    `ray.init(address=...)` refuses `_system_config`: a cluster's node-death detection
+    and task settings are the head's (`ray start --head --system-config`, docs/scale-out.md).
+    `auto` and `ray://` addresses are Ray's to resolve.
+    """
+    if address == "auto" or "://" in address:
+        ray.init(address=address, **kwargs)
+        return
+    target = ray_join.resolve(address)
+    with ray_join.loopback_driver(target.loopback_only):
+        node_ip = {"_node_ip_address": "127.0.0.1"} if target.loopback_only else {}
+        ray.init(address=target.address, **node_ip, **kwargs)
+
+
 def shutdown() -> None:
     if ray.is_initialized():
         ray.shutdown()
 
 
-def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4) -> Any:
+# Ray gives the head node this resource (1.0); Ray Train pins its state actor the same way.
+HEAD_RESOURCE = "node:__internal_head__"
+
+
+def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4,
+          on_head: bool = False, spread: bool = False) -> Any:
+    """An actor of `cls`. `on_head`: placed on the head node (it lives as long as the cluster);
+    `spread`: over as many nodes as possible, so one node's loss takes as few workers as it can."""
     actor_cls: Any = ray.remote(cls)
+    placement: dict[str, Any] = {}
+    if on_head:
+        placement["resources"] = {HEAD_RESOURCE: 0.001}
+    if spread:
+        placement["scheduling_strategy"] = "SPREAD"
     return actor_cls.options(
         name=name,
         max_restarts=max_restarts,
@@ -166,6 +195,7 @@ def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0,
         num_cpus=num_cpus,
         max_concurrency=max_concurrency,
         get_if_exists=False,
+        **placement,
     ).remote(*args)
 
 

@@ -57,7 +57,8 @@ class Runner:
             signal.signal(signal.SIGTERM, self._on_signal)
         last: dict[str, Any] = {}
         try:
-            self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0, max_concurrency=8)
+            self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0,
+                                             max_concurrency=8, on_head=True)
             ray_api.get(ray_api.call(self.coordinator, "start"))
             while not self.stop_requested.wait(status_every_s):
                 out = ray_api.outcome(ray_api.call(self.coordinator, "status"), timeout=30)

@@ -1,0 +1,114 @@
+"""A multi-node Ray cluster on this machine, built with Ray's own harness, in a process of its own.
+
+`ray.cluster_utils.Cluster` (what Ray's multi-node tests use): a head with
+`num_cpus=0` (it runs the Coordinator, never a worker) and worker nodes with
+CPUs of their own. Every node listens on loopback only
+(`node_ip_address=127.0.0.1`) and requires a Ray token (`RAY_AUTH_MODE=token`).
+The head carries the node-death detection settings, because a driver joining
+with `ray.init(address=...)` may not set `_system_config`.
+
+Why a separate process (`python -m tests.chaos.ray_cluster`): the cluster's
+token and Ray's global state stay out of the pytest process, whose other
+tests start local Ray instances of their own. The test drives it over
+stdin/stdout, one JSON line each way:
+
+    → {"cmd": "kill", "node": 2}     ← {"killed": 2, "t": 1764000000.1}
+    → {"cmd": "add", "num_cpus": 3}  ← {"node": {...}}
+    → {"cmd": "stop"} (or EOF)       ← {"stopped": true}
+
+The first line it prints is the cluster: {"address": "127.0.0.1:PORT", "nodes": [...]},
+each node {"index", "head", "node_id", "raylet_pid"}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Node-death detection, on the head (the GCS health-checks every raylet). 500 ms × 3 failed
+# checks: a node that dies is declared dead ~1.5-2 s later, and its actors restart elsewhere.
+HEALTH_CHECK = {
+    "health_check_initial_delay_ms": 1000,
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 500,
+    "health_check_failure_threshold": 3,
+    # What the local instance sets too (ray_api.DEATH_INFO_WAIT_MS): an actor error is not
+    # held back waiting for the GCS's "why".
+    "timeout_ms_task_wait_for_death_info": 100,
+}
+WORKER_NODE_CPUS = 3
+
+
+def _node_info(index: int, node: Any, head: bool) -> dict[str, Any]:
+    from ray._private import ray_constants
+
+    raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process
+    return {"index": index, "head": head, "node_id": node.node_id, "raylet_pid": raylet.pid}
+
+
+@contextlib.contextmanager
+def _keep_ray_address_file() -> Any:
+    """Cluster() writes its address to /tmp/ray/ray_current_cluster, where a plain `ray.init()`
+    of anyone on this machine would find it: put back what was there."""
+    from ray._common.utils import get_ray_address_file
+
+    path = Path(get_ray_address_file(None))
+    before = path.read_text() if path.exists() else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            path.write_text(before)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def serve(n_workers: int, temp_dir: str) -> None:
+    from ray.cluster_utils import Cluster
+
+    common = {"node_ip_address": "127.0.0.1", "temp_dir": temp_dir, "object_store_memory": 80 * 1024 * 1024}
+    with _keep_ray_address_file():
+        cluster = Cluster(initialize_head=True, shutdown_at_exit=True, head_node_args={
+            **common, "num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECK})
+    nodes: dict[int, Any] = {0: cluster.head_node}
+    infos = [_node_info(0, cluster.head_node, True)]
+    for i in range(1, n_workers + 1):
+        nodes[i] = cluster.add_node(**common, num_cpus=WORKER_NODE_CPUS)
+        infos.append(_node_info(i, nodes[i], False))
+    cluster.wait_for_nodes()
+    _say({"address": cluster.address, "nodes": infos})
+    try:
+        for line in sys.stdin:
+            msg = json.loads(line)
+            if msg["cmd"] == "kill":
+                t = time.time()
+                cluster.remove_node(nodes.pop(msg["node"]), allow_graceful=False)  # SIGKILL, every process
+                _say({"killed": msg["node"], "t": t})
+            elif msg["cmd"] == "add":
+                i = max(nodes) + 1
+                nodes[i] = cluster.add_node(**common, num_cpus=msg.get("num_cpus", WORKER_NODE_CPUS))
+                _say({"node": _node_info(i, nodes[i], False)})
+            elif msg["cmd"] == "stop":
+                break
+    finally:
+        cluster.shutdown()
+        _say({"stopped": True})
+
+
+def _say(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+if __name__ == "__main__":
+    tmp = sys.argv[2]
+    try:
+        serve(int(sys.argv[1]), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os._exit(0)
