@@ -28,6 +28,19 @@ log = logs.get("coordinator")
 PIDS_PING_TIMEOUT_S = 5.0
 
 
+def worker_names(app: str) -> tuple[str, str]:
+    """(namespace, name prefix) of an app's PartitionWorkers: detached actors, found again by name."""
+    return f"streamlearn-{app}", f"PartitionWorker-{app}-"
+
+
+def kill_workers(app: str) -> int:
+    """Kill every PartitionWorker of the app still alive in the cluster; how many there were."""
+    handles = ray_api.named(*worker_names(app))
+    for handle in handles.values():
+        ray_api.kill(handle)
+    return len(handles)
+
+
 class Coordinator:
     def __init__(self, wire_config: dict[str, Any]) -> None:
         logs.setup()
@@ -41,8 +54,29 @@ class Coordinator:
         self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
         self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
                               lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers)
+        self.namespace, self.worker_prefix = worker_names(self.cfg.app)
+        if ray_api.restarted():
+            self._rebuild()
 
     def start(self) -> dict[str, Any]:
+        parts = self._list_partitions()
+        kill_workers(self.cfg.app)  # a previous run's, whose driver was killed: fenced anyway
+        n = min(self.cfg.processing.workers, len(parts))
+        with self._lock:
+            assignment = self.sup.start(parts, n)
+        self._start_monitor()
+        logs.event(log, logging.INFO, "started", topic=self.cfg.kafka.input_topic, partitions=len(parts), workers=n)
+        return {"partitions": parts, "assignment": assignment}
+
+    def _rebuild(self) -> None:
+        """Ray restarted this actor: take over the workers that kept running (see `adoption`)."""
+        parts = self._list_partitions()
+        found = {name.removeprefix(self.worker_prefix): h for name, h in ray_api.named(self.namespace, self.worker_prefix).items()}
+        with self._lock:
+            self.sup.adopt(parts, found)
+        self._start_monitor()
+
+    def _list_partitions(self) -> list[int]:
         k = self.cfg.kafka
         adm = kafka_io.admin(k.bootstrap, k.consumer)
         try:
@@ -57,19 +91,17 @@ class Coordinator:
             for t in (k.output_topic, k.dlq_topic):
                 kafka_io.ensure_topic(adm, t, len(parts), {"max.message.bytes": str(k.max_message_bytes)},
                                       replication_factor=k.replication_factor)
-        n = min(self.cfg.processing.workers, len(parts))
-        with self._lock:
-            assignment = self.sup.start(parts, n)
+        return parts
+
+    def _start_monitor(self) -> None:
         self._monitor = threading.Thread(target=self._watch, name="coordinator-monitor", daemon=True)
         self._monitor.start()
-        logs.event(log, logging.INFO, "started", topic=k.input_topic, partitions=len(parts), workers=n)
-        return {"partitions": parts, "assignment": assignment}
 
     def _spawn(self, wid: str) -> Any:
+        # Detached: the workers outlive a Coordinator crash and keep their partitions (`adoption`).
         return ray_api.spawn(
-            PartitionWorker, self.wire, wid,
-            name=f"PartitionWorker-{self.cfg.app}-{wid}",
-            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=4, spread=True,
+            PartitionWorker, self.wire, wid, name=f"{self.worker_prefix}{wid}", namespace=self.namespace,
+            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=8, spread=True,
         )
 
     def _count(self, p: int, name: str) -> None:

@@ -165,8 +165,9 @@ def _join(address: str, kwargs: dict[str, Any]) -> None:
         return
     target = ray_join.resolve(address)
     with ray_join.loopback_driver(target.loopback_only):
-        node_ip = {"_node_ip_address": "127.0.0.1"} if target.loopback_only else {}
-        ray.init(address=target.address, **node_ip, **kwargs)
+        if target.loopback_only:
+            kwargs = {**kwargs, "_node_ip_address": "127.0.0.1"}
+        ray.init(address=target.address, **kwargs)
 
 
 def shutdown() -> None:
@@ -179,11 +180,14 @@ HEAD_RESOURCE = "node:__internal_head__"
 
 
 def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4,
-          on_head: bool = False, spread: bool = False) -> Any:
+          on_head: bool = False, spread: bool = False, namespace: str | None = None) -> Any:
     """An actor of `cls`. `on_head`: placed on the head node (it lives as long as the cluster);
-    `spread`: over as many nodes as possible, so one node's loss takes as few workers as it can."""
+    `spread`: over as many nodes as possible, so one node's loss takes as few workers as it can;
+    `namespace`: a detached actor there (it outlives its creator: see `named`)."""
     actor_cls: Any = ray.remote(cls)
     placement: dict[str, Any] = {}
+    if namespace is not None:
+        placement.update(lifetime="detached", namespace=namespace)
     if on_head:
         placement["resources"] = {HEAD_RESOURCE: 0.001}
     if spread:
@@ -197,6 +201,25 @@ def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0,
         get_if_exists=False,
         **placement,
     ).remote(*args)
+
+
+def named(namespace: str, prefix: str) -> dict[str, Any]:
+    """name → handle of the live named actors of `namespace` whose name starts with prefix."""
+    from ray.util import list_named_actors
+
+    out = {}
+    for entry in list_named_actors(all_namespaces=True):
+        if entry["namespace"] == namespace and entry["name"].startswith(prefix):
+            try:
+                out[entry["name"]] = ray.get_actor(entry["name"], namespace=namespace)
+            except ValueError:  # gone between the listing and the lookup
+                continue
+    return out
+
+
+def restarted() -> bool:
+    """True inside an actor that Ray has re-created after its process died."""
+    return bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
 
 def call(handle: Any, method: str, *args: Any) -> Any:

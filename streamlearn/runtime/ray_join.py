@@ -100,7 +100,7 @@ def network_address() -> str | None:
 
 def probe_gcs(address: str, timeout_s: float) -> None:
     """A bounded request to the GCS; RayClusterUnavailableError if it is not one, or refuses us."""
-    from ray._raylet import GcsClient
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]  # not in its .pyi
 
     result: dict[str, Any] = {}
 

@@ -9,6 +9,8 @@ its node's raylet), not by anything the engine reports.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -142,3 +144,34 @@ def test_unreachable_address_fails_with_one_line(chaos_env: ChaosEnv) -> None:
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("streamlearn:")]
     assert len(lines) == 1 and f"Ray cluster at {addr} cannot be joined" in lines[0], res.stderr[-2000:]
 
+
+
+def test_coordinator_killed_restarts_on_the_head_and_moves_nothing(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
+    sc = Scenario(chaos_env, "coordinator-kill")
+    r = redis_lib.Redis.from_url(chaos_env.redis_url)
+    recs = sc.events()
+
+    def epochs() -> dict[int, int]:
+        return {p: int(r.get(f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch") or 0) for p in range(PARTITIONS)}
+
+    with I4Sampler(sc) as i4:
+        d = start_on_cluster(sc, ray_cluster)
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 4), DONE_TIMEOUT_S, "a quarter of the input committed")
+        owners = wait_for(lambda: (lambda m: m if len(m) == PARTITIONS else None)(owner_pids(sc)), 60, "an owner per partition")
+        before = epochs()
+        (coordinator, node), = ray_cluster.processes("ray::Coordinator").items()
+        os.kill(coordinator, signal.SIGKILL)
+        restarted = wait_for(lambda: {p: n for p, n in ray_cluster.processes("ray::Coordinator").items() if p != coordinator},
+                             120, "the Coordinator to be restarted")
+        wait_for(lambda: "coordinator_restarted_adopted" in d.log(), 120, "the restarted Coordinator to adopt the workers")
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the Coordinator restart")
+        after = epochs()
+        owners_after = owner_pids(sc)
+        sc.stop(d)
+    assert node == 0 and set(restarted.values()) == {0}, f"Coordinator not on the head: before {node}, after {restarted}"
+    # Healthy partitions did not move: same owner process, no new epoch (no take-over happened).
+    assert after == before, f"epochs changed across the Coordinator restart: {before} -> {after}"
+    assert owners_after == owners, f"owners changed: {owners} -> {owners_after}"
+    finish(sc, i4, "SIGKILL of the Coordinator (restarted by Ray on the head, adopts the running workers)", 1)
