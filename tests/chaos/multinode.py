@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +76,14 @@ class RayTestCluster:
         self.proc.stdin.flush()
         return self._read(timeout_s)
 
-    def kill_node(self, index: int) -> float:
-        """SIGKILL every process of a worker node (Ray's remove_node, no grace); the kill's wall time."""
+    def kill_node(self, index: int) -> tuple[float, float | None]:
+        """SIGKILL every process of a worker node (Ray's remove_node, no grace).
+
+        Returns the kill's wall time and when the GCS declared the node dead (None: not within 60 s).
+        """
         reply = self._send({"cmd": "kill", "node": index})
         self.nodes.pop(index)
-        return float(reply["t"])
+        return float(reply["t"]), reply["dead_at"]
 
     def node_of(self, pid: int) -> int | None:
         """The index of the node whose raylet is an ancestor of pid."""
@@ -147,3 +152,54 @@ def start_on_cluster(sc: Scenario, cluster: RayTestCluster, **extra_env: str) ->
     assert proc.poll() is None, f"driver exited early:\n{d.log()[-3000:]}"
     return d
 
+
+
+@dataclass
+class Moves:
+    """Seconds from a kill to each moved partition's new epoch (ownership taken) and first new commit."""
+
+    ownership: dict[int, float] = field(default_factory=dict)
+    first_commit: dict[int, float] = field(default_factory=dict)
+
+
+class Timeline:
+    """After a kill: when each partition's Redis epoch is bumped, and when its committed offset moves on.
+
+    Sampled every 0.1 s from outside the engine (Redis and Kafka only); the offset and epoch
+    reference points are read right after the kill, when no killed process can commit any more.
+    """
+
+    def __init__(self, sc: Scenario, partitions: list[int], since: float) -> None:
+        import redis as redis_lib
+
+        from tests.chaos.checker import committed_offsets
+
+        self._committed = lambda: committed_offsets(sc)
+        self._r = redis_lib.Redis.from_url(sc.env.redis_url)
+        self._epoch_key = lambda p: f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch"
+        self.partitions, self.since = partitions, since
+        self.start_offsets = self._committed()
+        self.start_epochs = self._epochs()
+        self.moves = Moves()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _epochs(self) -> dict[int, int]:
+        return {p: int(self._r.get(self._epoch_key(p)) or 0) for p in self.partitions}
+
+    def _run(self) -> None:
+        m = self.moves
+        while not self._stop.wait(0.1) and len(m.first_commit) < len(self.partitions):
+            with contextlib.suppress(Exception):  # a sample lost to a slow service: the next one counts
+                epochs, offsets, t = self._epochs(), self._committed(), time.time() - self.since
+                for p in self.partitions:
+                    if p not in m.ownership and epochs[p] > self.start_epochs[p]:
+                        m.ownership[p] = t
+                    if p not in m.first_commit and (offsets.get(p) or 0) > (self.start_offsets.get(p) or 0):
+                        m.first_commit[p] = t
+
+    def stop(self) -> Moves:
+        self._stop.set()
+        self._thread.join(10)
+        return self.moves

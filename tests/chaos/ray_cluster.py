@@ -87,9 +87,10 @@ def serve(n_workers: int, temp_dir: str) -> None:
         for line in sys.stdin:
             msg = json.loads(line)
             if msg["cmd"] == "kill":
+                node = nodes.pop(msg["node"])
                 t = time.time()
-                cluster.remove_node(nodes.pop(msg["node"]), allow_graceful=False)  # SIGKILL, every process
-                _say({"killed": msg["node"], "t": t})
+                cluster.remove_node(node, allow_graceful=False)  # SIGKILL, every process
+                _say({"killed": msg["node"], "t": t, "dead_at": _declared_dead(cluster, node.node_id)})
             elif msg["cmd"] == "add":
                 i = max(nodes) + 1
                 nodes[i] = cluster.add_node(**common, num_cpus=msg.get("num_cpus", WORKER_NODE_CPUS))
@@ -99,6 +100,16 @@ def serve(n_workers: int, temp_dir: str) -> None:
     finally:
         cluster.shutdown()
         _say({"stopped": True})
+
+
+def _declared_dead(cluster: Any, node_id: str, timeout_s: float = 60.0) -> float | None:
+    """Wall time at which the GCS marks the node dead (polled every 50 ms), None if not within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(n["NodeID"] == node_id and not n["Alive"] for n in cluster.global_state.node_table()):
+            return time.time()
+        time.sleep(0.05)
+    return None
 
 
 def _say(obj: dict[str, Any]) -> None:

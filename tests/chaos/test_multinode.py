@@ -12,16 +12,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
 
-from tests.chaos.checker import I4Sampler, caught_up, committed_offsets, finish
+from tests.chaos.checker import I4Sampler, caught_up, finish
 from tests.chaos.harness import PARTITIONS, STREAMLEARN, ChaosEnv, Scenario, wait_for
-from tests.chaos.multinode import RayTestCluster, start_on_cluster
+from tests.chaos.multinode import RayTestCluster, Timeline, start_on_cluster
 
 DONE_TIMEOUT_S = 600
 
@@ -56,35 +54,6 @@ def nodes_of_partitions(sc: Scenario, cluster: RayTestCluster) -> dict[int, int]
     return out
 
 
-class FirstCommits:
-    """After a kill: when each partition's committed offset first moves past where it stood."""
-
-    def __init__(self, sc: Scenario, partitions: list[int], since: float) -> None:
-        self.sc, self.since = sc, since
-        self.start = committed_offsets(sc)
-        self.first: dict[int, float] = {}
-        self.partitions = partitions
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1) and len(self.first) < len(self.partitions):
-            try:
-                now_committed = committed_offsets(self.sc)
-            except Exception:
-                continue
-            t = time.time()
-            for p in self.partitions:
-                if p not in self.first and (now_committed.get(p) or 0) > (self.start.get(p) or 0):
-                    self.first[p] = t - self.since
-
-    def stop(self) -> dict[int, float]:
-        self._stop.set()
-        self._thread.join(10)
-        return dict(self.first)
-
-
 def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
     sc = Scenario(chaos_env, "node-kill")
     recs = sc.events()
@@ -100,13 +69,13 @@ def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, r
         assert set(coordinators.values()) == {0}, f"Coordinator not on the head: {coordinators}"
         victim = max(set(spread.values()), key=lambda n: sum(1 for v in spread.values() if v == n))
         moved = sorted(p for p, n in spread.items() if n == victim)
-        killed_at = ray_cluster.kill_node(victim)
-        first = FirstCommits(sc, moved, killed_at)
+        killed_at, _ = ray_cluster.kill_node(victim)
+        timeline = Timeline(sc, moved, killed_at)
         wait_for(lambda: (lambda m: m if set(m) >= set(moved) and victim not in m.values() else None)(
             nodes_of_partitions(sc, ray_cluster)), 180, f"partitions {moved} owned on the surviving nodes")
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the node loss")
-        to_first_commit = first.stop()
+        to_first_commit = timeline.stop().first_commit
         after = nodes_of_partitions(sc, ray_cluster)
         sc.stop(d)
     assert set(to_first_commit) == set(moved), f"no commit seen after the kill for {set(moved) - set(to_first_commit)}"
