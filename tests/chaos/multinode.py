@@ -76,14 +76,15 @@ class RayTestCluster:
         self.proc.stdin.flush()
         return self._read(timeout_s)
 
-    def kill_node(self, index: int) -> tuple[float, float | None]:
-        """SIGKILL every process of a worker node (Ray's remove_node, no grace).
-
-        Returns the kill's wall time and when the GCS declared the node dead (None: not within 60 s).
-        """
+    def kill_node(self, index: int) -> float:
+        """SIGKILL every process of a worker node (Ray's remove_node, no grace); the kill's wall time."""
         reply = self._send({"cmd": "kill", "node": index})
         self.nodes.pop(index)
-        return float(reply["t"]), reply["dead_at"]
+        return float(reply["t"])
+
+    def declared_dead_at(self, timeout_s: float = 90) -> float | None:
+        """When the GCS declared the last killed node dead (None: not within 60 s). Read it before the next command."""
+        return self._read(timeout_s).get("dead_at")
 
     def node_of(self, pid: int) -> int | None:
         """The index of the node whose raylet is an ancestor of pid."""
@@ -169,7 +170,8 @@ class Timeline:
     reference points are read right after the kill, when no killed process can commit any more.
     """
 
-    def __init__(self, sc: Scenario, partitions: list[int], since: float) -> None:
+    def __init__(self, sc: Scenario, partitions: list[int]) -> None:
+        """Before the kill: the epochs (only a new owner can bump them, never the killed one)."""
         import redis as redis_lib
 
         from tests.chaos.checker import committed_offsets
@@ -177,13 +179,19 @@ class Timeline:
         self._committed = lambda: committed_offsets(sc)
         self._r = redis_lib.Redis.from_url(sc.env.redis_url)
         self._epoch_key = lambda p: f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch"
-        self.partitions, self.since = partitions, since
-        self.start_offsets = self._committed()
+        self.partitions, self.since = partitions, 0.0
         self.start_epochs = self._epochs()
+        self.start_offsets: dict[int, int | None] = {}
         self.moves = Moves()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def armed(self, killed_at: float) -> Timeline:
+        """Right after the kill: the offsets (a killed process commits nothing more), then sample."""
+        self.since = killed_at
+        self.start_offsets = self._committed()
         self._thread.start()
+        return self
 
     def _epochs(self) -> dict[int, int]:
         return {p: int(self._r.get(self._epoch_key(p)) or 0) for p in self.partitions}

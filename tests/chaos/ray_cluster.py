@@ -13,6 +13,7 @@ tests start local Ray instances of their own. The test drives it over
 stdin/stdout, one JSON line each way:
 
     → {"cmd": "kill", "node": 2}     ← {"killed": 2, "t": 1764000000.1}
+                                     ← {"dead": 2, "dead_at": 1764000001.6} (the GCS saw it)
     → {"cmd": "add", "num_cpus": 3}  ← {"node": {...}}
     → {"cmd": "stop"} (or EOF)       ← {"stopped": true}
 
@@ -27,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -90,7 +92,10 @@ def serve(n_workers: int, temp_dir: str) -> None:
                 node = nodes.pop(msg["node"])
                 t = time.time()
                 cluster.remove_node(node, allow_graceful=False)  # SIGKILL, every process
-                _say({"killed": msg["node"], "t": t, "dead_at": _declared_dead(cluster, node.node_id)})
+                _say({"killed": msg["node"], "t": t})
+                # Reported on a line of its own later, so the kill's reply is not held back by it.
+                threading.Thread(target=lambda n=node, i=msg["node"]: _say({"dead": i, "dead_at": _declared_dead(cluster, n.node_id)}),
+                                 daemon=True).start()
             elif msg["cmd"] == "add":
                 i = max(nodes) + 1
                 nodes[i] = cluster.add_node(**common, num_cpus=msg.get("num_cpus", WORKER_NODE_CPUS))
@@ -112,8 +117,12 @@ def _declared_dead(cluster: Any, node_id: str, timeout_s: float = 60.0) -> float
     return None
 
 
+_SAY = threading.Lock()
+
+
 def _say(obj: dict[str, Any]) -> None:
-    print(json.dumps(obj), flush=True)
+    with _SAY:
+        print(json.dumps(obj), flush=True)
 
 
 if __name__ == "__main__":

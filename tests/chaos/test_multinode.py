@@ -69,18 +69,23 @@ def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, r
         assert set(coordinators.values()) == {0}, f"Coordinator not on the head: {coordinators}"
         victim = max(set(spread.values()), key=lambda n: sum(1 for v in spread.values() if v == n))
         moved = sorted(p for p, n in spread.items() if n == victim)
-        killed_at, _ = ray_cluster.kill_node(victim)
-        timeline = Timeline(sc, moved, killed_at)
+        timeline = Timeline(sc, moved)
+        killed_at = ray_cluster.kill_node(victim)
+        timeline.armed(killed_at)
         wait_for(lambda: (lambda m: m if set(m) >= set(moved) and victim not in m.values() else None)(
             nodes_of_partitions(sc, ray_cluster)), 180, f"partitions {moved} owned on the surviving nodes")
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the node loss")
-        to_first_commit = timeline.stop().first_commit
+        moves = timeline.stop()
+        to_first_commit = moves.first_commit
+        dead_at = ray_cluster.declared_dead_at()
         after = nodes_of_partitions(sc, ray_cluster)
         sc.stop(d)
     assert set(to_first_commit) == set(moved), f"no commit seen after the kill for {set(moved) - set(to_first_commit)}"
     finish(sc, i4, "SIGKILL of a whole worker node (every process, Ray's remove_node without grace)", 1,
            moved=moved, nodes_before=spread, nodes_after=after,
+           kill_to_declared_dead_s=round(dead_at - killed_at, 2) if dead_at else None,
+           kill_to_ownership_s={p: round(s, 2) for p, s in moves.ownership.items()},
            kill_to_first_commit_s={p: round(s, 2) for p, s in to_first_commit.items()})
 
 
@@ -129,6 +134,7 @@ def test_coordinator_killed_restarts_on_the_head_and_moves_nothing(chaos_env: Ch
         wait_for(lambda: caught_up(sc, len(recs) // 4), DONE_TIMEOUT_S, "a quarter of the input committed")
         owners = wait_for(lambda: (lambda m: m if len(m) == PARTITIONS else None)(owner_pids(sc)), 60, "an owner per partition")
         before = epochs()
+        assert all(before.values()), f"every partition has been owned: {before}"
         (coordinator, node), = ray_cluster.processes("ray::Coordinator").items()
         os.kill(coordinator, signal.SIGKILL)
         restarted = wait_for(lambda: {p: n for p, n in ray_cluster.processes("ray::Coordinator").items() if p != coordinator},
