@@ -167,7 +167,7 @@ class Timeline:
     """After a kill: when each partition's Redis epoch is bumped, and when its committed offset moves on.
 
     Sampled every 0.1 s from outside the engine (Redis and Kafka only); the offset and epoch
-    reference points are read right after the kill, when no killed process can commit any more.
+    reference point is read before the kill (only a new owner bumps an epoch).
     """
 
     def __init__(self, sc: Scenario, partitions: list[int]) -> None:
@@ -181,15 +181,13 @@ class Timeline:
         self._epoch_key = lambda p: f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch"
         self.partitions, self.since = partitions, 0.0
         self.start_epochs = self._epochs()
-        self.start_offsets: dict[int, int | None] = {}
         self.moves = Moves()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def armed(self, killed_at: float) -> Timeline:
-        """Right after the kill: the offsets (a killed process commits nothing more), then sample."""
+        """Right after the kill: start sampling."""
         self.since = killed_at
-        self.start_offsets = self._committed()
         self._thread.start()
         return self
 
@@ -197,14 +195,18 @@ class Timeline:
         return {p: int(self._r.get(self._epoch_key(p)) or 0) for p in self.partitions}
 
     def _run(self) -> None:
+        """A first commit counts once the new owner holds the partition (its epoch is bumped) and the
+        offset moves past where it stood then: a commit of the old owner can never be taken for it."""
         m = self.moves
+        at_ownership: dict[int, int] = {}
         while not self._stop.wait(0.1) and len(m.first_commit) < len(self.partitions):
             with contextlib.suppress(Exception):  # a sample lost to a slow service: the next one counts
                 epochs, offsets, t = self._epochs(), self._committed(), time.time() - self.since
                 for p in self.partitions:
                     if p not in m.ownership and epochs[p] > self.start_epochs[p]:
                         m.ownership[p] = t
-                    if p not in m.first_commit and (offsets.get(p) or 0) > (self.start_offsets.get(p) or 0):
+                        at_ownership[p] = offsets.get(p) or 0
+                    elif p in at_ownership and p not in m.first_commit and (offsets.get(p) or 0) > at_ownership[p]:
                         m.first_commit[p] = t
 
     def stop(self) -> Moves:

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -91,7 +92,7 @@ def serve(n_workers: int, temp_dir: str) -> None:
             if msg["cmd"] == "kill":
                 node = nodes.pop(msg["node"])
                 t = time.time()
-                cluster.remove_node(node, allow_graceful=False)  # SIGKILL, every process
+                _kill_node(cluster, node)
                 _say({"killed": msg["node"], "t": t})
                 # Reported on a line of its own later, so the kill's reply is not held back by it.
                 threading.Thread(target=lambda n=node, i=msg["node"]: _say({"dead": i, "dead_at": _declared_dead(cluster, n.node_id)}),
@@ -105,6 +106,21 @@ def serve(n_workers: int, temp_dir: str) -> None:
     finally:
         cluster.shutdown()
         _say({"stopped": True})
+
+
+def _kill_node(cluster: Any, node: Any) -> None:
+    """SIGKILL every process of the node at once, as a machine crash would.
+
+    `remove_node(allow_graceful=False)` SIGKILLs the processes Ray tracks for the node
+    (raylet, object store, agents); its worker processes would only exit once they notice
+    the raylet is gone, and could commit to Kafka meanwhile. So they are killed first.
+    """
+    from connectors.proctree import descendants
+
+    for pid in descendants(_node_info(0, node, False)["raylet_pid"]):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    cluster.remove_node(node, allow_graceful=False)
 
 
 def _declared_dead(cluster: Any, node_id: str, timeout_s: float = 60.0) -> float | None:
