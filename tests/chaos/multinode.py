@@ -166,8 +166,8 @@ class Moves:
 class Timeline:
     """After a kill: when each partition's Redis epoch is bumped, and when its committed offset moves on.
 
-    Sampled every 0.1 s from outside the engine (Redis and Kafka only); the offset and epoch
-    reference point is read before the kill (only a new owner bumps an epoch).
+    Sampled every 0.1 s from outside the engine (Redis and Kafka only); the epochs are read
+    before the kill (only a new owner bumps an epoch).
     """
 
     def __init__(self, sc: Scenario, partitions: list[int]) -> None:
