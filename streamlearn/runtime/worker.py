@@ -98,9 +98,9 @@ class PartitionWorker:
         self._heartbeat.beat()
         run = _Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
         self._run = run
-        run.start()
         result = "stopped"
         try:
+            run.start()  # inside the try: a failed start must not leave join_run waiting on it
             result = run.loop()
             run.finish()
         finally:
