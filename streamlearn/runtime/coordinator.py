@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from connectors import kafka_io
@@ -26,6 +27,9 @@ from streamlearn.runtime.worker import PartitionWorker
 
 log = logs.get("coordinator")
 PIDS_PING_TIMEOUT_S = 5.0
+# How often the monitor lists the input topic's partitions: a partition added while running
+# is owned within this (plus a worker's start-up).
+PARTITIONS_CHECK_S = 10.0
 
 
 def worker_names(app: str) -> tuple[str, str]:
@@ -93,6 +97,15 @@ class Coordinator:
                                       replication_factor=k.replication_factor)
         return parts
 
+    def _pick_up_new_partitions(self) -> None:
+        """The input topic gained partitions while running: assign them (Kafka read outside the lock)."""
+        known = set(self.partitions)
+        parts = self._list_partitions()
+        new = sorted(set(parts) - known)
+        if new:
+            with self._lock:
+                self.sup.add_partitions(new)
+
     def _start_monitor(self) -> None:
         self._monitor = threading.Thread(target=self._watch, name="coordinator-monitor", daemon=True)
         self._monitor.start()
@@ -111,7 +124,14 @@ class Coordinator:
             logs.event(log, logging.WARNING, "counter_failed", partition=p, error=type(exc).__name__)
 
     def _watch(self) -> None:
+        next_listing = time.monotonic() + PARTITIONS_CHECK_S
         while not self.sup.stopping.wait(0.25):
+            if time.monotonic() >= next_listing:
+                next_listing = time.monotonic() + PARTITIONS_CHECK_S
+                try:
+                    self._pick_up_new_partitions()
+                except Exception as exc:  # Kafka away: try again next time, keep supervising meanwhile
+                    logs.event(log, logging.WARNING, "partition_listing_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
             try:
                 with self._lock:
                     self.sup.tick()
