@@ -56,6 +56,7 @@ class Coordinator:
         self._monitor: threading.Thread | None = None
         self.store = open_store(self.cfg.redis, self.cfg.app, self.cfg.kafka.input_topic)
         self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
+        self._old_consumers: list[Any] = []
         self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
                               lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers)
         self.namespace, self.worker_prefix = worker_names(self.cfg.app)
@@ -103,6 +104,11 @@ class Coordinator:
         parts = self._list_partitions()
         new = sorted(set(parts) - known)
         if new:
+            # A fresh consumer for status: the old one's metadata does not know the new
+            # partitions yet ("Unknown partition" on their watermarks for minutes). The old one
+            # may be in use by a status call right now: it is closed at stop, not here.
+            self._old_consumers.append(self.consumer)
+            self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
             with self._lock:
                 self.sup.add_partitions(new)
 
@@ -167,5 +173,7 @@ class Coordinator:
         self.sup.stopping.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
+        while self._old_consumers:
+            self._old_consumers.pop().close()
         with self._lock:
             return {"workers": self.sup.stop_all(timeout_s)}

@@ -34,8 +34,8 @@ def test_partition_added_while_running_is_picked_up(
     proc = start_run(cfg_path, services_env)
     try:
         wait_for(lambda: all_committed(cfg) and len(outputs(cfg)) == 200, 240, "the first 200 events predicted", proc)
-        futures = AdminClient({"bootstrap.servers": kafka_bootstrap}).create_partitions([NewPartitions(topic, 3)])
-        futures[topic].result(timeout=30)
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the future resolves
+        admin.create_partitions([NewPartitions(topic, 3)])[topic].result(timeout=30)
         extra = list(synthetic_events(300, seed=6))[200:]
         produce_records(make_producer(kafka_bootstrap), topic,
                         [Record(str(ev["id"]).encode(), orjson.dumps(ev), 2) for ev in extra])
