@@ -138,9 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = command("run", cmd_run, help="run the learner until Ctrl-C (or until idle)",
                 description="Start local Ray (or join --ray-address), own every input partition, predict, learn and "
                 "commit predictions exactly once. Ctrl-C/SIGTERM commit or abort the open transactions, write checkpoints and exit 0.",
-                epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address auto --until-idle 10\n\n"
+                epilog="example:\n  streamlearn run -c examples/app.yaml\n  streamlearn run -c app.yaml --ray-address 10.0.0.5:6380 --until-idle 10\n\n"
                 "while it runs, Prometheus metrics are served on http://127.0.0.1:9464/metrics (metrics.port; 0 = any free port)")
-    r.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto or ray://head:10001); default: start a local one")
+    r.add_argument("--ray-address", default=None, help="join a running Ray cluster at the head's host:port (checked first: an unreachable "
+                   "address or a wrong RAY_AUTH_TOKEN fails in seconds), or auto on a node of it; default: start a local one")
     r.add_argument("--until-idle", type=float, default=None, metavar="S", help="stop by itself once every partition has had no lag for S seconds")
     r.add_argument("--progress-every", type=float, default=5.0, metavar="S", help="progress line every S seconds (default 5)")
     r.add_argument("--quiet", action="store_true", help="no progress output")

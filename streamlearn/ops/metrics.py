@@ -67,6 +67,7 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("epoch", "gauge", "Ownership epoch of the partition in Redis; it increases on every take-over."),
     MetricDoc("partition_running", "gauge", "1 when a live worker owns the partition and processes it, else 0."),
     MetricDoc("status_up", "gauge", "1 when the last status read from Kafka and Redis succeeded, else 0 (no `partition` label)."),
+    MetricDoc("workers", "gauge", "PartitionWorkers holding the lease of at least one running partition (no `partition` label)."),
 )
 
 
@@ -158,7 +159,15 @@ def families(status: Status | None, app: str) -> list[Metric]:
                 buckets.append((_le(bound_ms / 1000), running))
             buckets.append(("+Inf", sum(hist)))
             out["commit_latency_seconds"].add_metric(labels, buckets, (row.get("commit_sum_ms") or 0.0) / 1000)
-    return [up, *out.values()]
+    workers = GaugeMetricFamily(PREFIX + "workers", _doc("workers").help, labels=["app"])
+    workers.add_metric([app], float(len(owning_workers(status))))
+    return [up, workers, *out.values()]
+
+
+def owning_workers(status: Status) -> set[str]:
+    """Worker ids (the part of a lease owner before "@") of the running partitions."""
+    return {str(row["owner"]).split("@", 1)[0] for row in status.get("partitions", [])
+            if row.get("owner") and row.get("phase") == "running"}
 
 
 def _le(seconds: float) -> str:

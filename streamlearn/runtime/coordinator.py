@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from connectors import kafka_io
@@ -26,6 +27,22 @@ from streamlearn.runtime.worker import PartitionWorker
 
 log = logs.get("coordinator")
 PIDS_PING_TIMEOUT_S = 5.0
+# How often the monitor lists the input topic's partitions: a partition added while running
+# is owned within this (plus a worker's start-up).
+PARTITIONS_CHECK_S = 10.0
+
+
+def worker_names(app: str) -> tuple[str, str]:
+    """(namespace, name prefix) of an app's PartitionWorkers: detached actors, found again by name."""
+    return f"streamlearn-{app}", f"PartitionWorker-{app}-"
+
+
+def kill_workers(app: str) -> int:
+    """Kill every PartitionWorker of the app still alive in the cluster; how many there were."""
+    handles = ray_api.named(*worker_names(app))
+    for handle in handles.values():
+        ray_api.kill(handle)
+    return len(handles)
 
 
 class Coordinator:
@@ -39,10 +56,32 @@ class Coordinator:
         self._monitor: threading.Thread | None = None
         self.store = open_store(self.cfg.redis, self.cfg.app, self.cfg.kafka.input_topic)
         self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
+        self._old_consumers: list[Any] = []
         self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
                               lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers)
+        self.namespace, self.worker_prefix = worker_names(self.cfg.app)
+        if ray_api.restarted():
+            self._rebuild()
 
     def start(self) -> dict[str, Any]:
+        parts = self._list_partitions()
+        kill_workers(self.cfg.app)  # a previous run's, whose driver was killed: fenced anyway
+        n = min(self.cfg.processing.workers, len(parts))
+        with self._lock:
+            assignment = self.sup.start(parts, n)
+        self._start_monitor()
+        logs.event(log, logging.INFO, "started", topic=self.cfg.kafka.input_topic, partitions=len(parts), workers=n)
+        return {"partitions": parts, "assignment": assignment}
+
+    def _rebuild(self) -> None:
+        """Ray restarted this actor: take over the workers that kept running (see `adoption`)."""
+        parts = self._list_partitions()
+        found = {name.removeprefix(self.worker_prefix): h for name, h in ray_api.named(self.namespace, self.worker_prefix).items()}
+        with self._lock:
+            self.sup.adopt(parts, found)
+        self._start_monitor()
+
+    def _list_partitions(self) -> list[int]:
         k = self.cfg.kafka
         adm = kafka_io.admin(k.bootstrap, k.consumer)
         try:
@@ -57,19 +96,31 @@ class Coordinator:
             for t in (k.output_topic, k.dlq_topic):
                 kafka_io.ensure_topic(adm, t, len(parts), {"max.message.bytes": str(k.max_message_bytes)},
                                       replication_factor=k.replication_factor)
-        n = min(self.cfg.processing.workers, len(parts))
-        with self._lock:
-            assignment = self.sup.start(parts, n)
+        return parts
+
+    def _pick_up_new_partitions(self) -> None:
+        """The input topic gained partitions while running: assign them (Kafka read outside the lock)."""
+        known = set(self.partitions)
+        parts = self._list_partitions()
+        new = sorted(set(parts) - known)
+        if new:
+            # A fresh consumer for status: the old one's metadata does not know the new
+            # partitions yet ("Unknown partition" on their watermarks for minutes). The old one
+            # may be in use by a status call right now: it is closed at stop, not here.
+            self._old_consumers.append(self.consumer)
+            self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
+            with self._lock:
+                self.sup.add_partitions(new)
+
+    def _start_monitor(self) -> None:
         self._monitor = threading.Thread(target=self._watch, name="coordinator-monitor", daemon=True)
         self._monitor.start()
-        logs.event(log, logging.INFO, "started", topic=k.input_topic, partitions=len(parts), workers=n)
-        return {"partitions": parts, "assignment": assignment}
 
     def _spawn(self, wid: str) -> Any:
+        # Detached: the workers outlive a Coordinator crash and keep their partitions (`adoption`).
         return ray_api.spawn(
-            PartitionWorker, self.wire, wid,
-            name=f"PartitionWorker-{self.cfg.app}-{wid}",
-            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=4,
+            PartitionWorker, self.wire, wid, name=f"{self.worker_prefix}{wid}", namespace=self.namespace,
+            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=8, spread=True,
         )
 
     def _count(self, p: int, name: str) -> None:
@@ -79,7 +130,14 @@ class Coordinator:
             logs.event(log, logging.WARNING, "counter_failed", partition=p, error=type(exc).__name__)
 
     def _watch(self) -> None:
+        next_listing = time.monotonic() + PARTITIONS_CHECK_S
         while not self.sup.stopping.wait(0.25):
+            if time.monotonic() >= next_listing:
+                next_listing = time.monotonic() + PARTITIONS_CHECK_S
+                try:
+                    self._pick_up_new_partitions()
+                except Exception as exc:  # Kafka away: try again next time, keep supervising meanwhile
+                    logs.event(log, logging.WARNING, "partition_listing_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
             try:
                 with self._lock:
                     self.sup.tick()
@@ -115,5 +173,7 @@ class Coordinator:
         self.sup.stopping.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
+        while self._old_consumers:
+            self._old_consumers.pop().close()
         with self._lock:
             return {"workers": self.sup.stop_all(timeout_s)}

@@ -18,6 +18,7 @@ import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from streamlearn.errors import ConfigError
+from streamlearn.runtime import ray_join
 
 
 class Failure(enum.Enum):
@@ -133,7 +134,7 @@ def init(address: str | None, workers: int) -> None:
         "runtime_env": runtime_env(),
     }
     if address:
-        ray.init(address=address, **kwargs)
+        _join(address, kwargs)
     else:
         # The local raylet starts workers at nice 15 by default; the partition workers are
         # the hot path, so on a busy machine they would lose the CPU to everything else
@@ -152,13 +153,45 @@ def init(address: str | None, workers: int) -> None:
                  _system_config={"timeout_ms_task_wait_for_death_info": DEATH_INFO_WAIT_MS}, **kwargs)
 
 
+def _join(address: str, kwargs: dict[str, Any]) -> None:
+    """Join a running cluster; a host:port address is checked first (bounded, one clear error).
+
+    `ray.init(address=...)` refuses `_system_config`: a cluster's node-death detection
+    and task settings are the head's (`ray start --head --system-config`, docs/scale-out.md).
+    `auto` and `ray://` addresses are Ray's to resolve.
+    """
+    if address == "auto" or "://" in address:
+        ray.init(address=address, **kwargs)
+        return
+    target = ray_join.resolve(address)
+    with ray_join.loopback_driver(target.loopback_only):
+        if target.loopback_only:
+            kwargs = {**kwargs, "_node_ip_address": "127.0.0.1"}
+        ray.init(address=target.address, **kwargs)
+
+
 def shutdown() -> None:
     if ray.is_initialized():
         ray.shutdown()
 
 
-def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4) -> Any:
+# Ray gives the head node this resource (1.0); Ray Train pins its state actor the same way.
+HEAD_RESOURCE = "node:__internal_head__"
+
+
+def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4,
+          on_head: bool = False, spread: bool = False, namespace: str | None = None) -> Any:
+    """An actor of `cls`. `on_head`: placed on the head node (it lives as long as the cluster);
+    `spread`: over as many nodes as possible, so one node's loss takes as few workers as it can;
+    `namespace`: a detached actor there (it outlives its creator: see `named`)."""
     actor_cls: Any = ray.remote(cls)
+    placement: dict[str, Any] = {}
+    if namespace is not None:
+        placement.update(lifetime="detached", namespace=namespace)
+    if on_head:
+        placement["resources"] = {HEAD_RESOURCE: 0.001}
+    if spread:
+        placement["scheduling_strategy"] = "SPREAD"
     return actor_cls.options(
         name=name,
         max_restarts=max_restarts,
@@ -166,7 +199,27 @@ def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0,
         num_cpus=num_cpus,
         max_concurrency=max_concurrency,
         get_if_exists=False,
+        **placement,
     ).remote(*args)
+
+
+def named(namespace: str, prefix: str) -> dict[str, Any]:
+    """name → handle of the live named actors of `namespace` whose name starts with prefix."""
+    from ray.util import list_named_actors
+
+    out = {}
+    for entry in list_named_actors(all_namespaces=True):
+        if entry["namespace"] == namespace and entry["name"].startswith(prefix):
+            try:
+                out[entry["name"]] = ray.get_actor(entry["name"], namespace=namespace)
+            except ValueError:  # gone between the listing and the lookup
+                continue
+    return out
+
+
+def restarted() -> bool:
+    """True inside an actor that Ray has re-created after its process died."""
+    return bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
 
 def call(handle: Any, method: str, *args: Any) -> Any:

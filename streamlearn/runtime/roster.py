@@ -58,6 +58,19 @@ class Roster:
         self.to_standby(w)
         return w
 
+    def adopt(self, wid: str, handle: Any) -> Worker:
+        """A worker that outlived the previous Coordinator, under its own id; new ids follow the highest."""
+        w = Worker(wid, handle)
+        self.workers[wid] = w
+        self.skip_id(wid)
+        self.to_standby(w)
+        return w
+
+    def skip_id(self, wid: str) -> None:
+        """Never hand out `wid` (or a lower id) again: an actor of that name exists or just did."""
+        if wid.startswith("w") and wid[1:].isdigit():
+            self._next_id = max(self._next_id, int(wid[1:]) + 1)
+
     def to_standby(self, w: Worker) -> None:
         w.role, w.partitions, w.relaunch_at = Role.STANDBY, [], None
         w.standby_rank = self._next_rank

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -20,11 +21,14 @@ from streamlearn import logs
 from streamlearn.config import AppConfig
 from streamlearn.ops.status import check_services
 from streamlearn.runtime import ray_api
-from streamlearn.runtime.coordinator import Coordinator
+from streamlearn.runtime.coordinator import Coordinator, kill_workers
 
 log = logs.get("runner")
 StatusHook = Callable[[dict[str, Any]], None]
 StopWhen = Callable[[dict[str, Any]], bool]
+# The Coordinator's status call failed but it lives on, or Ray is restarting it on the head
+# (it then takes over the running workers by itself: `adoption`).
+_TRANSIENT = (ray_api.Failure.RAISED, ray_api.Failure.RESTARTING, ray_api.Failure.LOST)
 
 
 class Runner:
@@ -57,21 +61,22 @@ class Runner:
             signal.signal(signal.SIGTERM, self._on_signal)
         last: dict[str, Any] = {}
         try:
-            self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0, max_concurrency=8)
+            self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0,
+                                             max_concurrency=8, on_head=True, max_restarts=-1)
             ray_api.get(ray_api.call(self.coordinator, "start"))
             while not self.stop_requested.wait(status_every_s):
                 out = ray_api.outcome(ray_api.call(self.coordinator, "status"), timeout=30)
                 if out.failure is ray_api.Failure.TIMEOUT:
                     continue
-                if out.failure is ray_api.Failure.RAISED:  # status is best effort (e.g. Kafka briefly away)
-                    logs.event(log, logging.WARNING, "status_failed", error=str(out.error)[:300])
+                if out.failure in _TRANSIENT:  # status is best effort (Kafka briefly away, the Coordinator restarting)
+                    logs.event(log, logging.WARNING, "status_failed", failure=out.failure.value, error=out.describe())
                     continue
-                last = out.unwrap()  # the Coordinator itself failed: nothing left to drive
+                last = out.unwrap()  # the Coordinator is gone for good: nothing left to drive
                 if on_status is not None:
                     on_status(last)
                 if stop_when is not None and stop_when(last):
                     break
-            ray_api.get(ray_api.call(self.coordinator, "stop"), timeout=120)
+            self._stop_coordinator(deadline_s=120)
             last = ray_api.get(ray_api.call(self.coordinator, "status"), timeout=30)
             if on_status is not None:
                 on_status(last)
@@ -79,5 +84,18 @@ class Runner:
         finally:
             if self.coordinator is not None:
                 ray_api.kill(self.coordinator)
+                # Workers are detached (they outlive a Coordinator restart): on a cluster they
+                # would outlive the driver too. After a graceful stop there are none left.
+                kill_workers(self.cfg.app)
             ray_api.shutdown()
+
+    def _stop_coordinator(self, deadline_s: float) -> None:
+        """Ask the Coordinator to stop every worker, waiting out a restart of it in between."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            out = ray_api.outcome(ray_api.call(self.coordinator, "stop"), timeout=max(deadline - time.monotonic(), 1.0))
+            if out.failure not in (ray_api.Failure.RESTARTING, ray_api.Failure.LOST) or time.monotonic() > deadline:
+                out.unwrap()
+                return
+            self.stop_requested.wait(1.0)
 

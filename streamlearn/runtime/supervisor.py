@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from streamlearn import logs
+from streamlearn.runtime import adoption
 from streamlearn.runtime.ray_api import Failure, Outcome
 from streamlearn.runtime.roster import Role, Roster, Worker
 
@@ -77,6 +78,26 @@ class Supervisor:
         for w in owners:
             self._launch(w)
         self._fill_standby()  # after the owners, so standbys never delay the first assignment
+        return {w.wid: list(w.partitions) for w in self.roster.live()}
+
+    def adopt(self, partitions: list[int], found: dict[str, Any]) -> dict[str, list[int]]:
+        """After a Coordinator restart: keep the owners found (`adoption`), hand out the orphans."""
+        plan = adoption.plan(partitions, {wid: self.ping(h, PING_TIMEOUT_S) for wid, h in found.items()})
+        for wid in plan.unreachable:
+            self.ray.kill(found[wid])
+            self.roster.skip_id(wid)
+        for wid in plan.standby:
+            self.roster.adopt(wid, found[wid])
+        for wid, parts in plan.owners.items():
+            w = self.roster.adopt(wid, found[wid])
+            w.role, w.partitions, w.has_owned = Role.OWNER, parts, True
+            w.run, w.launched_at = self.ray.call(w.handle, "join_run"), self.clock()
+        if plan.orphans:
+            self._count_recoveries(plan.orphans)
+            self._to_spare(plan.orphans)
+        self._fill_standby()
+        logs.event(log, logging.WARNING, "coordinator_restarted_adopted", owners=plan.owners, standby=plan.standby,
+                   unreachable=plan.unreachable, orphans=plan.orphans)
         return {w.wid: list(w.partitions) for w in self.roster.live()}
 
     def tick(self) -> None:
@@ -201,12 +222,27 @@ class Supervisor:
             return
         w.partitions = [p for p in w.partitions if p not in dropped]
         self._count_recoveries(dropped)
-        new = self.roster.next_standby() or self.roster.add(self.spawn)
-        new.partitions = dropped
+        new = self._to_spare(dropped)
         logs.event(log, logging.WARNING, "partitions_dropped", worker=w.wid, partitions=dropped, new=new.wid,
                    reason="the worker lost them to another owner and nobody assigned holds them")
-        self._launch(new)
         self._fill_standby()
+
+    def add_partitions(self, new: list[int]) -> None:
+        """Partitions added to the input topic while running: to a standby (or a new worker), at once.
+
+        No partition that is already owned moves for them (a hand-off would pause it); the
+        standby they go to is replaced, so a dead worker still finds one.
+        """
+        w = self._to_spare(new)
+        logs.event(log, logging.WARNING, "partitions_added", partitions=new, worker=w.wid)
+        self._fill_standby()
+
+    def _to_spare(self, partitions: list[int]) -> Worker:
+        """partitions to the oldest standby (or a new worker), launched."""
+        w = self.roster.next_standby() or self.roster.add(self.spawn)
+        w.partitions = list(partitions)
+        self._launch(w)
+        return w
 
     def _replace(self, w: Worker, reason: str) -> None:
         """w's partitions go to a standby or a new worker; w becomes a zombie if its run is in flight."""

@@ -63,6 +63,8 @@ class PartitionWorker:
         self._heartbeat = Heartbeat()  # last sign of life of the run loop (ping reports its age)
         self._run: _Run | None = None
         self._phase = "idle"  # outside a run: idle, then the last run's result
+        self._idle = threading.Condition()  # notified when a run ends (join_run waits on it)
+        self._last_result: dict[str, Any] = {"worker": worker_id, "result": "idle", "lost": [], "pid": os.getpid()}
 
     # ---- control (called from other threads of the actor) ------------------------
     def ping(self) -> dict[str, Any]:
@@ -80,23 +82,36 @@ class PartitionWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def join_run(self) -> dict[str, Any]:
+        """Wait for the run in flight to end; what it returned (its last result if none is in flight).
+
+        A restarted Coordinator has lost the refs of the runs it started: this call gives it
+        one to watch instead, which ends (or fails with the process) as the run does.
+        """
+        with self._idle:
+            self._idle.wait_for(lambda: self._run is None)
+            return self._last_result
+
     # ---- main loop -------------------------------------------------------------------
     def run(self, partitions: list[int]) -> dict[str, Any]:
         self._stop.clear()
         self._heartbeat.beat()
         run = _Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
         self._run = run
-        run.start()
         result = "stopped"
         try:
+            run.start()  # inside the try: a failed start must not leave join_run waiting on it
             result = run.loop()
             run.finish()
         finally:
             run.close()
             self._phase = result
-            self._run = None
+            with self._idle:
+                self._last_result = {"worker": self.worker_id, "result": result, "lost": run.lost, "pid": os.getpid()}
+                self._run = None
+                self._idle.notify_all()
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=run.lost)
-        return {"worker": self.worker_id, "result": result, "lost": run.lost, "pid": os.getpid()}
+        return self._last_result
 
 
 class _Run:

@@ -78,3 +78,9 @@ def test_every_documented_name_is_exported() -> None:
     for doc in metrics.METRICS:
         base = metrics.full_name(doc)
         assert base in names or f"{base}_count" in names, base
+
+
+def test_workers_counts_distinct_owners_of_running_partitions() -> None:
+    got = _scrape({"partitions": [_row(0, owner="w0@host:11"), _row(1, owner="w0@host:11"), _row(2, owner="w3@other:12"),
+                                  _row(3, owner=None, phase="unowned")]})
+    assert got[("streamlearn_workers", (("app", "shop"),))] == 2
