@@ -230,6 +230,7 @@ class Joiner:
                     _eid, ev = js.pending.pop_oldest()
                     js.counters["evicted"] += 1
                     self._expired(ms, js, _eid, ev, out)
+                self._expire(ms, js, out)  # the label clock may be past its window already (labels read ahead)
         self._orphan(js, out)
 
     def _label(self, ms: ModelState, js: JoinState, lid: Id, label: Any, lts: float, offset: int, rec: KafkaRecord,
@@ -261,6 +262,7 @@ class Joiner:
                 if len(js.early) > self.max_pending:
                     _lid, old = js.early.pop_oldest()
                     self._refuse(js, "orphan", StoredRecord(old.key, old.value, old.offset), out)
+                self._orphan(js, out)  # the event clock may be past it already (events read ahead of labels)
         self._expire(ms, js, out)
 
     # ---- clocks -------------------------------------------------------------------------

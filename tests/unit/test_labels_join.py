@@ -144,6 +144,13 @@ def test_a_label_whose_event_never_comes_is_an_orphan_once_the_event_clock_passe
     assert h.out.reasons() == ["orphan_label"] and len(h.js.early) == 0 and not h.out.samples
 
 
+def test_clocks_already_past_a_record_settle_it_on_arrival() -> None:
+    h = Harness(on_expiry="default", default_label=False).event("x", 200).chunk().label("ghost", 100).chunk()
+    assert h.out.reasons() == ["orphan_label"], "events read ahead: the event clock is past the label already"
+    h.label("z", 400).chunk().event("old", 300).chunk()
+    assert [(s["id"], s["outcome"]) for s in h.out.samples] == [("x", "expired"), ("old", "expired")]
+
+
 @pytest.mark.parametrize(("on_expiry", "samples"), [("default", 1), ("drop", 0)])
 def test_expiry_learns_the_default_exactly_once_or_drops(on_expiry: str, samples: int) -> None:
     h = Harness(on_expiry=on_expiry, default_label=False).event("a", 100).chunk().label("other", 200).chunk()
