@@ -45,8 +45,9 @@ class LabelMode:
     """The join of one partition: its rules, its idle-stream watch, its topics."""
 
     def __init__(self, cfg: AppConfig, consumer: Consumer, partition_id: int, decoder: EventDecoder, is_classifier: bool,
-                 ctx: LogContext) -> None:
+                 ctx: LogContext, beat: Callable[[], object]) -> None:
         f = cfg.fields
+        self.beat = beat  # a long replay is work, not a hang: the runtime's liveness check must see it
         self.cfg, self.consumer, self.partition_id, self.ctx = cfg, consumer, partition_id, ctx
         self.joiner = Joiner(cfg.labels, decoder, (f.id, f.label, f.ts), partition_id, is_classifier)
         self.input_topic, self.label_topic, self.journal_topic = cfg.kafka.input_topic, cfg.label_topic, cfg.journal_topic
@@ -85,6 +86,7 @@ class LabelMode:
                                       rec.clock, None)
                 js.journal_offset = j_offset + 1
                 chunks += 1
+                self.beat()
                 if faults.ENABLED:
                     faults.point("during_replay")
         finally:

@@ -94,7 +94,8 @@ class PartitionTask:
         txn_s = cfg.kafka.transaction_timeout_ms / 1000
         self.pace = Pace(min(cfg.processing.commit_interval_ms / 1000, txn_s / 3), txn_s, self.ownership.ctx)
         # labels.source: topic: events and labels joined (label_step); None: inline labels, the path above unchanged.
-        self.labels = LabelMode(cfg, consumer, partition_id, decoder, is_classifier, self.ownership.ctx) if cfg.label_mode else None
+        self.labels = (LabelMode(cfg, consumer, partition_id, decoder, is_classifier, self.ownership.ctx, self.heartbeat.beat)
+                       if cfg.label_mode else None)
 
     @property
     def epoch(self) -> int:

@@ -9,11 +9,17 @@ from typing import Any
 import orjson
 
 from connectors import kafka_io
-from streamlearn.errors import ConfigError
 from streamlearn.eos.label_step import ensure_label_topics
+from streamlearn.errors import ConfigError
 from streamlearn.tools import checker
 from streamlearn.tools.checker import read_app_topic
-from tests.integration.engine_helpers import checkpointed_state, load, start_run, stop_run, write_config
+from tests.integration.engine_helpers import (
+    checkpointed_state,
+    load,
+    start_run,
+    stop_run,
+    write_config,
+)
 from tests.integration.label_helpers import audit, label_sections, make_data, probes, produce_data
 
 
