@@ -79,6 +79,8 @@ class LabelMode:
         chunks = 0
         try:
             for j_offset, rec in journal_records(jr):
+                if rec.events[1] <= state.offset and rec.labels[1] <= js.label_offset:
+                    continue  # already in the checkpoint (J is a lower bound, see mark_journal_position)
                 if rec.events[0] != state.offset or rec.labels[0] != js.label_offset:
                     raise self._mismatch(f"journal offset {j_offset} starts at (events {rec.events[0]}, labels "
                                          f"{rec.labels[0]}) but the replay is at ({state.offset}, {js.label_offset})", start)
@@ -152,8 +154,14 @@ class LabelMode:
         return TopicPartition(self.label_topic, self.partition_id, self.join_state(state).label_offset)
 
     def mark_journal_position(self, state: ModelState) -> None:
-        """Right after a commit, before a checkpoint: J = the journal's end (only this owner writes to it,
-        and no transaction of ours is open), where a replay from this checkpoint starts."""
+        """Right after a commit, before a checkpoint: J, where a replay from this checkpoint starts reading.
+
+        J only has to be a lower bound: every journal record has a non-empty range and the ranges are
+        contiguous, so replay recognises the records already in the checkpoint by their ranges and
+        skips them. The watermark a read_committed consumer gets is the last stable offset, which
+        may still sit before the transaction just committed (its markers are written after
+        commit_transaction returns): a lower bound, and never past a record the state lacks.
+        """
         _low, high = kafka_io.watermarks(self.consumer, self.journal_topic, self.partition_id)
         self.join_state(state).journal_offset = high
 

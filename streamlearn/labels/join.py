@@ -25,8 +25,10 @@ but never joins outside its window: the join checks the window itself.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
@@ -178,7 +180,7 @@ class Joiner:
                     out.dead_label(rec, exc.code, exc.detail)
                 continue
             items.append((lts, 1, rec.offset(), lid, label, None, rec))
-        items.sort(key=_merge_key)
+        items.sort(key=_merge_key)  # (ts, kind, offset): unique per record, so ids and payloads are never compared
         for ts, kind, offset, id_, payload, raw_ts, rec in items:
             if kind == 0:
                 self._event(ms, js, id_, payload, ts, raw_ts, offset, rec, out, now_ms)
@@ -230,12 +232,14 @@ class Joiner:
                     _eid, ev = js.pending.pop_oldest()
                     js.counters["evicted"] += 1
                     self._expired(ms, js, _eid, ev, out)
-                self._expire(ms, js, out)  # the label clock may be past its window already (labels read ahead)
+                if ts < js.label_clock - self.window_ms:  # the label clock is past its window already (labels read ahead)
+                    self._expire(ms, js, out)
         self._orphan(js, out)
 
     def _label(self, ms: ModelState, js: JoinState, lid: Id, label: Any, lts: float, offset: int, rec: KafkaRecord,
                out: Outputs | None) -> None:
-        if lts > js.label_clock:
+        advanced = lts > js.label_clock
+        if advanced:
             js.label_clock = lts
         done = js.done.get(lid)
         if done is not None:
@@ -263,7 +267,8 @@ class Joiner:
                     _lid, old = js.early.pop_oldest()
                     self._refuse(js, "orphan", StoredRecord(old.key, old.value, old.offset), out)
                 self._orphan(js, out)  # the event clock may be past it already (events read ahead of labels)
-        self._expire(ms, js, out)
+        if advanced:  # the clock alone decides what expires: unchanged clock, nothing new to expire
+            self._expire(ms, js, out)
 
     # ---- clocks -------------------------------------------------------------------------
     def _expire(self, ms: ModelState, js: JoinState, out: Outputs | None) -> None:
@@ -333,15 +338,12 @@ class Joiner:
                                           version, ets, lts, outcome))
 
 
-def _merge_key(item: tuple[Any, ...]) -> tuple[float, int, int]:
-    return item[0], item[1], item[2]
+_merge_key = itemgetter(0, 1, 2)
 
 
 def _bucket(delay_s: float) -> int:
-    for i, bound in enumerate(DELAY_BUCKETS_S):
-        if delay_s <= bound:
-            return i
-    return len(DELAY_BUCKETS_S)
+    """Index of the first bound >= delay_s (len(DELAY_BUCKETS_S): above the last)."""
+    return bisect_left(DELAY_BUCKETS_S, delay_s)
 
 
 _dumps = orjson.dumps
@@ -349,11 +351,13 @@ _dumps = orjson.dumps
 
 def encode_sample(eid: Id, features: bytes, label: Any, pred: Any, version: int, ets: float, lts: float | None,
                   outcome: bytes) -> bytes:
-    """The training-sample record; the features bytes go in as stored (no re-encoding)."""
-    return b"".join((b'{"id":', _dumps(eid), b',"features":', features, b',"label":', _dumps(label),
-                     b',"prediction":', _dumps(pred), b',"model_version":', str(version).encode(),
-                     b',"event_ts":', _dumps(_ms(ets)), b',"label_ts":', _dumps(_ms(lts)),
-                     b',"outcome":"', outcome, b'"}'))
+    """The training-sample record; the features bytes go in as stored (no re-encoding), spliced after the id."""
+    rest = _dumps({"label": label, "prediction": pred, "model_version": version, "event_ts": _ms(ets), "label_ts": _ms(lts),
+                   "outcome": _OUTCOMES[outcome]})
+    return b"".join((b'{"id":', _dumps(eid), b',"features":', features, b",", rest[1:]))
+
+
+_OUTCOMES = {b"joined": "joined", b"expired": "expired"}
 
 
 def _ms(ts: float | None) -> int | float | None:

@@ -6,7 +6,9 @@ partition. ``{"e": [e0, e1], "l": [l0, l1], "clock": {"event": ms, "label": ms}}
 events at offsets [e0, e1) of the input partition, labels at [l0, l1) of the
 label partition (offsets, so gaps left by transaction markers are covered),
 and the idle-stream clock advances decided in processing time (``clock``
-absent or empty when none). Replaying the records in journal order through
+absent or empty when none). A chunk with neither events nor labels is never
+journalled, and chunks are contiguous, so a record's ranges alone tell
+whether a state already includes it. Replaying the records in journal order through
 the same step reproduces the original run exactly.
 """
 
@@ -43,6 +45,6 @@ def decode(value: bytes | None) -> JournalRecord:
         clock = {str(k): float(v) for k, v in (doc.get("clock") or {}).items()}
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise JournalError(f"not a join journal record ({type(exc).__name__}: {exc}): {(value or b'')[:200]!r}") from None
-    if not (e0 <= e1 and l0 <= l1) or set(clock) - {"event", "label"}:
+    if not (e0 <= e1 and l0 <= l1) or (e0 == e1 and l0 == l1) or set(clock) - {"event", "label"}:
         raise JournalError(f"malformed join journal record: {(value or b'')[:200]!r}")
     return JournalRecord((e0, e1), (l0, l1), clock)
