@@ -23,6 +23,7 @@ import redis as redis_lib
 from confluent_kafka import Consumer, TopicPartition
 
 from streamlearn.state import checkpoint
+from streamlearn.tools.label_data import make_data
 from tests.chaos.checker import scenario_config, scenario_store
 from tests.chaos.harness import (
     CHAOS_EVENTS,
@@ -34,7 +35,7 @@ from tests.chaos.harness import (
     record_result,
     wait_for,
 )
-from tests.integration.label_helpers import audit, label_sections, make_data, probes, produce_data
+from tests.integration.label_helpers import audit, label_sections, probes, produce_data
 
 DONE_TIMEOUT_S = 600
 

@@ -13,6 +13,7 @@ from streamlearn.eos.label_step import ensure_label_topics
 from streamlearn.errors import ConfigError
 from streamlearn.tools import checker
 from streamlearn.tools.checker import read_app_topic
+from streamlearn.tools.label_data import make_data
 from tests.integration.engine_helpers import (
     checkpointed_state,
     load,
@@ -20,7 +21,7 @@ from tests.integration.engine_helpers import (
     stop_run,
     write_config,
 )
-from tests.integration.label_helpers import audit, label_sections, make_data, probes, produce_data
+from tests.integration.label_helpers import audit, label_sections, probes, produce_data
 
 
 def test_twenty_thousand_unlabelled_events_joined_exactly_once_with_delayed_labels(
