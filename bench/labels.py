@@ -121,9 +121,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=1000, help="records per chunk (a poll's worth)")
     args = ap.parse_args()
-    row = {"bench": "labels", "machine": machine_info(), **hotpath(args.n, args.repeat, args.chunk)}
+    write_raw("labels-hotpath", {"bench": "labels", "machine": machine_info(), **hotpath(args.n, args.repeat, args.chunk)})
+
+
+def write_raw(name: str, row: dict[str, Any]) -> None:
+    """One raw result under bench/results/raw/, printed without the machine block."""
     RAW.mkdir(parents=True, exist_ok=True)
-    path = RAW / f"labels-hotpath-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path = RAW / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.write_text(orjson.dumps(row, option=orjson.OPT_INDENT_2).decode() + "\n")
     print(orjson.dumps({k: v for k, v in row.items() if k != "machine"}).decode())
     print(f"wrote {path}")

@@ -16,18 +16,15 @@ import os
 import pickle
 import random
 import time
-from pathlib import Path
 
 import orjson
 
 from bench.common import machine_info, peak_rss_mb
-from bench.labels import SPEC, T0, TRec, _decoder
+from bench.labels import SPEC, T0, TRec, _decoder, write_raw
 from streamlearn.config import LabelsConfig
 from streamlearn.labels.join import Joiner, JoinState
 from streamlearn.model.spec import build_metric, build_model
 from streamlearn.state.checkpoint import ModelState
-
-RAW = Path(__file__).resolve().parent / "results" / "raw"
 
 
 def rss_mb() -> float:
@@ -69,12 +66,7 @@ def main() -> None:
            "bytes_per_pending_event": round(held * 1024 * 1024 / max(len(js.pending), 1)),
            "feed_s": round(feed_s, 1), "checkpoint_pickle_s": round(pickle_s, 2), "checkpoint_pickle_mb": round(len(blob) / 1e6, 1),
            "machine": machine_info()}
-    RAW.mkdir(parents=True, exist_ok=True)
-    path = RAW / f"labels-soak-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    path.write_text(orjson.dumps(row, option=orjson.OPT_INDENT_2).decode() + "\n")
-    print(orjson.dumps({k: v for k, v in row.items() if k != "machine"}).decode())
-    print(f"wrote {path}")
-
+    write_raw("labels-soak", row)
 
 if __name__ == "__main__":
     main()

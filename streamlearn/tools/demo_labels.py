@@ -51,19 +51,10 @@ def build_config(run_id: str, bootstrap: str, redis_url: str) -> AppConfig:
 
 def stream(cfg: AppConfig, n: int, rate: float) -> dict[str, Any]:
     """Impressions and clicks in event-time order, paced; the expected outcome of every event."""
-    from connectors import kafka_io
-    from connectors.kafka_records import Record, produce_records
-    from streamlearn.tools.label_data import make_data, ticks
+    from streamlearn.tools.label_data import make_data, produce_stream
 
     d = make_data(n, seed=2026)
-    producer = kafka_io.make_producer(cfg.kafka.bootstrap)
-    merged = sorted([*((e["ts"], 0, cfg.kafka.input_topic, e) for e in d.events), *((lab["ts"], 1, cfg.label_topic, lab) for lab in d.labels)],
-                    key=lambda t: (t[0], t[1]))
-    pacer = kafka_io.Pacer(rate)
-    for _ts, _kind, topic, doc in merged:
-        kafka_io.produce_blocking(producer, topic, orjson.dumps(doc), str(doc["id"]).encode())
-        pacer.tick(producer)
-    produce_records(producer, cfg.label_topic, [Record(key, value, p) for p, key, value in ticks(d, PARTITIONS)])
+    produce_stream(cfg, d, PARTITIONS, rate)
     return {"expected": d.expected, "late": d.late, "duplicate": d.duplicate, "orphan": d.orphan}
 
 

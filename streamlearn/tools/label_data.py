@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from streamlearn.config import AppConfig
+
 T0 = 1_764_000_000_000
 WINDOW_S, EARLY_S = 60.0, 20.0
 
@@ -69,3 +71,20 @@ def ticks(d: LabelData, partitions: int) -> list[tuple[int, bytes, bytes]]:
     """(partition, key, value) of one clock-moving label per partition, three windows after the last event."""
     end_ts = d.events[-1]["ts"] + int(WINDOW_S * 3000)
     return [(p, f"tick-{p}".encode(), orjson.dumps({"id": f"tick-{p}", "label": False, "ts": end_ts})) for p in range(partitions)]
+
+
+def produce_stream(cfg: AppConfig, d: LabelData, partitions: int, rate: float | None) -> None:
+    """Events and labels merged in event-time order, at `rate` records per second, then the ticks: the
+    learner sees the labels come in behind the events as in production (all events first would leave
+    every model untrained while it predicts)."""
+    from connectors import kafka_io
+    from connectors.kafka_records import Record, produce_records
+
+    producer = kafka_io.make_producer(cfg.kafka.bootstrap)
+    merged = sorted([*((e["ts"], 0, cfg.kafka.input_topic, e) for e in d.events), *((lab["ts"], 1, cfg.label_topic, lab) for lab in d.labels)],
+                    key=lambda t: (t[0], t[1]))
+    pacer = kafka_io.Pacer(rate)
+    for _ts, _kind, topic, doc in merged:
+        kafka_io.produce_blocking(producer, topic, orjson.dumps(doc), str(doc["id"]).encode())
+        pacer.tick(producer)
+    produce_records(producer, cfg.label_topic, [Record(key, value, p) for p, key, value in ticks(d, partitions)])

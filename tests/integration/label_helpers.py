@@ -8,11 +8,9 @@ from typing import Any
 
 import orjson
 
-from connectors import kafka_io
-from connectors.kafka_records import Record, produce_records
 from streamlearn.config import AppConfig
 from streamlearn.tools import checker, label_checker
-from streamlearn.tools.label_data import EARLY_S, WINDOW_S, LabelData, ticks
+from streamlearn.tools.label_data import EARLY_S, WINDOW_S, LabelData, produce_stream
 
 
 def label_sections(label_topic: str, samples_topic: str, journal_topic: str) -> dict[str, Any]:
@@ -22,16 +20,7 @@ def label_sections(label_topic: str, samples_topic: str, journal_topic: str) -> 
 
 
 def produce_data(cfg: AppConfig, d: LabelData, partitions: int, rate: float | None = 2000.0) -> None:
-    """Events and labels merged in event-time order, at `rate` records per second: the learner sees the
-    labels come in behind the events as in production (all events first would leave every model untrained)."""
-    producer = kafka_io.make_producer(cfg.kafka.bootstrap)
-    merged = sorted([*((e["ts"], 0, cfg.kafka.input_topic, e) for e in d.events), *((lab["ts"], 1, cfg.label_topic, lab) for lab in d.labels)],
-                    key=lambda t: (t[0], t[1]))
-    pacer = kafka_io.Pacer(rate)
-    for _ts, _kind, topic, doc in merged:
-        kafka_io.produce_blocking(producer, topic, orjson.dumps(doc), str(doc["id"]).encode())
-        pacer.tick(producer)
-    produce_records(producer, cfg.label_topic, [Record(key, value, p) for p, key, value in ticks(d, partitions)])
+    produce_stream(cfg, d, partitions, rate)
 
 
 @dataclass
