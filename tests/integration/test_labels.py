@@ -11,6 +11,7 @@ import orjson
 from connectors import kafka_io
 from streamlearn.eos.label_step import ensure_label_topics
 from streamlearn.errors import ConfigError
+from streamlearn.ops.status import read_status
 from streamlearn.tools import checker
 from streamlearn.tools.checker import read_app_topic
 from streamlearn.tools.label_data import make_data
@@ -19,6 +20,7 @@ from tests.integration.engine_helpers import (
     load,
     start_run,
     stop_run,
+    wait_for,
     write_config,
 )
 from tests.integration.label_helpers import audit, label_sections, probes, produce_data
@@ -32,11 +34,14 @@ def test_twenty_thousand_unlabelled_events_joined_exactly_once_with_delayed_labe
     cfg_path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, **sections)
     cfg = load(cfg_path)
     data = make_data(20_000, seed=12)
-    # Produced while the learner runs, in event-time order: labels come in behind their events.
-    producing = threading.Thread(target=produce_data, args=(cfg, data, 4), daemon=True)
-    producing.start()
+    # Produced once the learner runs, in event-time order, so labels come in behind their events. (From a
+    # backlog the consumer may read one topic well ahead of the other: the joins are the same (I5), but a
+    # model that gets its labels only after predicting on every event predicts untrained.)
     proc = start_run(cfg_path, services_env, "--until-idle", "5")
-    producing.join(timeout=300)
+    wait_for(lambda: _all_running(cfg), 300, "every partition running", proc)
+    producing = threading.Thread(target=produce_data, args=(cfg, data, 4, 1000.0), daemon=True)
+    producing.start()
+    producing.join(timeout=600)
     proc.wait(timeout=900)  # --until-idle: it stops by itself once both streams are read
     code, log = stop_run(proc)
     assert code == 0, log[-3000:]
@@ -50,6 +55,12 @@ def test_twenty_thousand_unlabelled_events_joined_exactly_once_with_delayed_labe
     assert rep.i5.dlq_reasons == {"late_label": data.late, "duplicate_label": data.duplicate, "orphan_label": data.orphan}
     # I2 in label mode: each checkpointed model is a fresh model trained on its partition's committed sample log.
     assert not rep.model_mismatch, rep.model_mismatch
+    # streamlearn status: the join's counters per partition add up to what was learned and refused.
+    rows = [r["labels"] for r in read_status(cfg)["partitions"]]
+    assert sum(r["joined"] for r in rows) == sum(o == "joined" for o, _ in data.expected.values())
+    assert sum(r["expired"] for r in rows) == sum(o == "expired" for o, _ in data.expected.values())
+    assert [sum(r[k] for r in rows) for k in ("late", "duplicate", "orphan", "evicted")] == [data.late, data.duplicate, data.orphan, 0]
+    assert all(r["lag"] == 0 and r["pending"] == 0 for r in rows) and sum(sum(r["delay_hist"]) for r in rows) > 0
 
     # Prequential accuracy close to inline mode's on the same data (the inline hot path, same labels, no delay).
     inline_right = inline_total = 0
@@ -62,6 +73,11 @@ def test_twenty_thousand_unlabelled_events_joined_exactly_once_with_delayed_labe
     print(f"prequential accuracy: label mode {rep.accuracy:.4f}, inline mode {inline_acc:.4f}")
     assert abs(rep.accuracy - inline_acc) <= 0.05, f"label mode {rep.accuracy:.3f} vs inline {inline_acc:.3f}"
     assert rep.accuracy >= 0.8
+
+
+def _all_running(cfg: Any) -> bool:
+    rows = read_status(cfg)["partitions"]
+    return len(rows) == 4 and all(r["phase"] == "running" for r in rows)
 
 
 class _Inline:
