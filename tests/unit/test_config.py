@@ -109,7 +109,7 @@ def test_label_mode_without_a_default_label_fails_naming_the_key() -> None:
     from streamlearn.config import load_config
     from streamlearn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="labels.default_label is required"):
+    with pytest.raises(ConfigError, match=r"labels\.default_label is required"):
         load_config(None, environ={}, overrides={"labels": {"source": "topic", "on_expiry": "default"}})
-    with pytest.raises(ConfigError, match="labels.on_expiry"):
+    with pytest.raises(ConfigError, match=r"labels\.on_expiry"):
         load_config(None, environ={}, overrides={"labels": {"on_expiry": "keep"}})
