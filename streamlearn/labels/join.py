@@ -215,10 +215,12 @@ class Joiner:
             out.prediction(rec.key(), encode_prediction(eid, pred, proba, self.partition, offset, version, raw_ts, now_ms))
         if ts > js.event_clock:
             js.event_clock = ts
-        if eid in js.pending or eid in js.done:
+        # The stores' dicts directly (not their methods): this runs once per event.
+        pending, early_items = js.pending.items, js.early.items
+        if eid in pending or eid in js.done.items:
             pass  # a repeated event id: predicted (I1), but its label belongs to the first
         else:
-            early: EarlyLabel | None = js.early.pop(eid)
+            early: EarlyLabel | None = early_items.pop(eid, None) if early_items else None
             if early is not None and -self.early_ms <= early.ts - ts <= self.window_ms:
                 self._learn(ms, js, eid, x, None, early.label, pred, version, ts, early.ts, b"joined", out)
                 js.done.add(eid, (JOINED, ts))
@@ -229,20 +231,21 @@ class Joiner:
                     js.done.add(eid, (LABELLED, ts))
                     self._refuse(js, "late" if early.ts - ts > self.window_ms else "orphan",
                                  StoredRecord(early.key, early.value, early.offset), out)
-                if len(js.pending) > self.max_pending:
+                if len(pending) > self.max_pending:
                     _eid, ev = js.pending.pop_oldest()
                     js.counters["evicted"] += 1
                     self._expired(ms, js, _eid, ev, out)
                 if ts < js.label_clock - self.window_ms:  # the label clock is past its window already (labels read ahead)
                     self._expire(ms, js, out)
-        self._orphan(js, out)
+        if early_items:
+            self._orphan(js, out)
 
     def _label(self, ms: ModelState, js: JoinState, lid: Id, label: Any, lts: float, offset: int, rec: KafkaRecord,
                out: Outputs | None) -> None:
         advanced = lts > js.label_clock
         if advanced:
             js.label_clock = lts
-        done = js.done.get(lid)
+        done = js.done.items.get(lid)
         if done is not None:
             if done[0] == EXPIRED:
                 js.done.items[lid] = (LABELLED, done[1])
@@ -250,17 +253,17 @@ class Joiner:
             else:
                 self._refuse(js, "duplicate", rec, out)
         else:
-            ev: PendingEvent | None = js.pending.get(lid)
+            ev: PendingEvent | None = js.pending.items.get(lid)
             if ev is not None:
                 delay = lts - ev.ts
                 if -self.early_ms <= delay <= self.window_ms:
-                    js.pending.pop(lid)
+                    del js.pending.items[lid]
                     self._learn(ms, js, lid, None, ev.features, label, ev.prediction, ev.model_version, ev.ts, lts, b"joined", out)
                     js.done.add(lid, (JOINED, ev.ts))
                 else:
                     js.done.add(lid, (LABELLED, ev.ts))  # the event stays pending and expires as if unlabelled
                     self._refuse(js, "late" if delay > self.window_ms else "orphan", rec, out)
-            elif lid in js.early:
+            elif lid in js.early.items:
                 self._refuse(js, "duplicate", rec, out)
             else:
                 js.early.add(lid, EarlyLabel(label, lts, offset, rec.key(), rec.value()))
