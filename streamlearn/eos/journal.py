@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -33,17 +33,22 @@ class ReplayError(StreamlearnError):
 class PartitionReader:
     """One partition of one topic from `start`, record by record, with a deadline on silence."""
 
-    def __init__(self, cfg: AppConfig, topic: str, partition: int, start: int) -> None:
-        self.topic, self.partition = topic, partition
+    def __init__(self, cfg: AppConfig, topic: str, partition: int, start: int, beat: Callable[[], object]) -> None:
+        self.topic, self.partition, self.beat = topic, partition, beat  # beat: a long read is work, not a hang
         self.consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, f"{cfg.group_id}-replay-{uuid.uuid4().hex[:8]}",
                                                {**cfg.kafka.consumer, "enable.partition.eof": True})
         self.consumer.assign([TopicPartition(topic, partition, start)])
         self.buf: deque[Any] = deque()
         self.at_end = False
 
-    def _fill(self) -> None:
+    def _fill(self, stop_at_end: bool) -> None:
+        """Consume until a record is buffered, or (`stop_at_end`) the partition reports its end.
+
+        End-of-partition is reported once per reaching the end, possibly in the same batch as the
+        last records: the flag stays set until a later record arrives, never reset by a caller.
+        """
         deadline = time.monotonic() + READ_DEADLINE_S
-        while not self.buf:
+        while not self.buf and not (stop_at_end and self.at_end):
             for m in self.consumer.consume(1000, timeout=0.5):
                 err = m.error()
                 if err is None:
@@ -53,13 +58,13 @@ class PartitionReader:
                     self.at_end = True
                 elif err.fatal():
                     raise KafkaException(err)
-            if self.buf or self.at_end:
-                return
-            if time.monotonic() > deadline:
-                raise ReplayError(f"{self.topic}[{self.partition}]: no record and no end within {READ_DEADLINE_S:.0f}s")
+            self.beat()
+            if not self.buf and not (stop_at_end and self.at_end) and time.monotonic() > deadline:
+                raise ReplayError(f"{self.topic}[{self.partition}]: no record{' and no end' if stop_at_end else ''} "
+                                  f"within {READ_DEADLINE_S:.0f}s")
 
     def take(self, start: int, end: int) -> list[Any]:
-        """The records at offsets in [start, end) (the one at end - 1 exists: ranges end after a record)."""
+        """The records at offsets in [start, end): the journal names them, so they exist; wait for them."""
         out: list[Any] = []
         if start >= end:
             return out
@@ -68,20 +73,16 @@ class PartitionReader:
                 out.append(self.buf.popleft())
             if self.buf or (out and out[-1].offset() >= end - 1):
                 return out
-            self.at_end = False
-            self._fill()
-            if not self.buf and self.at_end:
-                raise ReplayError(f"{self.topic}[{self.partition}]: ends before offset {end - 1}, which the join journal names")
+            self._fill(stop_at_end=False)
 
     def to_end(self) -> Iterator[Any]:
         """Every record until the partition's end (its last stable offset)."""
         while True:
             while self.buf:
                 yield self.buf.popleft()
-            self.at_end = False
-            self._fill()
-            if not self.buf and self.at_end:
+            if self.at_end:
                 return
+            self._fill(stop_at_end=True)
 
     def close(self) -> None:
         self.consumer.close()

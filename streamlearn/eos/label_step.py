@@ -73,9 +73,9 @@ class LabelMode:
         k_labels = kafka_io.committed_offsets(self.consumer, self.label_topic, [p])[p]
         committed_labels = k_labels if k_labels is not None else js.label_offset
         start = (state.offset, js.label_offset, js.journal_offset)
-        jr = PartitionReader(self.cfg, self.journal_topic, p, js.journal_offset)
-        ev = PartitionReader(self.cfg, self.input_topic, p, state.offset)
-        lb = PartitionReader(self.cfg, self.label_topic, p, js.label_offset)
+        jr = PartitionReader(self.cfg, self.journal_topic, p, js.journal_offset, self.beat)
+        ev = PartitionReader(self.cfg, self.input_topic, p, state.offset, self.beat)
+        lb = PartitionReader(self.cfg, self.label_topic, p, js.label_offset, self.beat)
         chunks = 0
         try:
             for j_offset, rec in journal_records(jr):
