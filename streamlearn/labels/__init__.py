@@ -11,4 +11,5 @@ mode; docs/labels.md).
 - ``pending``: the pending-event store, early labels and done ids (bounded).
 - ``journal``: the journal record codec.
 - ``join``: the join state machine, one chunk at a time.
+- ``records``: label records decoded, kept labels rebuilt for the DLQ, sample records encoded.
 """

@@ -29,13 +29,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from streamlearn.config import LabelsConfig
 from streamlearn.errors import DecodeError
 from streamlearn.labels.pending import EarlyLabel, Id, OrderedStore, PendingEvent
+from streamlearn.labels.records import KafkaRecord, StoredRecord, decode_label, encode_sample
 from streamlearn.model.codec import EventDecoder, encode_prediction
 from streamlearn.model.model_state import ModelState
 
@@ -45,34 +46,6 @@ DELAY_BUCKETS_S = (0, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 21600, 86400)
 DONE_KEEP_WINDOWS = 2
 COUNTERS = ("joined", "expired", "evicted", "late", "duplicate", "orphan")
 JOINED, EXPIRED, LABELLED = "j", "x", "l"  # done codes: joined; expired, no label yet; expired or refused, label seen
-
-
-class KafkaRecord(Protocol):
-    def offset(self) -> int: ...
-    def value(self) -> bytes | None: ...
-    def key(self) -> bytes | None: ...
-    def timestamp(self) -> tuple[int, int]: ...
-
-
-class StoredRecord:
-    """An early label's record, rebuilt to dead-letter it unchanged after its own record is gone."""
-
-    __slots__ = ("_key", "_offset", "_value")
-
-    def __init__(self, key: bytes | None, value: bytes | None, offset: int) -> None:
-        self._key, self._value, self._offset = key, value, offset
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def headers(self) -> None:
-        return None
 
 
 @dataclass
@@ -107,32 +80,6 @@ class JoinState:
         return {**self.counters, "pending": len(self.pending), "early": len(self.early),
                 "oldest_pending_age_s": round(max(age, 0.0), 3),
                 "delay_hist": list(self.delay_hist), "delay_sum_s": round(self.delay_sum_s, 3)}
-
-
-def decode_label(decoder: EventDecoder, labels_id: str, labels_label: str, labels_ts: str, rec: KafkaRecord) -> tuple[Id, Any, float]:
-    """(id, label, ts ms) of a label record; DecodeError (code, detail) for the DLQ otherwise."""
-    value = rec.value()
-    if not value:
-        raise DecodeError("empty_value", "label record has no value")
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError("invalid_json", str(exc)) from None
-    if type(doc) is not dict:
-        raise DecodeError("not_an_object", f"top level is {type(doc).__name__}, expected an object")
-    lid = doc.get(labels_id)
-    if type(lid) is not str and type(lid) is not int:
-        raise DecodeError("missing_id" if lid is None else "bad_id", f"field '{labels_id}' must be a string or integer")
-    raw = doc.get(labels_label)
-    if raw is None:
-        raise DecodeError("missing_label", f"field '{labels_label}' is missing in a label record")
-    label = decoder.validate_label(raw)
-    ts = doc.get(labels_ts)
-    if ts is None:
-        ts = rec.timestamp()[1]  # the broker's record timestamp: stored, so replay sees the same
-    elif type(ts) is not int and type(ts) is not float:
-        raise DecodeError("bad_ts", f"field '{labels_ts}' must be epoch milliseconds, got {type(ts).__name__}")
-    return lid, label, float(ts)
 
 
 class Joiner:
@@ -348,21 +295,3 @@ _merge_key = itemgetter(0, 1, 2)
 def _bucket(delay_s: float) -> int:
     """Index of the first bound >= delay_s (len(DELAY_BUCKETS_S): above the last)."""
     return bisect_left(DELAY_BUCKETS_S, delay_s)
-
-
-_dumps = orjson.dumps
-
-
-def encode_sample(eid: Id, features: bytes, label: Any, pred: Any, version: int, ets: float, lts: float | None,
-                  outcome: bytes) -> bytes:
-    """The training-sample record; the features bytes go in as stored (no re-encoding), spliced after the id."""
-    rest = _dumps({"label": label, "prediction": pred, "model_version": version, "event_ts": _ms(ets), "label_ts": _ms(lts),
-                   "outcome": _OUTCOMES[outcome]})
-    return b"".join((b'{"id":', _dumps(eid), b',"features":', features, b",", rest[1:]))
-
-
-_OUTCOMES = {b"joined": "joined", b"expired": "expired"}
-
-
-def _ms(ts: float | None) -> int | float | None:
-    return int(ts) if ts is not None and ts == int(ts) else ts
