@@ -28,7 +28,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -224,33 +224,15 @@ class Joiner:
     # ---- clocks -------------------------------------------------------------------------
     def _expire(self, ms: ModelState, js: JoinState, out: Outputs | None) -> None:
         """Pending events whose window the label clock has passed; done ids a window after that."""
-        horizon = js.label_clock - self.window_ms
-        pending = js.pending
-        while True:
-            front = pending.oldest()
-            if front is None or front[1].ts >= horizon:
-                break
-            pending.pop_oldest()
+        for eid, ev in js.pending.pop_before(js.label_clock - self.window_ms, _ts):
             js.counters["expired"] += 1
-            self._expired(ms, js, front[0], front[1], out)
-        keep_from = js.label_clock - self.window_ms * DONE_KEEP_WINDOWS
-        done = js.done
-        while True:
-            old = done.oldest()
-            if old is None or old[1][1] >= keep_from:
-                break
-            done.pop_oldest()
+            self._expired(ms, js, eid, ev, out)
+        for _ in js.done.pop_before(js.label_clock - self.window_ms * DONE_KEEP_WINDOWS, _done_ts):
+            pass  # dropping them is all: ids known as done for two windows, then forgotten
 
     def _orphan(self, js: JoinState, out: Outputs | None) -> None:
         """Early labels whose event the event clock says is not coming any more."""
-        horizon = js.event_clock - self.early_ms
-        early = js.early
-        while True:
-            front = early.oldest()
-            if front is None or front[1].ts >= horizon:
-                return
-            early.pop_oldest()
-            lab: EarlyLabel = front[1]
+        for _lid, lab in js.early.pop_before(js.event_clock - self.early_ms, _ts):
             self._refuse(js, "orphan", StoredRecord(lab.key, lab.value, lab.offset), out)
 
     # ---- outcomes ---------------------------------------------------------------------------
@@ -290,6 +272,8 @@ class Joiner:
 
 
 _merge_key = itemgetter(0, 1, 2)
+_ts = attrgetter("ts")  # of a PendingEvent or an EarlyLabel
+_done_ts = itemgetter(1)  # of a done entry (code, event_ts)
 
 
 def _bucket(delay_s: float) -> int:

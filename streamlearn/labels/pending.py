@@ -16,6 +16,7 @@ orjson bytes that go, unchanged, into the sample record.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 Id = str | int  # an event id, as the event and its label carry it
@@ -80,6 +81,15 @@ class OrderedStore:
         self.order.popleft()
         del self.items[found[0]]
         return found
+
+    def pop_before(self, horizon: float, ts_of: Callable[[Any], float]) -> Iterator[tuple[Id, Any]]:
+        """Pop and yield, oldest first, the entries whose time is below `horizon`; stops at the first that is not."""
+        while True:
+            front = self.oldest()
+            if front is None or ts_of(front[1]) >= horizon:
+                return
+            self.pop_oldest()
+            yield front
 
     def __getstate__(self) -> tuple[dict[Id, Any], list[Id]]:
         # Only the live ids' order matters after a restore: drop stale deque entries.
