@@ -30,10 +30,11 @@ from tests.chaos.harness import (
     PARTITIONS,
     ChaosEnv,
     Scenario,
-    alive,
     random_kills,
     record_result,
+    redis_key,
     wait_for,
+    wake_after_take_over,
 )
 from tests.integration.label_helpers import audit, label_sections, probes, produce_data
 
@@ -72,30 +73,17 @@ def test_label_joins_survive_sigkill_bursts_and_a_zombie(chaos_env: ChaosEnv) ->
     # ~15 s of stream while the faults land.
     producer = threading.Thread(target=produce_data, args=(cfg, data, PARTITIONS, (CHAOS_EVENTS + n_labels) / 15), daemon=True)
     producer.start()
-    killer = threading.Thread(target=random_kills, args=(d, stop, random.Random(12), kills), daemon=True)
+    killer = threading.Thread(target=random_kills, args=(lambda: sc.owner_pids(d), stop, random.Random(12), kills), daemon=True)
     killer.start()
     wait_for(lambda: len(kills) >= 3 and any(k["burst"] for k in kills), DONE_TIMEOUT_S, "3 worker kills, one burst")
     stop.set()
     killer.join()
 
     # A zombie: SIGSTOP a worker that owns partitions until they are owned elsewhere, then wake it up.
-    def owners() -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
-        for p in range(PARTITIONS):
-            pid = r.hget(f"streamlearn:{sc.app}:{sc.topic}:{p}:status", "pid")
-            if pid is not None and int(pid) in d.worker_pids():
-                out.setdefault(int(pid), []).append(p)
-        return out
-
-    zombie, parts = sorted(wait_for(owners, 120, "a live worker owning partitions").items())[0]
-    epochs = {p: int(r.get(f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch") or 0) for p in parts}
+    zombie, parts = sorted(wait_for(lambda: sc.owner_pids(d), 120, "a live worker owning partitions").items())[0]
+    epochs = {p: int(r.get(redis_key(sc, p, "epoch")) or 0) for p in parts}
     os.kill(zombie, signal.SIGSTOP)
-    try:
-        wait_for(lambda: all(int(r.get(f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch") or 0) > epochs[p] for p in parts), 120,
-                 f"partitions {parts} of the stopped worker to be taken over")
-    finally:
-        os.kill(zombie, signal.SIGCONT)
-    wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire")
+    wake_after_take_over(r, sc, zombie, parts, epochs)
     producer.join()
     wait_for(lambda: _both_committed(sc, {sc.topic: CHAOS_EVENTS, cfg.label_topic: n_labels}), DONE_TIMEOUT_S,
              "every event and label committed")
