@@ -70,7 +70,7 @@ class KafkaConfig(_Section):
     )
     samples_topic: str | None = Field(
         None, description="Training-sample log: one record per learning step, in the order learned, in the same transaction. "
-                          "Default with labels.source: topic: `{input_topic}.samples`; with inline labels: off unless set.",
+                          "Default with labels.source: topic: `{input_topic}.samples`. Not written in inline mode yet.",
     )
     create_topics: bool = Field(True, description="Create the output and DLQ topics (same partition count as the input) when missing.")
     replication_factor: int | None = Field(
@@ -304,6 +304,9 @@ class AppConfig(_Section):
         lc = self.labels
         if lc.source == "topic" and lc.on_expiry == "default" and lc.default_label is None:
             raise ValueError("labels.default_label is required with labels.on_expiry: default (e.g. default_label: false)")
+        if lc.source == "inline" and self.kafka.samples_topic:
+            raise ValueError("kafka.samples_topic: the training-sample log is written with labels.source: topic only "
+                             "(not yet in inline mode); remove the key or set labels.source: topic")
         if lc.source == "topic" and self.processing.guarantee != "exactly_once":
             raise ValueError("labels.source: topic needs processing.guarantee: exactly_once (the join journal is transactional)")
         return self
@@ -319,7 +322,7 @@ class AppConfig(_Section):
 
     @property
     def samples_topic(self) -> str | None:
-        """The training-sample log, or None (off: inline labels without kafka.samples_topic)."""
+        """The training-sample log (label mode), or None (inline mode: not written yet)."""
         if self.kafka.samples_topic:
             return self.kafka.samples_topic
         return f"{self.kafka.input_topic}.samples" if self.label_mode else None

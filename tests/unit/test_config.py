@@ -111,5 +111,7 @@ def test_label_mode_without_a_default_label_fails_naming_the_key() -> None:
 
     with pytest.raises(ConfigError, match=r"labels\.default_label is required"):
         load_config(None, environ={}, overrides={"labels": {"source": "topic", "on_expiry": "default"}})
+    with pytest.raises(ConfigError, match=r"kafka\.samples_topic: the training-sample log"):
+        load_config(None, environ={}, overrides={"kafka": {"samples_topic": "s"}})
     with pytest.raises(ConfigError, match=r"labels\.on_expiry"):
         load_config(None, environ={}, overrides={"labels": {"on_expiry": "keep"}})
