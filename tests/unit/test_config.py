@@ -97,7 +97,7 @@ def test_label_mode_keys_and_defaults() -> None:
     from streamlearn.config import AppConfig
 
     inline = AppConfig()
-    assert not inline.label_mode and inline.samples_topic is None, "inline mode: no sample log unless asked"
+    assert not inline.label_mode and inline.samples_topic is None, "inline mode: no sample log (label mode only, for now)"
     cfg = AppConfig.model_validate({"kafka": {"input_topic": "clicks"}, "labels": {"source": "topic"}})
     assert (cfg.label_topic, cfg.samples_topic, cfg.journal_topic) == ("clicks.labels", "clicks.samples", "clicks.join-journal")
     assert (cfg.labels.window_s, cfg.labels.early_window_s) == (600.0, 120.0)
