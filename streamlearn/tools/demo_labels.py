@@ -45,6 +45,7 @@ def build_config(run_id: str, bootstrap: str, redis_url: str) -> AppConfig:
         "processing": {"workers": 2, "checkpoint_every_s": 2},
         "labels": {"source": "topic", "window_s": 60, "early_window_s": 20, "on_expiry": "default", "default_label": False,
                    "idle_advance_s": 3600},
+        "checkpoint": {"allow_dev_key": True},  # a local demo, like `make demo`
         "metrics": {"port": None},
     })
 
@@ -74,7 +75,7 @@ def audit(cfg: AppConfig, expected: dict[str, Any]) -> dict[str, Any]:
     models_equal = {}
     for p, msgs in samples.items():
         stored = store.read_checkpoint(p)
-        got = checkpoint.decode(stored.blob, key) if stored is not None else None
+        got = checkpoint.decode(stored.blob, checkpoint.partition_key(key, cfg.app, k.input_topic, p)) if stored is not None else None
         ref = label_checker.sample_log_state(cfg, msgs)
         models_equal[p] = got is not None and all(checker.same(got.model.predict_proba_one(x), ref.model.predict_proba_one(x))
                                                   for x in probes)

@@ -94,7 +94,8 @@ def test_label_joins_survive_sigkill_bursts_and_a_zombie(chaos_env: ChaosEnv) ->
     for p in range(PARTITIONS):
         stored = store.read_checkpoint(p)
         assert stored is not None
-        states[p] = checkpoint.decode(stored.blob, chaos_env.checkpoint_secret.encode())
+        key = checkpoint.partition_key(chaos_env.checkpoint_secret.encode(), cfg.app, cfg.kafka.input_topic, p)
+        states[p] = checkpoint.decode(stored.blob, key)
     rep = audit(cfg, probes(), states)
     record_result({"scenario": sc.name, "fault": "SIGKILL bursts + a zombie during label joins", "injected": len(kills) + 1,
                    "events": rep.i1.inputs, "predictions": rep.i1.predictions, "lost": len(rep.i1.missing),
