@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STREAMLEARN := $(VENV)/bin/streamlearn
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-unit test-integration test-chaos lint demo bench bench-quick services services-down up down clean
+.PHONY: setup test test-unit test-integration test-chaos lint demo demo-labels bench bench-quick services services-down up down clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ lint: setup
 
 demo: setup
 	$(PY) -m streamlearn.tools.demo
+
+## The delayed-labels demo: unlabelled impressions, clicks on their own topic, joined exactly once.
+demo-labels: setup
+	$(PY) -m streamlearn.tools.demo_labels
 
 bench: setup
 	$(PY) -m pip install -q -e ".[bench]"

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streamlearn.errors import ConfigError
 
@@ -55,6 +63,14 @@ class KafkaConfig(_Section):
         ge=1_000,
         le=900_000,
         description="transaction.timeout.ms: how long a dead worker's open transaction can hold back read_committed readers.",
+    )
+    label_topic: str | None = Field(
+        None, description="labels.source: topic only: topic the delayed labels arrive on ({id, label, ts}, keyed by id), "
+                          "co-partitioned with the input (same partition count, same partitioner). Default: `{input_topic}.labels`.",
+    )
+    samples_topic: str | None = Field(
+        None, description="Training-sample log: one record per learning step, in the order learned, in the same transaction. "
+                          "Default with labels.source: topic: `{input_topic}.samples`. Not written in inline mode yet.",
     )
     create_topics: bool = Field(True, description="Create the output and DLQ topics (same partition count as the input) when missing.")
     replication_factor: int | None = Field(
@@ -207,6 +223,34 @@ class FieldsConfig(_Section):
     ts: str = Field("ts", description="Optional field with the event time in epoch milliseconds, copied to the prediction as event_ts.")
 
 
+class LabelsConfig(_Section):
+    source: Literal["inline", "topic"] = Field(
+        "inline", description="inline: each event carries its label (predict and learn in one step). topic: labels arrive "
+                              "later on kafka.label_topic and are joined with the features used for the prediction (docs/labels.md).",
+    )
+    window_s: float = Field(600.0, gt=0, le=90 * 86400, description="A label joins its event if it is at most this many seconds "
+                            "(event time) after it; an event whose window closes without a label expires.")
+    early_window_s: float = Field(120.0, ge=0, le=90 * 86400, description="A label may come this many seconds (event time) "
+                                  "before its event; it waits for it that long, then is an orphan_label.")
+    on_expiry: Literal["drop", "default"] = Field("drop", description="An event whose window closed without a label: drop "
+                                                  "(never learned) or learn it once with labels.default_label.")
+    default_label: Any = Field(None, description="The label an expired event is learned with when on_expiry is default "
+                               "(e.g. false for 'no click').")
+    max_pending: int = Field(2_000_000, ge=1, le=100_000_000, description="Most pending events (and most early labels) per "
+                             "partition; when full the oldest expire early (counted as evicted).")
+    idle_advance_s: float = Field(30.0, gt=0, description="When one stream (events or labels) has had no record for this long "
+                                  "(wall clock), its event-time clock is moved up to the other's (written to the join journal).")
+    journal_topic: str | None = Field(None, description="Internal join journal, co-partitioned with the input: the order the "
+                                      "join consumed events and labels, for exact replay. Default: `{input_topic}.join-journal`.")
+
+    @field_validator("default_label")
+    @classmethod
+    def _default_is_scalar(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, bool | int | float | str):
+            raise ValueError("must be a label value (bool, number or string)")
+        return v
+
+
 class CheckpointConfig(_Section):
     secret: SecretStr | None = Field(
         None, description=f"HMAC key of checkpoint blobs; {SECRET_ENV} takes precedence. Without one a per-app development key is used (see docs)."
@@ -252,7 +296,40 @@ class AppConfig(_Section):
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)  # type: ignore[arg-type]
     fields: FieldsConfig = Field(default_factory=FieldsConfig)  # type: ignore[arg-type]
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)  # type: ignore[arg-type]
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)  # type: ignore[arg-type]
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _labels_consistent(self) -> AppConfig:
+        lc = self.labels
+        if lc.source == "topic" and lc.on_expiry == "default" and lc.default_label is None:
+            raise ValueError("labels.default_label is required with labels.on_expiry: default (e.g. default_label: false)")
+        if lc.source == "inline" and self.kafka.samples_topic:
+            raise ValueError("kafka.samples_topic: the training-sample log is written with labels.source: topic only "
+                             "(not yet in inline mode); remove the key or set labels.source: topic")
+        if lc.source == "topic" and self.processing.guarantee != "exactly_once":
+            raise ValueError("labels.source: topic needs processing.guarantee: exactly_once (the join journal is transactional)")
+        return self
+
+    @property
+    def label_mode(self) -> bool:
+        """Delayed labels: events and labels on two co-partitioned topics, joined (streamlearn.labels)."""
+        return self.labels.source == "topic"
+
+    @property
+    def label_topic(self) -> str:
+        return self.kafka.label_topic or f"{self.kafka.input_topic}.labels"
+
+    @property
+    def samples_topic(self) -> str | None:
+        """The training-sample log (label mode), or None (inline mode: not written yet)."""
+        if self.kafka.samples_topic:
+            return self.kafka.samples_topic
+        return f"{self.kafka.input_topic}.samples" if self.label_mode else None
+
+    @property
+    def journal_topic(self) -> str:
+        return self.labels.journal_topic or f"{self.kafka.input_topic}.join-journal"
 
     @property
     def group_id(self) -> str:

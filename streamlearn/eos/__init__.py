@@ -6,6 +6,14 @@ The invariants it keeps, on a real broker and a real Redis:
   I2  a recovered model equals the model of a fault-free run
   I3  a fenced zombie can neither commit output nor overwrite a checkpoint
   I4  the Redis checkpoint offset never exceeds Kafka's committed offset
+  I5  (labels.source: topic) every label is learned at most once; every event
+      whose label arrived inside its window is learned exactly once with that
+      label; every expired event exactly once with the default (never with
+      `drop`); read_committed, the samples topic holds exactly one record per
+      learning step
+  I2 in label mode: after any crash each partition's model equals a fresh
+      model of the same spec trained, in order, on that partition's
+      committed sample log
 
 Steps, in the order they happen (``task.PartitionTask`` runs them in this
 order; each module can be read on its own):
@@ -32,6 +40,25 @@ order; each module can be read on its own):
    compare-and-set on (epoch, offset), so it never moves backwards and never
    comes from a zombie (I4). Written inline or by a forked child
    (``streamlearn.state.forked``) from an immutable snapshot.
+
+Label mode (``label_step``, ``journal``; docs/labels.md). The join's outcome
+depends on the order in which event and label records are processed, and
+that order depends on poll timing, so it is *logged*: every chunk produces,
+in the same transaction as its predictions, samples and label dead letters,
+one record to the join journal (partition p for input partition p) naming
+the event range, the label range and any idle-clock advance it applied.
+Within a chunk the records are merged by (event time, kind, offset), so the
+journal record fully determines the step. Step 4 sends BOTH partitions'
+next offsets (input and label) into the transaction. Step 5's checkpoint
+also holds the join state (pending events, early labels, done ids, clocks,
+counters) and the positions (E, L, J). Step 2 loads it, reads the committed
+(E_K, L_K), replays every journal record from J to the journal's end
+(read_committed; after init_transactions none of ours is open) through the
+same step with no outputs, and then requires the positions to be
+(E_K, L_K): anything else is a ReplayError naming topic, partition, offsets
+and epoch, never a guess. The state is then exactly a crash-free run's, so
+I5 and I2 in label mode hold: the model learned the committed sample log,
+in its order, and nothing else.
 
 at_least_once replaces 1's fencing and 4's transaction with a flush and a
 Redis offset write; a crash between the two re-emits predictions. In both

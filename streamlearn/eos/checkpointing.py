@@ -27,6 +27,13 @@ from streamlearn.state.forked import Outcome, Snapshot
 log = logs.get("protocol")
 
 
+def progress(state: ModelState) -> int:
+    """How far the state has read: the input offset, plus the label offset in label mode
+    (a chunk of labels alone moves the join and the model, so it must make a checkpoint due too)."""
+    join = state.extra.get("labels")
+    return state.offset + (join.label_offset if join is not None else 0)
+
+
 @dataclass
 class Checkpoints:
     """One partition's checkpoint schedule and the last checkpoint known written."""
@@ -42,15 +49,17 @@ class Checkpoints:
     started: float = field(default_factory=time.monotonic)  # when that checkpoint's state was taken
     nbytes: int = 0
     ts_ms: int = 0  # wall clock of the last write, for status
+    progress: int = -1  # progress(state) of that checkpoint: nothing new read since, nothing to write
 
     def restored(self, state: ModelState) -> None:
         """The restored state is the last checkpoint: the schedule counts from it."""
         self.offset = state.offset
         self.events = state.events
+        self.progress = progress(state)
         self.started = time.monotonic()
 
     def due(self, state: ModelState, now: float) -> bool:
-        if state.offset == self.offset:
+        if progress(state) == self.progress:
             return False
         every_events, every_s = self.pc.checkpoint_every_events, self.pc.checkpoint_every_s
         by_count = every_events > 0 and state.events - self.events >= every_events
@@ -59,17 +68,17 @@ class Checkpoints:
 
     def write(self, state: ModelState, epoch: int) -> None:
         """Inline: encode, sign and CAS-write the state as it is now (the caller has just committed)."""
-        if state.offset == self.offset:
+        if progress(state) == self.progress:
             return
         blob = checkpoint.encode(state, self.ckpt_key)
         if faults.ENABLED:
             faults.point("mid_checkpoint")
         res = self.store.write_checkpoint(self.partition_id, epoch, state.offset, blob)
-        self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic())
+        self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic(), progress(state))
 
     def snapshot(self, state: ModelState, epoch: int) -> Snapshot:
         """What a forked writer needs, fixed now: the fork copies `state` as it is at this moment."""
-        return Snapshot(self.partition_id, epoch, state.offset, state.events, state, self.ckpt_key)
+        return Snapshot(self.partition_id, epoch, state.offset, state.events, state, self.ckpt_key, progress(state))
 
     def apply(self, outcome: Outcome, epoch: int) -> None:
         """The report of a forked checkpoint child about this partition, owned now at `epoch`."""
@@ -79,17 +88,18 @@ class Checkpoints:
         if outcome.result is None:
             logs.event(log, logging.WARNING, "checkpoint_failed", **self.ctx(offset=job.offset, error=outcome.error))
             return
-        self._written(outcome.result, job.epoch, job.offset, job.events, outcome.nbytes, job.started)
+        self._written(outcome.result, job.epoch, job.offset, job.events, outcome.nbytes, job.started, job.progress)
 
-    def _written(self, res: CasResult, epoch: int, offset: int, events: int, nbytes: int, started: float) -> None:
+    def _written(self, res: CasResult, epoch: int, offset: int, events: int, nbytes: int, started: float, prog: int) -> None:
         if not res.ok:
             if res.code == CAS_STALE_EPOCH:
                 raise OwnershipLostError(self.topic, self.partition_id, epoch, f"checkpoint refused: Redis epoch is now {res.current}")
             logs.event(log, logging.ERROR, "checkpoint_backwards_refused", **self.ctx(offset=offset, stored=res.current))
             return
-        if offset < self.offset:
+        if offset < self.offset or prog < self.progress:
             return
         self.offset = offset
+        self.progress = prog
         self.events = events
         self.started = started
         self.nbytes = nbytes

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,7 @@ def commit_transaction(
     transaction_timeout_ms: int,
     heartbeat: Heartbeat,
     ctx: Callable[..., dict[str, Any]],
+    also: Sequence[TopicPartition] = (),
 ) -> Verdict:
     """Offsets into the transaction, then commit; retry only what librdkafka says is retriable.
 
@@ -95,7 +96,7 @@ def commit_transaction(
     predictions without their input offsets would replay (and re-emit)
     them after a restart. So a failed send_offsets is retried, never skipped.
     """
-    offsets = [TopicPartition(topic, partition_id, next_offset)]
+    offsets = [TopicPartition(topic, partition_id, next_offset), *also]  # also: label mode's label partition
     meta = consumer.consumer_group_metadata()
     # One call may not outlive the transaction itself: past that the broker aborts it anyway.
     call_timeout = min(TXN_TIMEOUT_S, transaction_timeout_ms / 1000)

@@ -6,6 +6,7 @@ and the phase values, never change.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -57,6 +58,9 @@ def status_fields(
         "updated_ms": int(time.time() * 1000),
     }
     fields["error"] = error or ""  # always written: a hash field is only replaced, never dropped, by HSET
+    join = state.extra.get("labels")
+    if join is not None:  # label mode: the join's counters, pending, oldest age and delay histogram, as one JSON field
+        fields["labels"] = json.dumps(join.summary(), separators=(",", ":"))
     if high_watermark is not None:
         fields["high_watermark"] = high_watermark
         fields["lag"] = max(high_watermark - position, 0)

@@ -34,6 +34,7 @@ from streamlearn.eos.commit import (
 )
 from streamlearn.eos.emitter import emitters, input_offset
 from streamlearn.eos.heartbeat import Heartbeat
+from streamlearn.eos.label_step import LabelMode
 from streamlearn.eos.ownership import Ownership, RedisCall, direct
 from streamlearn.eos.pacing import Pace
 from streamlearn.eos.phase import Phase
@@ -92,6 +93,9 @@ class PartitionTask:
         # A transaction stays open at most commit_interval_ms, and well inside the broker's timeout (pacing.py).
         txn_s = cfg.kafka.transaction_timeout_ms / 1000
         self.pace = Pace(min(cfg.processing.commit_interval_ms / 1000, txn_s / 3), txn_s, self.ownership.ctx)
+        # labels.source: topic: events and labels joined (label_step); None: inline labels, the path above unchanged.
+        self.labels = (LabelMode(cfg, consumer, partition_id, decoder, is_classifier, self.ownership.ctx, self.heartbeat.beat)
+                       if cfg.label_mode else None)
 
     @property
     def epoch(self) -> int:
@@ -112,8 +116,20 @@ class PartitionTask:
         self.state = restored.state
         self.replay_until = self.committed_offset = restored.committed
         self.checkpoints.restored(restored.state)
+        if self.labels is not None:
+            # Label mode replays here, from the join journal, and reads live from the committed offsets.
+            self.labels.restore(restored.state, restored.committed)
+            self.phase = Phase.RUNNING
+            return restored.state.offset
         self.phase = Phase.REPLAYING if restored.committed > restored.state.offset else Phase.RUNNING
         return restored.state.offset
+
+    def assignment(self, offset: int) -> list[TopicPartition]:
+        """What the shared consumer reads for this partition after a restore returned `offset`."""
+        tps = [TopicPartition(self.topic, self.partition_id, offset)]
+        if self.labels is not None:
+            tps.append(self.labels.assignment(self.state))
+        return tps
 
     # ---- 3. process (model/step.py, emitter.py, pacing.py) ------------------------------
     def process(self, records: Sequence[Any], until: float | None = None) -> Sequence[Any]:
@@ -124,6 +140,8 @@ class PartitionTask:
         fetches again).
         """
         try:
+            if self.labels is not None:
+                return self._process_joined(records)
             return self._process(records, until)
         except KafkaException as exc:
             if not kafka_io.is_fatal(exc):
@@ -173,6 +191,20 @@ class PartitionTask:
                 return records[i:]
         return []
 
+    def _process_joined(self, records: Sequence[Any]) -> Sequence[Any]:
+        """Label mode: the poll's events and labels of this partition, one journalled chunk."""
+        assert self.state is not None and self.labels is not None
+        if not records or self.phase is Phase.FAILED:
+            return []
+        producer = self.ownership.producer
+        assert producer is not None
+        self._open_batch(producer, self.heartbeat.beat())
+        events = [m for m in records if m.topic() == self.topic]
+        labels = [m for m in records if m.topic() != self.topic]
+        self.labels.process(self.state, events, labels, producer, self.out_partition, self.deliveries, self.dlq_limit)
+        self.batch.records += len(records)
+        return []
+
     def _open_batch(self, producer: Producer, now: float) -> None:
         if not self.batch.open:
             self.batch.opened_at = now
@@ -195,7 +227,8 @@ class PartitionTask:
             producer.poll(0)  # serve delivery reports already in: a refused message must be seen before committing
             verdict = Verdict.HALT if self.deliveries.permanent is not None else commit_transaction(
                 producer, self.consumer, self.topic, self.partition_id, next_offset,
-                self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx)
+                self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx,
+                self.labels.commit_offsets(state) if self.labels is not None else ())
             if verdict is not Verdict.COMMITTED:
                 producer.poll(0)  # a commit that failed early may not have served the report that explains it
             verdict = delivery_verdict(self.deliveries, verdict)
@@ -233,7 +266,8 @@ class PartitionTask:
             if faults.ENABLED:
                 faults.point("recover_before_take")
             self.take_ownership(retake=True)
-        seek_to(self.consumer, self.topic, self.partition_id, self.restore())
+        for tp in self.assignment(self.restore()):
+            seek_to(self.consumer, tp.topic, tp.partition, tp.offset)
 
     def halt(self, failure: Failure | None) -> None:
         """Abort the batch and stop reading the partition: Kafka refuses one of its outputs for good.
@@ -249,7 +283,7 @@ class PartitionTask:
         cause = failure.describe() if failure is not None else "unknown delivery failure"
         self.error = DeliveryFailedError(self.topic, self.partition_id, offset, self.epoch, cause)
         self.phase = Phase.FAILED
-        self.consumer.pause([TopicPartition(self.topic, self.partition_id)])
+        self.consumer.pause([TopicPartition(tp.topic, tp.partition) for tp in self.assignment(0)])
         logs.event(log, logging.ERROR, "partition_halted", **self.ownership.ctx(
             offset=offset, committed_offset=self.committed_offset, error=self.error.message, hint=self.error.hint))
 
@@ -265,11 +299,15 @@ class PartitionTask:
         assert self.state is not None
         if self.batch.open or self.phase not in (Phase.RUNNING, Phase.STOPPED):
             return
+        if self.labels is not None:
+            self.labels.mark_journal_position(self.state)
         self.checkpoints.write(self.state, self.epoch)
 
     def checkpoint_snapshot(self) -> Snapshot:
         """For a forked writer: only between commits, like an inline checkpoint."""
         assert self.state is not None and not self.batch.open
+        if self.labels is not None:
+            self.labels.mark_journal_position(self.state)
         return self.checkpoints.snapshot(self.state, self.epoch)
 
     def apply_forked_checkpoint(self, outcome: Outcome) -> None:

@@ -111,6 +111,12 @@ class EventDecoder:
             raise DecodeError("bad_ts", f"field '{self._ts}' must be epoch milliseconds, got {type(ts).__name__}")
         return Event(eid, feats, label, ts)
 
+    def validate_label(self, label: Any) -> Any:
+        """A label from elsewhere than an event (a label record, a configured default): checked like one."""
+        if self._binary and type(label) is bool:
+            return label
+        return self._check_label(label)
+
     def _check_label(self, label: Any) -> Any:
         if self._is_classifier:
             if self._binary:

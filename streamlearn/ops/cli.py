@@ -82,7 +82,10 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from streamlearn.tools.produce import produce_file
 
     cfg = _config(args)
-    produce_file(cfg, Path(args.input), args.rate, args.key_field, args.partitions, quiet=args.quiet)
+    if args.labels is not None:
+        produce_file(cfg, Path(args.labels), args.rate, args.key_field, args.partitions, quiet=args.quiet, labels=True)
+    else:
+        produce_file(cfg, Path(args.input), args.rate, args.key_field, args.partitions, quiet=args.quiet)
     return 0
 
 
@@ -151,8 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Send events to kafka.input_topic (created with --partitions if missing).\n"
                  "JSON lines are sent as they are; CSV rows become {id, features, label}. Keys come\n"
                  "from the id field, so an id always lands on the same partition.",
-                 epilog="example:\n  streamlearn produce -c app.yaml --input events.jsonl --rate 1000")
-    pr.add_argument("--input", required=True, metavar="FILE", help="events as JSON lines, or CSV with a header row")
+                 epilog="examples:\n  streamlearn produce -c app.yaml --input events.jsonl --rate 1000\n"
+                        "  streamlearn produce -c app.yaml --labels labels.jsonl   # delayed labels (labels.source: topic)")
+    what = pr.add_mutually_exclusive_group(required=True)
+    what.add_argument("--input", metavar="FILE", help="events as JSON lines, or CSV with a header row")
+    what.add_argument("--labels", metavar="FILE", help="labels {id, label, ts} as JSON lines, to the label topic, keyed by id "
+                      "(created with the input topic's partition count if missing)")
     pr.add_argument("--rate", type=float, default=None, metavar="N", help="events per second (default: as fast as possible)")
     pr.add_argument("--key-field", default=None, metavar="F", help="record key from this field (default: the id field)")
     pr.add_argument("--partitions", type=int, default=4, metavar="N", help="partitions of the input topic if it has to be created (default 4)")

@@ -68,6 +68,11 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("partition_running", "gauge", "1 when a live worker owns the partition and processes it, else 0."),
     MetricDoc("status_up", "gauge", "1 when the last status read from Kafka and Redis succeeded, else 0 (no `partition` label)."),
     MetricDoc("workers", "gauge", "PartitionWorkers holding the lease of at least one running partition (no `partition` label)."),
+    # labels.source: topic only (streamlearn.ops.label_metrics)
+    MetricDoc("labels", "counter", "Delayed-label outcomes; label `outcome`: joined, expired, evicted, late, duplicate, orphan."),
+    MetricDoc("labels_pending", "gauge", "Events predicted and waiting for their label (the pending store)."),
+    MetricDoc("labels_oldest_pending_age_seconds", "gauge", "Event-time age of the oldest pending event against the event clock."),
+    MetricDoc("label_delay_seconds", "histogram", "Event-time delay of joined labels (label ts minus event ts)."),
 )
 
 
@@ -161,7 +166,9 @@ def families(status: Status | None, app: str) -> list[Metric]:
             out["commit_latency_seconds"].add_metric(labels, buckets, (row.get("commit_sum_ms") or 0.0) / 1000)
     workers = GaugeMetricFamily(PREFIX + "workers", _doc("workers").help, labels=["app"])
     workers.add_metric([app], float(len(owning_workers(status))))
-    return [up, workers, *out.values()]
+    from streamlearn.ops.label_metrics import label_families
+
+    return [up, workers, *out.values(), *label_families(status, app, _doc)]
 
 
 def owning_workers(status: Status) -> set[str]:

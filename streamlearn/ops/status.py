@@ -7,6 +7,7 @@ and Redis.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect, open_store, redacted
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError, ServiceUnavailableError
+from streamlearn.labels.join import COUNTERS as LABEL_COUNTERS
 
 
 def _num(raw: str | None, cast: type = int) -> Any:
@@ -34,6 +36,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
         committed = kafka_io.committed_offsets(consumer, topic, partitions)
     else:
         committed = {p: store.committed_offset(p) for p in partitions}
+    label_committed = kafka_io.committed_offsets(consumer, cfg.label_topic, partitions) if cfg.label_mode else {}
     rows: list[dict[str, Any]] = []
     for p in partitions:
         st = store.read_status(p)
@@ -72,6 +75,9 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "updated_age_s": round((now_ms - int(st["updated_ms"])) / 1000, 1) if st.get("updated_ms") else None,
             }
         )
+        if cfg.label_mode:
+            rows[-1]["labels"] = _labels_row(cfg, consumer, st, p, label_committed.get(p))
+            rows[-1]["lag"] += rows[-1]["labels"]["lag"]  # caught up means both streams read
     def total(field: str) -> Any:
         return sum(r[field] for r in rows)
 
@@ -88,6 +94,22 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
             "recoveries": total("recoveries"),
         },
     }
+
+
+def _labels_row(cfg: AppConfig, consumer: Consumer, st: dict[str, str], p: int, committed: int | None) -> dict[str, Any]:
+    """Label mode: the join's counters as the worker published them, and the label partition's lag from Kafka."""
+    low, high = kafka_io.watermarks(consumer, cfg.label_topic, p)
+    try:
+        published = json.loads(st.get("labels") or "{}")
+    except ValueError:
+        published = {}
+    row: dict[str, Any] = {name: int(published.get(name, 0)) for name in LABEL_COUNTERS}
+    row["pending"] = int(published.get("pending", 0))
+    row["oldest_pending_age_s"] = float(published.get("oldest_pending_age_s", 0.0))
+    row["delay_hist"] = [int(x) for x in published.get("delay_hist", [])]
+    row["delay_sum_s"] = float(published.get("delay_sum_s", 0.0))
+    row["lag"] = max(high - (committed if committed is not None else low), 0)
+    return row
 
 
 def check_services(cfg: AppConfig) -> None:

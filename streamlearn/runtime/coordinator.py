@@ -19,6 +19,7 @@ from connectors import kafka_io
 from connectors.redis_store import open_store
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
+from streamlearn.eos.label_step import ensure_label_topics
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.ops import status
 from streamlearn.runtime import ray_api
@@ -96,6 +97,8 @@ class Coordinator:
             for t in (k.output_topic, k.dlq_topic):
                 kafka_io.ensure_topic(adm, t, len(parts), {"max.message.bytes": str(k.max_message_bytes)},
                                       replication_factor=k.replication_factor)
+        if self.cfg.label_mode:  # at start and at every listing: co-partitioning must keep holding
+            ensure_label_topics(adm, self.cfg, len(parts))
         return parts
 
     def _pick_up_new_partitions(self) -> None:

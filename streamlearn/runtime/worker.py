@@ -150,7 +150,7 @@ class _Run:
     def start(self) -> None:
         """Steps 1 and 2 for every partition, then read each from where its restore says."""
         self._take_ownership(list(self.tasks.values()))
-        self.consumer.assign([TopicPartition(self.topic, p, self.with_redis([t], t.restore)) for p, t in self.tasks.items()])
+        self.consumer.assign([tp for t in self.tasks.values() for tp in t.assignment(self.with_redis([t], t.restore))])
         self.phase = "running"
 
     def loop(self) -> str:
@@ -275,7 +275,7 @@ class _Run:
             del self.tasks[task.partition_id]
             task.close()
             self.lost.append(task.partition_id)
-            self.consumer.incremental_unassign([TopicPartition(self.topic, task.partition_id)])
+            self.consumer.incremental_unassign([TopicPartition(tp.topic, tp.partition) for tp in task.assignment(0)])
             self.partition_ids = tuple(sorted(self.tasks))
             return None
 

@@ -73,6 +73,7 @@ class Snapshot:
     events: int
     state: ModelState
     key: bytes  # the checkpoint signing key
+    progress: int = -1  # the protocol's own measure of how far the state has read (label mode: events + labels)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Job:
     offset: int
     events: int
     started: float
+    progress: int = -1
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class ForkedCheckpointer:
         if busy:  # an explicit check: `assert` vanishes under python -O
             raise RuntimeError(f"checkpoint child already in flight for partitions {sorted(busy)}")
         now = time.monotonic()
-        jobs = [Job(s.partition_id, s.epoch, s.offset, s.events, now) for s in snapshots]
+        jobs = [Job(s.partition_id, s.epoch, s.offset, s.events, now, s.progress) for s in snapshots]
         r, w = os.pipe()
         try:
             pid = os.fork()

@@ -12,6 +12,7 @@ in-process.
 - I2 (`reference_state`, `model_differences`): a model equals the one
   trained fault-free, in order, on the same records, through the same hot
   path (probe predictions, metric, event and version counts).
+- I5 and I2 in label mode: `streamlearn.tools.label_checker`.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def read_app_topic(cfg: AppConfig, topic: str) -> dict[int, list[Any]]:
 def audit_app(cfg: AppConfig) -> I1Report:
     """I1 of an app's input, prediction and dead-letter topics as they stand."""
     k = cfg.kafka
-    return check_i1(read_app_topic(cfg, k.input_topic), read_app_topic(cfg, k.output_topic), read_app_topic(cfg, k.dlq_topic))
+    return check_i1(read_app_topic(cfg, k.input_topic), read_app_topic(cfg, k.output_topic), read_app_topic(cfg, k.dlq_topic),
+                    source_topic=k.input_topic)
 
 
 @dataclass
@@ -89,11 +91,14 @@ def _input_id(m: Any) -> Any:
         return None
 
 
-def check_i1(inputs: Mapping[int, Sequence[Any]], outputs: Mapping[int, Sequence[Any]], dead_letters: Mapping[int, Sequence[Any]]) -> I1Report:
+def check_i1(inputs: Mapping[int, Sequence[Any]], outputs: Mapping[int, Sequence[Any]], dead_letters: Mapping[int, Sequence[Any]],
+             source_topic: str | None = None) -> I1Report:
     """I1 over committed messages, each topic as read per partition (`read_partitions`).
 
     Outputs and dead letters name the input (partition, offset) they answer;
     order is checked within each output partition, the only order Kafka keeps.
+    With `source_topic`, dead letters of other topics (label mode's refused
+    labels) are not answers to input records and are left out.
     """
     seen: Counter[Key] = Counter()
     ids: dict[Key, Any] = {}
@@ -111,6 +116,8 @@ def check_i1(inputs: Mapping[int, Sequence[Any]], outputs: Mapping[int, Sequence
             last[key[0]] = key[1]
     for m in (m for msgs in dead_letters.values() for m in msgs):
         h: dict[str, Any] = {k: (v.decode() if v is not None else None) for k, v in (m.headers() or [])}
+        if source_topic is not None and h.get("streamlearn.source.topic", source_topic) != source_topic:
+            continue
         key = (int(h["streamlearn.source.partition"]), int(h["streamlearn.source.offset"]))
         seen[key] += 1
         rep.dead_letters += 1

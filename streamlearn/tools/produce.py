@@ -82,19 +82,26 @@ def keyed_records(path: Path, cfg: AppConfig, key_field: str) -> Iterator[Record
         yield Record(key, value)
 
 
-def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str | None, partitions: int, quiet: bool = False) -> int:
+def produce_file(cfg: AppConfig, path: Path, rate: float | None, key_field: str | None, partitions: int, quiet: bool = False,
+                 labels: bool = False) -> int:
+    """Events to the input topic, or (`labels`) labels to the label topic: both keyed by id, so co-partitioned."""
+    flag, what = ("--labels", "labels") if labels else ("--input", "events")
     if not path.exists():
-        raise ConfigError(f"--input {path} does not exist", hint="pass a .jsonl or .csv file")
+        raise ConfigError(f"{flag} {path} does not exist", hint="pass a .jsonl or .csv file")
     adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.producer)
-    kafka_io.ensure_topic(adm, cfg.kafka.input_topic, partitions)
+    topic = cfg.label_topic if labels else cfg.kafka.input_topic
+    if labels:
+        # Co-partitioned with the input: a label lands on the partition number its event did.
+        partitions = len(kafka_io.topic_partitions(adm, cfg.kafka.input_topic) or []) or partitions
+    kafka_io.ensure_topic(adm, topic, partitions)
     producer = kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer)
     start = time.monotonic()
 
     def progress(n: int) -> None:
         if not quiet and n % 10_000 == 0:
-            print(f"produced {n} events to {cfg.kafka.input_topic}", file=sys.stderr)
+            print(f"produced {n} {what} to {topic}", file=sys.stderr)
 
-    n = produce_records(producer, cfg.kafka.input_topic, keyed_records(path, cfg, key_field or cfg.fields.id), rate=rate, on_sent=progress)
+    n = produce_records(producer, topic, keyed_records(path, cfg, key_field or cfg.fields.id), rate=rate, on_sent=progress)
     if not quiet:
-        print(f"produced {n} events to {cfg.kafka.input_topic} in {time.monotonic() - start:.1f}s", file=sys.stderr)
+        print(f"produced {n} {what} to {topic} in {time.monotonic() - start:.1f}s", file=sys.stderr)
     return n

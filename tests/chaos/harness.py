@@ -107,6 +107,7 @@ class Scenario:
     on_invalid: str = "previous"
     faults: str | None = None
     checkpoint_background: bool = True
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)  # more config, merged per section (e.g. labels)
     app: str = ""
     drivers: list[Driver] = field(default_factory=list)
 
@@ -158,18 +159,21 @@ class Scenario:
             "checkpoint": {"on_invalid": self.on_invalid, "background": self.checkpoint_background},
             "metrics": {"port": None},
         }
+        for name, values in self.sections.items():
+            cfg[name] = {**cfg.get(name, {}), **values}  # type: ignore[dict-item]
         self.config_path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
 
     def _create_topics(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.env.bootstrap})
-        topics = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in (self.topic, self.out_topic, self.dlq_topic)]
+        names = [self.topic, self.out_topic, self.dlq_topic, *([self.sections["kafka"]["label_topic"]] if "label_topic" in self.sections.get("kafka", {}) else [])]
+        topics = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in names]
         for fut in admin.create_topics(topics, operation_timeout=30).values():
             fut.result(timeout=30)
 
         def ready() -> bool:
             md = admin.list_topics(timeout=5).topics
             return all(t in md and len(md[t].partitions) == PARTITIONS and all(p.leader >= 0 for p in md[t].partitions.values())
-                       for t in (self.topic, self.out_topic, self.dlq_topic))
+                       for t in names)
 
         wait_for(ready, 30, "topics to have leaders")
 

@@ -91,3 +91,27 @@ def test_secret_env_takes_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyP
     cfg = load_config(write(tmp_path, "checkpoint:\n  secret: fromfile\n"), environ={})
     monkeypatch.setenv("STREAMLEARN_CHECKPOINT_SECRET", "fromenv")
     assert cfg.checkpoint_secret() == b"fromenv"
+
+
+def test_label_mode_keys_and_defaults() -> None:
+    from streamlearn.config import AppConfig
+
+    inline = AppConfig()
+    assert not inline.label_mode and inline.samples_topic is None, "inline mode: no sample log (label mode only, for now)"
+    cfg = AppConfig.model_validate({"kafka": {"input_topic": "clicks"}, "labels": {"source": "topic"}})
+    assert (cfg.label_topic, cfg.samples_topic, cfg.journal_topic) == ("clicks.labels", "clicks.samples", "clicks.join-journal")
+    assert (cfg.labels.window_s, cfg.labels.early_window_s) == (600.0, 120.0)
+
+
+def test_label_mode_without_a_default_label_fails_naming_the_key() -> None:
+    import pytest
+
+    from streamlearn.config import load_config
+    from streamlearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"labels\.default_label is required"):
+        load_config(None, environ={}, overrides={"labels": {"source": "topic", "on_expiry": "default"}})
+    with pytest.raises(ConfigError, match=r"kafka\.samples_topic: the training-sample log"):
+        load_config(None, environ={}, overrides={"kafka": {"samples_topic": "s"}})
+    with pytest.raises(ConfigError, match=r"labels\.on_expiry"):
+        load_config(None, environ={}, overrides={"labels": {"on_expiry": "keep"}})

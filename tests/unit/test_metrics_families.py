@@ -72,8 +72,12 @@ def test_failed_status_read_answers_with_status_up_zero() -> None:
     assert got == {("streamlearn_status_up", (("app", "shop"),)): 0.0}
 
 
+LABELS = {"joined": 90, "expired": 7, "evicted": 1, "late": 2, "duplicate": 3, "orphan": 1, "pending": 40,
+          "oldest_pending_age_s": 12.5, "delay_hist": [5, 80, 5] + [0] * 10, "delay_sum_s": 150.0, "lag": 0}
+
+
 def test_every_documented_name_is_exported() -> None:
-    got = _scrape({"partitions": [_row(0)]})
+    got = _scrape({"partitions": [_row(0, labels=LABELS)]})
     names = {k[0] for k in got}
     for doc in metrics.METRICS:
         base = metrics.full_name(doc)
@@ -84,3 +88,13 @@ def test_workers_counts_distinct_owners_of_running_partitions() -> None:
     got = _scrape({"partitions": [_row(0, owner="w0@host:11"), _row(1, owner="w0@host:11"), _row(2, owner="w3@other:12"),
                                   _row(3, owner=None, phase="unowned")]})
     assert got[("streamlearn_workers", (("app", "shop"),))] == 2
+
+
+def test_delayed_label_series_in_label_mode_only() -> None:
+    got = _scrape({"partitions": [_row(0, labels=LABELS), _row(1)]})
+    assert got[("streamlearn_labels_total", (("app", "shop"), ("outcome", "duplicate"), ("partition", "0")))] == 3
+    assert got[("streamlearn_labels_pending", (("app", "shop"), ("partition", "0")))] == 40
+    assert got[("streamlearn_label_delay_seconds_bucket", (("app", "shop"), ("le", "1.0"), ("partition", "0")))] == 85
+    assert got[("streamlearn_label_delay_seconds_count", (("app", "shop"), ("partition", "0")))] == 90
+    assert not any(name.startswith("streamlearn_label") and dict(lb).get("partition") == "1" for name, lb in got)
+    assert not any(name.startswith("streamlearn_label") for name, _ in _scrape({"partitions": [_row(0)]}))

@@ -1,0 +1,99 @@
+"""The join's bounded stores: pending events, early labels, done ids, each expiring oldest first.
+
+Each store is a dict (lookup by id) plus a deque of ids in insertion order
+(expiry and eviction from the front). A plain dict would do both, but
+popping from the front of a CPython dict leaves dummies that every later
+``next(iter(d))`` walks over: quadratic at a million pending events. Ids
+removed from the dict (an event joined before it reached the front) stay in
+the deque and are skipped when they get there; the deque is bounded by the
+ids inserted within about one window.
+
+Pending values are compact on purpose (the brief: a million pending events
+in a few hundred MB): the features used for the prediction are kept as the
+orjson bytes that go, unchanged, into the sample record.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+Id = str | int  # an event id, as the event and its label carry it
+
+
+class PendingEvent(NamedTuple):
+    ts: float  # event time (ms) the windows are measured from
+    offset: int  # input offset of the event
+    prediction: Any  # what was predicted (and emitted) before the label was known
+    model_version: int  # the version that made the prediction
+    features: bytes  # orjson of the features used for the prediction: learned from, never a later copy
+
+
+class EarlyLabel(NamedTuple):
+    label: Any
+    ts: float
+    offset: int  # label-topic offset
+    key: bytes | None  # the record, kept to dead-letter it unchanged if its event never comes
+    value: bytes | None
+
+
+class OrderedStore:
+    """A dict whose oldest live entry is found in O(1) amortised (see module doc)."""
+
+    __slots__ = ("items", "order")
+
+    def __init__(self) -> None:
+        self.items: dict[Id, Any] = {}
+        self.order: deque[Id] = deque()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, key: Id) -> bool:
+        return key in self.items
+
+    def add(self, key: Id, value: Any) -> None:
+        """Insert a new id (an update of a present id keeps its place: assign `items[key]` directly)."""
+        self.items[key] = value
+        self.order.append(key)
+
+    def get(self, key: Id) -> Any:
+        return self.items.get(key)
+
+    def pop(self, key: Id) -> Any:
+        return self.items.pop(key, None)
+
+    def oldest(self) -> tuple[Id, Any] | None:
+        """The live entry inserted first (stale ids at the front are dropped on the way)."""
+        order, items = self.order, self.items
+        while order:
+            key = order[0]
+            value = items.get(key)
+            if value is not None:
+                return key, value
+            order.popleft()
+        return None
+
+    def pop_oldest(self) -> tuple[Id, Any]:
+        found = self.oldest()
+        assert found is not None, "pop_oldest on an empty store"
+        self.order.popleft()
+        del self.items[found[0]]
+        return found
+
+    def pop_before(self, horizon: float, ts_of: Callable[[Any], float]) -> Iterator[tuple[Id, Any]]:
+        """Pop and yield, oldest first, the entries whose time is below `horizon`; stops at the first that is not."""
+        while True:
+            front = self.oldest()
+            if front is None or ts_of(front[1]) >= horizon:
+                return
+            self.pop_oldest()
+            yield front
+
+    def __getstate__(self) -> tuple[dict[Id, Any], list[Id]]:
+        # Only the live ids' order matters after a restore: drop stale deque entries.
+        return self.items, [k for k in self.order if k in self.items]
+
+    def __setstate__(self, st: tuple[dict[Id, Any], list[Id]]) -> None:
+        self.items, self.order = st[0], deque(st[1])

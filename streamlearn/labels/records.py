@@ -1,0 +1,86 @@
+"""Label-mode records: a label record decoded, a kept one rebuilt for the DLQ, the training-sample record encoded.
+
+Per-record code of the join (`labels.join`), kept apart so the state machine reads on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+from streamlearn.errors import DecodeError
+from streamlearn.labels.pending import Id
+from streamlearn.model.codec import EventDecoder
+
+
+class KafkaRecord(Protocol):
+    def offset(self) -> int: ...
+    def value(self) -> bytes | None: ...
+    def key(self) -> bytes | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class StoredRecord:
+    """An early label's record, rebuilt to dead-letter it unchanged after its own record is gone."""
+
+    __slots__ = ("_key", "_offset", "_value")
+
+    def __init__(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        self._key, self._value, self._offset = key, value, offset
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> None:
+        return None
+
+
+def decode_label(decoder: EventDecoder, labels_id: str, labels_label: str, labels_ts: str, rec: KafkaRecord) -> tuple[Id, Any, float]:
+    """(id, label, ts ms) of a label record; DecodeError (code, detail) for the DLQ otherwise."""
+    value = rec.value()
+    if not value:
+        raise DecodeError("empty_value", "label record has no value")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("invalid_json", str(exc)) from None
+    if type(doc) is not dict:
+        raise DecodeError("not_an_object", f"top level is {type(doc).__name__}, expected an object")
+    lid = doc.get(labels_id)
+    if type(lid) is not str and type(lid) is not int:
+        raise DecodeError("missing_id" if lid is None else "bad_id", f"field '{labels_id}' must be a string or integer")
+    raw = doc.get(labels_label)
+    if raw is None:
+        raise DecodeError("missing_label", f"field '{labels_label}' is missing in a label record")
+    label = decoder.validate_label(raw)
+    ts = doc.get(labels_ts)
+    if ts is None:
+        ts = rec.timestamp()[1]  # the broker's record timestamp: stored, so replay sees the same
+    elif type(ts) is not int and type(ts) is not float:
+        raise DecodeError("bad_ts", f"field '{labels_ts}' must be epoch milliseconds, got {type(ts).__name__}")
+    return lid, label, float(ts)
+
+
+_dumps = orjson.dumps
+
+
+def encode_sample(eid: Id, features: bytes, label: Any, pred: Any, version: int, ets: float, lts: float | None,
+                  outcome: bytes) -> bytes:
+    """The training-sample record; the features bytes go in as stored (no re-encoding), spliced after the id."""
+    rest = _dumps({"label": label, "prediction": pred, "model_version": version, "event_ts": _ms(ets), "label_ts": _ms(lts),
+                   "outcome": _OUTCOMES[outcome]})
+    return b"".join((b'{"id":', _dumps(eid), b',"features":', features, b",", rest[1:]))
+
+
+_OUTCOMES = {b"joined": "joined", b"expired": "expired"}
+
+
+def _ms(ts: float | None) -> int | float | None:
+    return int(ts) if ts is not None and ts == int(ts) else ts
