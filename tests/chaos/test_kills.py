@@ -51,7 +51,10 @@ def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Drive
                               daemon=True)
     killer.start()
     producer.join()
-    wait_for(lambda: len(kills) >= 4, DONE_TIMEOUT_S, "at least 4 worker kills")
+    # Kill until the schedule has both kinds of fault: the draws depend on the seed and on how
+    # many loop turns the stream takes, so "at least one burst" is waited for, not assumed.
+    wait_for(lambda: len(kills) >= 4 and sum(1 for k in kills if k["burst"]) >= 2, DONE_TIMEOUT_S,
+             "at least 4 worker kills, a burst among them")
     stop.set()
     killer.join()
     return d, kills
