@@ -43,6 +43,7 @@ from streamlearn.eos.status import status_fields
 from streamlearn.errors import DeliveryFailedError
 from streamlearn.model import step
 from streamlearn.model.codec import EventDecoder
+from streamlearn.models.publisher import Publisher
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
@@ -78,7 +79,9 @@ class PartitionTask:
         self.partition_id, self.topic, self.eos = partition_id, self.ownership.topic, self.ownership.eos
         self.out_partition = partition_id % max(out_partitions, 1)
         self.ckpt_key, self.decoder, self.is_classifier = ckpt_key, decoder, is_classifier
-        self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx)
+        self.publisher = Publisher(cfg, partition_id, ckpt_key, is_classifier) if cfg.model.publish.every_s > 0 else None
+        self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx,
+                                       publisher=self.publisher)
         self.commit_stats = CommitStats()
         self.batch = OpenBatch()
         self.state: ModelState | None = None
@@ -180,7 +183,8 @@ class PartitionTask:
             now = self.heartbeat.beat()
             self._open_batch(producer, now)
             chunk = records[i:i + self.pace.chunk(len(records) - i, self.batch.open_for(now))]
-            step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter)
+            step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter,
+                         self.publisher.observe if self.publisher is not None else None)
             done_at = time.monotonic()
             self.pace.observe(len(chunk), done_at - now)
             self.batch.records += len(chunk)
