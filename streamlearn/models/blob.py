@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streamlearn.errors import CheckpointError, CheckpointTamperedError
+from streamlearn.model.codec import proba_to_json
 from streamlearn.model.spec import model_kind
 from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
@@ -48,7 +49,7 @@ class PublishedModel:
         if self.is_classifier:
             proba = self.model.predict_proba_one(features)
             pred = max(proba, key=proba.__getitem__) if proba else None
-            return pred, {str(k): float(v) for k, v in proba.items()}
+            return pred, proba_to_json({k: float(v) for k, v in proba.items()})
         return self.model.predict_one(features), None
 
 

@@ -21,7 +21,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-
 from connectors.redis_store import CheckpointStore
 from connectors.version_store import VersionStore
 from streamlearn import logs

@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
             description="Load the YAML file, apply STREAMLEARN_<SECTION>__<KEY> overrides, validate,\nprint as JSON.",
             epilog="example:\n  STREAMLEARN_PROCESSING__WORKERS=4 streamlearn config -c app.yaml")
 
+    from streamlearn.ops.cli_models import register as register_models
+
+    register_models(command, _config)
     try:
         from connectors.services.cli import register
     except ImportError:  # pragma: no cover - services layer missing from a trimmed install
