@@ -6,9 +6,9 @@ scales out on the same Ray cluster as the learner (`serving.replicas`).
 streamlearn.serving:app config=app.yaml` runs it too (an application builder).
 
 Routes: POST /predict, GET /models, GET /healthz, GET /metrics (Prometheus).
+No `from __future__ import annotations` here: FastAPI reads the handlers'
+annotations (`Request`) at run time.
 """
-
-from __future__ import annotations
 
 import logging
 import os
