@@ -21,7 +21,14 @@ from streamlearn.serving.partitioner import consistent_random, key_of
 from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
 from tests.integration.engine_helpers import load, stop_run, write_config
-from tests.integration.serving_helpers import free_port, http, served, start_serve, versions_of, wait_serving
+from tests.integration.serving_helpers import (
+    free_port,
+    http,
+    served,
+    start_serve,
+    versions_of,
+    wait_serving,
+)
 from tests.polling import poll
 
 

@@ -63,7 +63,7 @@ def test_tampered_and_foreign_blobs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ForeignModelError):
         blob.open_blob(signed, KEY, expect={"partition": 1})
     (tmp_path / "m.slmodel").write_bytes(forged)
-    with pytest.raises(CheckpointTamperedError, match="m.slmodel"):
+    with pytest.raises(CheckpointTamperedError, match=r"m\.slmodel"):
         load(tmp_path / "m.slmodel", KEY)
 
 
