@@ -62,6 +62,8 @@ class Checkpoints:
         self.events = state.events
         self.progress = progress(state)
         self.started = time.monotonic()
+        if self.publisher is not None:
+            self.publisher.offset = state.offset  # published before, or due once new events are learned
 
     def due(self, state: ModelState, now: float) -> bool:
         if progress(state) == self.progress:
@@ -71,24 +73,28 @@ class Checkpoints:
         by_time = every_s > 0 and now - self.started >= every_s
         return by_count or by_time or (self.publisher is not None and self.publisher.due(state, now))
 
-    def _after(self, state: ModelState, epoch: int) -> Callable[[ModelState, CheckpointStore], str] | None:
+    def _after(self, state: ModelState, epoch: int, final: bool = False) -> Callable[[ModelState, CheckpointStore], str] | None:
         """The publish hook for this checkpoint, when a version is due (taken now, after the commit)."""
-        if self.publisher is None or not self.publisher.due(state, time.monotonic()):
+        if self.publisher is None or not self.publisher.due(state, time.monotonic(), final):
             return None
         return functools.partial(publish, self.publisher.candidate(state, epoch))
 
-    def write(self, state: ModelState, epoch: int) -> None:
-        """Inline: encode, sign and CAS-write the state as it is now (the caller has just committed)."""
-        if progress(state) == self.progress:
-            return
-        after = self._after(state, epoch)
-        blob = checkpoint.encode(state, self.ckpt_key)
-        if faults.ENABLED:
-            faults.point("mid_checkpoint")
-        res = self.store.write_checkpoint(self.partition_id, epoch, state.offset, blob)
-        self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic(), progress(state))
-        if res.ok and after is not None and self.publisher is not None:
-            self.publisher.reported(after(state, self.store))  # inline: only where fork() is unavailable
+    def write(self, state: ModelState, epoch: int, *, final: bool = False) -> None:
+        """Inline: encode, sign and CAS-write the state as it is now (the caller has just committed).
+
+        `final` (a graceful stop): also publish what was learned since the last version, due or not.
+        """
+        after = self._after(state, epoch, final)
+        ok = True
+        if progress(state) != self.progress:
+            blob = checkpoint.encode(state, self.ckpt_key)
+            if faults.ENABLED:
+                faults.point("mid_checkpoint")
+            res = self.store.write_checkpoint(self.partition_id, epoch, state.offset, blob)
+            self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic(), progress(state))
+            ok = res.ok
+        if ok and after is not None and self.publisher is not None:
+            self.publisher.reported(after(state, self.store))  # inline: at a stop, or where fork() is unavailable
 
     def snapshot(self, state: ModelState, epoch: int) -> Snapshot:
         """What a forked writer needs, fixed now: the fork copies `state` as it is at this moment."""

@@ -298,14 +298,14 @@ class PartitionTask:
             return False
         return self.checkpoints.due(self.state, now)
 
-    def write_checkpoint(self) -> None:
-        """Only after commit: the blob reflects exactly the committed offset (I4)."""
+    def write_checkpoint(self, *, final: bool = False) -> None:
+        """Only after commit: the blob reflects exactly the committed offset (I4). `final`: a graceful stop."""
         assert self.state is not None
         if self.batch.open or self.phase not in (Phase.RUNNING, Phase.STOPPED):
             return
         if self.labels is not None:
             self.labels.mark_journal_position(self.state)
-        self.checkpoints.write(self.state, self.epoch)
+        self.checkpoints.write(self.state, self.epoch, final=final)
 
     def checkpoint_snapshot(self) -> Snapshot:
         """For a forked writer: only between commits, like an inline checkpoint."""
@@ -336,8 +336,8 @@ class PartitionTask:
             raise self.ownership.lost(self.epoch, f"status refused: Redis epoch is now {res.current}")
 
     def stop(self) -> None:
-        """Graceful stop, after the last commit: final checkpoint, last status, lease released."""
-        self.write_checkpoint()
+        """Graceful stop, after the last commit: final checkpoint (and model version), last status, lease released."""
+        self.write_checkpoint(final=True)
         if self.phase is not Phase.FAILED:  # a halted partition says so until someone fixes it
             self.phase = Phase.STOPPED
         self.publish_status(0.0)

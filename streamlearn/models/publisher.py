@@ -60,8 +60,10 @@ class Publisher:
         self.offset = -1  # offset of the last candidate taken
         self.last = ""  # the last child's report, for status
 
-    def due(self, state: ModelState, now: float) -> bool:
-        return self.every_s > 0 and state.offset != self.offset and state.model_version > 0 and now - self.started >= self.every_s
+    def due(self, state: ModelState, now: float, final: bool = False) -> bool:
+        """Every `every_s` when something new was learned; at a graceful stop (`final`), whenever it was."""
+        fresh = state.offset != self.offset and state.model_version > 0
+        return self.every_s > 0 and fresh and (final or now - self.started >= self.every_s)
 
     def candidate(self, state: ModelState, epoch: int) -> Candidate:
         self.offset, self.started = state.offset, time.monotonic()
