@@ -211,3 +211,36 @@ def test_partitioners_match_the_real_clients(kafka_bootstrap: str, unique_topic:
         landed = {m.key(): m.partition() for m in read_topic(kafka_bootstrap, topic, list(range(5)), to_end=True, deadline_s=60)}
         assert len(landed) == len(keys)
         assert {k: ours(k, 5) for k in keys} == landed, name
+
+
+def test_rollback_restart_learning_checkpoints_the_version_at_the_committed_offset(
+        tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, services_env: dict[str, str]) -> None:
+    topic = unique_topic(partitions=1)
+    path = write_config(tmp_path, kafka_bootstrap, redis_url, topic,
+                        processing={"workers": 1, "standby_workers": 0, "checkpoint_every_s": 0.5},
+                        model={"publish": {"every_s": 0.5, "gate": {"window": 100, "max_drop": 1.0}}})
+    cfg = load_cfg(path)
+    for batch in (range(1500), range(1500, 3000)):  # two runs: each graceful stop publishes a version
+        produce(cfg, keyed(_event(i) for i in batch))
+        run = start_run(path, services_env, "--until-idle", "2")
+        out = run.communicate(timeout=300)[0].decode("utf-8", "replace")
+        assert run.returncode == 0, out[-3000:]
+    versions = versions_of(cfg)
+    kept = versions.versions(0)
+    assert len(kept) >= 2, kept
+    target = kept[0]
+    meta = versions.meta(0, target) or {}
+    committed = store_of(cfg).read_checkpoint(0)
+    assert committed is not None and meta["offset"] < committed.offset
+
+    _models(path, services_env, "rollback", "--partition", "0", "--version", str(target), "--restart-learning")
+
+    restarted = store_of(cfg).read_checkpoint(0)
+    assert restarted is not None and restarted.offset == committed.offset  # K: nothing is replayed, nothing re-emitted
+    state = checkpoint.decode(restarted.blob, checkpoint.dev_key(cfg.app))
+    version_model = load(_models(path, services_env, "export", "--partition", "0", "--version", str(target),
+                                 "--out", str(tmp_path)).split()[0], checkpoint.dev_key(cfg.app))
+    probe = [_event(i)["features"] for i in range(50_000, 50_020)]
+    assert [state.model.predict_proba_one(x) for x in probe] == [version_model.model.predict_proba_one(x) for x in probe]
+    assert state.model_version == meta["events_learned"]
+    assert versions.served(0).version == target and versions.served(0).mode == "rollback"
