@@ -12,21 +12,15 @@ import ast
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+from tests.integration.serving_helpers import free_port
 from tests.readme_blocks import README, runnable
 
 ROOT = README.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_readme_shell_blocks_work_as_written(services_env: dict[str, str], kafka_bootstrap: str, redis_url: str) -> None:
@@ -41,7 +35,7 @@ def test_readme_shell_blocks_work_as_written(services_env: dict[str, str], kafka
         "STREAMLEARN_KAFKA__OUTPUT_TOPIC": f"{ns}-predictions",
         "STREAMLEARN_KAFKA__DLQ_TOPIC": f"{ns}-dlq",
         "STREAMLEARN_METRICS__PORT": "0",
-        "STREAMLEARN_SERVING__PORT": str(_free_port()),
+        "STREAMLEARN_SERVING__PORT": str(free_port()),
     })
     results = []
     try:
