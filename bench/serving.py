@@ -67,6 +67,18 @@ def _half_learner_throughput() -> float:
     return float(summary["systems"]["streamlearn_eos_1w"]["throughput_eps"]) / 2
 
 
+def _wait(pred: Any, timeout_s: float, what: str, root: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"timed out waiting for {what} (logs in {root})")
+
+
 def _get(port: int, path: str) -> Any:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
@@ -187,22 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {}
     try:
         ann.start()
-        feeder.start()
+        # One Ray start at a time, and the stream only once both answer: on a busy 2-core machine
+        # concurrent starts time out.
         log = open(root / "run.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
                                       env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        store = redis.Redis.from_url(services.redis_url)
+        _wait(lambda: all(store.exists(f"bench:{app}:{topic}:{p}:lease") for p in range(4)), 300, "the learner owning every partition", root)
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "serve", "-c", str(config), "--port", str(port)],
                                       env=env, cwd=ROOT, stdout=open(root / "serve.log", "wb"), stderr=subprocess.STDOUT))  # noqa: SIM115
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if all(r["version"] is not None for r in _get(port, "/models")["partitions"]):
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"serving never served every partition (logs in {root})")
+        _wait(lambda: _get(port, "/healthz")["status"] == "ok", 300, "serving to answer", root)
+        feeder.start()
+        _wait(lambda: all(r["version"] is not None for r in _get(port, "/models")["partitions"]), 300,
+              "serving to serve every partition", root)
         served_at: dict[tuple[int, int], float] = {}
         watching = threading.Event()
 
