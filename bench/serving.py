@@ -112,6 +112,7 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
     """Open loop: request i is due at t0 + i/rate; latency counts from when it was due."""
     due: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
     lat_ms: list[float] = []
+    service_ms: list[float] = []  # from the actual send: the server's part, without the generator's queueing
     errors: list[str] = []
     lock = threading.Lock()
 
@@ -125,6 +126,7 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
             wait = at - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
+            sent = time.perf_counter()
             try:
                 conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
                 resp = conn.getresponse()
@@ -139,6 +141,7 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
             with lock:
                 if ok:
                     lat_ms.append((done - at) * 1000)
+                    service_ms.append((done - sent) * 1000)
                 elif resp is not None:
                     errors.append(str(resp.status))
 
@@ -158,7 +161,8 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
     return {"offered_rps": rate, "requests": n, "ok": len(lat_ms), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
             "achieved_rps": len(lat_ms) / wall if wall > 0 else 0.0,
             "latency_p50_ms": percentile(lat_ms, 50), "latency_p99_ms": percentile(lat_ms, 99),
-            "latency_max_ms": max(lat_ms) if lat_ms else None}
+            "latency_max_ms": max(lat_ms) if lat_ms else None,
+            "service_p50_ms": percentile(service_ms, 50), "service_p99_ms": percentile(service_ms, 99)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     p.kill()
         delete_topics(services.bootstrap, [topic, f"{topic}-out", f"{topic}-dlq"])
         services.stop()
-    out = {"label": "serving", "kind": "serving", "spec": {"app": app, "shared_services": args.shared, "publish_every_s": args.publish_every,
+    out = {"label": "serving", "kind": "serving", "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared, "publish_every_s": args.publish_every,
            "replicas": 1, "workers": 1}, **result, "machine": machine_info()}
     RAW.mkdir(parents=True, exist_ok=True)
     n = len(list(RAW.glob("serving-*.json")))
