@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamlearn.config import AppConfig
 from streamlearn.errors import CheckpointError, CheckpointTamperedError
 from streamlearn.model.codec import proba_to_json
 from streamlearn.model.spec import model_kind
@@ -56,7 +57,7 @@ class PublishedModel:
 def sign(state: ModelState, meta: dict[str, Any], key: bytes) -> bytes:
     """The state's model signed with its metadata (the caller's state is not changed)."""
     published = ModelState(model=state.model, metric=state.metric, offset=state.offset, model_version=state.model_version,
-                           events=state.events, extra={META_KEY: meta})
+                           events=state.events, extra={META_KEY: meta}, spec_id=state.spec_id)
     return checkpoint.encode(published, key)
 
 
@@ -81,20 +82,32 @@ def export(blob: bytes, meta: dict[str, Any], directory: Path, name: str) -> tup
     return model_path, meta_path
 
 
+def key_for(cfg: AppConfig, partition: int) -> bytes:
+    """The partition's MAC key, as the worker signs its checkpoints and versions with
+    (`checkpoint.partition_key` of the app's secret; ConfigError without one unless `allow_dev_key`)."""
+    secret = cfg.signing_secret()
+    return checkpoint.partition_key(secret if secret is not None else checkpoint.dev_key(cfg.app), cfg.app,
+                                    cfg.kafka.input_topic, partition)
+
+
 def load(path: str | Path, secret: str | bytes) -> PublishedModel:
     """Load an exported model file: verifies its HMAC with `secret` before unpickling.
 
-    `secret` is the app's checkpoint secret (`STREAMLEARN_CHECKPOINT_SECRET`);
-    an app without one signs with `dev_secret(app)`.
+    `secret` is the app's checkpoint secret (`STREAMLEARN_CHECKPOINT_SECRET`;
+    `dev_secret(app)` for an app that runs on the development key). The MAC key
+    is bound to the version's app, topic and partition, read from the metadata
+    file next to it (`<name>.json`): an edited metadata file fails verification.
     """
-    key = secret.encode() if isinstance(secret, str) else secret
-    blob = Path(path).read_bytes()
+    model_path = Path(path)
+    meta = json.loads(model_path.with_suffix(".json").read_text())
+    base = secret.encode() if isinstance(secret, str) else secret
+    key = checkpoint.partition_key(base, str(meta["app"]), str(meta["topic"]), int(meta["partition"]))
     try:
-        return open_blob(blob, key)
+        return open_blob(model_path.read_bytes(), key, expect={f: meta[f] for f in ("app", "topic", "partition", "version")})
     except CheckpointError as exc:
         raise type(exc)(f"{path}: {exc.message}", hint=exc.hint) from None
 
 
 def dev_secret(app: str) -> bytes:
-    """The key of an app that runs without a checkpoint secret (integrity only, see README)."""
+    """The base key of an app that runs without a checkpoint secret (`checkpoint.allow_dev_key`)."""
     return checkpoint.dev_key(app)

@@ -30,6 +30,7 @@ from streamlearn.model.spec import build_metric
 from streamlearn.models import blob, gate
 from streamlearn.models.gate import Labelled
 from streamlearn.models.record import make_meta, spec_hash
+from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
 
 log = logs.get("publish")
@@ -86,7 +87,8 @@ def publish(c: Candidate, state: ModelState, store: CheckpointStore) -> str:
     draft = make_meta(app=cfg.app, topic=cfg.kafka.input_topic, partition=p, version=0, epoch=c.epoch, offset=state.offset,
                       events_learned=state.model_version, metric_name=cfg.model.metric.rsplit(".", 1)[-1],
                       metric_value=metric, window=len(window), spec=spec_hash(cfg.model), size_bytes=0)
-    signed = blob.sign(ModelState(model, state.metric, state.offset, state.model_version, state.events), draft, c.key)
+    spec = checkpoint.spec_id(cfg.model)
+    signed = blob.sign(ModelState(model, state.metric, state.offset, state.model_version, state.events, spec_id=spec), draft, c.key)
     verdict = gate.evaluate(candidate, window, _served(versions, cfg, p, c.key), len(signed),
                             lambda: build_metric(cfg.model), cfg.model.publish.gate)
     if not verdict.ok:
@@ -96,7 +98,7 @@ def publish(c: Candidate, state: ModelState, store: CheckpointStore) -> str:
         return f"refused {verdict.reason} {verdict.detail}"
     version = versions.reserve(p)
     meta = {**draft, "version": version}
-    signed = blob.sign(ModelState(state.model, state.metric, state.offset, state.model_version, state.events), meta, c.key)
+    signed = blob.sign(ModelState(state.model, state.metric, state.offset, state.model_version, state.events, spec_id=spec), meta, c.key)
     meta["size_bytes"] = len(signed)
     res = versions.publish(p, c.epoch, version, meta, signed, cfg.model.publish.keep)
     if not res.ok:

@@ -10,23 +10,21 @@ every timestamp of the data contract.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Any
 
 import river
 
 from streamlearn.config import ModelConfig
+from streamlearn.state.checkpoint import spec_id
 
 FIELDS = ("version", "partition", "epoch", "offset", "events_learned", "created_at", "metric",
           "spec_hash", "river_version", "size_bytes")
 
 
 def spec_hash(spec: ModelConfig) -> str:
-    """Which model spec produced the version (publishing settings excluded): changes when the pipeline does."""
-    data = spec.model_dump(mode="json", exclude={"publish"})
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    """Which model spec produced the version: the checkpoints' fingerprint (`state.checkpoint.spec_id`)."""
+    return spec_id(spec).spec_hash
 
 
 def make_meta(*, app: str, topic: str, partition: int, version: int, epoch: int, offset: int, events_learned: int,

@@ -40,8 +40,6 @@ class _Ctx:
         self.cfg = cfg
         self.store: CheckpointStore = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
         self.versions = VersionStore(self.store)
-        secret = cfg.checkpoint_secret()
-        self.key = secret if secret is not None else checkpoint.dev_key(cfg.app)
 
     def partitions(self, only: int | None) -> list[int]:
         parts = kafka_io.topic_partitions(kafka_io.admin(self.cfg.kafka.bootstrap, self.cfg.kafka.consumer), self.cfg.kafka.input_topic)
@@ -98,7 +96,7 @@ def cmd_export(cfg: AppConfig, args: argparse.Namespace) -> int:
         v = c.version(p, args.version)
         stored = c.versions.read(p, v)
         assert stored is not None
-        blob.open_blob(stored[1], c.key, expect={"app": cfg.app, "partition": p, "version": v})  # never export a bad one
+        blob.open_blob(stored[1], blob.key_for(cfg, p), expect={"app": cfg.app, "partition": p, "version": v})  # never export a bad one
         model_path, meta_path = blob.export(stored[1], stored[0], Path(args.out), f"{cfg.app}-p{p}-v{v}")
         print(f"{model_path}\n{meta_path}")
     return 0
@@ -130,9 +128,10 @@ def _restart_learning(c: _Ctx, p: int, v: int) -> None:
                                hint="stop `streamlearn run` first: --restart-learning replaces its checkpoint")
     stored = c.versions.read(p, v)
     assert stored is not None
-    model = blob.open_blob(stored[1], c.key, expect={"app": c.cfg.app, "partition": p, "version": v})
+    key = blob.key_for(c.cfg, p)
+    model = blob.open_blob(stored[1], key, expect={"app": c.cfg.app, "partition": p, "version": v})
     old = c.store.read_checkpoint(p)
-    current = checkpoint.decode(old.blob, c.key) if old is not None else None
+    current = checkpoint.decode(old.blob, key) if old is not None else None
     if c.cfg.processing.guarantee == "exactly_once":
         consumer = kafka_io.make_consumer(c.cfg.kafka.bootstrap, c.cfg.group_id, c.cfg.kafka.consumer)
         try:
@@ -142,12 +141,12 @@ def _restart_learning(c: _Ctx, p: int, v: int) -> None:
     else:
         k = c.store.committed_offset(p)
     k = k if k is not None else int(model.meta["offset"])
-    version_state = checkpoint.decode(stored[1], c.key)
+    version_state = checkpoint.decode(stored[1], key)
     state = ModelState(model=model.model, metric=version_state.metric, offset=k, model_version=version_state.model_version,
                        events=current.events if current is not None else version_state.events,
-                       extra={"dlq": current.extra.get("dlq", 0)} if current is not None else {})
+                       extra={"dlq": current.extra.get("dlq", 0)} if current is not None else {}, spec_id=version_state.spec_id)
     epoch = c.store.next_epoch(p)  # fences any owner that would still write
-    res = c.store.write_checkpoint(p, epoch, k, checkpoint.encode(state, c.key))
+    res = c.store.write_checkpoint(p, epoch, k, checkpoint.encode(state, key))
     if not res.ok:
         raise StreamlearnError(f"partition {p}: checkpoint at offset {k} refused (code {res.code}, current {res.current})")
 

@@ -18,11 +18,11 @@ from connectors.redis_store import client_for, open_store
 from connectors.version_store import VersionStore
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError
+from streamlearn.models.blob import key_for
 from streamlearn.serving.partitioner import PARTITIONERS, key_of
 from streamlearn.serving.registry import Registry
 from streamlearn.serving.requests import RequestError, int_param, parse_body
 from streamlearn.serving.subscriber import Subscriber
-from streamlearn.state import checkpoint
 
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -39,9 +39,9 @@ class ServingCore:
             partitions = len(parts)
         self.partitions = partitions
         self.partitioner = PARTITIONERS[cfg.serving.partitioner]
-        secret = cfg.checkpoint_secret()
+        keys = {p: key_for(cfg, p) for p in range(partitions)}  # ConfigError now, without a secret (unless allow_dev_key)
         self.versions = VersionStore(open_store(cfg.redis, cfg.app, topic))
-        self.registry = Registry(self.versions, secret if secret is not None else checkpoint.dev_key(cfg.app), cfg.app, topic, partitions)
+        self.registry = Registry(self.versions, keys.__getitem__, cfg.app, topic, partitions)
         self.subscriber = Subscriber(lambda: client_for(cfg.redis), self.versions.channel, self.registry.refresh, self.registry.refresh_all)
         self.metrics = CollectorRegistry()
         self.requests = Counter("streamlearn_serving_requests", "HTTP requests answered by serving, by path and status.",

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,8 @@ class Slot:
 
 
 class Registry:
-    def __init__(self, versions: VersionStore, key: bytes, app: str, topic: str, partitions: int) -> None:
-        self.versions, self.key, self.app, self.topic, self.partitions = versions, key, app, topic, partitions
+    def __init__(self, versions: VersionStore, key_of: Callable[[int], bytes], app: str, topic: str, partitions: int) -> None:
+        self.versions, self.key_of, self.app, self.topic, self.partitions = versions, key_of, app, topic, partitions
         self._slots = {p: Slot() for p in range(partitions)}
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, int], PublishedModel] = OrderedDict()
@@ -68,7 +69,7 @@ class Registry:
             self._refuse(p, version, "missing", "the version is not in Redis (trimmed or never written)")
             return None
         try:
-            return open_blob(stored[1], self.key, expect={"app": self.app, "topic": self.topic, "partition": p, "version": version})
+            return open_blob(stored[1], self.key_of(p), expect={"app": self.app, "topic": self.topic, "partition": p, "version": version})
         except CheckpointError as exc:
             self._refuse(p, version, "not_authentic", exc.message)
             return None

@@ -29,6 +29,7 @@ from streamlearn.state import checkpoint
 from tests.integration.engine_helpers import (
     REPO,
     keyed,
+    partition_key,
     produce,
     start_run,
     stop_run,
@@ -73,6 +74,12 @@ class Feeder(threading.Thread):
                 yield str(ev["id"]).encode(), orjson.dumps(ev)
 
         produce_records(producer, self.cfg.kafka.input_topic, events(), rate=self.rate, stop=self.stop)
+
+
+def _secret(cfg: AppConfig) -> bytes:
+    secret = cfg.checkpoint_secret()
+    assert secret is not None  # write_config sets one, as production runs
+    return secret
 
 
 def _models(config: Path, env: dict[str, str], *args: str) -> str:
@@ -162,7 +169,7 @@ def test_learner_publishes_serve_answers_pin_rollback_gate(running: Any, service
     assert status == 200 and answer["partition"] == p and answer["model_version"] == pinned
     out = _models(path, services_env, "export", "--partition", str(p), "--version", str(pinned), "--out", str(tmp_path / "export"))
     model_file, meta_file = out.split()
-    exported = load(model_file, checkpoint.dev_key(cfg.app))
+    exported = load(model_file, _secret(cfg))
     prediction, proba = exported.predict(features)
     assert (answer["prediction"], answer["proba"]) == (prediction, proba)
     meta = json.loads(Path(meta_file).read_text())
@@ -237,9 +244,9 @@ def test_rollback_restart_learning_checkpoints_the_version_at_the_committed_offs
 
     restarted = store_of(cfg).read_checkpoint(0)
     assert restarted is not None and restarted.offset == committed.offset  # K: nothing is replayed, nothing re-emitted
-    state = checkpoint.decode(restarted.blob, checkpoint.dev_key(cfg.app))
+    state = checkpoint.decode(restarted.blob, partition_key(cfg, 0))
     version_model = load(_models(path, services_env, "export", "--partition", "0", "--version", str(target),
-                                 "--out", str(tmp_path)).split()[0], checkpoint.dev_key(cfg.app))
+                                 "--out", str(tmp_path)).split()[0], _secret(cfg))
     probe = [_event(i)["features"] for i in range(50_000, 50_020)]
     assert [state.model.predict_proba_one(x) for x in probe] == [version_model.model.predict_proba_one(x) for x in probe]
     assert state.model_version == meta["events_learned"]

@@ -18,9 +18,8 @@ from streamlearn.model.spec import build_metric, build_model
 from streamlearn.models import blob
 from streamlearn.models.record import make_meta, spec_hash
 from streamlearn.serving.partitioner import consistent_random, key_of
-from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
-from tests.integration.engine_helpers import load, stop_run, write_config
+from tests.integration.engine_helpers import load, partition_key, stop_run, write_config
 from tests.integration.serving_helpers import (
     free_port,
     http,
@@ -46,7 +45,7 @@ def _publish(cfg: AppConfig, p: int, n_learned: int, key: bytes | None = None) -
                      events_learned=n_learned, metric_name="Accuracy", metric_value=None, window=0,
                      spec=spec_hash(cfg.model), size_bytes=0)
     state = ModelState(model, metric, n_learned, n_learned, n_learned)
-    signed = blob.sign(state, meta, key if key is not None else checkpoint.dev_key(cfg.app))
+    signed = blob.sign(state, meta, key if key is not None else partition_key(cfg, p))
     assert versions.publish(p, epoch, v, meta, signed, keep=5).ok
     return v
 

@@ -14,10 +14,12 @@ from streamlearn.model.spec import build_metric, build_model
 from streamlearn.models import blob, gate, load
 from streamlearn.models.blob import ForeignModelError, PublishedModel
 from streamlearn.models.record import make_meta, spec_hash
+from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
 
 SPEC = ModelConfig(estimator="river.linear_model.LogisticRegression", preprocessing=["river.preprocessing.StandardScaler"])
-KEY = b"k" * 32
+SECRET = b"k" * 32
+KEY = checkpoint.partition_key(SECRET, "a", "t", 0)  # version blobs are signed with their partition's key
 
 
 def _events(n: int, flip: bool = False) -> list[tuple[dict[str, Any], bool]]:
@@ -48,7 +50,7 @@ def test_signed_blob_round_trips_and_exports(tmp_path: Path) -> None:
     x = {"x": 2.0, "y": 1.0}
     assert opened.version == 3 and opened.predict(x) == PublishedModel(state.model, {}, True).predict(x)
     model_path, meta_path = blob.export(signed, _meta(3), tmp_path, "a-p0-v3")
-    loaded = load(model_path, KEY)
+    loaded = load(model_path, SECRET)
     assert loaded.meta["version"] == 3 and loaded.predict(x) == opened.predict(x)
     assert '"version": 3' in meta_path.read_text()
 
@@ -62,9 +64,12 @@ def test_tampered_and_foreign_blobs_are_refused(tmp_path: Path) -> None:
         blob.open_blob(forged, KEY)
     with pytest.raises(ForeignModelError):
         blob.open_blob(signed, KEY, expect={"partition": 1})
-    (tmp_path / "m.slmodel").write_bytes(forged)
+    model_path, _ = blob.export(forged, _meta(3), tmp_path, "m")
     with pytest.raises(CheckpointTamperedError, match=r"m\.slmodel"):
-        load(tmp_path / "m.slmodel", KEY)
+        load(model_path, SECRET)
+    blob.export(signed, {**_meta(3), "partition": 1}, tmp_path, "moved")  # metadata edited: the key no longer matches
+    with pytest.raises(CheckpointTamperedError):
+        load(tmp_path / "moved.slmodel", SECRET)
 
 
 def test_gate_passes_an_equal_candidate_and_refuses_a_regressing_one() -> None:
@@ -94,3 +99,10 @@ def test_gate_first_version_and_size_and_non_finite() -> None:
 
     nan = gate.evaluate(PublishedModel(NaNModel(), {}, True), _window(good), good, 10, metric, PublishGateConfig())
     assert (nan.ok, nan.reason) == (False, "non_finite")
+
+
+def test_publishing_settings_are_not_part_of_the_model_spec() -> None:
+    """Changing model.publish must not make restore see a new spec (checkpoint.on_spec_change)."""
+    other = SPEC.model_copy(update={"publish": SPEC.publish.model_copy(update={"every_s": 99.0})})
+    assert checkpoint.spec_id(other) == checkpoint.spec_id(SPEC) and spec_hash(other) == spec_hash(SPEC)
+    assert checkpoint.spec_id(SPEC.model_copy(update={"seed": 1})) != checkpoint.spec_id(SPEC)
