@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,dev,tools,local]"
+	$(PY) -m pip install -q -e ".[test,dev,tools,local,serve]"
 	@touch $@
 
 ## Unit + integration (+ a CI-sized chaos run): the README's test command.

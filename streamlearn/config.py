@@ -122,6 +122,33 @@ class PreprocessingStep(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class PublishGateConfig(_Section):
+    window: int = Field(
+        1000, ge=10, le=100_000,
+        description="Labelled events the gate compares the candidate and the served version on (the last ones learned).",
+    )
+    max_drop: float = Field(
+        0.02, ge=0,
+        description="A candidate whose metric over the window is worse than the served version's by more than this "
+                    "(in the metric's own units) is refused (reason metric_drop).",
+    )
+    max_size_mb: float = Field(64.0, gt=0, description="A candidate whose blob is larger is refused (reason too_large).")
+    test_force_bad: bool = Field(
+        False, description="Test only: every candidate is replaced by one that answers the least likely class, "
+                           "to prove the gate refuses a regressing model. Never set it in production.",
+    )
+
+
+class PublishConfig(_Section):
+    every_s: float = Field(
+        10.0, ge=0,
+        description="Each partition's model is considered for publishing as a new version this often (0: never). "
+                    "Published from the checkpoint step, so a version reflects committed offsets only.",
+    )
+    keep: int = Field(5, ge=1, le=1000, description="Published versions kept per partition (the served one is always kept).")
+    gate: PublishGateConfig = Field(default_factory=PublishGateConfig)  # type: ignore[arg-type]
+
+
 class ModelConfig(_Section):
     estimator: str = Field("river.linear_model.LogisticRegression", description="Dotted path of a river estimator class.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
@@ -134,6 +161,7 @@ class ModelConfig(_Section):
     classes: list[Any] | None = Field(
         None, description="Allowed labels for a classifier; a label outside goes to the DLQ. Default: any (bool for binary models)."
     )
+    publish: PublishConfig = Field(default_factory=PublishConfig)  # type: ignore[arg-type]
 
     @field_validator("estimator", "metric")
     @classmethod
@@ -288,6 +316,19 @@ class MetricsConfig(_Section):
     host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
 
 
+class ServingConfig(_Section):
+    host: str = Field("127.0.0.1", description="Address `streamlearn serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of `streamlearn serve` (POST /predict, GET /models, /healthz, /metrics).")
+    partitioner: Literal["consistent_random", "murmur2"] = Field(
+        "consistent_random",
+        description="How a request id maps to the input partition its key was produced to: consistent_random "
+                    "(librdkafka's default, CRC32; what `streamlearn produce` uses) or murmur2 (Java clients' default).",
+    )
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
+    max_batch: int = Field(1000, ge=1, description="Most events in one POST /predict list.")
+    replicas: int = Field(1, ge=1, le=64, description="Ray Serve replicas of the model deployment.")
+
+
 class AppConfig(_Section):
     app: str = Field("streamlearn", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Application name: scopes Redis keys, transactional ids and the consumer group.")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)  # type: ignore[arg-type]
@@ -298,6 +339,7 @@ class AppConfig(_Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)  # type: ignore[arg-type]
     labels: LabelsConfig = Field(default_factory=LabelsConfig)  # type: ignore[arg-type]
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
+    serving: ServingConfig = Field(default_factory=ServingConfig)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _labels_consistent(self) -> AppConfig:

@@ -10,6 +10,7 @@ Written here inline, or by a forked child (`state.forked`) from an immutable
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from connectors.redis_store import CAS_STALE_EPOCH, CasResult, CheckpointStore
 from streamlearn import faults, logs
 from streamlearn.config import ProcessingConfig
 from streamlearn.errors import OwnershipLostError
+from streamlearn.models.publisher import Publisher, publish
 from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
@@ -50,6 +52,9 @@ class Checkpoints:
     nbytes: int = 0
     ts_ms: int = 0  # wall clock of the last write, for status
     progress: int = -1  # progress(state) of that checkpoint: nothing new read since, nothing to write
+    # Model versions ride on checkpoints: a candidate is taken with a checkpoint's snapshot and
+    # published by the same writer once that checkpoint landed (models.publisher).
+    publisher: Publisher | None = None
 
     def restored(self, state: ModelState) -> None:
         """The restored state is the last checkpoint: the schedule counts from it."""
@@ -57,6 +62,8 @@ class Checkpoints:
         self.events = state.events
         self.progress = progress(state)
         self.started = time.monotonic()
+        if self.publisher is not None:
+            self.publisher.offset = state.offset  # published before, or due once new events are learned
 
     def due(self, state: ModelState, now: float) -> bool:
         if progress(state) == self.progress:
@@ -64,27 +71,43 @@ class Checkpoints:
         every_events, every_s = self.pc.checkpoint_every_events, self.pc.checkpoint_every_s
         by_count = every_events > 0 and state.events - self.events >= every_events
         by_time = every_s > 0 and now - self.started >= every_s
-        return by_count or by_time
+        return by_count or by_time or (self.publisher is not None and self.publisher.due(state, now))
 
-    def write(self, state: ModelState, epoch: int) -> None:
-        """Inline: encode, sign and CAS-write the state as it is now (the caller has just committed)."""
-        if progress(state) == self.progress:
-            return
-        blob = checkpoint.encode(state, self.ckpt_key)
-        if faults.ENABLED:
-            faults.point("mid_checkpoint")
-        res = self.store.write_checkpoint(self.partition_id, epoch, state.offset, blob)
-        self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic(), progress(state))
+    def _after(self, state: ModelState, epoch: int, final: bool = False) -> Callable[[ModelState, CheckpointStore], str] | None:
+        """The publish hook for this checkpoint, when a version is due (taken now, after the commit)."""
+        if self.publisher is None or not self.publisher.due(state, time.monotonic(), final):
+            return None
+        return functools.partial(publish, self.publisher.candidate(state, epoch))
+
+    def write(self, state: ModelState, epoch: int, *, final: bool = False) -> None:
+        """Inline: encode, sign and CAS-write the state as it is now (the caller has just committed).
+
+        `final` (a graceful stop): also publish what was learned since the last version, due or not.
+        """
+        after = self._after(state, epoch, final)
+        ok = True
+        if progress(state) != self.progress:
+            blob = checkpoint.encode(state, self.ckpt_key)
+            if faults.ENABLED:
+                faults.point("mid_checkpoint")
+            res = self.store.write_checkpoint(self.partition_id, epoch, state.offset, blob)
+            self._written(res, epoch, state.offset, state.events, len(blob), time.monotonic(), progress(state))
+            ok = res.ok
+        if ok and after is not None and self.publisher is not None:
+            self.publisher.reported(after(state, self.store))  # inline: at a stop, or where fork() is unavailable
 
     def snapshot(self, state: ModelState, epoch: int) -> Snapshot:
         """What a forked writer needs, fixed now: the fork copies `state` as it is at this moment."""
-        return Snapshot(self.partition_id, epoch, state.offset, state.events, state, self.ckpt_key, progress(state))
+        return Snapshot(self.partition_id, epoch, state.offset, state.events, state, self.ckpt_key, progress(state),
+                        after=self._after(state, epoch))
 
     def apply(self, outcome: Outcome, epoch: int) -> None:
         """The report of a forked checkpoint child about this partition, owned now at `epoch`."""
         job = outcome.job
         if job.epoch != epoch:
             return  # written for an ownership this task has since re-taken; the CAS judged it
+        if outcome.after and self.publisher is not None:
+            self.publisher.reported(outcome.after)
         if outcome.result is None:
             logs.event(log, logging.WARNING, "checkpoint_failed", **self.ctx(offset=job.offset, error=outcome.error))
             return

@@ -43,6 +43,7 @@ from streamlearn.eos.status import status_fields
 from streamlearn.errors import DeliveryFailedError
 from streamlearn.model import step
 from streamlearn.model.codec import EventDecoder
+from streamlearn.models.publisher import Publisher
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
@@ -78,7 +79,9 @@ class PartitionTask:
         self.partition_id, self.topic, self.eos = partition_id, self.ownership.topic, self.ownership.eos
         self.out_partition = partition_id % max(out_partitions, 1)
         self.ckpt_key, self.decoder, self.is_classifier = ckpt_key, decoder, is_classifier
-        self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx)
+        self.publisher = Publisher(cfg, partition_id, ckpt_key, is_classifier) if cfg.model.publish.every_s > 0 else None
+        self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx,
+                                       publisher=self.publisher)
         self.commit_stats = CommitStats()
         self.batch = OpenBatch()
         self.state: ModelState | None = None
@@ -180,7 +183,8 @@ class PartitionTask:
             now = self.heartbeat.beat()
             self._open_batch(producer, now)
             chunk = records[i:i + self.pace.chunk(len(records) - i, self.batch.open_for(now))]
-            step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter)
+            step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter,
+                         self.publisher.observe if self.publisher is not None else None)
             done_at = time.monotonic()
             self.pace.observe(len(chunk), done_at - now)
             self.batch.records += len(chunk)
@@ -294,14 +298,14 @@ class PartitionTask:
             return False
         return self.checkpoints.due(self.state, now)
 
-    def write_checkpoint(self) -> None:
-        """Only after commit: the blob reflects exactly the committed offset (I4)."""
+    def write_checkpoint(self, *, final: bool = False) -> None:
+        """Only after commit: the blob reflects exactly the committed offset (I4). `final`: a graceful stop."""
         assert self.state is not None
         if self.batch.open or self.phase not in (Phase.RUNNING, Phase.STOPPED):
             return
         if self.labels is not None:
             self.labels.mark_journal_position(self.state)
-        self.checkpoints.write(self.state, self.epoch)
+        self.checkpoints.write(self.state, self.epoch, final=final)
 
     def checkpoint_snapshot(self) -> Snapshot:
         """For a forked writer: only between commits, like an inline checkpoint."""
@@ -332,8 +336,8 @@ class PartitionTask:
             raise self.ownership.lost(self.epoch, f"status refused: Redis epoch is now {res.current}")
 
     def stop(self) -> None:
-        """Graceful stop, after the last commit: final checkpoint, last status, lease released."""
-        self.write_checkpoint()
+        """Graceful stop, after the last commit: final checkpoint (and model version), last status, lease released."""
+        self.write_checkpoint(final=True)
         if self.phase is not Phase.FAILED:  # a halted partition says so until someone fixes it
             self.phase = Phase.STOPPED
         self.publish_status(0.0)

@@ -28,6 +28,7 @@ class Record(Protocol):
 
 EmitPrediction = Callable[[bytes | None, bytes], None]
 EmitDeadLetter = Callable[[Record, str, str], None]
+Observe = Callable[[tuple[Any, Any, Any]], None]  # (features, label, prediction) of a learned event
 
 
 def process(
@@ -38,11 +39,13 @@ def process(
     is_classifier: bool,
     emit_prediction: EmitPrediction | None,
     emit_dead_letter: EmitDeadLetter | None,
+    observe: Observe | None = None,
 ) -> int:
     """Run the records through the model in order; returns how many went to the DLQ.
 
     Advances `state.offset` past every record, so the caller commits it as
-    the next offset to read.
+    the next offset to read. `observe` gets each learned event with the
+    prediction made before learning it (the publish gate's window).
     """
     model = state.model
     decode = decoder.decode
@@ -84,6 +87,8 @@ def process(
         if label is not None:
             update_metric(label, pred)
             version += 1
+            if observe is not None:
+                observe((x, label, pred))
         if emit_prediction is not None:
             emit_prediction(rec.key(), encode_prediction(eid, pred, proba, partition, offset, version, ts, now_ms))
     if records:

@@ -110,8 +110,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         mv = f"{m['name']}={m['value']:.4f}" if m["value"] is not None else "-"
         print(f"{r['partition']:>4} {(r['owner'] or '-')[:28]:<28} {r['phase']:<10} {r['epoch']:>5} {r['committed_offset'] if r['committed_offset'] is not None else '-':>10} "
               f"{r['checkpoint_offset'] if r['checkpoint_offset'] is not None else '-':>10} {r['checkpoint_age_s'] if r['checkpoint_age_s'] is not None else '-':>8} "
-              f"{r['events']:>9} {r['lag']:>7} {r['dlq']:>5} {mv}")
+              f"{r['events']:>9} {r['lag']:>7} {r['dlq']:>5} {mv}{_served_text(r)}")
     return 0
+
+
+def _served_text(r: dict[str, Any]) -> str:
+    """Published/served model versions and gate refusals, when the app publishes any."""
+    if r.get("published_version") is None:
+        return ""
+    refused = ",".join(f"{k}:{v}" for k, v in sorted((r.get("publish_refused") or {}).items()))
+    return (f" published=v{r['published_version']} served=v{r['served_version']}({r['served_mode']})"
+            + (f" refused={refused}" if refused else ""))
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -185,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
             description="Load the YAML file, apply STREAMLEARN_<SECTION>__<KEY> overrides, validate,\nprint as JSON.",
             epilog="example:\n  STREAMLEARN_PROCESSING__WORKERS=4 streamlearn config -c app.yaml")
 
+    from streamlearn.ops.cli_models import register as register_models
+
+    register_models(command, _config)
     try:
         from connectors.services.cli import register
     except ImportError:  # pragma: no cover - services layer missing from a trimmed install

@@ -66,6 +66,9 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("prequential_metric", "gauge", "Prequential (test-then-train) metric of the partition's model; label `metric` names it."),
     MetricDoc("epoch", "gauge", "Ownership epoch of the partition in Redis; it increases on every take-over."),
     MetricDoc("partition_running", "gauge", "1 when a live worker owns the partition and processes it, else 0."),
+    MetricDoc("published_version", "gauge", "Newest model version published for the partition (model.publish)."),
+    MetricDoc("served_version", "gauge", "Model version `streamlearn serve` answers with for the partition (latest, rollback or pinned)."),
+    MetricDoc("publish_refused", "counter", "Candidate versions refused by the validation gate; label `reason`: metric_drop, non_finite, too_large."),
     MetricDoc("status_up", "gauge", "1 when the last status read from Kafka and Redis succeeded, else 0 (no `partition` label)."),
     MetricDoc("workers", "gauge", "PartitionWorkers holding the lease of at least one running partition (no `partition` label)."),
     # labels.source: topic only (streamlearn.ops.label_metrics)
@@ -131,6 +134,9 @@ def families(status: Status | None, app: str) -> list[Metric]:
         "prequential_metric": fam("prequential_metric", GaugeMetricFamily, ("metric",)),
         "epoch": fam("epoch", GaugeMetricFamily),
         "partition_running": fam("partition_running", GaugeMetricFamily),
+        "published_version": fam("published_version", GaugeMetricFamily),
+        "served_version": fam("served_version", GaugeMetricFamily),
+        "publish_refused": fam("publish_refused", CounterMetricFamily, ("reason",)),
     }
     for row in status.get("partitions", []):
         labels = [app, str(row["partition"])]
@@ -153,6 +159,10 @@ def families(status: Status | None, app: str) -> list[Metric]:
         put("dlq", row.get("dlq"))
         put("epoch", row.get("epoch"))
         put("partition_running", 1.0 if row.get("phase") == "running" else 0.0)
+        put("published_version", row.get("published_version"))
+        put("served_version", row.get("served_version"))
+        for reason, n in (row.get("publish_refused") or {}).items():
+            put("publish_refused", n, [*labels, reason])
         metric = row.get("metric") or {}
         if metric.get("name"):
             put("prequential_metric", metric.get("value"), [*labels, str(metric["name"])])

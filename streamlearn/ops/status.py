@@ -15,9 +15,11 @@ from confluent_kafka import Consumer
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect, open_store, redacted
+from connectors.version_store import VersionStore
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.labels.join import COUNTERS as LABEL_COUNTERS
+from streamlearn.models.publisher import REFUSED_COUNTER
 
 
 def _num(raw: str | None, cast: type = int) -> Any:
@@ -38,6 +40,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
         committed = {p: store.committed_offset(p) for p in partitions}
     label_committed = kafka_io.committed_offsets(consumer, cfg.label_topic, partitions) if cfg.label_mode else {}
     rows: list[dict[str, Any]] = []
+    versions = VersionStore(store)
     for p in partitions:
         st = store.read_status(p)
         meta = store.checkpoint_meta(p)
@@ -45,6 +48,8 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
         counters = store.counters(p)
         _low, high = kafka_io.watermarks(consumer, topic, p)
         k = committed.get(p)
+        served = versions.served(p)
+        kept = versions.versions(p)
         position = _num(st.get("position"))
         done = position if position is not None else (k or 0)
         rows.append(
@@ -72,6 +77,10 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "checkpoints_refused": counters.get("checkpoints_refused", 0),
                 "error": st.get("error") or None,
                 "checkpoint_child_timeouts": counters.get("checkpoint_child_timeouts", 0),
+                "published_version": kept[-1] if kept else None,
+                "served_version": served.version,
+                "served_mode": served.mode,
+                "publish_refused": {n[len(REFUSED_COUNTER):]: v for n, v in counters.items() if n.startswith(REFUSED_COUNTER)},
                 "updated_age_s": round((now_ms - int(st["updated_ms"])) / 1000, 1) if st.get("updated_ms") else None,
             }
         )

@@ -59,7 +59,8 @@ def partition_key(secret: bytes, app: str, topic: str, partition: int) -> bytes:
 
 def spec_id(spec: ModelConfig) -> SpecId:
     """The fingerprint of the `model:` section (every key: estimator, params, preprocessing, metric, seed, classes)."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=str)
+    # Publishing settings (model.publish) do not change the model: changing them must not look like a new spec.
+    canonical = json.dumps(spec.model_dump(mode="json", exclude={"publish"}), sort_keys=True, separators=(",", ":"), default=str)
     return SpecId(hashlib.sha256(canonical.encode()).hexdigest()[:16], river.__version__)
 
 

@@ -41,6 +41,7 @@ key), never the protocol's own objects: this module knows nothing of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import select
@@ -74,6 +75,9 @@ class Snapshot:
     state: ModelState
     key: bytes  # the checkpoint signing key
     progress: int = -1  # the protocol's own measure of how far the state has read (label mode: events + labels)
+    # Run in the child once the checkpoint has landed (publishing a model version); its one-line
+    # report comes back in `Outcome.after`. This module knows nothing of what it does.
+    after: Callable[[ModelState, CheckpointStore], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Outcome:
     nbytes: int
     error: str = ""
     timed_out: bool = False  # the child passed its deadline and was killed
+    after: str = ""  # the report of the snapshot's `after` hook, if it ran
 
 
 @dataclass
@@ -116,9 +121,13 @@ class _Child:
 
     def outcomes(self, status: int, timed_out: bool = False) -> list[Outcome]:
         by_part: dict[int, Outcome] = {}
+        after: dict[int, str] = {}
         for line in self.buf.decode(errors="replace").splitlines():
             try:
                 part, code, current, nbytes, *err = line.split(" ", 4)
+                if code == "after":  # "<part> after - - <report>"
+                    after[int(part)] = err[0] if err else ""
+                    continue
                 job = next(j for j in self.jobs if j.partition_id == int(part))
                 res = None if code == "x" else CasResult(int(code) == 1, int(code), int(current))
                 by_part[job.partition_id] = Outcome(job, res, int(nbytes), err[0] if err else "")
@@ -126,7 +135,8 @@ class _Child:
                 continue  # not a report line: the job counts as failed below
         died = ("checkpoint child passed its deadline and was killed; the next checkpoint is written inline"
                 if timed_out else f"checkpoint child exited with status {os.waitstatus_to_exitcode(status)} before reporting")
-        return [by_part.get(j.partition_id, Outcome(j, None, 0, died, timed_out)) for j in self.jobs]
+        out = [by_part.get(j.partition_id, Outcome(j, None, 0, died, timed_out)) for j in self.jobs]
+        return [dataclasses.replace(o, after=after[o.job.partition_id]) if o.job.partition_id in after else o for o in out]
 
 
 class ForkedCheckpointer:
@@ -249,6 +259,9 @@ def _child(snapshots: list[Snapshot], open_store: Callable[[], CheckpointStore],
                     faults.point("mid_checkpoint")
                 res = store.write_checkpoint(s.partition_id, s.epoch, s.offset, blob)
                 line = f"{s.partition_id} {res.code} {res.current} {len(blob)}\n"
+                if res.ok and s.after is not None:
+                    os.write(w, line.encode())
+                    line = f"{s.partition_id} after - - {_one_line(_run_after(s, store))}\n"
             except Exception as exc:  # reported to the parent, which logs it with the partition's context
                 line = f"{s.partition_id} x 0 0 {type(exc).__name__}: {str(exc)[:200]}".replace("\n", " ") + "\n"
             os.write(w, line.encode())
@@ -258,3 +271,16 @@ def _child(snapshots: list[Snapshot], open_store: Callable[[], CheckpointStore],
         with contextlib.suppress(OSError):
             os.close(w)
         os._exit(code)
+
+
+def _run_after(s: Snapshot, store: CheckpointStore) -> str:
+    """The hook's report; its failure is reported too, never taken for a failed checkpoint."""
+    assert s.after is not None
+    try:
+        return s.after(s.state, store)
+    except Exception as exc:
+        return f"failed {type(exc).__name__}: {exc}"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", " ")[:500]

@@ -88,7 +88,7 @@ def build_config(run_id: str, bootstrap: str, redis_url: str, workers: int) -> A
             "app": app,
             "kafka": {"bootstrap": bootstrap, "input_topic": f"{app}-events", "output_topic": f"{app}-predictions", "dlq_topic": f"{app}-dlq"},
             "redis": {"url": redis_url},
-            "model": MODEL,
+            "model": {**MODEL, "publish": {"every_s": 3.0}},  # versions advance visibly during the demo
             "processing": {"workers": workers, "checkpoint_every_s": 2.0, "checkpoint_every_events": 2_000, "status_interval_s": 0.5},
             "metrics": {"port": 0},
             # A local, throw-away demo: signing with the per-app development key is fine here
@@ -299,6 +299,7 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
     summary = demo_report.summarize(cfg, st, labels, predictions, run_s=run_s, total_s=time.monotonic() - t_start,
                                     interrupted=interrupted, metrics_url=metrics_url, args=args)
     png = demo_report.plot(out / "prequential.png", st, predictions, drift_at)
+    summary["published_versions"] = demo_report.published_versions(cfg, [r["partition"] for r in st.last.get("partitions", [])])
     summary["files"] = {"summary": str(out / "summary.json"), "plot": str(png) if png else None, "config": str(out / "app.yaml")}
     (out / "summary.json").write_text(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
     demo_view.print_summary(console, summary)

@@ -70,6 +70,7 @@ def summarize(
             "partition": r["partition"], "events": r["events"], "dlq": r["dlq"], "prequential": r["metric"]["value"],
             "metric": r["metric"]["name"], "checkpoint_offset": r["checkpoint_offset"], "committed_offset": r["committed_offset"],
             "checkpoint_bytes": r["checkpoint_bytes"], "recoveries": r["recoveries"], "epoch": r["epoch"],
+            "published_version": r.get("published_version"), "served_version": r.get("served_version"),
         }
         rows = preds.rows.get(r["partition"], []) if preds else []
         if rows:
@@ -118,6 +119,15 @@ def summarize(
         "producer_error": st.producer_error,
         "metrics_url": metrics_url,
     }
+
+
+def published_versions(cfg: AppConfig, partitions: list[int]) -> dict[str, list[dict[str, Any]]]:
+    """The versions kept per partition (newest last), with their lineage, as `streamlearn models list --json` shows them."""
+    from connectors.redis_store import open_store
+    from connectors.version_store import VersionStore
+
+    versions = VersionStore(open_store(cfg.redis, cfg.app, cfg.kafka.input_topic))
+    return {str(p): [m for v in versions.versions(p) if (m := versions.meta(p, v)) is not None] for p in partitions}
 
 
 def _stream_seconds(st: Any) -> float:

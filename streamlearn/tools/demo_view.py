@@ -57,7 +57,8 @@ class LiveView:
         st = self.st
         t = st.last.get("totals", {})
         parts = " ".join(
-            f"p{r['partition']}:{r['events']}ev/{r['lag']}lag/{_fmt(r['metric']['value'])}" for r in st.last.get("partitions", [])
+            f"p{r['partition']}:{r['events']}ev/{r['lag']}lag/{_fmt(r['metric']['value'])}/v{r.get('served_version') or '-'}"
+            for r in st.last.get("partitions", [])
         )
         return (f"[demo] produced {st.produced}/{st.total} events={t.get('events', 0)} eps={t.get('events_per_s', 0)} "
                 f"lag={t.get('lag', 0)} dlq={t.get('dlq', 0)} recoveries={t.get('recoveries', 0)} | {parts}")
@@ -83,17 +84,26 @@ class LiveView:
         table = Table(expand=False, header_style="bold")
         for col, just in (("part", "right"), ("owner", "left"), ("phase", "left"), ("events", "right"), ("ev/s", "right"),
                           ("lag", "right"), ("accuracy", "right"), ("checkpoint@offset (age)", "right"),
-                          ("recoveries", "right"), ("dlq", "right")):
+                          ("recoveries", "right"), ("dlq", "right"), ("served model", "right")):
             table.add_column(col, justify=just)  # type: ignore[arg-type]
         for r in last.get("partitions", []):
             ck = "-" if r.get("checkpoint_offset") is None else f"{r['checkpoint_offset']} ({_fmt(r.get('checkpoint_age_s'), '.0f')}s)"
             table.add_row(
                 str(r["partition"]), str(r.get("owner") or "-")[:22], r.get("phase", "-"), str(r["events"]),
                 f"{r['events_per_s']:.0f}", str(r["lag"]), _fmt(r["metric"]["value"]), ck, str(r["recoveries"]), str(r["dlq"]),
+                _served(r),
             )
         if not last.get("partitions"):
-            table.add_row("-", "starting Ray and the workers ...", *[""] * 8)
+            table.add_row("-", "starting Ray and the workers ...", *[""] * 9)
         return Group(head, table, Text("Ctrl-C stops cleanly at any moment", style="dim"))
+
+
+def _served(r: dict[str, Any]) -> str:
+    """The version serving answers with, and how many the gate refused."""
+    if r.get("served_version") is None:
+        return "-"
+    refused = sum((r.get("publish_refused") or {}).values())
+    return f"v{r['served_version']}" + (f" ({refused} refused)" if refused else "")
 
 
 def print_summary(console: Console, s: dict[str, Any]) -> None:
@@ -109,6 +119,9 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
                       _fmt(p.get("accuracy_before_drift")), _fmt(p.get("accuracy_after_drift_last_1000")),
                       str(p["checkpoint_offset"]), str(p["recoveries"]))
     console.print(table)
+    served = " ".join(f"p{p['partition']}:v{p.get('served_version')}" for p in s["partitions"] if p.get("served_version") is not None)
+    if served:
+        console.print(f"published model versions served: {served} (newest of each partition, gated)")
     console.print("accuracy: prequential, cumulative · pre-drift: committed predictions before the drift · "
                   "post-drift: last 1000 predictions after it · ckpt@: offset of the last checkpoint", style="dim")
     eo = s["exactly_once"]
@@ -127,4 +140,6 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
                   f"  .venv/bin/streamlearn status  -c {cfg}\n"
                   f"  .venv/bin/streamlearn consume -c {cfg} --max 5\n"
                   f"  .venv/bin/streamlearn consume -c {cfg} --dlq --max 3\n"
+                  f"  .venv/bin/streamlearn models list -c {cfg}\n"
+                  f"  .venv/bin/streamlearn serve -c {cfg} &   then: curl -s localhost:8000/predict -d '{{\"id\": \"demo-1\", \"features\": {{\"x0\": 0.5}}}}'\n"
                   "Kafka and Redis keep running for that; `.venv/bin/streamlearn services down` stops them.")

@@ -131,11 +131,21 @@ def render() -> str:
 
 def _table(section: str, fields: list[tuple[str, Any]]) -> str:
     rows = ["| key | type | default | environment | meaning |", "| --- | --- | --- | --- | --- |"]
+    rows += _rows(section, fields)
+    return "\n".join(rows) + "\n"
+
+
+def _rows(section: str, fields: list[tuple[str, Any]]) -> list[str]:
+    """One row per key; a nested section (e.g. model.publish.gate) is flattened into dotted keys."""
+    rows = []
     for name, f in fields:
         key = f"{section}.{name}" if section else name
+        if section and _is_section(f.annotation):
+            rows += _rows(key, list(f.annotation.model_fields.items()))
+            continue
         env = ENV_PREFIX + key.upper().replace(".", "__")
         rows.append(f"| `{key}` | {_type_name(f.annotation)} | {_cell(_default(f))} | `{env}` | {_cell(f.description or '')} |")
-    return "\n".join(rows) + "\n"
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

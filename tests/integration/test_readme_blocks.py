@@ -17,6 +17,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from tests.integration.serving_helpers import free_port
 from tests.readme_blocks import README, runnable
 
 ROOT = README.parent
@@ -34,6 +35,7 @@ def test_readme_shell_blocks_work_as_written(services_env: dict[str, str], kafka
         "STREAMLEARN_KAFKA__OUTPUT_TOPIC": f"{ns}-predictions",
         "STREAMLEARN_KAFKA__DLQ_TOPIC": f"{ns}-dlq",
         "STREAMLEARN_METRICS__PORT": "0",
+        "STREAMLEARN_SERVING__PORT": str(free_port()),
     })
     results = []
     try:
@@ -58,6 +60,15 @@ def test_readme_shell_blocks_work_as_written(services_env: dict[str, str], kafka
     assert "stopped cleanly: events=1000 dlq=2 lag=0" in walk.stderr  # as the README says
     rows = [line.split() for line in walk.stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"], ["3"])]
     assert len(rows) == 4
+
+    serving = next(p for b, p in results if "streamlearn serve" in b.body)
+    answers = [json.loads(line) for line in serving.stdout.splitlines() if line.startswith(("{", "["))]
+    health, one, many, bad = answers[:4]
+    assert health["status"] == "ok" and health["served"] == 4
+    assert one["id"] == "ex-16" and one["partition"] == 3 and {"prediction", "proba", "model_version"} <= one.keys()
+    assert [a["partition"] for a in many] == [0, 0] and [a["id"] for a in many] == [1, 2]
+    assert bad["field"] == "features.x0"
+    assert "served" in serving.stdout and "latest" in serving.stdout  # models list
 
     cfg_out = next(p for b, p in results if "streamlearn config" in b.body)
     assert '"workers": 4' in cfg_out.stdout

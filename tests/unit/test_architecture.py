@@ -6,7 +6,8 @@ is still a dependency. What this keeps true (docs/architecture.md):
 - no import circle between streamlearn modules;
 - ``connectors`` knows nothing of streamlearn (no models, no config);
 - lower layers never import higher ones: base (config, errors, logs,
-  faults) < model < state < labels (the join) < eos < runtime < ops and app; ``tools`` (demo, datasets,
+  faults) < model < state < labels (the join), models (published versions) < eos < runtime
+  < ops, app and serving; ``tools`` (demo, datasets,
   produce/consume helpers) sits beside the engine and only the CLI reaches it.
 """
 
@@ -20,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"config", "errors", "logs", "faults"}
 #: ``app`` (the public API) drives the runtime and reads status like ``ops`` does.
-RANK = {"base": 0, "model": 1, "state": 2, "labels": 2.5, "eos": 3, "runtime": 4, "ops": 5, "app": 5, "tools": 6, "__main__": 7}
+RANK = {"base": 0, "model": 1, "state": 2, "labels": 2.5, "models": 2.5, "eos": 3, "runtime": 4, "ops": 5, "app": 5,
+        "serving": 5, "tools": 6, "__main__": 7}
 #: Reaching up on purpose: the Coordinator serves the same status as `streamlearn status`.
 ALLOWED_UP = {("streamlearn.runtime.coordinator", "streamlearn.ops.status"),
               ("streamlearn.runtime.runner", "streamlearn.ops.status"),

@@ -19,6 +19,7 @@ def _row(p: int, **over: object) -> dict[str, object]:
         "checkpoint_offset": 100, "checkpoint_age_s": 1.5, "checkpoint_bytes": 2048, "events": 120,
         "dlq": 2, "lag": 7, "events_per_s": 55.5, "metric": {"name": "Accuracy", "value": 0.9},
         "commits": 4, "commit_sum_ms": 6012.0, "commit_hist": hist, "recoveries": 1, "checkpoints_refused": 0, "checkpoint_child_timeouts": 0,
+        "published_version": 7, "served_version": 6, "served_mode": "pinned", "publish_refused": {"metric_drop": 2},
     }
     row.update(over)
     return row

@@ -1,0 +1,268 @@
+"""Serving benchmark: request latency at a fixed offered load while the learner runs, and publish → served delay.
+
+    python -m bench.serving [--rate 200] [--duration 60] [--learner-rate N] [--shared]
+
+Setup on one machine: `streamlearn run` (1 worker) learning a paced stream at
+`--learner-rate` events/s (default: half the committed single-worker
+throughput in bench/results/summary.json), `streamlearn serve` (one replica),
+and an open-loop load generator offering `--rate` requests/s to POST /predict
+(each request is one event, routed by its id). Latency is measured from each
+request's *scheduled* send time to its answer, so a slow server is not hidden
+by the generator waiting for it (no coordinated omission).
+
+Publish → served: the bench subscribes to the app's model channel and takes
+each publish announcement's arrival as the publish time; serving reports when
+it swapped each version in (`GET /models`: `since_ms`). Both on this machine's
+clock. Written to bench/results/raw/serving-<n>.json.
+
+`--shared` uses the Kafka and Redis already running on 127.0.0.1 (a unique
+app and topic) instead of private ones: lighter on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+import yaml
+
+from bench.common import (
+    PacedProducer,
+    Services,
+    create_topics,
+    dataset,
+    delete_topics,
+    machine_info,
+    percentile,
+    uid,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW = ROOT / "bench" / "results" / "raw"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _half_learner_throughput() -> float:
+    summary = json.loads((ROOT / "bench" / "results" / "summary.json").read_text())
+    return float(summary["systems"]["streamlearn_eos_1w"]["throughput_eps"]) / 2
+
+
+def _wait(pred: Any, timeout_s: float, what: str, root: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"timed out waiting for {what} (logs in {root})")
+
+
+def _get(port: int, path: str) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+class Announcements(threading.Thread):
+    """Arrival time of every publish announcement on the app's model channel: (partition, version) → epoch ms."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.channel = url, channel
+        self.seen: dict[tuple[int, int], float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        ps = redis.Redis.from_url(self.url).pubsub(ignore_subscribe_messages=True)
+        ps.subscribe(self.channel)
+        while not self.stop.is_set():
+            msg = ps.get_message(timeout=0.5)
+            if msg and msg["type"] == "message":
+                part, version, event = msg["data"].decode().split(":")
+                if event == "publish":
+                    self.seen[(int(part), int(version))] = time.time() * 1000
+
+
+def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]], threads: int = 8) -> dict[str, Any]:
+    """Open loop: request i is due at t0 + i/rate; latency counts from when it was due."""
+    due: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
+    lat_ms: list[float] = []
+    service_ms: list[float] = []  # from the actual send: the server's part, without the generator's queueing
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while True:
+            item = due.get()
+            if item is None:
+                return
+            at, body = item
+            wait = at - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            sent = time.perf_counter()
+            try:
+                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                ok, resp = False, None
+                errors.append(type(exc).__name__)
+            done = time.perf_counter()
+            with lock:
+                if ok:
+                    lat_ms.append((done - at) * 1000)
+                    service_ms.append((done - sent) * 1000)
+                elif resp is not None:
+                    errors.append(str(resp.status))
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    t0 = time.perf_counter() + 0.2
+    n = int(rate * duration_s)
+    for i in range(n):
+        ev = events[i % len(events)]
+        due.put((t0 + i / rate, orjson.dumps({"id": ev["id"], "features": ev["features"]})))
+    for _ in pool:
+        due.put(None)
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"offered_rps": rate, "requests": n, "ok": len(lat_ms), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+            "achieved_rps": len(lat_ms) / wall if wall > 0 else 0.0,
+            "latency_p50_ms": percentile(lat_ms, 50), "latency_p99_ms": percentile(lat_ms, 99),
+            "latency_max_ms": max(lat_ms) if lat_ms else None,
+            "service_p50_ms": percentile(service_ms, 50), "service_p99_ms": percentile(service_ms, 99)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--rate", type=float, default=200.0, help="offered requests/s (default 200)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of offered load (default 60)")
+    ap.add_argument("--learner-rate", type=float, default=None, help="events/s into the learner (default: half its throughput)")
+    ap.add_argument("--publish-every", type=float, default=2.0, help="model.publish.every_s (default 2)")
+    ap.add_argument("--shared", action="store_true", help="use the Kafka/Redis on 127.0.0.1:9092/6379")
+    args = ap.parse_args(argv)
+    learner_rate = args.learner_rate or _half_learner_throughput()
+    root = Path(tempfile.mkdtemp(prefix="streamlearn-bench-serving-"))
+    if args.shared:
+        services = Services("127.0.0.1:9092", "redis://127.0.0.1:6379/0")
+    else:
+        from bench.common import start_services
+
+        services = start_services(root)
+    app, topic = uid("b-serving"), uid("bench-serving-in")
+    create_topics(services.bootstrap, [topic])
+    config = root / "app.yaml"
+    config.write_text(yaml.safe_dump({
+        "app": app,
+        "kafka": {"bootstrap": services.bootstrap, "input_topic": topic, "output_topic": f"{topic}-out", "dlq_topic": f"{topic}-dlq"},
+        "redis": {"url": services.redis_url, "key_prefix": "bench"},
+        "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"],
+                  "publish": {"every_s": args.publish_every}},
+        "processing": {"workers": 1, "standby_workers": 0},
+        "metrics": {"port": None},
+    }))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in env.items() if not (k.startswith("STREAMLEARN_") and "__" in k)}
+    events = dataset(20_000, 0)
+    port = _free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    feeder = PacedProducer(services.bootstrap, topic, events, learner_rate, args.duration + 240)
+    ann = Announcements(services.redis_url, f"bench:{app}:{topic}:models")
+    result: dict[str, Any] = {}
+    try:
+        ann.start()
+        # One Ray start at a time, and the stream only once both answer: on a busy 2-core machine
+        # concurrent starts time out.
+        log = open(root / "run.log", "wb")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
+                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        store = redis.Redis.from_url(services.redis_url)
+        _wait(lambda: all(store.exists(f"bench:{app}:{topic}:{p}:lease") for p in range(4)), 300, "the learner owning every partition", root)
+        procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "serve", "-c", str(config), "--port", str(port)],
+                                      env=env, cwd=ROOT, stdout=open(root / "serve.log", "wb"), stderr=subprocess.STDOUT))  # noqa: SIM115
+        _wait(lambda: _get(port, "/healthz")["status"] == "ok", 300, "serving to answer", root)
+        feeder.start()
+        _wait(lambda: all(r["version"] is not None for r in _get(port, "/models")["partitions"]), 300,
+              "serving to serve every partition", root)
+        served_at: dict[tuple[int, int], float] = {}
+        watching = threading.Event()
+
+        def watch() -> None:
+            while not watching.is_set():
+                try:
+                    for r in _get(port, "/models")["partitions"]:
+                        if r["version"] is not None and r["since_ms"]:
+                            served_at.setdefault((r["partition"], r["version"]), r["since_ms"])
+                except (OSError, ValueError):
+                    pass
+                watching.wait(0.25)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        since = time.time() * 1000  # versions announced from now on (earlier ones were served at serve's start)
+        watcher.start()
+        result = load(port, args.rate, args.duration, events)
+        watching.set()
+        watcher.join()
+        delays = [served_at[k] - t for k, t in ann.seen.items() if k in served_at and t >= since]
+        result.update({
+            "publish_to_served_p50_ms": percentile(delays, 50), "publish_to_served_p99_ms": percentile(delays, 99),
+            "publish_to_served_max_ms": max(delays) if delays else None, "publishes_seen": len(ann.seen), "delays": len(delays),
+            "learner_offered_eps": learner_rate, "learner_sent": feeder.sent,
+        })
+    finally:
+        feeder.stop_flag.set()
+        ann.stop.set()
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(120)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        delete_topics(services.bootstrap, [topic, f"{topic}-out", f"{topic}-dlq"])
+        services.stop()
+    out = {"label": "serving", "kind": "serving", "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared, "publish_every_s": args.publish_every,
+           "replicas": 1, "workers": 1}, **result, "machine": machine_info()}
+    RAW.mkdir(parents=True, exist_ok=True)
+    n = len(list(RAW.glob("serving-*.json")))
+    path = RAW / f"serving-{n}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in out.items() if k != "machine"}, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
