@@ -10,29 +10,48 @@ override the file with `__` separating levels, e.g.
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
-import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
+from streamlearn.config_sections import (  # re-exported: the sections are part of this module's API
+    SECRET_ENV,
+    CheckpointConfig,
+    FieldsConfig,
+    KafkaConfig,
+    LabelsConfig,
+    MetricsConfig,
+    ModelConfig,
+    PreprocessingStep,
+    ProcessingConfig,
+    PublishConfig,
+    PublishGateConfig,
+    RedisConfig,
+    ServingConfig,
+    _Section,
+    import_dotted,
+    start_position,
+)
 from streamlearn.errors import ConfigError
+from streamlearn.masking import MASK, is_secret_key, mask, mask_text
+
+__all__ = [
+    "ENV_PREFIX", "MASK", "SECRET_ENV", "AppConfig", "CheckpointConfig", "FieldsConfig", "KafkaConfig", "LabelsConfig",
+    "MetricsConfig", "ModelConfig", "PreprocessingStep", "ProcessingConfig", "PublishConfig", "PublishGateConfig",
+    "RedisConfig", "ServingConfig", "config_from_wire", "import_dotted", "is_secret_key", "load_config", "mask",
+    "mask_text", "start_position",
+]
 
 ENV_PREFIX = "STREAMLEARN_"
-SECRET_ENV = "STREAMLEARN_CHECKPOINT_SECRET"
 # Environment variables with the prefix that are not config overrides.
 _NON_CONFIG_ENV = {
     "STREAMLEARN_CHECKPOINT_SECRET",
@@ -45,288 +64,6 @@ _NON_CONFIG_ENV = {
     "STREAMLEARN_LOG_LEVEL",
 }
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class KafkaConfig(_Section):
-    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
-    input_topic: str = Field("events", description="Topic the events are read from.")
-    output_topic: str = Field("predictions", description="Topic one prediction per event is written to.")
-    dlq_topic: str = Field("events-dlq", description="Dead-letter topic for records that cannot be decoded or validated.")
-    group_id: str | None = Field(
-        None, description="Consumer group the committed offsets belong to (default: `streamlearn-<app>`)."
-    )
-    transaction_timeout_ms: int = Field(
-        10_000,
-        ge=1_000,
-        le=900_000,
-        description="transaction.timeout.ms: how long a dead worker's open transaction can hold back read_committed readers.",
-    )
-    label_topic: str | None = Field(
-        None, description="labels.source: topic only: topic the delayed labels arrive on ({id, label, ts}, keyed by id), "
-                          "co-partitioned with the input (same partition count, same partitioner). Default: `{input_topic}.labels`.",
-    )
-    samples_topic: str | None = Field(
-        None, description="Training-sample log: one record per learning step, in the order learned, in the same transaction. "
-                          "Default with labels.source: topic: `{input_topic}.samples`. Not written in inline mode yet.",
-    )
-    create_topics: bool = Field(True, description="Create the output and DLQ topics (same partition count as the input) when missing.")
-    replication_factor: int | None = Field(
-        None, ge=1, le=32,
-        description="Replication factor of the topics streamlearn creates (null: the broker's default.replication.factor).",
-    )
-    max_message_bytes: int = Field(
-        4 * 1024 * 1024, ge=65_536, le=4 * 1024 * 1024,
-        description="max.message.bytes of the topics streamlearn creates: the DLQ forwards records up to this size "
-                    "unchanged (larger ones go with their value dropped and a header saying so).",
-    )
-    consumer: dict[str, Any] = Field(
-        default_factory=dict, description="librdkafka consumer settings passed through (security.protocol, sasl.*, ssl.* ...)."
-    )
-    producer: dict[str, Any] = Field(
-        default_factory=dict, description="librdkafka producer settings passed through (security included)."
-    )
-
-    @field_validator("bootstrap")
-    @classmethod
-    def _bootstrap_has_port(cls, v: str) -> str:
-        for part in v.split(","):
-            host, _, port = part.strip().rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"'{part}' is not host:port (e.g. 127.0.0.1:9092)")
-        return v
-
-
-class RedisConfig(_Section):
-    url: SecretStr = Field(
-        SecretStr("redis://127.0.0.1:6379/0"),
-        description="Redis URL; rediss:// for TLS, redis://user:password@host:port/db for ACL users.",
-    )
-    key_prefix: str = Field("streamlearn", description="Prefix of every key streamlearn writes.")
-    ssl_ca_certs: str | None = Field(None, description="CA bundle for rediss:// URLs.")
-    socket_timeout_s: float = Field(5.0, gt=0, description="Timeout of one Redis call before it counts as an outage.")
-
-    @field_validator("url")
-    @classmethod
-    def _url_scheme(cls, v: SecretStr) -> SecretStr:
-        raw = v.get_secret_value()
-        if not raw.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)")
-        return v
-
-
-class PreprocessingStep(_Section):
-    name: str = Field(description="Dotted path of a river transformer, e.g. river.preprocessing.StandardScaler.")
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class PublishGateConfig(_Section):
-    window: int = Field(
-        1000, ge=10, le=100_000,
-        description="Labelled events the gate compares the candidate and the served version on (the last ones learned).",
-    )
-    max_drop: float = Field(
-        0.02, ge=0,
-        description="A candidate whose metric over the window is worse than the served version's by more than this "
-                    "(in the metric's own units) is refused (reason metric_drop).",
-    )
-    max_size_mb: float = Field(64.0, gt=0, description="A candidate whose blob is larger is refused (reason too_large).")
-    test_force_bad: bool = Field(
-        False, description="Test only: every candidate is replaced by one that answers the least likely class, "
-                           "to prove the gate refuses a regressing model. Never set it in production.",
-    )
-
-
-class PublishConfig(_Section):
-    every_s: float = Field(
-        10.0, ge=0,
-        description="Each partition's model is considered for publishing as a new version this often (0: never). "
-                    "Published from the checkpoint step, so a version reflects committed offsets only.",
-    )
-    keep: int = Field(5, ge=1, le=1000, description="Published versions kept per partition (the served one is always kept).")
-    gate: PublishGateConfig = Field(default_factory=PublishGateConfig)  # type: ignore[arg-type]
-
-
-class ModelConfig(_Section):
-    estimator: str = Field("river.linear_model.LogisticRegression", description="Dotted path of a river estimator class.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
-    preprocessing: list[str | PreprocessingStep] = Field(
-        default_factory=list,
-        description="Transformers applied before the estimator, in order: dotted paths or {name, params}.",
-    )
-    metric: str = Field("river.metrics.Accuracy", description="Prequential metric (dotted path of a river metric).")
-    seed: int = Field(42, description="Seed passed to every component that takes one, so runs are reproducible.")
-    classes: list[Any] | None = Field(
-        None, description="Allowed labels for a classifier; a label outside goes to the DLQ. Default: any (bool for binary models)."
-    )
-    publish: PublishConfig = Field(default_factory=PublishConfig)  # type: ignore[arg-type]
-
-    @field_validator("estimator", "metric")
-    @classmethod
-    def _importable(cls, v: str) -> str:
-        import_dotted(v)
-        return v
-
-    @field_validator("preprocessing")
-    @classmethod
-    def _steps_importable(cls, v: list[str | PreprocessingStep]) -> list[str | PreprocessingStep]:
-        for step in v:
-            import_dotted(step if isinstance(step, str) else step.name)
-        return v
-
-
-class ProcessingConfig(_Section):
-    guarantee: Literal["exactly_once", "at_least_once"] = Field(
-        "exactly_once", description="exactly_once: Kafka transactions. at_least_once: no transactions; a crash can duplicate predictions."
-    )
-    workers: int = Field(2, ge=1, le=1024, description="Number of PartitionWorker actors.")
-    standby_workers: int = Field(
-        1, ge=0, le=64,
-        description="Idle PartitionWorkers kept started: a dead worker's partitions move to one at once instead of "
-                    "waiting for Ray to start a new process (about 2 s of recovery). Each holds one Ray CPU slot; 0 turns it off.",
-    )
-    commit_interval_ms: int = Field(100, ge=1, le=600_000, description="Longest time a transaction stays open (latency vs throughput).")
-    max_batch: int = Field(
-        5000, ge=1, le=1_000_000,
-        description="Most events per partition per transaction, and per poll. Under a backlog it sets the transaction size "
-                    "(each transaction costs a few ms; 1000 spent 11 % of the loop committing, 5000 about 5 %).",
-    )
-    checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")
-    checkpoint_every_s: float = Field(5.0, ge=0, description="Checkpoint after this many seconds (0: never by time).")
-    max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited).")
-    owner_lease_s: float = Field(
-        10.0, gt=0, description="A worker that has not renewed its lease for this long loses its partitions to another worker."
-    )
-    poll_timeout_ms: int = Field(50, ge=1, le=10_000, description="Longest wait for new records in one poll.")
-    max_value_bytes: int = Field(
-        262_144, ge=1, description="Records whose value is larger go to the DLQ (reason value_too_large)."
-    )
-    status_interval_s: float = Field(1.0, gt=0, description="How often workers publish status and metrics to Redis.")
-    redis_retry_s: float = Field(1.0, gt=0, description="Pause between retries while Redis is unreachable.")
-    start_from: str = Field(
-        "earliest",
-        description="Where a partition with no checkpoint and no committed offset starts: `earliest` (the whole retained "
-                    "topic), `latest` (only events produced from now on) or an ISO 8601 timestamp with a time zone, e.g. "
-                    "`2025-11-24T12:00:00Z` (the first event at or after it). The position chosen is kept in Redis, "
-                    "so a restart never re-decides it.",
-    )
-    on_missing_committed_offset: Literal["fail", "warn"] = Field(
-        "fail",
-        description="A partition has a checkpoint at offset R > 0 but its consumer group has no committed offset (the "
-                    "group's offsets expired after offsets.retention.minutes, or kafka.group_id changed). fail: refuse to "
-                    "run it, logging committed_offset_missing, until the offset is restored. warn: log it loudly and go on "
-                    "from R; predictions of the events after R that were already committed are written again.",
-    )
-
-    @field_validator("start_from", mode="before")
-    @classmethod
-    def _start_from(cls, v: Any) -> str:
-        # YAML reads an unquoted timestamp as a datetime: accept it like its text.
-        text = v.isoformat() if isinstance(v, datetime) else v
-        if not isinstance(text, str):
-            raise ValueError("must be earliest, latest or an ISO 8601 timestamp (e.g. 2025-11-24T12:00:00Z)")
-        start_position(text)
-        return text
-
-
-def start_position(text: str) -> str | datetime:
-    """`processing.start_from` parsed: "earliest", "latest", or a time-zone-aware datetime (ValueError otherwise)."""
-    if text in ("earliest", "latest"):
-        return text
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"'{text}' is neither earliest, latest nor an ISO 8601 timestamp (e.g. 2025-11-24T12:00:00Z)") from None
-    if when.tzinfo is None:
-        raise ValueError(f"'{text}' has no time zone; add one, e.g. {text}Z for UTC or {text}+01:00")
-    return when
-
-
-class FieldsConfig(_Section):
-    id: str = Field("id", description="Field of the input JSON holding the event id (string or integer), copied to the prediction.")
-    features: str = Field("features", description="Field holding the feature mapping {name: number or string}.")
-    label: str = Field("label", description="Field holding the label; absent or null: predict only, no learning.")
-    ts: str = Field("ts", description="Optional field with the event time in epoch milliseconds, copied to the prediction as event_ts.")
-
-
-class LabelsConfig(_Section):
-    source: Literal["inline", "topic"] = Field(
-        "inline", description="inline: each event carries its label (predict and learn in one step). topic: labels arrive "
-                              "later on kafka.label_topic and are joined with the features used for the prediction (docs/labels.md).",
-    )
-    window_s: float = Field(600.0, gt=0, le=90 * 86400, description="A label joins its event if it is at most this many seconds "
-                            "(event time) after it; an event whose window closes without a label expires.")
-    early_window_s: float = Field(120.0, ge=0, le=90 * 86400, description="A label may come this many seconds (event time) "
-                                  "before its event; it waits for it that long, then is an orphan_label.")
-    on_expiry: Literal["drop", "default"] = Field("drop", description="An event whose window closed without a label: drop "
-                                                  "(never learned) or learn it once with labels.default_label.")
-    default_label: Any = Field(None, description="The label an expired event is learned with when on_expiry is default "
-                               "(e.g. false for 'no click').")
-    max_pending: int = Field(2_000_000, ge=1, le=100_000_000, description="Most pending events (and most early labels) per "
-                             "partition; when full the oldest expire early (counted as evicted).")
-    idle_advance_s: float = Field(30.0, gt=0, description="When one stream (events or labels) has had no record for this long "
-                                  "(wall clock), its event-time clock is moved up to the other's (written to the join journal).")
-    journal_topic: str | None = Field(None, description="Internal join journal, co-partitioned with the input: the order the "
-                                      "join consumed events and labels, for exact replay. Default: `{input_topic}.join-journal`.")
-
-    @field_validator("default_label")
-    @classmethod
-    def _default_is_scalar(cls, v: Any) -> Any:
-        if v is not None and not isinstance(v, bool | int | float | str):
-            raise ValueError("must be a label value (bool, number or string)")
-        return v
-
-
-class CheckpointConfig(_Section):
-    secret: SecretStr | None = Field(
-        None, description=f"HMAC key of checkpoint blobs; {SECRET_ENV} takes precedence. Without one a per-app development key is used (see docs)."
-    )
-    on_invalid: Literal["previous", "replay_earliest", "fail"] = Field(
-        "previous",
-        description="A checkpoint that fails verification: fall back to the previous valid one, replay from the earliest retained offset, or stop.",
-    )
-    allow_dev_key: bool = Field(
-        False,
-        description="Allow running without a checkpoint secret, signing with a per-app development key that anyone who "
-                    "knows the app name can forge. For local development only (the demo sets it); production sets "
-                    f"{SECRET_ENV}.",
-    )
-    on_spec_change: Literal["fail", "reset", "keep"] = Field(
-        "fail",
-        description="A checkpoint written for another model: section or river version: stop with an error (fail), start a "
-                    "fresh model replayed from the earliest retained offset (reset), or restore the old model anyway (keep).",
-    )
-    child_timeout_s: float = Field(
-        30.0, gt=0, le=3600,
-        description="Deadline of a forked checkpoint child: past it the worker kills it (a child forked from a "
-                    "multi-threaded process can deadlock), counts it (checkpoint_child_timeouts) and writes that "
-                    "partition's next checkpoint inline.",
-    )
-    background: bool = Field(
-        True,
-        description="Write checkpoints from a forked child (a copy-on-write snapshot, like Redis BGSAVE), so pickling and "
-                    "storing a large model does not pause the partitions. false: write inline. Ignored where fork() is unavailable.",
-    )
-
-
-class MetricsConfig(_Section):
-    port: int | None = Field(9464, ge=0, le=65535, description="Prometheus endpoint of `streamlearn run` (null: off, 0: any free port).")
-    host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
-
-
-class ServingConfig(_Section):
-    host: str = Field("127.0.0.1", description="Address `streamlearn serve` binds to.")
-    port: int = Field(8000, ge=1, le=65535, description="Port of `streamlearn serve` (POST /predict, GET /models, /healthz, /metrics).")
-    partitioner: Literal["consistent_random", "murmur2"] = Field(
-        "consistent_random",
-        description="How a request id maps to the input partition its key was produced to: consistent_random "
-                    "(librdkafka's default, CRC32; what `streamlearn produce` uses) or murmur2 (Java clients' default).",
-    )
-    max_request_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
-    max_batch: int = Field(1000, ge=1, description="Most events in one POST /predict list.")
-    replicas: int = Field(1, ge=1, le=64, description="Ray Serve replicas of the model deployment.")
 
 
 class AppConfig(_Section):
@@ -417,54 +154,6 @@ class AppConfig(_Section):
         """The config as JSON-ready data with every secret-bearing value masked (`streamlearn config`)."""
         return mask(self.model_dump(mode="json"))
 
-
-MASK = "***"
-# Key names whose values are secrets wherever they appear (config sections, librdkafka passthrough).
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|^sasl\.|\.sasl\.|ssl\.key\.pem)", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s]+)@")
-
-
-def is_secret_key(key: str) -> bool:
-    """True for keys like kafka.consumer.sasl.password, checkpoint.secret, *token*, sasl.*."""
-    return bool(_SECRET_KEY.search(key))
-
-
-def mask_text(text: str) -> str:
-    """Text with the credentials of every URL in it masked: redis://alice:pw@h → redis://***@h."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}@", text)
-
-
-def mask(value: Any, key: str = "") -> Any:
-    """A copy of `value` with secret-bearing keys masked and credentials removed from URLs."""
-    if isinstance(value, Mapping):
-        return {k: mask(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask(v, key) for v in value]
-    if value is not None and is_secret_key(key):
-        return MASK
-    if isinstance(value, SecretStr):
-        return MASK
-    if isinstance(value, str):
-        return mask_text(value)
-    return value
-
-
-def import_dotted(path: str) -> Any:
-    """Import `package.module.Attr`; a clear ValueError (for pydantic) when it fails."""
-    module_name, _, attr = path.rpartition(".")
-    if not module_name:
-        raise ValueError(f"'{path}' is not a dotted path (e.g. river.linear_model.LogisticRegression)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module '{module_name}' ({exc})") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        names = [n for n in dir(module) if not n.startswith("_")]
-        close = difflib.get_close_matches(attr, names, n=1)
-        extra = f"; did you mean {module_name}.{close[0]}?" if close else ""
-        raise ValueError(f"module '{module_name}' has no '{attr}'{extra}") from None
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
