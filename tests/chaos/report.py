@@ -39,8 +39,13 @@ def _order(key: str) -> tuple[int, int]:
     return (ORDER.index(scenario) if scenario in ORDER else len(ORDER), int(events or 0))
 
 
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "**NO**"
+def _yes(ok: bool | None) -> str:
+    """None: the scenario does not check it (e.g. no I4 sampler under at_least_once)."""
+    return "–" if ok is None else ("yes" if ok else "**NO**")
+
+
+def _i4(r: dict[str, Any]) -> str:
+    return f"{r['i4_samples']} ({r['i4_violations']})" if "i4_samples" in r else "–"
 
 
 def fault_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -54,8 +59,8 @@ def fault_table(rows: dict[str, dict[str, Any]]) -> str:
             times += " (" + ", ".join(f"{k} {v}" for k, v in fired.items()) + ")"
         elif "bursts" in r:
             times += f" ({r['bursts']} in bursts)"
-        out.append(f"| {r['fault']} | {times} | {r['events']} | {r['predictions']} | {r['dead_letters']} | {r['lost']} | "
-                   f"{r['duplicated']} | {_yes(r['order_ok'])} | {_yes(r['model_equal'])} | {r['i4_samples']} ({r['i4_violations']}) |")
+        out.append(f"| {r['fault']} | {times} | {r['events']} | {r['predictions']} | {r.get('dead_letters', '–')} | {r['lost']} | "
+                   f"{r['duplicated']} | {_yes(r.get('order_ok'))} | {_yes(r.get('model_equal'))} | {_i4(r)} |")
     return "\n".join(out)
 
 
