@@ -121,11 +121,7 @@ engine. After each scenario's graceful stop it reads, with its own consumers:
 
 Runs finished {ts}; `CHAOS_EVENTS` = {events} (the "events processed"
 column is the input size of each row; a scenario run at both sizes has a row for each).
-The 4000-event rows of the committed page come from the fresh-clone `make test`
-(CI command) run of the final code; the 50000-event rows come from the command
-below, on the same engine code (before two changes to the fault injection only:
-`mid_checkpoint` split into forked-child and inline variants, and the crash-point
-generator reseeded after fork).
+Which run and commit produced the rows is stamped at the top of this page.
 
 {faults}
 
@@ -219,7 +215,7 @@ of `streamlearn status --json` and `streamlearn config`.
 ```
 make test-chaos                        # CI size (CHAOS_EVENTS=4000 per scenario)
 CHAOS_EVENTS=50000 make test-chaos     # the large run
-# the 50000-event rows above: the kill, crash and baseline scenarios, input spread over 60 s
+# a large run of the kill, crash and baseline scenarios, input spread over 60 s
 CHAOS_EVENTS=50000 CHAOS_PRODUCE_S=60 .venv/bin/python -m pytest tests/chaos/test_kills.py tests/chaos/test_baseline.py \
     -k "worker_kills or driver_sigkill or mid_checkpoint or after_produce or fault_free"
 .venv/bin/python -m tests.chaos.report --write docs/reliability.md
