@@ -106,6 +106,25 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+#: Per-partition series read straight from a status row: metric family → status field.
+_ROW_FIELDS = {
+    "events": "events",
+    "events_per_second": "events_per_s",
+    "lag_events": "lag",
+    "committed_offset": "committed_offset",
+    "checkpoint_age_seconds": "checkpoint_age_s",
+    "checkpoint_size_bytes": "checkpoint_bytes",
+    "checkpoint_offset": "checkpoint_offset",
+    "recoveries": "recoveries",
+    "checkpoints_refused": "checkpoints_refused",
+    "checkpoint_child_timeouts": "checkpoint_child_timeouts",
+    "dlq": "dlq",
+    "epoch": "epoch",
+    "published_version": "published_version",
+    "served_version": "served_version",
+}
+
+
 def families(status: Status | None, app: str) -> list[Metric]:
     """Prometheus metric families from one status dict (None: the read failed)."""
 
@@ -146,21 +165,9 @@ def families(status: Status | None, app: str) -> list[Metric]:
             if v is not None:
                 out[name].add_metric(row_labels, v)
 
-        put("events", row.get("events"))
-        put("events_per_second", row.get("events_per_s"))
-        put("lag_events", row.get("lag"))
-        put("committed_offset", row.get("committed_offset"))
-        put("checkpoint_age_seconds", row.get("checkpoint_age_s"))
-        put("checkpoint_size_bytes", row.get("checkpoint_bytes"))
-        put("checkpoint_offset", row.get("checkpoint_offset"))
-        put("recoveries", row.get("recoveries"))
-        put("checkpoints_refused", row.get("checkpoints_refused"))
-        put("checkpoint_child_timeouts", row.get("checkpoint_child_timeouts"))
-        put("dlq", row.get("dlq"))
-        put("epoch", row.get("epoch"))
+        for family, field in _ROW_FIELDS.items():
+            put(family, row.get(field))
         put("partition_running", 1.0 if row.get("phase") == "running" else 0.0)
-        put("published_version", row.get("published_version"))
-        put("served_version", row.get("served_version"))
         for reason, n in (row.get("publish_refused") or {}).items():
             put("publish_refused", n, [*labels, reason])
         metric = row.get("metric") or {}
