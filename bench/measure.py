@@ -9,6 +9,7 @@ on a loaded machine can be told from a quiet one in the data itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,10 +73,8 @@ class Bench:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         # Ray's raylet/gcs of a local cluster go with their driver; reap any straggler of this run's session.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def save(self, rec: dict[str, Any]) -> dict[str, Any]:
         self.raw.append(rec)
@@ -166,6 +165,11 @@ class Bench:
         spec, proc, reader, sampler, events = self._start_warm(spec)
         want = WARM_N
         by_rate: list[dict[str, Any]] = []
+        if reader.count < WARM_N:  # never answered (died at start-up, e.g. Ray's node start timing out on a busy machine)
+            log(f"{label} run {run}: no answer to the warm-up events (exit code {proc.poll()}); no latency measured")
+            self._stop(spec, proc, reader, sampler)
+            return self.save({"label": label, "kind": "latency", "run": run, "spec": self._public(spec), "failed": "no answer to warm-up",
+                              "exit_code": proc.poll(), "rates": [], "loadavg_before": load0, "loadavg_after": provenance.loadavg()})
         for rate in p.rates:
             paced = common.PacedProducer(self.svc.bootstrap, spec["input_topic"], events, rate=rate, duration_s=p.latency_s)
             paced.start()
@@ -197,6 +201,11 @@ class Bench:
         p = self.plan
         load0 = provenance.loadavg()
         spec, proc, reader, sampler, events = self._start_warm(spec)
+        if reader.count < WARM_N:
+            log(f"{label}: no answer to the warm-up events (exit code {proc.poll()}); no recovery measured")
+            self._stop(spec, proc, reader, sampler)
+            return self.save({"label": label, "kind": "recovery", "run": run, "spec": self._public(spec), "failed": "no answer to warm-up",
+                              "kills": [], "loadavg_before": load0, "loadavg_after": provenance.loadavg()})
         duration = 3.0 + p.kills * p.kill_every_s
         paced = common.PacedProducer(self.svc.bootstrap, spec["input_topic"], events, rate=p.recovery_rate, duration_s=duration)
         paced.start()

@@ -24,6 +24,7 @@ split between sharers: the fair figure), plus the largest single process.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -153,7 +154,7 @@ class TreeSampler:
         rss_total = 0.0
         for pid, (ppid, _sid, own, child) in seen.items():
             p = self.procs.get(pid)
-            if p is None or p.ppid != ppid and not p.alive:
+            if p is None or (p.ppid != ppid and not p.alive):
                 p = self.procs[pid] = _Proc(ppid, _cmd(pid))
             p.alive, p.own_s, p.child_last_s = True, own, child
             rss = _rss_mb(pid)
@@ -214,7 +215,7 @@ class TreeSampler:
 def _at(series: list[tuple[float, float]], t: float) -> float:
     if t <= series[0][0]:
         return series[0][1]
-    for (ta, ca), (tb, cb) in zip(series, series[1:], strict=False):
+    for (ta, ca), (tb, cb) in itertools.pairwise(series):
         if ta <= t <= tb:
             return ca + (cb - ca) * ((t - ta) / (tb - ta) if tb > ta else 0.0)
     return series[-1][1]
