@@ -180,8 +180,11 @@ class Bench:
             lats = [arr * 1000.0 - ts for arr, ts, _p in reader.samples if t0 * 1000.0 <= ts < t1 * 1000.0]
             cpu = sampler.cpu_between(t0, t1)
             achieved = paced.sent / p.latency_s
+            # Per event answered in the window (a system that falls behind answers fewer than were offered).
+            answered = sum(n for arr, n in reader.batches if t0 <= arr < t1)
             row = {"offered_eps": rate, "achieved_offered_eps": round(achieved, 1), "sent": paced.sent, "drained": drained,
-                   "cpu_s_per_1k_events": round(1000.0 * cpu / (achieved * (t1 - t0)), 4) if cpu is not None and achieved else None,
+                   "answered_in_window": answered,
+                   "cpu_s_per_1k_events": round(1000.0 * cpu / answered, 4) if cpu is not None and answered else None,
                    **latency_stats(lats)}
             by_rate.append(row)
             log(f"{label} run {run} @ {rate:.0f} ev/s: p50={row['latency_p50_ms']} p95={row['latency_p95_ms']} "
