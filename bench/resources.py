@@ -157,6 +157,8 @@ class TreeSampler:
             if p is None or (p.ppid != ppid and not p.alive):
                 p = self.procs[pid] = _Proc(ppid, _cmd(pid))
             p.alive, p.own_s, p.child_last_s = True, own, child
+            if not p.cmd.startswith("ray::"):  # Ray sets a worker's title (ray::PartitionWorker...) after it starts
+                p.cmd = _cmd(pid)
             rss = _rss_mb(pid)
             p.peak_rss_mb = max(p.peak_rss_mb, rss)
             rss_total += rss
