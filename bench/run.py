@@ -261,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from bench import plots
 
-        plots.render(summary, b.raw, ROOT / "docs" / "img")
+        # The docs' plots only from the docs' summary; a run written elsewhere gets its plots beside it.
+        img = ROOT / "docs" / "img" if Path(args.out).resolve() == (RESULTS / "summary.json").resolve() else Path(args.out).parent / "img"
+        plots.render(summary, b.raw, img)
     except Exception as exc:  # plots are a convenience; the JSON is the result
         log(f"plots failed: {exc}")
     return 0
