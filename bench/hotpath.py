@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="also write bench/results/raw/hotpath-<time>.json (rendered in docs)")
     args = ap.parse_args()
     if args.profile:
         from pyinstrument import Profiler
@@ -119,6 +119,9 @@ def main() -> None:
         prof.stop()
         print(prof.output_text(unicode=False, color=False, show_all=False))
         return
+    from bench import provenance
+
+    load0 = provenance.loadavg()
     # Interleaved (engine, io loop, model, engine, ...) so a slow phase of the machine hits all three alike.
     eng_r, io_r, lim_r = [], [], []
     for _ in range(args.repeat):
@@ -131,6 +134,18 @@ def main() -> None:
            "overhead_us_per_event": round(1e6 / eng - 1e6 / lim, 2), "engine_minus_io_loop_us_per_event": round(1e6 / eng - 1e6 / io, 2),
            "checkpoint": checkpoint_cost(args.model, min(args.n, 20_000))}
     print(orjson.dumps(res).decode())
+    if args.json:
+        from pathlib import Path
+
+        from bench import provenance
+
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        rec = {"label": "hotpath", "kind": "hotpath", "run": stamp, "repeat": args.repeat, "git": provenance.code_version(),
+               "loadavg_before": load0, "loadavg_after": provenance.loadavg(),
+               "runs": {"engine": eng_r, "io_loop": io_r, "model_only": lim_r}, **res}
+        out = Path(__file__).resolve().parent / "results" / "raw" / f"hotpath-{stamp}.json"
+        out.write_bytes(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -229,7 +229,9 @@ class Bench:
         k.join()
         self._wait_drained(reader, WARM_N + paced.sent, 30.0)
         self._stop(spec, proc, reader, sampler)
+        # A kill that found no worker running partitions killed nothing: it is listed, not measured.
         per_kill = [self._one_recovery(reader.samples, at, pids, kills[i + 1][0] if i + 1 < len(kills) else None)
+                    if pids else {"killed_pids": [], "recovery_s": None, "first_output_after_kill_s": None, "note": "no worker to kill"}
                     for i, (at, pids) in enumerate(kills)]
         for i, r in enumerate(per_kill):
             log(f"{label} kill {i}: recovery {r['recovery_s']} s, first output after {r['first_output_after_kill_s']} s")

@@ -90,6 +90,9 @@ def method(summary: dict[str, Any]) -> str:
         "Coordinator, workers, standby, forked checkpoint children), sampled from `/proc` (`bench/resources.py`):",
         "CPU-seconds per 1k events over the measured window, and the peak of the summed PSS (shared pages split",
         "between processes) and of the summed RSS (shared pages counted per process: an upper bound).",
+        "* **run lengths**: chosen so that the full run (every system, the grid, the kills, the variants) takes about half",
+        "an hour on this 2-vCPU machine, about six minutes less with `--no-variants`; `bench.run` prints its estimate before",
+        "it starts (`--estimate` prints only that). Run it on a quiet machine: the provenance table shows how quiet it was.",
     ])
 
 
@@ -214,8 +217,23 @@ def targets(summary: dict[str, Any], d: dict[str, Any]) -> str:
 
 
 def hotpath_section(raws: list[dict[str, Any]]) -> str:
+    hp = [r for r in raws if r.get("kind") == "hotpath" and "io_loop_eps" in r]
+    rows = ["## Hot path, in-process: the engine against a guarantee-free loop", "",
+            "`python -m bench.hotpath --json`: no broker, no Ray. `engine` is `streamlearn.model.step.process` (decode with",
+            "validation → predict → encode → learn → prequential metric → emit) over in-memory records; `io loop` is",
+            "`io_baseline`'s per-event work (orjson decode → the same model → orjson encode); `model only` is the model over",
+            "pre-decoded dicts. CPU time, the three interleaved, median of the repeats.", ""]
+    if hp:
+        rows += ["| file | load average before / after | model only ev/s | io loop ev/s | engine ev/s | engine / io loop | engine minus io loop, µs per event |",
+                 "|---|---|---:|---:|---:|---:|---:|"]
+        for r in hp:
+            rows.append(f"| `{r['_file']}` | {', '.join(fmt(x, 2) for x in r.get('loadavg_before') or [])} / "
+                        f"{', '.join(fmt(x, 2) for x in r.get('loadavg_after') or [])} | {fmt(r['model_only_eps'])} | {fmt(r['io_loop_eps'])} | "
+                        f"{fmt(r['engine_eps'])} | {fmt(r['engine_over_io_loop'], 3)} | {fmt(r['engine_minus_io_loop_us_per_event'], 2)} |")
+    else:
+        rows.append(NOT_MEASURED + ".")
     ab = [r for r in raws if r.get("kind") == "hotpath_ab"]
-    rows = ["## Hot path, in-process, before/after", "",
+    rows += ["", "### Before/after of a hot-path change", "",
             "`python -m bench.ab_hotpath OLD_DIR --json`: the engine's per-event step (decode → predict → encode → learn →",
             "emit) over the same in-memory records, old and new code alternating in one process, CPU time, median of the",
             "rounds; `model only` is the same model over pre-decoded dicts.", ""]
