@@ -109,8 +109,12 @@ class Bench:
         t0 = time.time()
         proc = self.spawn(spec)
         sampler = TreeSampler(proc.pid).start()
+        # The broker and Redis work for the system too (transactions, checkpoints): their CPU in the same window.
+        services = [TreeSampler(pid, pss_every=1_000_000).start() for pid in self.svc.pids()]
         finished = reader.done.wait(self.run_timeout)
         sampler.stop()
+        for s in services:
+            s.stop()
         exited = proc.poll()
         self.finish(proc)
         reader.stop_flag.set()
@@ -118,6 +122,10 @@ class Bench:
         res = reader.throughput(n)
         window = (reader.batches[0][0], reader.batches[0][0] + res["duration_s"]) if reader.batches else None
         resources = sampler.result(events=n, window=window)
+        svc_cpu = [s.cpu_between(*window) for s in services] if window else []
+        if services and all(c is not None for c in svc_cpu):
+            resources["services_cpu_s_window"] = round(sum(c for c in svc_cpu if c is not None), 3)
+            resources["services_cpu_s_per_1k_events"] = round(1000.0 * resources["services_cpu_s_window"] / n, 4)
         rec = {"label": label, "kind": "throughput", "run": run, "spec": self._public(spec), "events": n,
                "complete": finished, "predictions": reader.count, "exited_early": exited,
                "startup_s": (reader.batches[0][0] - t0) if reader.batches else None,

@@ -97,6 +97,7 @@ def throughput_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
                          "latency_p50_ms": None, "latency_p99_ms": None, "recovery_s": None,
                          "peak_rss_mb": median([r.get("peak_rss_mb") or (r.get("resources") or {}).get("peak_rss_total_mb") for r in runs]),
                          "cpu_s_per_1k_events": median([x.get("cpu_s_per_1k_events") for x in res]),
+                         "services_cpu_s_per_1k_events": median([x.get("services_cpu_s_per_1k_events") for x in res]),
                          "peak_rss_total_mb": median([x.get("peak_rss_total_mb") for x in res]),
                          "peak_pss_total_mb": median([x.get("peak_pss_total_mb") for x in res]),
                          "processes": median([x.get("processes") for x in res])}
