@@ -41,9 +41,11 @@ demo: setup
 demo-labels: setup
 	$(PY) -m streamlearn.tools.demo_labels
 
+## The full run (bench.run prints its estimated duration first), then docs/benchmarks.md and plots from the data.
 bench: setup
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench.run
+	$(PY) -m bench.report --write --plots
 
 bench-quick: setup
 	$(PY) -m pip install -q -e ".[bench]"

@@ -12,8 +12,11 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from bench import hotpath
+import orjson
+
+from bench import hotpath, provenance
 from streamlearn.model import codec, step
 
 
@@ -38,7 +41,9 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", default="logreg")
+    ap.add_argument("--json", action="store_true", help="also write bench/results/raw/hotpath-ab-<time>.json (rendered in docs)")
     args = ap.parse_args()
+    load0 = provenance.loadavg()
     sys.path.insert(0, args.old_dir)
     import codec_old  # type: ignore[import-not-found]
     import partition_old  # type: ignore[import-not-found]
@@ -53,6 +58,17 @@ def main() -> None:
     print(f"model only : {m:9.0f} ev/s ({1e6 / m:.1f} us/event)")
     print(f"before     : {o:9.0f} ev/s  overhead {1e6 / o - 1e6 / m:5.1f} us/event  ratio {o / m:.3f}")
     print(f"after      : {nw:9.0f} ev/s  overhead {1e6 / nw - 1e6 / m:5.1f} us/event  ratio {nw / m:.3f}")
+    load1 = provenance.loadavg()
+    print(f"load average before {load0} after {load1}")
+    if args.json:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        rec = {"label": "hotpath", "kind": "hotpath_ab", "run": stamp, "model": args.model, "n": args.n, "rounds": args.rounds,
+               "git": provenance.code_version(), "old_dir": args.old_dir, "loadavg_before": load0, "loadavg_after": load1,
+               "model_only_eps": m, "before_eps": o, "after_eps": nw, "before_overhead_us": 1e6 / o - 1e6 / m,
+               "after_overhead_us": 1e6 / nw - 1e6 / m, "runs": {"model_only": lim, "before": old, "after": new}}
+        out = Path(__file__).resolve().parent / "results" / "raw" / f"hotpath-ab-{stamp}.json"
+        out.write_bytes(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ class Services:
     redis_url: str
     owned: list[Any] = field(default_factory=list)
 
+    def pids(self) -> list[int]:
+        """The private broker's and Redis's processes (none when reusing someone else's services)."""
+        return [pid for svc in self.owned if isinstance(pid := getattr(svc, "pid", None), int)]
+
     def stop(self) -> None:
         for svc in self.owned:
             with contextlib.suppress(Exception):  # best effort at exit

@@ -15,6 +15,8 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     systems = {k: v for k, v in summary["systems"].items() if v.get("throughput_eps")}
+    if not systems:
+        return files
 
     names = list(systems)
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -30,17 +32,21 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
     fig.savefig(files[-1], dpi=90)
     plt.close(fig)
 
-    lat = [n for n in names if systems[n].get("latency_p99_ms") is not None]
-    if lat:
+    grid = {n: v["latency"] for n, v in summary["systems"].items() if v.get("latency")}
+    if grid:
         fig, ax = plt.subplots(figsize=(9, 4))
-        xs = range(len(lat))
-        ax.bar([x - 0.2 for x in xs], [systems[n]["latency_p50_ms"] for n in lat], width=0.4, label="p50")
-        ax.bar([x + 0.2 for x in xs], [systems[n]["latency_p99_ms"] for n in lat], width=0.4, label="p99")
+        for n, g in grid.items():
+            pts = [(float(r), d["p99"]["median"], d["p99"]["min"], d["p99"]["max"]) for r, d in g.items() if d["p99"]["median"] is not None]
+            if pts:
+                xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+                err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=n)
         ax.axhline(250, color="red", linestyle="--", linewidth=1, label="p99 target 250 ms")
-        ax.set_xticks(list(xs), lat, rotation=30)
-        ax.set_ylabel("ms, produce → visible to read_committed")
-        ax.set_title("End-to-end latency at half of each system's own maximum")
-        ax.legend()
+        ax.set_xlabel("offered events/s (the same for every system)")
+        ax.set_ylabel("p99 ms (median of runs; bars: min–max)")
+        ax.set_yscale("log")
+        ax.set_title("End-to-end latency, produce → visible to read_committed")
+        ax.legend(fontsize=7)
         fig.tight_layout()
         files.append(out / "bench_latency.png")
         fig.savefig(files[-1], dpi=90)
@@ -60,19 +66,22 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
         fig.savefig(files[-1], dpi=90)
         plt.close(fig)
 
-    rec = [r for r in raw if r.get("kind") == "recovery" and r.get("timeline")]
+    # One line per kill: the new files hold a timeline per kill, the old ones one per file.
+    rec = [(f"{r['label']} kill {i}", k["timeline"]) for r in raw if r.get("kind") == "recovery"
+           for i, k in enumerate(r.get("kills") or []) if k.get("timeline")]
+    rec += [(r["label"], r["timeline"]) for r in raw if r.get("kind") == "recovery" and r.get("timeline")]
     if rec:
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        for r in rec:
-            got = {round(t * 10): c for t, c in r["timeline"]}
+        for label, timeline in rec:
+            got = {round(t * 10): c for t, c in timeline}
             lo, hi = min(got), max(got)
             xs = [b / 10.0 for b in range(lo, hi + 1)]
-            ax.step(xs, [got.get(b, 0) * 40 for b in range(lo, hi + 1)], where="post", label=r["label"])
+            ax.step(xs, [got.get(b, 0) * 40 for b in range(lo, hi + 1)], where="post", label=label, linewidth=0.8)
         ax.axvline(0, color="red", linestyle="--", linewidth=1, label="SIGKILL")
         ax.set_xlabel("seconds since SIGKILL of a worker")
         ax.set_ylabel("predictions/s (100 ms buckets, from a 1-in-4 sample)")
         ax.set_title("Recovery: committed predictions around a worker kill")
-        ax.legend()
+        ax.legend(fontsize=6)
         fig.tight_layout()
         files.append(out / "bench_recovery.png")
         fig.savefig(files[-1], dpi=90)

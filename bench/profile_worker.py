@@ -32,7 +32,8 @@ def main() -> None:
     cfg = AppConfig.model_validate({
         "app": app, "kafka": {"bootstrap": args.bootstrap, "input_topic": t_in, "output_topic": t_out, "dlq_topic": t_out + "-dlq"},
         "redis": {"url": args.redis_url}, "model": models.streamlearn_model_config(args.model, False),
-        "processing": {"guarantee": args.guarantee, "workers": 1, "commit_interval_ms": args.commit_interval_ms}, "metrics": {"port": None}})
+        "processing": {"guarantee": args.guarantee, "workers": 1, "commit_interval_ms": args.commit_interval_ms}, "metrics": {"port": None},
+        "checkpoint": {"allow_dev_key": True}})
     common.create_topics(args.bootstrap, [t_out + "-dlq"])
     w = PartitionWorker(cfg.to_wire(), "prof-w")
     reader = common.OutputReader(args.bootstrap, t_out, expected=args.n)

@@ -12,11 +12,7 @@ Never part of the test suite: nothing here asserts a duration.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,179 +21,13 @@ from typing import Any
 
 import orjson
 
-from bench import common
-from connectors.proctree import descendants_matching
+from bench import common, provenance
+from bench.measure import Bench, log
+from bench.plan import Plan, estimate_s
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class Bench:
-    def __init__(self, args: argparse.Namespace, svc: common.Services, tmp: Path) -> None:
-        self.args, self.svc, self.tmp = args, svc, tmp
-        self.n = args.events
-        self.inputs: dict[bool, str] = {}
-        self.raw: list[dict[str, Any]] = []
-
-    # ---- helpers ---------------------------------------------------------------------------------
-    def input_topic(self, categorical: bool) -> str:
-        if categorical not in self.inputs:
-            t = common.uid("bench-in-cat" if categorical else "bench-in")
-            common.create_topics(self.svc.bootstrap, [t])
-            common.produce_backlog(self.svc.bootstrap, t, common.dataset(self.n, 5 if categorical else 0))
-            self.inputs[categorical] = t
-            log(f"produced {self.n} events to {t}")
-        return self.inputs[categorical]
-
-    def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLEARN_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), PYTHONWARNINGS="ignore")
-        logf = open(self.tmp / f"{spec['app']}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        return subprocess.Popen([sys.executable, "-m", "bench.sysproc", orjson.dumps(spec).decode()], cwd=ROOT, env=env,
-                                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def worker_pids(self, proc: subprocess.Popen[bytes], system: str) -> list[int]:
-        if system == "streamlearn":
-            return descendants_matching(proc.pid, "PartitionWorker")
-        return [proc.pid]
-
-    def finish(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(90)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        # Ray's raylet/gcs of a local cluster go with their driver; reap any straggler of this run's group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def base_spec(self, system: str, guarantee: str = "exactly_once", workers: int = 1, model: str = "logreg",
-                  categorical: bool = False, commit_interval_ms: int = 100, **extra: Any) -> dict[str, Any]:
-        app = common.uid(f"b-{system}")
-        return {"system": system, "app": app, "bootstrap": self.svc.bootstrap, "redis_url": self.svc.redis_url,
-                "guarantee": guarantee, "workers": workers, "model": model, "categorical": categorical,
-                "commit_interval_ms": commit_interval_ms, "state_dir": str(self.tmp / app), **extra}
-
-    def save(self, rec: dict[str, Any]) -> dict[str, Any]:
-        self.raw.append(rec)
-        RAW.mkdir(parents=True, exist_ok=True)
-        (RAW / f"{rec['label']}-{rec['kind']}-{rec['run']}.json").write_bytes(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
-        return rec
-
-    # ---- measurements ------------------------------------------------------------------------------
-    def model_limit(self, label: str, model: str, categorical: bool, run: int) -> dict[str, Any]:
-        spec = {"system": "model_limit", "n": self.n, "model": model, "categorical": categorical}
-        out = subprocess.run([sys.executable, "-m", "bench.sysproc", orjson.dumps(spec).decode()], cwd=ROOT, capture_output=True,
-                             check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        res = orjson.loads(out.stdout.strip().splitlines()[-1])
-        log(f"{label} run {run}: {res['throughput_eps']:.0f} ev/s (no I/O) rss={res['peak_rss_mb']:.0f}")
-        return self.save({"label": label, "kind": "throughput", "run": run, "model": model, "categorical": categorical, **res})
-
-    def throughput(self, label: str, spec: dict[str, Any], run: int) -> dict[str, Any]:
-        topic_in = self.input_topic(spec["categorical"])
-        topic_out = common.uid("bench-out")
-        common.create_topics(self.svc.bootstrap, [topic_out])
-        spec = {**spec, "input_topic": topic_in, "output_topic": topic_out}
-        reader = common.OutputReader(self.svc.bootstrap, topic_out, expected=self.n)
-        reader.start()
-        reader.ready.wait(30)
-        t0 = time.time()
-        proc = self.spawn(spec)
-        timeout = self.args.run_timeout
-        finished = reader.done.wait(timeout)
-        rss = [common.peak_rss_mb(p) for p in self.worker_pids(proc, spec["system"])]
-        exited = proc.poll()
-        self.finish(proc)
-        reader.stop_flag.set()
-        reader.join(10)
-        res = reader.throughput(self.n)
-        rec = {"label": label, "kind": "throughput", "run": run, "spec": {k: v for k, v in spec.items() if k not in ("redis_url",)},
-               "complete": finished, "predictions": reader.count, "exited_early": exited,
-               "startup_s": (reader.batches[0][0] - t0) if reader.batches else None,
-               "peak_rss_mb": max((r for r in rss if r is not None), default=None), "worker_rss_mb": rss, **res}
-        log(f"{label} run {run}: {res['throughput_eps']:.0f} ev/s ({reader.count}/{self.n}, complete={finished}) rss={rec['peak_rss_mb']}")
-        common.delete_topics(self.svc.bootstrap, [topic_out])
-        return self.save(rec)
-
-    def latency(self, label: str, spec: dict[str, Any], rate: float, kill_after_s: float | None = None) -> dict[str, Any]:
-        """Offered load `rate` for args.latency_s; optionally SIGKILL a worker part way (recovery)."""
-        topic_in, topic_out = common.uid("bench-lat-in"), common.uid("bench-lat-out")
-        common.create_topics(self.svc.bootstrap, [topic_in, topic_out])
-        events = common.dataset(min(self.n, 50_000), 5 if spec["categorical"] else 0)
-        spec = {**spec, "input_topic": topic_in, "output_topic": topic_out}
-        reader = common.OutputReader(self.svc.bootstrap, topic_out, latency=True)
-        reader.start()
-        reader.ready.wait(30)
-        proc = self.spawn(spec)
-        # Warm-up: wait until the system answers, so start-up time is not counted as latency.
-        warm_n = 40
-        common.produce_backlog(self.svc.bootstrap, topic_in, events[:warm_n])
-        deadline = time.monotonic() + self.args.run_timeout
-        while reader.count < warm_n and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        paced = common.PacedProducer(self.svc.bootstrap, topic_in, events, rate=rate, duration_s=self.args.latency_s)
-        paced.start()
-        time.sleep(0.5)
-        kill_at = None
-        killed: list[int] = []
-        if kill_after_s is not None:
-            time.sleep(kill_after_s)
-            # A worker that owns partitions (its process title names the running `run` task), not an idle standby.
-            killed = descendants_matching(proc.pid, "PartitionWorker.run")[:1]
-            kill_at = time.time()
-            for p in killed:
-                os.kill(p, signal.SIGKILL)
-        paced.join()
-        # let the tail drain
-        want = warm_n + paced.sent
-        deadline = time.monotonic() + 60
-        while reader.count < want and time.monotonic() < deadline:
-            time.sleep(0.1)
-        rss = [common.peak_rss_mb(p) for p in self.worker_pids(proc, spec["system"])]
-        self.finish(proc)
-        reader.stop_flag.set()
-        reader.join(10)
-        start_ms = (paced.started_at + self.args.warmup_s) * 1000.0
-        lats = [arr * 1000.0 - ts for arr, ts, _p in reader.samples if ts >= start_ms and (kill_at is None)]
-        rec: dict[str, Any] = {"label": label, "kind": "recovery" if kill_at else "latency", "run": 0,
-                               "spec": {k: v for k, v in spec.items() if k != "redis_url"}, "offered_eps": rate,
-                               "sent": paced.sent, "received": reader.count, "samples": len(lats),
-                               "latency_p50_ms": common.percentile(lats, 50), "latency_p99_ms": common.percentile(lats, 99),
-                               "latency_max_ms": max(lats) if lats else None,
-                               "peak_rss_mb": max((r for r in rss if r is not None), default=None)}
-        if kill_at is not None:
-            # Recovery, per output partition (= input partition): from the SIGKILL until a prediction
-            # arrives for an event produced after it; the slowest partition (the killed worker's) counts.
-            per_part: dict[int, float] = {}
-            for arr, ts, part in reader.samples:
-                if ts >= kill_at * 1000.0:
-                    per_part[part] = min(per_part.get(part, arr), arr)
-            any_after = [arr for arr, _ts, _p in reader.samples if arr > kill_at + 0.1]
-            rec.update({"killed_pids": killed,
-                        "recovery_s": (max(per_part.values()) - kill_at) if len(per_part) == common.PARTITIONS else None,
-                        "recovery_per_partition_s": {str(p): round(t - kill_at, 3) for p, t in sorted(per_part.items())},
-                        "first_output_after_kill_s": (min(any_after) - kill_at) if any_after else None,
-                        "timeline": self._timeline(reader.samples, kill_at)})
-            log(f"{label} recovery: {rec['recovery_s']}s (first output after kill {rec['first_output_after_kill_s']}s)")
-        else:
-            log(f"{label} latency @ {rate:.0f} ev/s: p50={rec['latency_p50_ms']} p99={rec['latency_p99_ms']} ms ({len(lats)} samples)")
-        common.delete_topics(self.svc.bootstrap, [topic_in, topic_out])
-        return self.save(rec)
-
-    @staticmethod
-    def _timeline(samples: list[tuple[float, float, int]], t0: float) -> list[list[float]]:
-        """Sampled predictions (every 4th) per 100 ms bucket relative to the kill (small: for the recovery plot)."""
-        buckets: dict[int, int] = {}
-        for arr, _ts, _p in samples:
-            b = int((arr - t0) * 10)
-            buckets[b] = buckets.get(b, 0) + 1
-        return [[b / 10.0, c] for b, c in sorted(buckets.items()) if -50 <= b <= 300]
 
 
 SYSTEMS: dict[str, dict[str, Any]] = {
@@ -207,46 +37,196 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "streamlearn_alo_1w": {"system": "streamlearn", "guarantee": "at_least_once", "workers": 1},
     "streamlearn_eos_inproc": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 1, "in_process": True},
     "quixstreams_eos": {"system": "quixstreams", "guarantee": "exactly_once"},
+    "quixstreams_eos_state": {"system": "quixstreams", "guarantee": "exactly_once", "state": True},
     "quixstreams_alo": {"system": "quixstreams", "guarantee": "at_least_once"},
     "bytewax": {"system": "bytewax", "guarantee": "at_least_once"},
+    "bytewax_snap5s": {"system": "bytewax", "guarantee": "at_least_once", "epoch_s": 5.0},
 }
 
+# What each system guarantees and how it is configured: stored in summary.json, rendered beside its numbers.
+GUARANTEES: dict[str, dict[str, str]] = {
+    "model_limit": {"guarantee": "none (no I/O)", "settings": "pre-decoded events, 4 models, one process, no Kafka"},
+    "io_baseline": {"guarantee": "none (auto-commit)", "settings": "confluent-kafka consume → orjson → model → produce; no transactions, no checkpoints"},
+    "streamlearn_eos_1w": {"guarantee": "exactly-once, model state included", "settings": "1 worker + 1 standby, commit_interval_ms 100, max_batch 5000, checkpoint every 10,000 events / 5 s (forked child)"},
+    "streamlearn_eos_2w": {"guarantee": "exactly-once, model state included", "settings": "2 workers + 1 standby, otherwise as eos_1w"},
+    "streamlearn_alo_1w": {"guarantee": "at-least-once, model state included", "settings": "1 worker + 1 standby, offsets in Redis after flush, checkpoints as eos_1w"},
+    "quixstreams_eos": {"guarantee": "exactly-once offsets and outputs; models NOT persisted", "settings": "processing_guarantee exactly-once, commit_interval 0.1 s, models in a dict, no state store, no changelog"},
+    "quixstreams_eos_state": {"guarantee": "exactly-once, model state included", "settings": "processing_guarantee exactly-once, commit_interval 0.1 s, each partition's model pickled into the RocksDB state store after every event, changelog topic on"},
+    "quixstreams_alo": {"guarantee": "at-least-once; models NOT persisted", "settings": "processing_guarantee at-least-once, commit_interval 0.1 s, models in a dict"},
+    "bytewax": {"guarantee": "at-least-once (Kafka sink not transactional), model state snapshotted", "settings": "stateful_map keyed by partition, SQLite recovery snapshot every 0.1 s epoch"},
+    "bytewax_snap5s": {"guarantee": "at-least-once (Kafka sink not transactional), model state snapshotted", "settings": "as bytewax, snapshot every 5 s epoch (streamlearn's checkpoint_every_s)"},
+}
 
 # Run only when named in --systems: the same worker loop without Ray, to tell Ray's cost from the loop's.
 DIAGNOSTIC = {"streamlearn_eos_inproc"}
+QUICK_SYSTEMS = ["model_limit", "io_baseline", "streamlearn_eos_1w", "quixstreams_eos", "quixstreams_eos_state", "bytewax_snap5s"]
+KINDS = {name: ("io_baseline" if s["system"] == "io_baseline" else s["system"]) for name, s in SYSTEMS.items()}
 
 
-def median(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
+def median(xs: list[float | None]) -> float | None:
+    ys = [x for x in xs if x is not None]
+    return statistics.median(ys) if ys else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def spread(xs: list[float | None]) -> dict[str, float | None]:
+    ys = [x for x in xs if x is not None]
+    return {"median": median(ys), "min": min(ys) if ys else None, "max": max(ys) if ys else None, "n": len(ys)}
+
+
+def base_spec(b: Bench, name: str, **extra: Any) -> dict[str, Any]:
+    spec = {"guarantee": "exactly_once", "workers": 1, "model": "logreg", "categorical": False, "commit_interval_ms": 100,
+            **SYSTEMS[name], **extra}
+    app = common.uid(f"b-{name}")
+    return {**spec, "app": app, "bootstrap": b.svc.bootstrap, "redis_url": b.svc.redis_url, "state_dir": str(b.tmp / app)}
+
+
+def throughput_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
+    """Median of runs; rounds interleave the systems (A B C, A B C, ...) so a slow phase of the VM spreads over all."""
+    by: dict[str, list[dict[str, Any]]] = {name: [] for name in plan.systems}
+    for r in range(plan.runs):
+        for name in plan.systems:
+            if name == "model_limit":
+                by[name].append(b.model_limit(name, "logreg", False, r, plan.events))
+            else:
+                by[name].append(b.throughput(name, base_spec(b, name), r, plan.events))
+    for name, runs in by.items():
+        ok = [r for r in runs if r.get("complete", True)]
+        res = [r.get("resources") or {} for r in ok]
+        systems[name] = {**GUARANTEES.get(name, {}), "throughput_eps": median([r["throughput_eps"] for r in ok]),
+                         "runs": [round(r["throughput_eps"], 1) for r in runs], "complete_runs": len(ok),
+                         "latency_p50_ms": None, "latency_p99_ms": None, "recovery_s": None,
+                         "peak_rss_mb": median([r.get("peak_rss_mb") or (r.get("resources") or {}).get("peak_rss_total_mb") for r in runs]),
+                         "cpu_s_per_1k_events": median([x.get("cpu_s_per_1k_events") for x in res]),
+                         "services_cpu_s_per_1k_events": median([x.get("services_cpu_s_per_1k_events") for x in res]),
+                         "peak_rss_total_mb": median([x.get("peak_rss_total_mb") for x in res]),
+                         "peak_pss_total_mb": median([x.get("peak_pss_total_mb") for x in res]),
+                         "processes": median([x.get("processes") for x in res])}
+
+
+def latency_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
+    """The same offered rates for every system, latency_runs runs each (interleaved); p50/p95/p99 with their spread."""
+    names = [n for n in plan.systems if n != "model_limit"]
+    by: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for r in range(plan.latency_runs):
+        for name in names:
+            by[name].append(b.latency_grid(name, base_spec(b, name), r))
+    for name, runs in by.items():
+        grid = {}
+        for rate in plan.rates:
+            rows = [row for run in runs for row in run["rates"] if row["offered_eps"] == rate]
+            grid[str(int(rate))] = {q: spread([row[f"latency_{q}_ms"] for row in rows]) for q in ("p50", "p95", "p99")}
+            grid[str(int(rate))]["cpu_s_per_1k_events"] = spread([row["cpu_s_per_1k_events"] for row in rows])
+            grid[str(int(rate))]["drained_runs"] = sum(1 for row in rows if row["drained"])
+        s = systems.setdefault(name, {**GUARANTEES.get(name, {})})
+        s["latency"] = grid
+        mid = grid.get("5000") or next(iter(grid.values()))
+        # The flat fields of the old shape: the 5k ev/s point (the same offered load for every system).
+        s.update({"latency_p50_ms": mid["p50"]["median"], "latency_p99_ms": mid["p99"]["median"], "offered_eps": 5000.0 if "5000" in grid else None})
+
+
+def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
+    for name in plan.recovery_systems:
+        rec = b.recovery(name, base_spec(b, name))
+        times = [k["recovery_s"] for k in rec["kills"]]
+        firsts = [k["first_output_after_kill_s"] for k in rec["kills"]]
+        ok = [t for t in times if t is not None]
+        s = systems.setdefault(name, {**GUARANTEES.get(name, {})})
+        s.update({"recovery_s": median(ok), "recovery_worst_s": max(ok) if len(ok) == len(times) and ok else None,
+                  "recovery_kills": len(times), "recovery_runs_s": times, "recovery_offered_eps": plan.recovery_rate,
+                  "first_output_after_kill_s": median(firsts), "first_output_after_kill_worst_s": max((f for f in firsts if f is not None), default=None)})
+
+
+def variants_phase(b: Bench, plan: Plan, systems: dict[str, Any], variants: dict[str, Any]) -> None:
+    """One run each of the commit intervals and models (plan.variant_events); the checkpoint overhead, a small
+    effect, gets plan.runs interleaved runs of two thirds of plan.events (the Hoeffding tree is the slow model)."""
+    n = plan.variant_events
+    ci: dict[str, Any] = {}
+    for ms in (10, 1000):
+        r = b.throughput(f"commit_{ms}ms", base_spec(b, "streamlearn_eos_1w", commit_interval_ms=ms), 0, n)
+        ci[str(ms)] = r["throughput_eps"] if r["complete"] else None
+    ci["100"] = systems.get("streamlearn_eos_1w", {}).get("throughput_eps")
+    variants["commit_interval_ms"] = ci
+    ck_variants = (("never", 0.0, True), ("every_1s", 1.0, True), ("every_1s_inline", 1.0, False))
+    ck_runs: dict[str, list[float]] = {label: [] for label, _e, _b in ck_variants}
+    for r in range(plan.runs):  # interleaved, as many runs as the main table: the effect is small, the noise is not
+        for label, every, background in ck_variants:
+            res = b.throughput(f"ckpt_{label}", base_spec(b, "streamlearn_eos_1w", model="hoeffding", checkpoint_every_events=0,
+                                                          checkpoint_every_s=every, checkpoint_background=background), r,
+                               plan.events * 2 // 3)
+            if res["complete"]:
+                ck_runs[label].append(res["throughput_eps"])
+    ck: dict[str, Any] = {label: median(list(v)) for label, v in ck_runs.items()}
+    ck["runs"] = {label: [round(x) for x in v] for label, v in ck_runs.items()}
+    if ck.get("never") and ck.get("every_1s"):
+        ck["overhead_pct"] = 100.0 * (1 - ck["every_1s"] / ck["never"])
+    if ck.get("never") and ck.get("every_1s_inline"):
+        ck["overhead_inline_pct"] = 100.0 * (1 - ck["every_1s_inline"] / ck["never"])
+    variants["checkpoint_hoeffding"] = ck
+    mv: dict[str, Any] = {}
+    for model, cat in (("hoeffding", False), ("logreg", True)):
+        key = f"{model}{'_categorical' if cat else ''}"
+        lim = b.model_limit(f"model_limit_{key}", model, cat, 0, n)
+        sl = b.throughput(f"streamlearn_eos_1w_{key}", base_spec(b, "streamlearn_eos_1w", model=model, categorical=cat), 0, n)
+        mv[key] = {"model_limit": lim["throughput_eps"], "streamlearn_eos_1w": sl["throughput_eps"] if sl["complete"] else None}
+    variants["models"] = mv
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    wanted = args.systems.split(",") if args.systems else (
+        QUICK_SYSTEMS if args.quick else ["model_limit", *[n for n in SYSTEMS if n not in DIAGNOSTIC]])
+    unknown = [w for w in wanted if w != "model_limit" and w not in SYSTEMS]
+    if unknown:
+        raise SystemExit(f"unknown --systems {unknown}; choose from model_limit,{','.join(SYSTEMS)}")
+    plan = Plan.quick(wanted) if args.quick else Plan.full(wanted)
+    for attr in ("events", "runs", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate"):
+        v = getattr(args, attr)
+        if v is not None:
+            setattr(plan, attr, v)
+    if args.rates:
+        plan.rates = [float(x) for x in args.rates.split(",")]
+    plan.variant_events = min(plan.variant_events, plan.events)
+    plan.variants = plan.variants and not args.no_variants
+    plan.recovery_systems = [w for w in wanted if w.startswith("streamlearn_eos") and w not in DIAGNOSTIC]
+    if args.no_latency:
+        plan.rates = []
+    if args.no_recovery:
+        plan.recovery_systems = []
+    return plan
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="20k events, 1 run, main systems only (a few minutes)")
-    ap.add_argument("--events", type=int, default=None, help="events per throughput run (default 200000; quick 20000)")
-    ap.add_argument("--runs", type=int, default=None, help="throughput runs per system (median; default 3; quick 1)")
-    ap.add_argument("--systems", default=None, help="comma-separated subset of " + ",".join(["model_limit", *SYSTEMS]))
-    ap.add_argument("--latency-s", type=float, default=None, help="seconds of offered load per latency run (default 20; quick 8)")
-    ap.add_argument("--warmup-s", type=float, default=2.0)
+    ap.add_argument("--quick", action="store_true", help="smoke test: 20k events, 1 run, 2 rates, 2 kills, 6 systems (a few minutes)")
+    ap.add_argument("--events", type=int, help="events per throughput run (full 120000; quick 20000)")
+    ap.add_argument("--runs", type=int, help="throughput runs per system (median; full 3)")
+    ap.add_argument("--rates", help="offered loads of the latency grid, ev/s, comma-separated (full 2000,5000,10000)")
+    ap.add_argument("--latency-runs", type=int, help="latency runs per system and rate (full 3)")
+    ap.add_argument("--latency-s", type=float, help="seconds of offered load per rate (full 5; the first second not counted)")
+    ap.add_argument("--kills", type=int, help="SIGKILLs per recovery configuration (full 5)")
+    ap.add_argument("--kill-every-s", type=float, help="seconds between kills (full 8)")
+    ap.add_argument("--recovery-rate", type=float, help="offered ev/s during the kills (full 5000)")
+    ap.add_argument("--systems", default=None, help="comma-separated subset of model_limit," + ",".join(SYSTEMS))
     ap.add_argument("--run-timeout", type=float, default=600.0)
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")
+    ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--no-recovery", action="store_true")
+    ap.add_argument("--estimate", action="store_true", help="print the plan and its estimated duration, then exit")
     ap.add_argument("--bootstrap", help="use this broker instead of starting a private one")
     ap.add_argument("--redis-url", help="use this Redis instead of starting a private one")
     ap.add_argument("--out", default=str(RESULTS / "summary.json"))
-    ap.add_argument("--note", default="all systems share the machine's cores with the broker (JVM), Redis and the measuring "
-                                      "consumer/producer; load average at start is recorded above",
-                    help="free-text note on the run conditions, stored in summary.json")
-    ap.add_argument("--recovery-only", action="store_true",
-                    help="re-measure only the SIGKILL recovery of the streamlearn systems in an existing --out summary")
-    args = ap.parse_args(argv)
-    args.events = args.events or (20_000 if args.quick else 200_000)
-    args.runs = args.runs or (1 if args.quick else 3)
-    args.latency_s = args.latency_s or (8.0 if args.quick else 20.0)
-    wanted = args.systems.split(",") if args.systems else ["model_limit", *[n for n in SYSTEMS if n not in DIAGNOSTIC]]
-    if args.quick and not args.systems:
-        wanted = ["model_limit", "io_baseline", "streamlearn_eos_1w", "streamlearn_alo_1w", "quixstreams_eos"]
+    ap.add_argument("--raw-dir", default=str(RAW))
+    ap.add_argument("--note", default="", help="free-text note on the run conditions, stored in summary.json")
+    return ap.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    plan = make_plan(args)
+    est = estimate_s(plan, KINDS)
+    log(f"plan: {plan}")
+    log(f"estimated duration on this machine (2 vCPUs): {est['total'] / 60:.1f} min {est}")
+    if args.estimate:
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="streamlearn-bench-"))
     if args.bootstrap and args.redis_url:
         svc = common.Services(args.bootstrap, args.redis_url)
@@ -254,106 +234,37 @@ def main(argv: list[str] | None = None) -> int:
         log(f"starting private Kafka + Redis under {tmp}")
         svc = common.start_services(tmp)
     log(f"kafka {svc.bootstrap} redis {svc.redis_url.split('@')[-1]}")
-    machine = common.machine_info()
-    machine["note"] = args.note
-    b = Bench(args, svc, tmp)
-    summary: dict[str, Any] = {"machine": machine, "config": {"events": args.events, "runs": args.runs, "partitions": common.PARTITIONS,
-                                                             "latency_s": args.latency_s, "quick": args.quick,
-                                                             "model": "StandardScaler | LogisticRegression (numeric)"},
-                               "systems": {}, "variants": {}}
+    prov = provenance.stamp(sys.argv if argv is None else ["bench.run", *argv])
+    summary: dict[str, Any] = {
+        "provenance": prov, "machine": {**prov["machine"], "note": args.note},
+        "config": {"events": plan.events, "runs": plan.runs, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
+                   "latency_runs": plan.latency_runs, "latency_s": plan.latency_s, "warmup_s": plan.warmup_s, "kills": plan.kills,
+                   "kill_every_s": plan.kill_every_s, "recovery_offered_eps": plan.recovery_rate, "quick": args.quick,
+                   "model": "StandardScaler | LogisticRegression (numeric)", "estimated_s": est},
+        "systems": {}, "variants": {}}
+    b = Bench(plan, svc, tmp, Path(args.raw_dir), args.run_timeout)
     started = time.time()
-    if args.recovery_only:
-        summary = orjson.loads(Path(args.out).read_bytes())
-        b.raw = [orjson.loads(f.read_bytes()) for f in sorted(RAW.glob("*.json")) if "-recovery-" not in f.name]
     try:
-        systems = summary["systems"]
-        if args.recovery_only:
-            wanted = [w for w in wanted if w.startswith("streamlearn_eos") and w not in DIAGNOSTIC]
-            args.no_variants = True
-        # 1. throughput, median of runs. Rounds interleave the systems (A B C, A B C, ...), so a slow
-        # phase of a shared VM spreads over all of them instead of landing on one system's runs.
-        by_system: dict[str, list[dict[str, Any]]] = {name: [] for name in wanted}
-        for r in [] if args.recovery_only else range(args.runs):
-            for name in wanted:
-                if name == "model_limit":
-                    by_system[name].append(b.model_limit(name, "logreg", False, r))
-                else:
-                    by_system[name].append(b.throughput(name, b.base_spec(**SYSTEMS[name]), r))
-        for name in [] if args.recovery_only else wanted:
-            runs = by_system[name]
-            if name == "model_limit":
-                systems[name] = {"throughput_eps": median([r["throughput_eps"] for r in runs]), "latency_p50_ms": None,
-                                 "latency_p99_ms": None, "recovery_s": None, "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
-                                 "runs": [r["throughput_eps"] for r in runs], "note": "no I/O: no latency or recovery"}
-                continue
-            ok = [r for r in runs if r["complete"]]
-            systems[name] = {"throughput_eps": median([r["throughput_eps"] for r in ok]), "latency_p50_ms": None, "latency_p99_ms": None,
-                             "recovery_s": None, "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
-                             "runs": [round(r["throughput_eps"], 1) for r in runs], "complete_runs": len(ok)}
-        # 2. latency at half of each system's own maximum
-        for name in [] if args.recovery_only else wanted:
-            if name == "model_limit" or not systems[name]["throughput_eps"]:
-                continue
-            rate = max(100.0, systems[name]["throughput_eps"] / 2.0)
-            lat = b.latency(name, b.base_spec(**SYSTEMS[name]), rate)
-            systems[name].update({"latency_p50_ms": lat["latency_p50_ms"], "latency_p99_ms": lat["latency_p99_ms"], "offered_eps": rate})
-        # 3. recovery after SIGKILL of a worker (streamlearn)
-        for name in [w for w in wanted if w.startswith("streamlearn_eos") and w not in DIAGNOSTIC]:
-            rate = max(100.0, systems[name]["throughput_eps"] / 2.0)
-            rec = b.latency(name, b.base_spec(**SYSTEMS[name]), rate, kill_after_s=3.0)
-            systems[name]["recovery_s"] = rec["recovery_s"]
-            systems[name]["first_output_after_kill_s"] = rec["first_output_after_kill_s"]
-            systems[name]["recovery_per_partition_s"] = rec["recovery_per_partition_s"]
-        # 4. variants (streamlearn eos 1 worker)
-        if not args.no_variants:
-            variants = summary["variants"]
-            vruns = 1 if args.quick else max(1, args.runs - 1)
-            base = SYSTEMS["streamlearn_eos_1w"]
-            ci = {}
-            for ms in (10, 100, 1000):
-                if ms == 100 and "streamlearn_eos_1w" in systems:
-                    ci[ms] = systems["streamlearn_eos_1w"]["throughput_eps"]
-                    continue
-                rs = [b.throughput(f"commit_{ms}ms", b.base_spec(**base, commit_interval_ms=ms), r) for r in range(vruns)]
-                ci[ms] = median([r["throughput_eps"] for r in rs if r["complete"]])
-            variants["commit_interval_ms"] = {str(k): v for k, v in ci.items()}
-            ck: dict[str, Any] = {}
-            ck_variants = (("never", 0.0, True), ("every_1s", 1.0, True), ("every_1s_inline", 1.0, False))
-            ck_runs: dict[str, list[float]] = {label: [] for label, _e, _b in ck_variants}
-            for r in range(args.runs):  # interleaved and as many runs as the main table: the effect is small, the noise is not
-                for label, every, background in ck_variants:
-                    res = b.throughput(f"ckpt_{label}", b.base_spec(**base, model="hoeffding", checkpoint_every_events=0,
-                                                                      checkpoint_every_s=every, checkpoint_background=background), r)
-                    if res["complete"]:
-                        ck_runs[label].append(res["throughput_eps"])
-            for label, runs_eps in ck_runs.items():
-                ck[label] = median(runs_eps)
-            ck["runs"] = {label: [round(x) for x in v] for label, v in ck_runs.items()}
-            if ck.get("never") and ck.get("every_1s"):
-                ck["overhead_pct"] = 100.0 * (1 - ck["every_1s"] / ck["never"])
-            if ck.get("never") and ck.get("every_1s_inline"):
-                ck["overhead_inline_pct"] = 100.0 * (1 - ck["every_1s_inline"] / ck["never"])
-            variants["checkpoint_hoeffding"] = ck
-            mv: dict[str, Any] = {}
-            for model, cat in (("hoeffding", False), ("logreg", True)):
-                key = f"{model}{'_categorical' if cat else ''}"
-                lim = b.model_limit(f"model_limit_{key}", model, cat, 0)
-                sl = b.throughput(f"streamlearn_eos_1w_{key}", b.base_spec(**base, model=model, categorical=cat), 0)
-                mv[key] = {"model_limit": lim["throughput_eps"], "streamlearn_eos_1w": sl["throughput_eps"] if sl["complete"] else None}
-            variants["models"] = mv
+        throughput_phase(b, plan, summary["systems"])
+        if plan.rates:
+            latency_phase(b, plan, summary["systems"])
+        recovery_phase(b, plan, summary["systems"])
+        if plan.variants:
+            variants_phase(b, plan, summary["systems"], summary["variants"])
     finally:
-        summary["recovery_rerun_wall_s" if args.recovery_only else "wall_s"] = round(time.time() - started, 1)
+        summary["wall_s"] = round(time.time() - started, 1)
+        summary["machine"]["loadavg_at_end"] = provenance.loadavg()
         if not (args.bootstrap and args.redis_url):
             svc.stop()
-    if "bytewax" not in summary["systems"]:
-        summary["systems"].setdefault("bytewax", {"note": "not run in this invocation (use --systems ... ,bytewax)"})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    log(f"wrote {args.out}")
+    log(f"wrote {args.out} (wall {summary['wall_s']} s, estimated {est['total']} s)")
     try:
         from bench import plots
 
-        plots.render(summary, b.raw, ROOT / "docs" / "img")
+        # The docs' plots only from the docs' summary; a run written elsewhere gets its plots beside it.
+        img = ROOT / "docs" / "img" if Path(args.out).resolve() == (RESULTS / "summary.json").resolve() else Path(args.out).parent / "img"
+        plots.render(summary, b.raw, img)
     except Exception as exc:  # plots are a convenience; the JSON is the result
         log(f"plots failed: {exc}")
     return 0

@@ -1,0 +1,72 @@
+"""What one `bench.run` invocation measures, and how long it will take.
+
+The full run is meant to happen once, on a quiet machine, so the one who
+starts it must know beforehand how long the machine has to stay quiet:
+`estimate_s` adds up the phases from per-system start-up and speed figures
+observed on this machine (2 vCPUs; `bench/results/raw/*-throughput-*.json`,
+`startup_s` and `throughput_eps`), and `bench.run` prints it before it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Observed on this machine (seconds from spawn to first committed prediction; events/s).
+STARTUP_S = {"streamlearn": 14.0, "quixstreams": 2.5, "bytewax": 2.5, "io_baseline": 1.5, "model_limit": 2.0}
+SPEED_EPS = {"streamlearn": 22_000.0, "quixstreams": 13_000.0, "bytewax": 25_000.0, "io_baseline": 38_000.0, "model_limit": 50_000.0}
+STOP_S = {"streamlearn": 6.0, "quixstreams": 2.0, "bytewax": 2.0, "io_baseline": 1.0, "model_limit": 0.0}
+TOPIC_S = 1.5  # create + delete topics, reader start, per measurement
+DRAIN_S = 1.5  # between two rates of the latency grid: the previous rate's tail drains
+
+
+@dataclass
+class Plan:
+    events: int
+    runs: int
+    rates: list[float]
+    latency_runs: int
+    latency_s: float
+    warmup_s: float
+    kills: int
+    kill_every_s: float
+    recovery_rate: float
+    systems: list[str]
+    variants: bool
+    variant_events: int
+    recovery_systems: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def full(systems: list[str]) -> Plan:
+        return Plan(events=120_000, runs=3, rates=[2000.0, 5000.0, 10000.0], latency_runs=3, latency_s=5.0, warmup_s=1.0,
+                    kills=5, kill_every_s=8.0, recovery_rate=5000.0, systems=systems, variants=True, variant_events=60_000)
+
+    @staticmethod
+    def quick(systems: list[str]) -> Plan:
+        return Plan(events=20_000, runs=1, rates=[2000.0, 5000.0], latency_runs=1, latency_s=4.0, warmup_s=1.0,
+                    kills=2, kill_every_s=7.0, recovery_rate=2000.0, systems=systems, variants=False, variant_events=20_000)
+
+
+def _kind(system: str, kinds: dict[str, str]) -> str:
+    return kinds.get(system, system)
+
+
+def estimate_s(plan: Plan, kinds: dict[str, str]) -> dict[str, float]:
+    """Seconds per phase; `kinds` maps a system name to its implementation (streamlearn, quixstreams, ...)."""
+    thr = lat = rec = var = 0.0
+    for name in plan.systems:
+        k = _kind(name, kinds)
+        run_s = STARTUP_S[k] + plan.events / SPEED_EPS[k] + STOP_S[k] + (TOPIC_S if k != "model_limit" else 0.0)
+        thr += plan.runs * run_s
+        if k != "model_limit":
+            lat += plan.latency_runs * (STARTUP_S[k] + 2.0 + len(plan.rates) * (plan.latency_s + DRAIN_S) + STOP_S[k] + TOPIC_S)
+    for _name in plan.recovery_systems:
+        rec += STARTUP_S["streamlearn"] + 2.0 + 3.0 + plan.kills * plan.kill_every_s + 5.0 + STOP_S["streamlearn"] + TOPIC_S
+    if plan.variants:
+        sl = STARTUP_S["streamlearn"] + STOP_S["streamlearn"] + TOPIC_S
+        hoeffding_eps = 11_000.0
+        var += 3 * plan.runs * (sl + plan.events * 2 / 3 / hoeffding_eps)  # checkpoint never / 1 s / 1 s inline
+        var += 2 * (sl + plan.variant_events / 18_000.0)  # commit interval 10 and 1000 ms
+        var += 2 * (sl + plan.variant_events / 11_000.0) + 2 * (STARTUP_S["model_limit"] + plan.variant_events / 18_000.0)
+    produce = 10.0 + 2 * plan.events / 50_000.0  # dataset + backlog topics
+    return {"throughput": round(thr), "latency": round(lat), "recovery": round(rec), "variants": round(var),
+            "setup": round(produce + 25.0), "total": round(thr + lat + rec + var + produce + 25.0)}

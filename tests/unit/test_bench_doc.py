@@ -1,0 +1,121 @@
+"""docs/benchmarks.md claims only what bench/results/ holds.
+
+Two checks: the page on disk is exactly what `bench.report` renders from the
+data (nobody edited a figure by hand), and every figure on the page, outside
+`code` (configuration, commands, targets), is a value of summary.json, of a
+raw file, or of `bench.report.derived` computed from them, at the precision
+the page shows it (a value shown with k decimals matches data rounded to k).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from bench import report
+
+ROOT = Path(__file__).resolve().parents[2]
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w])")
+
+
+def _strip_code(text: str) -> str:
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)
+    return re.sub(r"`[^`]*`", " ", text)
+
+
+def doc_numbers(text: str) -> list[tuple[str, float, int]]:
+    """(as shown, value, decimals shown) of every figure outside code."""
+    out = []
+    for m in _NUMBER.finditer(_strip_code(text)):
+        whole, frac = m.group(1).replace(",", ""), m.group(2)
+        out.append((m.group(0), float(f"{whole}.{frac}" if frac else whole), len(frac) if frac else 0))
+    return out
+
+
+def data_values(obj: Any, into: set[float]) -> set[float]:
+    if isinstance(obj, bool) or obj is None:
+        return into
+    if isinstance(obj, int | float):
+        into.add(float(obj))
+    elif isinstance(obj, str):
+        for m in _NUMBER.finditer(obj):
+            into.add(float(m.group(0).replace(",", "")))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            data_values(k, into)
+            data_values(v, into)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            data_values(v, into)
+    return into
+
+
+def matches(value: float, decimals: int, data: set[float]) -> bool:
+    return any(round(v, decimals) == value for v in data)
+
+
+def test_page_is_rendered_from_the_data() -> None:
+    summary, raws = report.load()
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == report.render(summary, raws), (
+        "docs/benchmarks.md differs from what the data renders: run .venv/bin/python -m bench.report --write")
+
+
+def test_every_figure_on_the_page_is_in_the_data() -> None:
+    summary, raws = report.load()
+    data = data_values([summary, raws, report.derived(summary, raws)], set())
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    missing = [shown for shown, v, k in doc_numbers(text) if not matches(v, k, data)]
+    assert not missing, f"figures on docs/benchmarks.md that no data holds: {missing}"
+
+
+def test_a_hand_written_figure_is_caught() -> None:
+    summary, raws = report.load()
+    data = data_values([summary, raws, report.derived(summary, raws)], set())
+    page = report.render(summary, raws) + "\nRecovery takes 1,234.5 s and the p99 is 987.65 ms.\n"
+    missing = [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)]
+    assert missing == ["1,234.5", "987.65"]
+
+
+def _grid(p50: float, p99: float) -> dict[str, Any]:
+    def one(v: float) -> dict[str, Any]:
+        return {"median": v, "min": v * 0.9, "max": v * 1.1, "n": 3}
+
+    return {"p50": one(p50), "p95": one((p50 + p99) / 2), "p99": one(p99), "cpu_s_per_1k_events": one(0.04), "drained_runs": 3}
+
+
+def test_the_shape_of_a_new_run_renders_and_verdicts_follow_the_data() -> None:
+    summary = {
+        "provenance": {"git": {"commit": "abc", "dirty": True, "dirty_files": [" M x.py"]}, "command": "python -m bench.run"},
+        "machine": {"cpu_count": 2, "cpu_model": "cpu", "mem_gb": 25.3, "kernel": "6.1", "python": "3.11.7",
+                    "libraries": {"ray": "2.60.0"}, "loadavg_at_start": [0.31, 0.52, 0.77], "loadavg_at_end": [1.11, 0.93, 0.82]},
+        "config": {"events": 120000, "runs": 3, "partitions": 4, "rates_eps": [5000.0, 10000.0], "latency_runs": 3,
+                   "latency_s": 5.0, "warmup_s": 1.0, "kills": 5, "kill_every_s": 8.0, "recovery_offered_eps": 5000.0,
+                   "estimated_s": {"total": 1911}},
+        "wall_s": 1873.2,
+        "systems": {
+            "io_baseline": {"guarantee": "none", "settings": "auto-commit", "throughput_eps": 40000.0, "runs": [39000.0, 40000.0, 41000.0],
+                            "cpu_s_per_1k_events": 0.021, "peak_pss_total_mb": 120.4, "peak_rss_total_mb": 150.2, "processes": 1,
+                            "latency": {"5000": _grid(30.0, 90.0), "10000": _grid(40.0, 120.0)}},
+            "streamlearn_eos_1w": {"guarantee": "exactly-once", "settings": "1 worker", "throughput_eps": 36000.0,
+                                   "runs": [35000.0, 36000.0, 37000.0], "cpu_s_per_1k_events": 0.029, "peak_pss_total_mb": 900.1,
+                                   "peak_rss_total_mb": 1500.7, "processes": 13,
+                                   "latency": {"5000": _grid(80.0, 210.0), "10000": _grid(100.0, 260.0)},
+                                   "recovery_s": 2.41, "recovery_worst_s": 2.93, "recovery_kills": 5,
+                                   "recovery_runs_s": [2.41, 2.2, 2.93, 2.5, 2.3], "recovery_offered_eps": 5000.0,
+                                   "first_output_after_kill_s": 0.8},
+            "bytewax": {"guarantee": "at-least-once", "settings": "epoch 0.1 s", "throughput_eps": 30000.0, "runs": [30000.0]},
+        },
+        "variants": {},
+    }
+    page = report.render(summary, [])
+    data = data_values([summary, report.derived(summary, [])], set())
+    assert [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)] == []
+    targets = page[page.index("## Targets"):]
+    assert "| 36,000 / 30,000 (bytewax) = 1.20 | met |" in targets
+    assert "| 36,000 / 40,000 = 0.90 | met |" in targets
+    assert "| 210 ms | met |" in targets and "| 260 ms | **not met** |" in targets
+    assert "median 2.41 s, worst 2.93 s | met |" in targets
+    assert "working tree dirty" in page
