@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace, console: Any, out: Path, demo_view: Any) -> i
     from connectors.services.backends import services_up
     from connectors.services.errors import ServiceError
     from streamlearn.errors import StreamlearnError
-    from streamlearn.ops.metrics import serve
+    from streamlearn.ops.metrics_endpoint import serve
     from streamlearn.runtime.runner import Runner
     from streamlearn.tools import demo_report
 
