@@ -17,6 +17,16 @@ def clean_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith("STREAMLEARN_") or k == "STREAMLEARN_SERVICES"}
 
 
+def run_against(tmp_path: Path, bootstrap: str, redis_url: str, services_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`streamlearn run` against the given services; it must fail cleanly (exit 2, no traceback)."""
+    cfg = tmp_path / "app.yaml"
+    cfg.write_text(f"kafka:\n  bootstrap: {bootstrap}\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\ncheckpoint:\n  allow_dev_key: true\n")
+    res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    return res
+
+
 def test_wrong_config_names_key_and_fix(tmp_path: Path, services_env: dict[str, str]) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("processing:\n  workers: 0\n  comit_interval_ms: 5\n")
@@ -29,20 +39,12 @@ def test_wrong_config_names_key_and_fix(tmp_path: Path, services_env: dict[str, 
 
 
 def test_kafka_down_says_which_and_where(tmp_path: Path, redis_url: str, services_env: dict[str, str]) -> None:
-    cfg = tmp_path / "app.yaml"
-    cfg.write_text(f"kafka:\n  bootstrap: 127.0.0.1:1\nredis:\n  url: {redis_url}\nmetrics:\n  port: null\ncheckpoint:\n  allow_dev_key: true\n")
-    res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
-    assert res.returncode == 2
-    assert "Traceback" not in res.stderr
+    res = run_against(tmp_path, "127.0.0.1:1", redis_url, services_env)
     assert "Kafka at 127.0.0.1:1" in res.stderr and "streamlearn services up" in res.stderr
 
 
 def test_redis_down_says_which_and_where_without_password(tmp_path: Path, kafka_bootstrap: str, services_env: dict[str, str]) -> None:
-    cfg = tmp_path / "app.yaml"
-    cfg.write_text(f"kafka:\n  bootstrap: {kafka_bootstrap}\nredis:\n  url: redis://:topsecret@127.0.0.1:1/0\nmetrics:\n  port: null\ncheckpoint:\n  allow_dev_key: true\n")
-    res = run_cli("run", "-c", str(cfg), env=clean_env(services_env))
-    assert res.returncode == 2
-    assert "Traceback" not in res.stderr
+    res = run_against(tmp_path, kafka_bootstrap, "redis://:topsecret@127.0.0.1:1/0", services_env)
     assert "Redis at redis://***@127.0.0.1:1/0" in res.stderr
     assert "topsecret" not in res.stderr + res.stdout
 

@@ -32,36 +32,35 @@ def test_env_overrides_nested_keys_with_yaml_scalars(tmp_path: Path) -> None:
     assert cfg.app == "a1"
 
 
-def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
-    path = write(tmp_path, "processing:\n  wrokers: 3\n")
+def refused(tmp_path: Path, text: str) -> str:
+    """The message of the ConfigError a config file with `text` must raise."""
     with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "processing.wrokers" in exc.value.message
-    assert "did you mean 'workers'" in exc.value.message
+        load_config(write(tmp_path, text), environ={})
+    return exc.value.message
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    message = refused(tmp_path, "processing:\n  wrokers: 3\n")
+    assert "processing.wrokers" in message
+    assert "did you mean 'workers'" in message
 
 
 def test_bad_value_names_key_and_value(tmp_path: Path) -> None:
-    path = write(tmp_path, "processing:\n  workers: 0\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "processing.workers" in exc.value.message
-    assert "got 0" in exc.value.message
+    message = refused(tmp_path, "processing:\n  workers: 0\n")
+    assert "processing.workers" in message
+    assert "got 0" in message
 
 
 def test_guarantee_must_be_known(tmp_path: Path) -> None:
-    path = write(tmp_path, "processing:\n  guarantee: maybe_once\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "processing.guarantee" in exc.value.message
-    assert "exactly_once" in exc.value.message
+    message = refused(tmp_path, "processing:\n  guarantee: maybe_once\n")
+    assert "processing.guarantee" in message
+    assert "exactly_once" in message
 
 
 def test_estimator_path_is_checked_with_a_suggestion(tmp_path: Path) -> None:
-    path = write(tmp_path, "model:\n  estimator: river.linear_model.LogisticRegresion\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "model.estimator" in exc.value.message
-    assert "river.linear_model.LogisticRegression" in exc.value.message
+    message = refused(tmp_path, "model:\n  estimator: river.linear_model.LogisticRegresion\n")
+    assert "model.estimator" in message
+    assert "river.linear_model.LogisticRegression" in message
 
 
 def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
