@@ -32,35 +32,20 @@ def test_env_overrides_nested_keys_with_yaml_scalars(tmp_path: Path) -> None:
     assert cfg.app == "a1"
 
 
-def refused(tmp_path: Path, text: str) -> str:
-    """The message of the ConfigError a config file with `text` must raise."""
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("processing:\n  wrokers: 3\n", ("processing.wrokers", "did you mean 'workers'"),
+                 id="unknown_key_suggests_the_right_one"),
+    pytest.param("processing:\n  workers: 0\n", ("processing.workers", "got 0"), id="bad_value_names_key_and_value"),
+    pytest.param("processing:\n  guarantee: maybe_once\n", ("processing.guarantee", "exactly_once"),
+                 id="guarantee_must_be_known"),
+    pytest.param("model:\n  estimator: river.linear_model.LogisticRegresion\n",
+                 ("model.estimator", "river.linear_model.LogisticRegression"), id="estimator_path_is_checked_with_a_suggestion"),
+])
+def test_wrong_config_is_refused_naming_the_key_and_the_fix(tmp_path: Path, text: str, expected: tuple[str, ...]) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(write(tmp_path, text), environ={})
-    return exc.value.message
-
-
-def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
-    message = refused(tmp_path, "processing:\n  wrokers: 3\n")
-    assert "processing.wrokers" in message
-    assert "did you mean 'workers'" in message
-
-
-def test_bad_value_names_key_and_value(tmp_path: Path) -> None:
-    message = refused(tmp_path, "processing:\n  workers: 0\n")
-    assert "processing.workers" in message
-    assert "got 0" in message
-
-
-def test_guarantee_must_be_known(tmp_path: Path) -> None:
-    message = refused(tmp_path, "processing:\n  guarantee: maybe_once\n")
-    assert "processing.guarantee" in message
-    assert "exactly_once" in message
-
-
-def test_estimator_path_is_checked_with_a_suggestion(tmp_path: Path) -> None:
-    message = refused(tmp_path, "model:\n  estimator: river.linear_model.LogisticRegresion\n")
-    assert "model.estimator" in message
-    assert "river.linear_model.LogisticRegression" in message
+    for part in expected:
+        assert part in exc.value.message
 
 
 def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
