@@ -10,7 +10,6 @@ that must restore) returns a verdict and the task acts on it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from connectors import kafka_io
 from connectors.kafka_delivery import DeliveryReports, Failure
 from connectors.redis_store import CheckpointStore
-from streamlearn import faults, logs
+from streamlearn import faults
 from streamlearn.config import AppConfig
 from streamlearn.eos.checkpointing import Checkpoints
 from streamlearn.eos.commit import COMMIT_BUCKETS_MS, CommitStats, OpenBatch, Verdict, batch_verdict
@@ -34,13 +33,10 @@ from streamlearn.eos.restore import restore_state, seek_to
 from streamlearn.eos.status import StatusPublisher
 from streamlearn.errors import DeliveryFailedError
 from streamlearn.model.codec import EventDecoder
-from streamlearn.models.publisher import Publisher
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
 __all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
-
-log = logs.get("protocol")
 
 
 class PartitionTask:
@@ -57,9 +53,7 @@ class PartitionTask:
         self.cfg, self.store, self.consumer = cfg, store, consumer
         self.partition_id, self.topic = partition_id, self.ownership.topic
         self.ckpt_key = ckpt_key
-        publisher = Publisher(cfg, partition_id, ckpt_key, is_classifier) if cfg.model.publish.every_s > 0 else None
-        self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx,
-                                       publisher=publisher)
+        self.checkpoints = Checkpoints.of(cfg, store, partition_id, ckpt_key, is_classifier, self.ownership.ctx)
         self.commit_stats = CommitStats()
         self.batch = OpenBatch()
         self.state: ModelState | None = None
@@ -72,7 +66,7 @@ class PartitionTask:
         self.status = StatusPublisher(store, consumer, self.ownership)
         # labels.source: topic: events and labels joined (joined_step); otherwise inline labels (inline_step).
         self.mode = partition_step(cfg, self.ownership, consumer, decoder, is_classifier, partition_id % max(out_partitions, 1),
-                                   self.heartbeat, publisher, self.deliveries, dlq_limit)
+                                   self.heartbeat, self.checkpoints.publisher, self.deliveries, dlq_limit)
 
     @property
     def epoch(self) -> int:
@@ -111,12 +105,7 @@ class PartitionTask:
         try:
             return self._process(records, until)
         except KafkaException as exc:
-            if not kafka_io.is_fatal(exc):
-                # A zombie can see its fencing first as a non-fatal state error (librdkafka learns
-                # of it asynchronously): if the epoch moved, leave through OwnershipLostError, not a crash.
-                self.ownership.ensure_owner()
-                raise
-            logs.event(log, logging.WARNING, "producer_fatal", **self.ownership.ctx(error=str(exc.args[0])[:200]))
+            self.ownership.producer_failed(exc)  # raises again unless the producer failed fatally
             # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
             self.recover(fatal=True)
             return []
