@@ -11,6 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -27,10 +34,7 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
     ax.set_ylabel("events/s (median; dots = runs)")
     ax.set_title(f"Throughput, {summary['config']['events']} events, {summary['config']['partitions']} partitions")
     ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    files.append(out / "bench_throughput.png")
-    fig.savefig(files[-1], dpi=90)
-    plt.close(fig)
+    files.append(_save(fig, out / "bench_throughput.png"))
 
     grid = {n: v["latency"] for n, v in summary["systems"].items() if v.get("latency")}
     if grid:
@@ -47,10 +51,7 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
         ax.set_yscale("log")
         ax.set_title("End-to-end latency, produce → visible to read_committed")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        files.append(out / "bench_latency.png")
-        fig.savefig(files[-1], dpi=90)
-        plt.close(fig)
+        files.append(_save(fig, out / "bench_latency.png"))
 
     ci = summary.get("variants", {}).get("commit_interval_ms")
     if ci:
@@ -61,10 +62,7 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
         ax.set_xlabel("processing.commit_interval_ms")
         ax.set_ylabel("events/s")
         ax.set_title("streamlearn_eos_1w vs commit interval")
-        fig.tight_layout()
-        files.append(out / "bench_commit_interval.png")
-        fig.savefig(files[-1], dpi=90)
-        plt.close(fig)
+        files.append(_save(fig, out / "bench_commit_interval.png"))
 
     # One line per kill: the new files hold a timeline per kill, the old ones one per file.
     rec = [(f"{r['label']} kill {i}", k["timeline"]) for r in raw if r.get("kind") == "recovery"
@@ -82,10 +80,7 @@ def render(summary: dict[str, Any], raw: list[dict[str, Any]], out: Path) -> lis
         ax.set_ylabel("predictions/s (100 ms buckets, from a 1-in-4 sample)")
         ax.set_title("Recovery: committed predictions around a worker kill")
         ax.legend(fontsize=6)
-        fig.tight_layout()
-        files.append(out / "bench_recovery.png")
-        fig.savefig(files[-1], dpi=90)
-        plt.close(fig)
+        files.append(_save(fig, out / "bench_recovery.png"))
     return files
 
 

@@ -28,9 +28,10 @@ order; each module can be read on its own):
    I4. Records in [R, K) are replayed through the same predict → learn
    sequence with no output (their predictions are already committed), then
    live processing starts at K. This is what makes I1 and I2 hold together.
-3. process (``task`` with ``emitter``): live records go decode → predict →
-   produce → learn inside the open transaction (``streamlearn.model.step``);
-   outputs and dead letters go out through the emitter.
+3. process (``inline_step``, or ``joined_step`` in label mode, with
+   ``emitter``): live records go decode → predict → produce → learn inside
+   the open transaction (``streamlearn.model.step``); outputs and dead
+   letters go out through the emitter.
 4. commit (``commit``): send_offsets_to_transaction(next offset) +
    commit_transaction(): outputs, DLQ records and the input offset become
    visible atomically (I1). A failed commit aborts and rebuilds the model
@@ -41,7 +42,7 @@ order; each module can be read on its own):
    comes from a zombie (I4). Written inline or by a forked child
    (``streamlearn.state.forked``) from an immutable snapshot.
 
-Label mode (``label_step``, ``journal``; docs/labels.md). The join's outcome
+Label mode (``joined_step`` → ``label_step``, ``journal``; docs/labels.md). The join's outcome
 depends on the order in which event and label records are processed, and
 that order depends on poll timing, so it is *logged*: every chunk produces,
 in the same transaction as its predictions, samples and label dead letters,
@@ -64,7 +65,7 @@ at_least_once replaces 1's fencing and 4's transaction with a flush and a
 Redis offset write; a crash between the two re-emits predictions. In both
 modes the producer's delivery reports are read before any offset moves: an
 output the broker refused is never skipped (a transient refusal replays the
-batch, a permanent one halts the partition, see ``commit``), and a batch is
+batch, a permanent one halts the partition, see ``commit`` and ``halting``), and a batch is
 processed in time-bounded chunks (``pacing``) so it never outlives its
 transaction.
 
@@ -74,5 +75,5 @@ Direction of calls: the Ray runtime (``streamlearn.runtime``) drives a
 clients (``connectors``) below them. Nothing here imports the runtime, and
 nothing below imports this package. ``phase`` names where a partition is in
 its life (the values written to status), ``heartbeat`` is the liveness value
-the runtime reads, ``status`` the fields a task publishes.
+the runtime reads, ``status`` the fields a task publishes and their writer.
 """

@@ -19,7 +19,7 @@ from typing import Any
 
 from connectors.redis_store import CAS_STALE_EPOCH, CasResult, CheckpointStore
 from streamlearn import faults, logs
-from streamlearn.config import ProcessingConfig
+from streamlearn.config import AppConfig, ProcessingConfig
 from streamlearn.errors import OwnershipLostError
 from streamlearn.models.publisher import Publisher, publish
 from streamlearn.state import checkpoint
@@ -55,6 +55,13 @@ class Checkpoints:
     # Model versions ride on checkpoints: a candidate is taken with a checkpoint's snapshot and
     # published by the same writer once that checkpoint landed (models.publisher).
     publisher: Publisher | None = None
+
+    @classmethod
+    def of(cls, cfg: AppConfig, store: CheckpointStore, partition_id: int, ckpt_key: bytes, is_classifier: bool,
+           ctx: Callable[..., dict[str, Any]]) -> Checkpoints:
+        """A partition's checkpoints, with a publisher when model versions are published (model.publish.every_s)."""
+        publisher = Publisher(cfg, partition_id, ckpt_key, is_classifier) if cfg.model.publish.every_s > 0 else None
+        return cls(cfg.processing, store, cfg.kafka.input_topic, partition_id, ckpt_key, ctx, publisher=publisher)
 
     def restored(self, state: ModelState) -> None:
         """The restored state is the last checkpoint: the schedule counts from it."""

@@ -35,7 +35,7 @@ from connectors.kafka_delivery import DeliveryReports
 from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
 from streamlearn import logs
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.eos.ownership import TXN_TIMEOUT_S, RedisCall, direct
+from streamlearn.eos.ownership import TXN_TIMEOUT_S, Ownership, RedisCall, direct
 from streamlearn.errors import OwnershipLostError
 
 log = logs.get("protocol")
@@ -60,6 +60,14 @@ class OpenBatch:
     def open_for(self, now: float) -> float:
         """Seconds the batch (its transaction) has been open; 0 when nothing is open."""
         return now - self.opened_at if self.open else 0.0
+
+    def begin(self, producer: Producer, now: float, transactional: bool) -> None:
+        """Before a live record goes in: mark when the batch opened and, exactly_once, begin its transaction."""
+        if not self.open:
+            self.opened_at = now
+        if transactional and not self.transaction:
+            producer.begin_transaction()
+            self.transaction = True
 
     def reset(self) -> None:
         self.transaction = False
@@ -123,6 +131,21 @@ def commit_transaction(
             logs.event(log, logging.WARNING, "commit_retry", **ctx(
                 offset=next_offset, attempt=attempt + 1, step="commit" if offsets_added else "send_offsets", reason=str(exc.args[0])))
     raise AssertionError("unreachable: the last attempt returns")
+
+
+def batch_verdict(producer: Producer, consumer: Consumer, store: CheckpointStore, reports: DeliveryReports,
+                  ownership: Ownership, next_offset: int, transaction_timeout_ms: int, heartbeat: Heartbeat,
+                  also: Sequence[TopicPartition], redis_call: RedisCall = direct) -> Verdict:
+    """How the open batch ends, in either mode: delivery reports first, then the commit itself."""
+    topic, partition_id = ownership.topic, ownership.partition_id
+    if not ownership.eos:
+        return flush_and_record(producer, store, reports, topic, partition_id, ownership.epoch, next_offset, redis_call)
+    producer.poll(0)  # serve delivery reports already in: a refused message must be seen before committing
+    verdict = Verdict.HALT if reports.permanent is not None else commit_transaction(
+        producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms, heartbeat, ownership.ctx, also)
+    if verdict is not Verdict.COMMITTED:
+        producer.poll(0)  # a commit that failed early may not have served the report that explains it
+    return delivery_verdict(reports, verdict)
 
 
 def flush_and_record(producer: Producer, store: CheckpointStore, reports: DeliveryReports, topic: str, partition_id: int,

@@ -115,6 +115,17 @@ class Ownership:
         if current != self.epoch:
             raise self.lost(self.epoch, f"Redis epoch is now {current}")
 
+    def producer_failed(self, exc: KafkaException) -> None:
+        """A producer error mid-batch: raised again unless it is fatal, which the task answers by recovering.
+
+        A zombie can see its fencing first as a non-fatal state error (librdkafka learns
+        of it asynchronously): if the epoch moved, leave through OwnershipLostError, not a crash.
+        """
+        if not kafka_io.is_fatal(exc):
+            self.ensure_owner()
+            raise exc
+        logs.event(log, logging.WARNING, "producer_fatal", **self.ctx(error=str(exc.args[0])[:200]))
+
     def renew_lease(self) -> None:
         res = self.store.renew_lease(self.partition_id, self.epoch, self.owner, self.lease_ms)
         if not res.ok:

@@ -10,10 +10,37 @@ import json
 import os
 import time
 
+from confluent_kafka import Consumer
+
+from connectors import kafka_io
+from connectors.redis_store import CheckpointStore
 from streamlearn.eos.checkpointing import Checkpoints
 from streamlearn.eos.commit import CommitStats
+from streamlearn.eos.ownership import Ownership
 from streamlearn.eos.phase import Phase
 from streamlearn.state.checkpoint import ModelState
+
+
+class StatusPublisher:
+    """Writes one partition's status under its epoch; events per second count from the previous write."""
+
+    def __init__(self, store: CheckpointStore, consumer: Consumer, ownership: Ownership) -> None:
+        self.store, self.consumer, self.ownership = store, consumer, ownership
+        self._events_published = 0
+
+    def publish(self, elapsed_s: float, *, phase: Phase, committed_offset: int, state: ModelState,
+                checkpoints: Checkpoints, commits: CommitStats, error: str | None) -> None:
+        """`elapsed_s`: the time since the last publish (0: none). A replaced owner's write is refused: it raises."""
+        own = self.ownership
+        events = state.events
+        eps = (events - self._events_published) / elapsed_s if elapsed_s > 0 else 0.0
+        self._events_published = events
+        hw = kafka_io.cached_high_watermark(self.consumer, own.topic, own.partition_id)
+        res = self.store.publish_status(own.partition_id, own.epoch, status_fields(
+            owner=own.owner, epoch=own.epoch, phase=phase, committed_offset=committed_offset, state=state,
+            checkpoints=checkpoints, commits=commits, high_watermark=hw, eps=eps, error=error))
+        if not res.ok:  # replaced: the new owner's status stays
+            raise own.lost(own.epoch, f"status refused: Redis epoch is now {res.current}")
 
 
 def status_fields(

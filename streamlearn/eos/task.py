@@ -10,7 +10,6 @@ that must restore) returns a verdict and the task acts on it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,85 +19,54 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from connectors import kafka_io
 from connectors.kafka_delivery import DeliveryReports, Failure
 from connectors.redis_store import CheckpointStore
-from streamlearn import faults, logs
+from streamlearn import faults
 from streamlearn.config import AppConfig
 from streamlearn.eos.checkpointing import Checkpoints
-from streamlearn.eos.commit import (
-    COMMIT_BUCKETS_MS,
-    CommitStats,
-    OpenBatch,
-    Verdict,
-    commit_transaction,
-    delivery_verdict,
-    flush_and_record,
-)
-from streamlearn.eos.emitter import emitters, input_offset
+from streamlearn.eos.commit import COMMIT_BUCKETS_MS, CommitStats, OpenBatch, Verdict, batch_verdict
+from streamlearn.eos.emitter import input_offset
+from streamlearn.eos.halting import halt
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.eos.label_step import LabelMode
+from streamlearn.eos.joined_step import partition_step
 from streamlearn.eos.ownership import Ownership, RedisCall, direct
-from streamlearn.eos.pacing import Pace
 from streamlearn.eos.phase import Phase
-from streamlearn.eos.restore import replay, restore_state, seek_to
-from streamlearn.eos.status import status_fields
+from streamlearn.eos.restore import restore_state, seek_to
+from streamlearn.eos.status import StatusPublisher
 from streamlearn.errors import DeliveryFailedError
-from streamlearn.model import step
 from streamlearn.model.codec import EventDecoder
-from streamlearn.models.publisher import Publisher
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
 __all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
 
-log = logs.get("protocol")
-
 
 class PartitionTask:
     """One owned partition: its ownership, model state and protocol position."""
 
-    def __init__(
-        self,
-        cfg: AppConfig,
-        store: CheckpointStore,
-        consumer: Consumer,
-        partition_id: int,
-        owner: str,
-        ckpt_key: bytes,
-        decoder: EventDecoder,
-        is_classifier: bool,
-        out_partitions: int,
-        shared_producer: Producer | None = None,
-        heartbeat: Heartbeat | None = None,
-        redis_call: RedisCall = direct,
-        dlq_limit: int = kafka_io.LARGE_MESSAGE_BYTES,
-    ) -> None:
+    def __init__(self, cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, owner: str,
+                 ckpt_key: bytes, decoder: EventDecoder, is_classifier: bool, out_partitions: int,
+                 shared_producer: Producer | None = None, heartbeat: Heartbeat | None = None,
+                 redis_call: RedisCall = direct, dlq_limit: int = kafka_io.LARGE_MESSAGE_BYTES) -> None:
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat()
         # Redis calls made inside a step (recovery, the at_least_once offset write) wait out an outage through it.
         self.redis_call = redis_call
         self.ownership = Ownership(cfg, store, partition_id, owner, self.heartbeat, shared_producer, redis_call)
         self.cfg, self.store, self.consumer = cfg, store, consumer
-        self.partition_id, self.topic, self.eos = partition_id, self.ownership.topic, self.ownership.eos
-        self.out_partition = partition_id % max(out_partitions, 1)
-        self.ckpt_key, self.decoder, self.is_classifier = ckpt_key, decoder, is_classifier
-        self.publisher = Publisher(cfg, partition_id, ckpt_key, is_classifier) if cfg.model.publish.every_s > 0 else None
-        self.checkpoints = Checkpoints(cfg.processing, store, self.topic, partition_id, ckpt_key, self.ownership.ctx,
-                                       publisher=self.publisher)
+        self.partition_id, self.topic = partition_id, self.ownership.topic
+        self.ckpt_key = ckpt_key
+        self.checkpoints = Checkpoints.of(cfg, store, partition_id, ckpt_key, is_classifier, self.ownership.ctx)
         self.commit_stats = CommitStats()
         self.batch = OpenBatch()
         self.state: ModelState | None = None
         self.replay_until = 0  # K at the last restore: below it, records are replayed silently
         self.committed_offset = 0
         self.phase = Phase.STARTING
-        self._events_published = 0
         self.restores = 0  # bumped by every restore: records fetched before it are stale (runtime.intake)
         self.deliveries = DeliveryReports(input_offset)  # failed deliveries of the open batch (commit.py reads them)
-        self.dlq_limit = dlq_limit
         self.error: DeliveryFailedError | None = None  # why the partition halted (phase FAILED)
-        # A transaction stays open at most commit_interval_ms, and well inside the broker's timeout (pacing.py).
-        txn_s = cfg.kafka.transaction_timeout_ms / 1000
-        self.pace = Pace(min(cfg.processing.commit_interval_ms / 1000, txn_s / 3), txn_s, self.ownership.ctx)
-        # labels.source: topic: events and labels joined (label_step); None: inline labels, the path above unchanged.
-        self.labels = (LabelMode(cfg, consumer, partition_id, decoder, is_classifier, self.ownership.ctx, self.heartbeat.beat)
-                       if cfg.label_mode else None)
+        self.status = StatusPublisher(store, consumer, self.ownership)
+        # labels.source: topic: events and labels joined (joined_step); otherwise inline labels (inline_step).
+        self.mode = partition_step(cfg, self.ownership, consumer, decoder, is_classifier, partition_id % max(out_partitions, 1),
+                                   self.heartbeat, self.checkpoints.publisher, self.deliveries, dlq_limit)
 
     @property
     def epoch(self) -> int:
@@ -109,7 +77,7 @@ class PartitionTask:
         self.ownership.take(retake=retake)
         self.batch.reset()
 
-    # ---- 2. restore (restore.py) ---------------------------------------------------
+    # ---- 2. restore (restore.py; label mode: joined_step.py) ---------------------------
     def restore(self) -> int:
         """Load checkpoint R and committed K; returns R, the offset to start reading at."""
         self.heartbeat.beat()
@@ -119,22 +87,14 @@ class PartitionTask:
         self.state = restored.state
         self.replay_until = self.committed_offset = restored.committed
         self.checkpoints.restored(restored.state)
-        if self.labels is not None:
-            # Label mode replays here, from the join journal, and reads live from the committed offsets.
-            self.labels.restore(restored.state, restored.committed)
-            self.phase = Phase.RUNNING
-            return restored.state.offset
-        self.phase = Phase.REPLAYING if restored.committed > restored.state.offset else Phase.RUNNING
+        self.phase = self.mode.restored(restored.state, restored.committed)
         return restored.state.offset
 
     def assignment(self, offset: int) -> list[TopicPartition]:
         """What the shared consumer reads for this partition after a restore returned `offset`."""
-        tps = [TopicPartition(self.topic, self.partition_id, offset)]
-        if self.labels is not None:
-            tps.append(self.labels.assignment(self.state))
-        return tps
+        return [TopicPartition(self.topic, self.partition_id, offset), *self.mode.assignment(self.state)]
 
-    # ---- 3. process (model/step.py, emitter.py, pacing.py) ------------------------------
+    # ---- 3. process (inline_step.py or joined_step.py) ---------------------------------
     def process(self, records: Sequence[Any], until: float | None = None) -> Sequence[Any]:
         """Replay or process fetched records; returns those left for later once `until` (monotonic) passes.
 
@@ -143,82 +103,34 @@ class PartitionTask:
         fetches again).
         """
         try:
-            if self.labels is not None:
-                return self._process_joined(records)
             return self._process(records, until)
         except KafkaException as exc:
-            if not kafka_io.is_fatal(exc):
-                # A zombie can see its fencing first as a non-fatal state error (librdkafka learns
-                # of it asynchronously): if the epoch moved, leave through OwnershipLostError, not a crash.
-                self.ownership.ensure_owner()
-                raise
-            logs.event(log, logging.WARNING, "producer_fatal", **self.ownership.ctx(error=str(exc.args[0])[:200]))
+            self.ownership.producer_failed(exc)  # raises again unless the producer failed fatally
             # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
             self.recover(fatal=True)
             return []
 
     def _process(self, records: Sequence[Any], until: float | None) -> Sequence[Any]:
-        state = self.state
+        state, producer = self.state, self.ownership.producer
         assert state is not None
         if not records or self.phase is Phase.FAILED:
             return []
-        if records[0].offset() < state.offset:
-            # Fetched before a seek (recovery): already part of the state.
-            records = [r for r in records if r.offset() >= state.offset]
-            if not records:
-                return []
-        if self.replay_until > state.offset:
-            records, done = replay(state, records, self.replay_until, self.decoder, self.partition_id, self.is_classifier)
-            if done:
-                self.phase = Phase.RUNNING
-            if not records:
-                return []
-        producer = self.ownership.producer
-        assert producer is not None
-        kc = self.cfg.kafka
-        emit, dead_letter = emitters(producer, self.cfg.app, self.topic, self.partition_id, kc.output_topic, kc.dlq_topic,
-                                     self.out_partition, self.ownership.ctx, self.deliveries, self.dlq_limit)
-        i = 0
-        while i < len(records):
-            now = self.heartbeat.beat()
-            self._open_batch(producer, now)
-            chunk = records[i:i + self.pace.chunk(len(records) - i, self.batch.open_for(now))]
-            step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter,
-                         self.publisher.observe if self.publisher is not None else None)
-            done_at = time.monotonic()
-            self.pace.observe(len(chunk), done_at - now)
-            self.batch.records += len(chunk)
-            i += len(chunk)
-            if self.batch.open_for(done_at) >= self.pace.budget_s and (not self.commit() or self.phase is Phase.FAILED):
+        records, replayed = self.mode.live(state, records, self.replay_until)
+        if replayed:
+            self.phase = Phase.RUNNING
+        while records:
+            assert producer is not None
+            ran = self.mode.run(state, records, until, producer, self.batch)
+            if ran.commit_now and (not self.commit() or self.phase is Phase.FAILED):
                 return []  # aborted (restored, the seek fetches again) or halted: nothing here is still valid
-            if until is not None and done_at >= until:
-                return records[i:]
+            if ran.deadline_passed:
+                return ran.rest
+            records = ran.rest
         return []
 
-    def _process_joined(self, records: Sequence[Any]) -> Sequence[Any]:
-        """Label mode: the poll's events and labels of this partition, one journalled chunk."""
-        assert self.state is not None and self.labels is not None
-        if not records or self.phase is Phase.FAILED:
-            return []
-        producer = self.ownership.producer
-        assert producer is not None
-        self._open_batch(producer, self.heartbeat.beat())
-        events = [m for m in records if m.topic() == self.topic]
-        labels = [m for m in records if m.topic() != self.topic]
-        self.labels.process(self.state, events, labels, producer, self.out_partition, self.deliveries, self.dlq_limit)
-        self.batch.records += len(records)
-        return []
-
-    def _open_batch(self, producer: Producer, now: float) -> None:
-        if not self.batch.open:
-            self.batch.opened_at = now
-        if self.eos and not self.batch.transaction:
-            producer.begin_transaction()
-            self.batch.transaction = True
-
-    # ---- 4. commit (commit.py) ---------------------------------------------------------
+    # ---- 4. commit (commit.py, halting.py) --------------------------------------------
     def commit(self) -> bool:
-        """Commit the open batch; False if it was aborted and the partition restored."""
+        """Commit the open batch; False if it was aborted and the partition restored (or halted)."""
         if not self.batch.open:
             return True
         state, producer = self.state, self.ownership.producer
@@ -227,18 +139,9 @@ class PartitionTask:
             faults.point("after_produce_before_commit")
         t0 = time.perf_counter()
         next_offset = state.offset
-        if self.eos:
-            producer.poll(0)  # serve delivery reports already in: a refused message must be seen before committing
-            verdict = Verdict.HALT if self.deliveries.permanent is not None else commit_transaction(
-                producer, self.consumer, self.topic, self.partition_id, next_offset,
-                self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx,
-                self.labels.commit_offsets(state) if self.labels is not None else ())
-            if verdict is not Verdict.COMMITTED:
-                producer.poll(0)  # a commit that failed early may not have served the report that explains it
-            verdict = delivery_verdict(self.deliveries, verdict)
-        else:
-            verdict = flush_and_record(producer, self.store, self.deliveries, self.topic, self.partition_id, self.epoch,
-                                       next_offset, self.redis_call)
+        verdict = batch_verdict(producer, self.consumer, self.store, self.deliveries, self.ownership, next_offset,
+                                self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.mode.commit_offsets(state),
+                                self.redis_call)
         if verdict is Verdict.HALT:
             self.halt(self.deliveries.permanent)
             return False
@@ -274,22 +177,10 @@ class PartitionTask:
             seek_to(self.consumer, tp.topic, tp.partition, tp.offset)
 
     def halt(self, failure: Failure | None) -> None:
-        """Abort the batch and stop reading the partition: Kafka refuses one of its outputs for good.
-
-        Replaying would fail the same way forever. The committed offset stays before the
-        refused record (nothing lost); the task keeps its lease, so no other worker picks
-        the partition up to fail again, and publishes the error with its status.
-        """
-        self.ownership.abort()
-        self.batch.reset()
-        self.deliveries.clear()
-        offset = failure.offset if failure is not None else None
-        cause = failure.describe() if failure is not None else "unknown delivery failure"
-        self.error = DeliveryFailedError(self.topic, self.partition_id, offset, self.epoch, cause)
+        """Stop reading the partition: Kafka refuses one of its outputs for good (halting.py)."""
+        self.error = halt(self.ownership, self.batch, self.deliveries, self.consumer, failure, self.assignment(0),
+                          self.committed_offset)
         self.phase = Phase.FAILED
-        self.consumer.pause([TopicPartition(tp.topic, tp.partition) for tp in self.assignment(0)])
-        logs.event(log, logging.ERROR, "partition_halted", **self.ownership.ctx(
-            offset=offset, committed_offset=self.committed_offset, error=self.error.message, hint=self.error.hint))
 
     # ---- 5. checkpoint (checkpointing.py) ------------------------------------------------
     def checkpoint_due(self, now: float) -> bool:
@@ -303,37 +194,28 @@ class PartitionTask:
         assert self.state is not None
         if self.batch.open or self.phase not in (Phase.RUNNING, Phase.STOPPED):
             return
-        if self.labels is not None:
-            self.labels.mark_journal_position(self.state)
+        self.mode.before_checkpoint(self.state)
         self.checkpoints.write(self.state, self.epoch, final=final)
 
     def checkpoint_snapshot(self) -> Snapshot:
         """For a forked writer: only between commits, like an inline checkpoint."""
         assert self.state is not None and not self.batch.open
-        if self.labels is not None:
-            self.labels.mark_journal_position(self.state)
+        self.mode.before_checkpoint(self.state)
         return self.checkpoints.snapshot(self.state, self.epoch)
 
     def apply_forked_checkpoint(self, outcome: Outcome) -> None:
         self.checkpoints.apply(outcome, self.epoch)
 
-    # ---- lease, status, stop ----------------------------------------------------------
+    # ---- lease, status (status.py), stop ------------------------------------------------
     def renew_lease(self) -> None:
         self.ownership.renew_lease()
 
     def publish_status(self, elapsed_s: float) -> None:
         """Status with events per second over `elapsed_s`, the time since the last publish (0: none)."""
         assert self.state is not None
-        events = self.state.events
-        eps = (events - self._events_published) / elapsed_s if elapsed_s > 0 else 0.0
-        self._events_published = events
-        hw = kafka_io.cached_high_watermark(self.consumer, self.topic, self.partition_id)
-        res = self.store.publish_status(self.partition_id, self.epoch, status_fields(
-            owner=self.ownership.owner, epoch=self.epoch, phase=self.phase, committed_offset=self.committed_offset,
-            state=self.state, checkpoints=self.checkpoints, commits=self.commit_stats, high_watermark=hw, eps=eps,
-            error=self.error.message if self.error is not None else None))
-        if not res.ok:  # replaced: the new owner's status stays
-            raise self.ownership.lost(self.epoch, f"status refused: Redis epoch is now {res.current}")
+        self.status.publish(elapsed_s, phase=self.phase, committed_offset=self.committed_offset, state=self.state,
+                            checkpoints=self.checkpoints, commits=self.commit_stats,
+                            error=self.error.message if self.error is not None else None)
 
     def stop(self) -> None:
         """Graceful stop, after the last commit: final checkpoint (and model version), last status, lease released."""

@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     printer = None if args.quiet else _progress_printer(args.progress_every)
     metrics_server = None
     if cfg.metrics.port is not None and not args.no_metrics:
-        from streamlearn.ops.metrics import serve
+        from streamlearn.ops.metrics_endpoint import serve
 
         metrics_server = serve(cfg)
         if metrics_server is not None and not args.quiet:

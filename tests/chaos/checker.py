@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
@@ -84,7 +84,28 @@ def check_i2(sc: Scenario, inputs: dict[int, list[Any]], committed: dict[int, in
     return rep
 
 
-class I4Sampler:
+class BackgroundSampler:
+    """A thread that samples while the `with` block runs: `_run` loops until `_stop` is set."""
+
+    join_s = 15.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(self.join_s)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class I4Sampler(BackgroundSampler):
     """Background sampler of (checkpoint offset, committed offset) per partition."""
 
     def __init__(self, sc: Scenario, every_s: float = 0.25) -> None:
@@ -92,16 +113,7 @@ class I4Sampler:
         self.every_s = every_s
         self.samples = 0
         self.violations: list[tuple[int, int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> I4Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(15)
+        super().__init__()
 
     def _run(self) -> None:
         cfg = scenario_config(self.sc)

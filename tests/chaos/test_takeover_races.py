@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis as redis_lib
 from confluent_kafka import Producer
 
 from tests.chaos.checker import (
+    BackgroundSampler,
     I4Sampler,
     caught_up,
     check_i1_of,
@@ -46,23 +45,16 @@ LEASE_S = 8.0
 OUTAGE_S = 10.0
 
 
-class UnownedSampler:
+class UnownedSampler(BackgroundSampler):
     """Longest stretch, per partition, during which no worker held its lease (sampled every 0.1 s)."""
+
+    join_s = 10.0
 
     def __init__(self, r: redis_lib.Redis, sc: Scenario) -> None:
         self.r, self.sc = r, sc
         self.longest = dict.fromkeys(range(PARTITIONS), 0.0)
         self._since: dict[int, float | None] = dict.fromkeys(range(PARTITIONS))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> UnownedSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        super().__init__()
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):

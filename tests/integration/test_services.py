@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -80,12 +82,18 @@ def local_only() -> None:
         pytest.skip("exercises the local launcher; the docker backend is in use")
 
 
-def test_taken_kafka_port_makes_the_launcher_choose_another(
-        local_only: None, private_kafka: Any) -> None:
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port held by a listening socket while the block runs."""
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        taken = squatter.getsockname()[1]
+        yield squatter.getsockname()[1]
+
+
+def test_taken_kafka_port_makes_the_launcher_choose_another(
+        local_only: None, private_kafka: Any) -> None:
+    with taken_port() as taken:
         kafka: LocalKafka = private_kafka(port=taken)
         assert kafka.port != taken
         assert kafka_ready(kafka.bootstrap)
@@ -110,9 +118,6 @@ def test_private_broker_keeps_its_data_across_a_crash(local_only: None, private_
 
 def test_taken_redis_port_makes_the_launcher_choose_another(
         local_only: None, private_redis: Any) -> None:
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
+    with taken_port() as taken:
         redis = private_redis(port=taken)
         assert redis.port != taken

@@ -32,36 +32,20 @@ def test_env_overrides_nested_keys_with_yaml_scalars(tmp_path: Path) -> None:
     assert cfg.app == "a1"
 
 
-def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
-    path = write(tmp_path, "processing:\n  wrokers: 3\n")
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("processing:\n  wrokers: 3\n", ("processing.wrokers", "did you mean 'workers'"),
+                 id="unknown_key_suggests_the_right_one"),
+    pytest.param("processing:\n  workers: 0\n", ("processing.workers", "got 0"), id="bad_value_names_key_and_value"),
+    pytest.param("processing:\n  guarantee: maybe_once\n", ("processing.guarantee", "exactly_once"),
+                 id="guarantee_must_be_known"),
+    pytest.param("model:\n  estimator: river.linear_model.LogisticRegresion\n",
+                 ("model.estimator", "river.linear_model.LogisticRegression"), id="estimator_path_is_checked_with_a_suggestion"),
+])
+def test_wrong_config_is_refused_naming_the_key_and_the_fix(tmp_path: Path, text: str, expected: tuple[str, ...]) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "processing.wrokers" in exc.value.message
-    assert "did you mean 'workers'" in exc.value.message
-
-
-def test_bad_value_names_key_and_value(tmp_path: Path) -> None:
-    path = write(tmp_path, "processing:\n  workers: 0\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "processing.workers" in exc.value.message
-    assert "got 0" in exc.value.message
-
-
-def test_guarantee_must_be_known(tmp_path: Path) -> None:
-    path = write(tmp_path, "processing:\n  guarantee: maybe_once\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "processing.guarantee" in exc.value.message
-    assert "exactly_once" in exc.value.message
-
-
-def test_estimator_path_is_checked_with_a_suggestion(tmp_path: Path) -> None:
-    path = write(tmp_path, "model:\n  estimator: river.linear_model.LogisticRegresion\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path, environ={})
-    assert "model.estimator" in exc.value.message
-    assert "river.linear_model.LogisticRegression" in exc.value.message
+        load_config(write(tmp_path, text), environ={})
+    for part in expected:
+        assert part in exc.value.message
 
 
 def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
