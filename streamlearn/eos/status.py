@@ -15,6 +15,11 @@ from streamlearn.eos.commit import CommitStats
 from streamlearn.eos.phase import Phase
 from streamlearn.state.checkpoint import ModelState
 
+# The Ray node of this process ({"node_id", "node_ip"}), set once by the PartitionWorker running
+# here: the runtime layer knows Ray, this one does not. Published with every partition's status
+# so `streamlearn status` (Redis only, no Ray) shows where each partition runs.
+NODE: dict[str, str] = {}
+
 
 def status_fields(
     *,
@@ -57,6 +62,7 @@ def status_fields(
         "commit_hist": ",".join(map(str, commits.hist)),
         "updated_ms": int(time.time() * 1000),
     }
+    fields.update(NODE)
     fields["error"] = error or ""  # always written: a hash field is only replaced, never dropped, by HSET
     join = state.extra.get("labels")
     if join is not None:  # label mode: the join's counters, pending, oldest age and delay histogram, as one JSON field
