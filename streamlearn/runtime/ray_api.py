@@ -258,9 +258,14 @@ def node() -> dict[str, str]:
     if not ray.is_initialized():
         return {}
     try:
-        return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}
+        node_id = ray.get_runtime_context().get_node_id()
+        # The address the node registered with (`--node-ip-address`), from the GCS: inside a worker
+        # process `ray.util.get_node_ip_address()` guesses the machine's route instead (seen:
+        # 192.0.2.2 for a node started on 127.0.0.1).
+        ip = next((str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("NodeID") == node_id), "")
     except Exception:  # a driver mid-shutdown: the node is unknown, never an error
         return {}
+    return {"node_id": node_id, "node_ip": ip}
 
 
 def request_resources(num_cpus: int) -> str | None:
