@@ -25,6 +25,7 @@ from pydantic import (
 
 from streamlearn.config_sections import (  # re-exported: the sections are part of this module's API
     SECRET_ENV,
+    AutoscaleConfig,
     CheckpointConfig,
     FieldsConfig,
     KafkaConfig,
@@ -45,7 +46,7 @@ from streamlearn.errors import ConfigError
 from streamlearn.masking import MASK, is_secret_key, mask, mask_text
 
 __all__ = [
-    "ENV_PREFIX", "MASK", "SECRET_ENV", "AppConfig", "CheckpointConfig", "FieldsConfig", "KafkaConfig", "LabelsConfig",
+    "ENV_PREFIX", "MASK", "SECRET_ENV", "AppConfig", "AutoscaleConfig", "CheckpointConfig", "FieldsConfig", "KafkaConfig", "LabelsConfig",
     "MetricsConfig", "ModelConfig", "PreprocessingStep", "ProcessingConfig", "PublishConfig", "PublishGateConfig",
     "RedisConfig", "ServingConfig", "config_from_wire", "import_dotted", "is_secret_key", "load_config", "mask",
     "mask_text", "start_position",

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 SECRET_ENV = "STREAMLEARN_CHECKPOINT_SECRET"
@@ -154,6 +155,32 @@ class ModelConfig(_Section):
         return v
 
 
+class AutoscaleConfig(_Section):
+    enabled: bool = Field(
+        False, description="Resize the number of PartitionWorkers from the measured input lag, within min_workers..max_workers "
+                           "(docs/scale-out.md). Off: processing.workers stays as started.",
+    )
+    min_workers: int = Field(1, ge=1, le=1024, description="Fewest owning workers autoscaling goes down to.")
+    max_workers: int = Field(
+        4, ge=1, le=1024, description="Most owning workers autoscaling goes up to (more than the input partitions would idle).",
+    )
+    target_lag_per_worker: int = Field(
+        10_000, gt=0,
+        description="Input records not yet committed that one worker is expected to carry: the desired count is "
+                    "ceil(total lag / this), smoothed over a few samples; scaling down waits until the lag is well below it.",
+    )
+    cooldown_s: float = Field(
+        60.0, ge=0, description="At most one autoscaling change per this many seconds (and none before it has passed since start).",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscaleConfig:
+        if self.min_workers > self.max_workers:
+            raise ValueError(f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers}); "
+                             "fix: raise processing.autoscale.max_workers or lower processing.autoscale.min_workers")
+        return self
+
+
 class ProcessingConfig(_Section):
     guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once", description="exactly_once: Kafka transactions. at_least_once: no transactions; a crash can duplicate predictions."
@@ -196,6 +223,17 @@ class ProcessingConfig(_Section):
                     "run it, logging committed_offset_missing, until the offset is restored. warn: log it loudly and go on "
                     "from R; predictions of the events after R that were already committed are written again.",
     )
+    autoscale: AutoscaleConfig = Field(default_factory=AutoscaleConfig)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _workers_within_autoscale_bounds(self) -> ProcessingConfig:
+        a = self.autoscale
+        if a.enabled and not a.min_workers <= self.workers <= a.max_workers:
+            # The start count is the user's: silently clamping it would hide a config that contradicts itself.
+            raise ValueError(f"processing.workers ({self.workers}) is outside processing.autoscale.min_workers.."
+                             f"max_workers ({a.min_workers}..{a.max_workers}); fix: set processing.workers within them "
+                             "(it is the count the app starts with) or widen the bounds")
+        return self
 
     @field_validator("start_from", mode="before")
     @classmethod

@@ -28,3 +28,9 @@ def blocks(text: str | None = None) -> list[Block]:
 
 def runnable() -> list[Block]:
     return [b for b in blocks() if b.marker == "run"]
+
+
+def cluster_recipe() -> Block:
+    """The "Scaling out to a Ray cluster" block, run by tests/chaos/test_readme_cluster.py (marker `cluster (...)`)."""
+    (block,) = [b for b in blocks() if (b.marker or "").startswith("cluster (")]
+    return block

@@ -20,6 +20,11 @@ from streamlearn.eos.ownership import Ownership
 from streamlearn.eos.phase import Phase
 from streamlearn.state.checkpoint import ModelState
 
+# The Ray node of this process ({"node_id", "node_ip"}), set once by the PartitionWorker running
+# here: the runtime layer knows Ray, this one does not. Published with every partition's status
+# so `streamlearn status` (Redis only, no Ray) shows where each partition runs.
+NODE: dict[str, str] = {}
+
 
 class StatusPublisher:
     """Writes one partition's status under its epoch; events per second count from the previous write."""
@@ -84,6 +89,7 @@ def status_fields(
         "commit_hist": ",".join(map(str, commits.hist)),
         "updated_ms": int(time.time() * 1000),
     }
+    fields.update(NODE)
     fields["error"] = error or ""  # always written: a hash field is only replaced, never dropped, by HSET
     join = state.extra.get("labels")
     if join is not None:  # label mode: the join's counters, pending, oldest age and delay histogram, as one JSON field

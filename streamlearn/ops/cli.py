@@ -111,7 +111,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{r['partition']:>4} {(r['owner'] or '-')[:28]:<28} {r['phase']:<10} {r['epoch']:>5} {r['committed_offset'] if r['committed_offset'] is not None else '-':>10} "
               f"{r['checkpoint_offset'] if r['checkpoint_offset'] is not None else '-':>10} {r['checkpoint_age_s'] if r['checkpoint_age_s'] is not None else '-':>8} "
               f"{r['events']:>9} {r['lag']:>7} {r['dlq']:>5} {mv}{_served_text(r)}")
+    for wid, w in sorted(st.get("worker_nodes", {}).items()):
+        print(f"worker {wid}: node {_node_text(w)} partitions {','.join(map(str, w['partitions']))}")
     return 0
+
+
+def _node_text(w: dict[str, Any]) -> str:
+    """A Ray node as an operator tells them apart: its IP and the start of its id ('-' outside Ray)."""
+    if not w.get("node_id"):
+        return "-"
+    return f"{w.get('node_ip') or '?'} ({str(w['node_id'])[:12]})"
 
 
 def _served_text(r: dict[str, Any]) -> str:
@@ -186,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("status", cmd_status, help="per-partition owner, offsets, checkpoint age, lag, metric",
                 description="Read the app's state from Kafka and Redis (no Ray needed; works while `run` is stopped):\n"
                 "owner, phase, epoch, committed and checkpoint offsets, checkpoint age, events, lag,\n"
-                "dead-lettered records and the prequential metric, per partition.",
+                "dead-lettered records and the prequential metric, per partition; then each worker's\n"
+                "Ray node and the partitions it holds.",
                 epilog="example:\n  streamlearn status -c app.yaml --json")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 

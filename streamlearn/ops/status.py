@@ -56,6 +56,9 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
             {
                 "partition": p,
                 "owner": owner,
+                "worker": owner.split("@", 1)[0] if owner else None,
+                "node_id": st.get("node_id") or None,  # the Ray node of the worker that last published (None: not in Ray)
+                "node_ip": st.get("node_ip") or None,
                 "lease_ms": lease_ms,
                 "phase": st.get("phase", "unowned") if owner else ("stopped" if st.get("phase") == "stopped" else "unowned"),
                 "epoch": store.current_epoch(p),
@@ -95,6 +98,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
         "input_topic": topic,
         "guarantee": cfg.processing.guarantee,
         "partitions": rows,
+        "worker_nodes": worker_nodes(rows),
         "totals": {
             "events": total("events"),
             "dlq": total("dlq"),
@@ -103,6 +107,16 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
             "recoveries": total("recoveries"),
         },
     }
+
+
+def worker_nodes(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """worker id → its node and the partitions it holds a lease on (what a node's loss would move)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["worker"] is not None:
+            w = out.setdefault(r["worker"], {"node_id": r["node_id"], "node_ip": r["node_ip"], "partitions": []})
+            w["partitions"].append(r["partition"])
+    return out
 
 
 def _labels_row(cfg: AppConfig, consumer: Consumer, st: dict[str, str], p: int, committed: int | None) -> dict[str, Any]:

@@ -22,7 +22,9 @@ from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos.label_step import ensure_label_topics
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.ops import status
-from streamlearn.runtime import ray_api
+from streamlearn.runtime import autoscale, ray_api
+from streamlearn.runtime.nodes import NodeMap
+from streamlearn.runtime.roster import Role
 from streamlearn.runtime.supervisor import Supervisor
 from streamlearn.runtime.worker import PartitionWorker
 
@@ -31,6 +33,8 @@ PIDS_PING_TIMEOUT_S = 5.0
 # How often the monitor lists the input topic's partitions: a partition added while running
 # is owned within this (plus a worker's start-up).
 PARTITIONS_CHECK_S = 10.0
+# How often processing.autoscale samples the lag (autoscale.SAMPLES of them are averaged).
+AUTOSCALE_TICK_S = 5.0
 
 
 def worker_names(app: str) -> tuple[str, str]:
@@ -61,6 +65,9 @@ class Coordinator:
         self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
                               lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers)
         self.namespace, self.worker_prefix = worker_names(self.cfg.app)
+        self._nodes = NodeMap(ray_api, time.monotonic)
+        scaling = self.cfg.processing.autoscale
+        self.autoscaler = autoscale.Autoscaler(scaling, time.monotonic) if scaling.enabled else None
         if ray_api.restarted():
             self._rebuild()
 
@@ -134,7 +141,14 @@ class Coordinator:
 
     def _watch(self) -> None:
         next_listing = time.monotonic() + PARTITIONS_CHECK_S
+        next_autoscale = time.monotonic() + AUTOSCALE_TICK_S
         while not self.sup.stopping.wait(0.25):
+            if self.autoscaler is not None and time.monotonic() >= next_autoscale:
+                next_autoscale = time.monotonic() + AUTOSCALE_TICK_S
+                try:
+                    self._autoscale_tick()
+                except Exception as exc:  # Kafka or Redis away: no sample this time, supervision goes on
+                    logs.event(log, logging.WARNING, "autoscale_sample_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
             if time.monotonic() >= next_listing:
                 next_listing = time.monotonic() + PARTITIONS_CHECK_S
                 try:
@@ -144,6 +158,7 @@ class Coordinator:
             try:
                 with self._lock:
                     self.sup.tick()
+                    self._nodes.tick({w.wid: w.handle for w in self.sup.roster.live()})
             except Exception as exc:  # the monitor must outlive transient Redis/Kafka errors
                 text = f"{type(exc).__name__}: {exc}"
                 if text != self._last_monitor_error:  # one line per distinct problem, not one per tick
@@ -152,10 +167,35 @@ class Coordinator:
                 continue
             self._last_monitor_error = ""
 
+    # ---- autoscaling (processing.autoscale; the decision rules are in runtime/autoscale.py) ---
+    def _autoscale_tick(self) -> None:
+        """One lag sample; on a decision, ask Ray for the room and resize the app."""
+        assert self.autoscaler is not None
+        lag = autoscale.total_lag(status.collect(self.cfg, self.store, self.consumer, self.partitions))
+        with self._lock:
+            owners = len(self.sup.roster.with_role(Role.OWNER))
+        desired = self.autoscaler.decide(lag, owners, partitions=len(self.partitions))
+        if desired is None:
+            return
+        # Room for the owners and the standbys (one CPU each): a cluster's autoscaler adds nodes for it.
+        refused = ray_api.request_resources(desired + self.cfg.processing.standby_workers)
+        logs.event(log, logging.WARNING, "autoscale_decided", topic=self.cfg.kafka.input_topic, lag=lag, workers=owners,
+                   desired=desired, reason=self.autoscaler.reason, resource_request=refused or "made")
+        # TODO(issue #15, merge with the live-rescale branch): `Coordinator.scale(n, reason)` is built
+        # there; until it is merged the decision is logged and requested from Ray, not applied.
+        scale = getattr(self, "scale", None)
+        if scale is None:
+            logs.event(log, logging.WARNING, "autoscale_not_applied", desired=desired, reason="Coordinator.scale is not built yet")
+            return
+        scale(desired, reason=self.autoscaler.reason)
+
     # ---- queries -----------------------------------------------------------------------
     def workers(self) -> dict[str, Any]:
+        """The roster's view (fields kept to the letter), plus "nodes": each live worker's Ray node."""
         with self._lock:
-            return self.sup.roster.view()
+            view = self.sup.roster.view()
+            view["nodes"] = self._nodes.view([w.wid for w in self.sup.roster.live()])
+            return view
 
     def worker_pids(self) -> dict[str, int]:
         with self._lock:

@@ -247,3 +247,43 @@ def ready(refs: list[Any]) -> list[Any]:
 
 def kill(handle: Any, restart: bool = False) -> None:
     ray.kill(handle, no_restart=not restart)
+
+
+def node() -> dict[str, str]:
+    """The Ray node this process runs on ({"node_id", "node_ip"}); {} outside Ray.
+
+    A worker reports it in its ping and its partitions' status, so an operator sees
+    which machine holds which partition (what a node's loss would move).
+    """
+    if not ray.is_initialized():
+        return {}
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+        # The address the node registered with (`--node-ip-address`), from the GCS: inside a worker
+        # process `ray.util.get_node_ip_address()` guesses the machine's route instead (seen:
+        # 192.0.2.2 for a node started on 127.0.0.1).
+        ip = next((str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("NodeID") == node_id), "")
+    except Exception:  # a driver mid-shutdown: the node is unknown, never an error
+        return {}
+    return {"node_id": node_id, "node_ip": ip}
+
+
+def request_resources(num_cpus: int) -> str | None:
+    """Ask Ray's autoscaler for room for `num_cpus` one-CPU actors (the request replaces the last one).
+
+    `ray.autoscaler.sdk.request_resources` records the request in the GCS, where the
+    autoscaler of a cluster that has one (KubeRay's in-tree autoscaler, `ray up`)
+    reads it and adds or, once lowered, lets go of nodes. A local instance or a
+    fixed cluster has no autoscaler reading it: the request is then a no-op. It
+    is a hint and must never stop the app: None when it was made, else why not
+    (for the caller's log line).
+    """
+    from ray.autoscaler.sdk import request_resources as ray_request
+
+    if not ray.is_initialized():
+        return "Ray is not initialized"
+    try:
+        ray_request(bundles=[{"CPU": 1}] * max(int(num_cpus), 0))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None

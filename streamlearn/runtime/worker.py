@@ -35,6 +35,7 @@ from connectors import kafka_io
 from connectors.redis_store import open_store, redacted
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
+from streamlearn.eos import status as published
 from streamlearn.eos.commit import CommitCadence
 from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.ownership import RedisCall
@@ -42,6 +43,7 @@ from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
+from streamlearn.runtime import ray_api
 from streamlearn.runtime.intake import Backlog
 from streamlearn.state import checkpoint, forked
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
@@ -59,6 +61,8 @@ class PartitionWorker:
         self.cfg: AppConfig = config_from_wire(wire_config)
         self.worker_id = worker_id
         self.owner = f"{worker_id}@{socket.gethostname()}:{os.getpid()}"
+        self.node = ray_api.node()  # {} outside Ray; in the ping and in every partition's published status
+        published.NODE.update(self.node)
         self._stop = threading.Event()
         self._heartbeat = Heartbeat()  # last sign of life of the run loop (ping reports its age)
         self._run: _Run | None = None
@@ -77,7 +81,8 @@ class PartitionWorker:
                 "phase": run.phase if run is not None else self._phase,
                 "loop_age_s": self._heartbeat.age() if partitions else 0.0,
                 # The forked checkpoint children's memory belongs to this worker's footprint.
-                "checkpoint_children_rss_bytes": run.forker.rss_bytes() if run is not None and run.forker is not None else 0}
+                "checkpoint_children_rss_bytes": run.forker.rss_bytes() if run is not None and run.forker is not None else 0,
+                **self.node}
 
     def stop(self) -> None:
         self._stop.set()

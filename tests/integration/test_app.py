@@ -29,7 +29,8 @@ before = app.status()["totals"]
 app.start()
 poll(lambda: all(r["phase"] == "running" for r in app.status()["partitions"]), 120, "the background run")
 final = app.stop()
-print(json.dumps({"first": first["totals"], "status": before, "final": final["totals"]}))
+print(json.dumps({"first": first["totals"], "status": before, "final": final["totals"],
+                  "nodes": first["workers"]["nodes"], "row_nodes": [r["node_id"] for r in first["partitions"]]}))
 """
 
 
@@ -49,5 +50,9 @@ def test_app_runs_until_idle_reports_status_and_stops_gracefully(
     assert report["first"]["events"] == 1_000 and report["first"]["lag"] == 0
     assert report["status"]["events"] == 1_000  # read back from Kafka + Redis after the run ended
     assert report["final"]["events"] == 1_000 and report["final"]["lag"] == 0
+    # The worker's Ray node, in the Coordinator's workers() view and in each partition's status.
+    ((wid, node),) = report["nodes"].items()
+    assert wid == "w0" and len(node["node_id"]) == 56 and node["node_ip"], report["nodes"]
+    assert report["row_nodes"] == [node["node_id"]] * 2
     ids = [o["id"] for o in outputs(cfg)]
     assert len(ids) == 1_000 and len(set(ids)) == 1_000

@@ -127,3 +127,39 @@ def test_app_config_in_the_configmap_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(by_kind("ConfigMap")["data"]["app.yaml"])
     assert load_config(path, environ={}).processing.standby_workers == 2
+
+
+def _kuberay_head_command(params: dict[str, str]) -> list[str]:
+    """The head's `ray start` as KubeRay builds it (convertParamMap: sorted ` --key=value `, run by bash), split as bash would."""
+    import shlex
+
+    flags = "".join(f" --{k}={v} " for k, v in sorted(params.items()) if v.lower() not in ("true", "false"))
+    return shlex.split(f"ulimit -n 65536; ray start --head {flags}")
+
+
+def test_head_sets_the_node_death_detection_of_the_recipe() -> None:
+    import json
+
+    from tests.chaos.ray_cluster import HEALTH_CHECK
+    from tests.readme_blocks import blocks
+
+    params = by_kind("RayCluster")["spec"]["headGroupSpec"]["rayStartParams"]
+    (arg,) = [a for a in _kuberay_head_command(params) if a.startswith("--system-config=")]
+    assert json.loads(arg.removeprefix("--system-config=")) == HEALTH_CHECK
+    # The README's recipe sets the same detection values (a subset: the three that decide it).
+    recipe = next(b.body for b in blocks() if "ray start --head" in b.body)
+    readme_cfg = json.loads(recipe.split("--system-config='", 1)[1].split("'", 1)[0])
+    assert readme_cfg and all(HEALTH_CHECK[k] == v for k, v in readme_cfg.items())
+
+
+def test_head_probes_ray_node_health_without_the_token() -> None:
+    from ray._private.ray_constants import DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+    from ray.dashboard.http_server_agent import PUBLIC_EXACT_PATHS
+
+    (c,) = by_kind("RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    for probe in (c["livenessProbe"], c["readinessProbe"]):
+        assert probe["httpGet"]["path"] in PUBLIC_EXACT_PATHS  # token auth does not apply to it
+        assert probe["httpGet"]["port"] == DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+        assert probe["failureThreshold"] * probe["periodSeconds"] >= 30  # not a hair trigger on a busy head
+    # The agent that serves it ships with ray[default]; the image installs it.
+    assert '"ray[default]"' in (K8S.parent / "Dockerfile").read_text()

@@ -10,7 +10,7 @@ import yaml
 
 from streamlearn.config import AppConfig, load_config
 from streamlearn.ops import metrics
-from tests.readme_blocks import README, blocks, runnable
+from tests.readme_blocks import README, blocks, cluster_recipe, runnable
 
 ROOT = README.parent
 
@@ -19,8 +19,10 @@ def test_every_shell_block_is_run_or_says_why_not() -> None:
     shell = [b for b in blocks() if b.lang in ("bash", "sh", "shell", "console")]
     assert shell
     for b in shell:
-        assert b.marker == "run" or (b.marker or "").startswith("skip ("), f"README.md:{b.line}: mark the block run or skip (reason)"
+        assert b.marker == "run" or (b.marker or "").startswith(("skip (", "cluster (")), \
+            f"README.md:{b.line}: mark the block run, skip (reason) or cluster (the test that runs it)"
     assert len(runnable()) >= 3
+    assert "ray start --head" in cluster_recipe().body  # the one block tests/chaos/test_readme_cluster.py runs
 
 
 def test_quick_start_is_exactly_make_demo_then_make_test() -> None:
