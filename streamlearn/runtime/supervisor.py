@@ -76,8 +76,8 @@ class Supervisor:
         for i, p in enumerate(partitions):
             owners[i % n_workers].partitions.append(p)
         for w in owners:
-            self._launch(w)
-        self._fill_standby()  # after the owners, so standbys never delay the first assignment
+            self.launch(w)
+        self.fill_standby()  # after the owners, so standbys never delay the first assignment
         return {w.wid: list(w.partitions) for w in self.roster.live()}
 
     def adopt(self, partitions: list[int], found: dict[str, Any]) -> dict[str, list[int]]:
@@ -94,8 +94,8 @@ class Supervisor:
             w.run, w.launched_at = self.ray.call(w.handle, "join_run"), self.clock()
         if plan.orphans:
             self._count_recoveries(plan.orphans)
-            self._to_spare(plan.orphans)
-        self._fill_standby()
+            self.to_spare(plan.orphans)
+        self.fill_standby()
         logs.event(log, logging.WARNING, "coordinator_restarted_adopted", owners=plan.owners, standby=plan.standby,
                    unreachable=plan.unreachable, orphans=plan.orphans)
         return {w.wid: list(w.partitions) for w in self.roster.live()}
@@ -108,12 +108,12 @@ class Supervisor:
             self.check_leases()
 
     # ---- runs ----------------------------------------------------------------------
-    def _launch(self, w: Worker) -> None:
+    def launch(self, w: Worker) -> None:
         w.role, w.relaunch_at = Role.OWNER, None
         w.run = self.ray.call(w.handle, "run", list(w.partitions))
         w.launched_at = self.clock()
 
-    def _fill_standby(self) -> None:
+    def fill_standby(self) -> None:
         while len(self.roster.standby()) < self.standby_workers:
             self.roster.add(self.spawn)
 
@@ -121,7 +121,7 @@ class Supervisor:
         now = self.clock()
         for w in self.roster.with_role(Role.OWNER):
             if w.run is None and w.relaunch_at is not None and now >= w.relaunch_at:
-                self._launch(w)
+                self.launch(w)
         running = self.roster.running()
         for ref in self.ray.ready(list(running)):
             w = running[ref]
@@ -144,7 +144,7 @@ class Supervisor:
             self.roster.to_standby(w)  # every partition it held was handed on: it waits as a standby
         elif out.failure is None:
             logs.event(log, logging.WARNING, "worker_returned_early", worker=w.wid, result=out.value)
-            self._launch(w)
+            self.launch(w)
         elif out.failure in _DIED:
             self._on_death(w, gone=out.failure is Failure.DEAD, error=out.error_type)
         else:
@@ -165,15 +165,15 @@ class Supervisor:
             if gone:
                 self._replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
             else:
-                self._launch(w)  # Ray restarts it; the call waits for the new process
+                self.launch(w)  # Ray restarts it; the call waits for the new process
             return
         spare.partitions, w.partitions = w.partitions, []
         logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=w.wid, standby=spare.wid, partitions=spare.partitions)
-        self._launch(spare)
+        self.launch(spare)
         if gone:
             self.ray.kill(w.handle)
             self.roster.drop(w)
-            self._fill_standby()
+            self.fill_standby()
         else:
             self.roster.to_standby(w)  # Ray is restarting it; once up it waits as the next standby
 
@@ -222,10 +222,10 @@ class Supervisor:
             return
         w.partitions = [p for p in w.partitions if p not in dropped]
         self._count_recoveries(dropped)
-        new = self._to_spare(dropped)
+        new = self.to_spare(dropped)
         logs.event(log, logging.WARNING, "partitions_dropped", worker=w.wid, partitions=dropped, new=new.wid,
                    reason="the worker lost them to another owner and nobody assigned holds them")
-        self._fill_standby()
+        self.fill_standby()
 
     def add_partitions(self, new: list[int]) -> None:
         """Partitions added to the input topic while running: to a standby (or a new worker), at once.
@@ -233,15 +233,15 @@ class Supervisor:
         No partition that is already owned moves for them (a hand-off would pause it); the
         standby they go to is replaced, so a dead worker still finds one.
         """
-        w = self._to_spare(new)
+        w = self.to_spare(new)
         logs.event(log, logging.WARNING, "partitions_added", partitions=new, worker=w.wid)
-        self._fill_standby()
+        self.fill_standby()
 
-    def _to_spare(self, partitions: list[int]) -> Worker:
+    def to_spare(self, partitions: list[int]) -> Worker:
         """partitions to the oldest standby (or a new worker), launched."""
         w = self.roster.next_standby() or self.roster.add(self.spawn)
         w.partitions = list(partitions)
-        self._launch(w)
+        self.launch(w)
         return w
 
     def _replace(self, w: Worker, reason: str) -> None:
@@ -255,8 +255,8 @@ class Supervisor:
         new = self.roster.next_standby() or self.roster.add(self.spawn)
         new.partitions = parts
         logs.event(log, logging.WARNING, "worker_replaced", old=w.wid, new=new.wid, partitions=parts, reason=reason)
-        self._launch(new)
-        self._fill_standby()
+        self.launch(new)
+        self.fill_standby()
 
     def _count_recoveries(self, partitions: list[int]) -> None:
         for p in partitions:
