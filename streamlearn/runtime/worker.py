@@ -232,8 +232,9 @@ class _Run:
         start and every recovery. Each task has its own producer; nothing is shared but the
         (thread-safe) Redis client."""
         try:
-            if len(tasks) == 1:
-                self.with_redis(tasks, tasks[0].take_ownership)
+            if len(tasks) <= 1:  # none: a run started empty, waiting for a hand-off
+                for t in tasks:
+                    self.with_redis(tasks, t.take_ownership)
                 return
             with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="take-ownership") as pool:
                 for fut in [pool.submit(self.with_redis, [t], t.take_ownership) for t in tasks]:
