@@ -122,7 +122,7 @@ def main() -> None:
             for n in (3, 1):
                 t0 = time.monotonic()
                 res = eh_scale(cfg_path, env, n)
-                rounds.append({"workers": n, "rc": res.returncode, "cli_s": round(time.monotonic() - t0, 2),
+                rounds.append({"workers": n, "rc": res.returncode, "cli_s": round(time.monotonic() - t0, 2), "cli_progress": res.stderr[-3000:],
                                "result": RescaleStore(eh.store_of(cfg)).state()})
                 assert res.returncode == 0, res.stdout + res.stderr
         stop.set()

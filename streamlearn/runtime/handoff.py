@@ -95,11 +95,13 @@ class Handoffs:
         with self._lock:
             queue, self._queue = self._queue, []
         for req in queue:
+            t0 = time.monotonic()
             try:
                 req.result = release(run, req.partitions) if req.kind == "release" else self._add(run, req.partitions)
             except Exception as exc:  # the caller (the Coordinator) decides what follows
                 req.error = f"{type(exc).__name__}: {exc}"[:500]
                 logs.event(log, logging.WARNING, f"handoff_{req.kind}_failed", partitions=req.partitions, error=req.error)
+            req.result["seconds"] = round(time.monotonic() - t0, 3)
             req.done.set()
 
     def cancel(self, reason: str) -> None:
@@ -114,7 +116,9 @@ class Handoffs:
         new = [run.new_task(p) for p in partitions if p not in run.tasks]
         if not new:
             return {"added": {}}
+        t0 = time.monotonic()
         run.take_ownership(new)  # in parallel; closes them all if one fails
+        took = round(time.monotonic() - t0, 3)
         assignment: list[TopicPartition] = []
         added = {}
         try:
@@ -134,7 +138,7 @@ class Handoffs:
             released_ms = _quiet(functools.partial(run.rescale.release_of, t.partition_id))
             if released_ms is not None:
                 self._first_commit[t.partition_id] = (t.committed_offset, released_ms)
-        return {"added": added}
+        return {"added": added, "ownership_s": took}
 
     def after_commits(self, run: RunPort) -> None:
         """After a commit cycle: an added partition's first commit ends its hand-off (pause recorded)."""
@@ -156,8 +160,10 @@ def release(run: RunPort, partitions: list[int]) -> dict[str, Any]:
     tasks = [run.tasks[p] for p in partitions if p in run.tasks]
     run.each(tasks, PartitionTask.commit)
     released_ms = int(time.time() * 1000)  # nothing of these partitions is committed after this
+    t0 = time.monotonic()
     if run.forker is not None:
         run.apply_forked(run.forker.poll(wait=True))
+    forks_s = round(time.monotonic() - t0, 3)
     run.with_redis(tasks, run.each, tasks, PartitionTask.stop)
     out: dict[int, int] = {}
     for t in tasks:
@@ -169,7 +175,7 @@ def release(run: RunPort, partitions: list[int]) -> dict[str, Any]:
         logs.event(log, logging.INFO, "handoff_released", **t.ownership.ctx(committed_offset=t.committed_offset,
                                                                            checkpoint_offset=t.checkpoints.offset))
         run.drop(t)
-    return {"released": out, "not_held": sorted(set(partitions) - set(out))}
+    return {"released": out, "not_held": sorted(set(partitions) - set(out)), "checkpoint_children_s": forks_s}
 
 
 def _quiet(fn: Callable[[], Any]) -> Any:

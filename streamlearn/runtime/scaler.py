@@ -80,7 +80,7 @@ def scale(sup: Supervisor, partitions: list[int], n: int, reason: str, progress:
         out = sup.ray.outcome(ref, timeout=HANDOFF_TIMEOUT_S + 10)
         mine = [m for m in moves if m.source == src]
         if out.failure is None:
-            progress(f"{src} released {_names(out.value.get('released', {}))}")
+            progress(f"{src} released {_names(out.value.get('released', {}))} in {out.value.get('seconds')} s (checkpoint children {out.value.get('checkpoint_children_s')} s)")
         else:  # the new owner fences it and replays from the last checkpoint, as after any failure
             logs.event(log, logging.WARNING, "handoff_release_failed", worker=src, partitions=[m.partition for m in mine], error=out.describe())
             for m in mine:
@@ -89,7 +89,7 @@ def scale(sup: Supervisor, partitions: list[int], n: int, reason: str, progress:
     for w, parts, ref in adds:
         out = sup.ray.outcome(ref, timeout=HANDOFF_TIMEOUT_S + 10)
         if out.failure is None:
-            progress(f"{w.wid} added {_names(parts)}")
+            progress(f"{w.wid} added {_names(parts)} in {out.value.get('seconds')} s (ownership {out.value.get('ownership_s')} s)")
             continue
         logs.event(log, logging.WARNING, "handoff_add_failed", worker=w.wid, partitions=parts, error=out.describe())
         w.partitions = [p for p in w.partitions if p not in parts]
@@ -123,8 +123,7 @@ def _start_new_owners(sup: Supervisor, placeholders: list[str], progress: Progre
         waiting = [w for w in waiting if (sup.ping(w.handle, PING_TIMEOUT_S) or {}).get("phase") != "running"]
         if waiting:
             time.sleep(0.2)
-    sup.fill_standby()  # the standbys used are replaced while the hand-offs run
-    return got
+    return got  # the standbys used are replaced after the hand-offs: a process starting meanwhile takes CPU from them
 
 
 def _names(parts: Any) -> str:
