@@ -36,18 +36,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from streamlearn import logs
-from streamlearn.runtime import adoption
+from streamlearn.runtime import adoption, lease_check
+from streamlearn.runtime.lease_check import PING_TIMEOUT_S, STARTUP_GRACE_S, STUCK_MARGIN_S
 from streamlearn.runtime.ray_api import Failure, Outcome
 from streamlearn.runtime.roster import Role, Roster, Worker
 
 log = logs.get("coordinator")
-# A worker that has never held a lease gets this long to start before it counts as hung.
-STARTUP_GRACE_S = 60.0
-# A run loop that has not turned for owner_lease_s + this is stuck (beyond every client timeout).
-STUCK_MARGIN_S = 60.0
+__all__ = ["PING_TIMEOUT_S", "STARTUP_GRACE_S", "STUCK_MARGIN_S", "RayPort", "Supervisor"]  # the thresholds live in lease_check
 # A run that raised (e.g. Kafka unreachable while taking ownership) is called again after this.
 RETRY_S = 2.0
-PING_TIMEOUT_S = 2.0
 _DIED = (Failure.RESTARTING, Failure.DEAD)
 
 
@@ -93,7 +90,7 @@ class Supervisor:
             w.role, w.partitions, w.has_owned = Role.OWNER, parts, True
             w.run, w.launched_at = self.ray.call(w.handle, "join_run"), self.clock()
         if plan.orphans:
-            self._count_recoveries(plan.orphans)
+            self.count_recoveries(plan.orphans)
             self.to_spare(plan.orphans)
         self.fill_standby()
         logs.event(log, logging.WARNING, "coordinator_restarted_adopted", owners=plan.owners, standby=plan.standby,
@@ -157,13 +154,13 @@ class Supervisor:
     def _on_death(self, w: Worker, *, gone: bool, error: str) -> None:
         self.roster.worker_restarts += 1
         w.deaths += 1
-        self._count_recoveries(w.partitions)
+        self.count_recoveries(w.partitions)
         logs.event(log, logging.WARNING, "worker_died_replacing" if gone else "worker_died_restarting",
                    worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
         spare = self.roster.next_standby()
         if spare is None:
             if gone:
-                self._replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
+                self.replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
             else:
                 self.launch(w)  # Ray restarts it; the call waits for the new process
             return
@@ -179,53 +176,7 @@ class Supervisor:
 
     # ---- leases --------------------------------------------------------------------
     def check_leases(self) -> None:
-        for w in self.roster.with_role(Role.OWNER):
-            age = self.clock() - w.launched_at
-            if w.run is None or not w.partitions or age < self.lease_s * 2:
-                continue
-            owners = {p: self.lease_owner(p) for p in w.partitions}
-            mine = {p for p, o in owners.items() if o is not None and o.startswith(f"{w.wid}@")}
-            if mine:
-                w.has_owned = True
-            expired = [p for p, o in owners.items() if o is None]
-            if len(mine) == len(owners):
-                continue
-            if not expired:
-                # Some lease is held by another worker: did w drop those partitions?
-                reply = self.ping(w.handle, PING_TIMEOUT_S)
-                if reply is not None:
-                    self._reconcile(w, reply, set(owners) - mine)
-                continue
-            if not w.has_owned and age < STARTUP_GRACE_S:
-                # Never took ownership yet: still being created (slow on a busy node), not hung.
-                # Replacing it now would cascade replacements that never start.
-                continue
-            reply = self.ping(w.handle, PING_TIMEOUT_S)
-            if reply is None:
-                self._count_recoveries(w.partitions)
-                self._replace(w, reason=f"lease expired on partitions {expired} and no answer to ping")
-            elif float(reply.get("loop_age_s", 0.0)) > self.lease_s + STUCK_MARGIN_S:
-                # The process answers but its loop has not turned for longer than any bounded
-                # Kafka/Redis call may take: stuck in a client library. Restart it (Ray
-                # re-creates the actor, its run fails, and check_runs hands its partitions on).
-                logs.event(log, logging.WARNING, "worker_stuck_restarting", worker=w.wid, partitions=w.partitions,
-                           loop_age_s=round(float(reply["loop_age_s"]), 1))
-                self.ray.kill(w.handle, restart=True)
-            else:
-                # Alive (e.g. paused on Redis): leave it be, except what it has dropped.
-                self._reconcile(w, reply, set(owners) - mine)
-
-    def _reconcile(self, w: Worker, reply: dict[str, Any], not_held: set[int]) -> None:
-        """Hand on the partitions w's run reports dropped and whose lease is not w's."""
-        dropped = sorted(not_held & set(reply.get("lost", ())) & set(w.partitions))
-        if not dropped:
-            return
-        w.partitions = [p for p in w.partitions if p not in dropped]
-        self._count_recoveries(dropped)
-        new = self.to_spare(dropped)
-        logs.event(log, logging.WARNING, "partitions_dropped", worker=w.wid, partitions=dropped, new=new.wid,
-                   reason="the worker lost them to another owner and nobody assigned holds them")
-        self.fill_standby()
+        lease_check.check_leases(self)
 
     def add_partitions(self, new: list[int]) -> None:
         """Partitions added to the input topic while running: to a standby (or a new worker), at once.
@@ -244,7 +195,7 @@ class Supervisor:
         self.launch(w)
         return w
 
-    def _replace(self, w: Worker, reason: str) -> None:
+    def replace(self, w: Worker, reason: str) -> None:
         """w's partitions go to a standby or a new worker; w becomes a zombie if its run is in flight."""
         parts, w.partitions = w.partitions, []
         if w.run is not None:
@@ -258,7 +209,7 @@ class Supervisor:
         self.launch(new)
         self.fill_standby()
 
-    def _count_recoveries(self, partitions: list[int]) -> None:
+    def count_recoveries(self, partitions: list[int]) -> None:
         for p in partitions:
             self.count(p, "recoveries")
 
