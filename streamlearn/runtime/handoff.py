@@ -91,17 +91,32 @@ class Handoffs:
         return req
 
     def serve(self, run: RunPort) -> None:
-        """Loop thread, between commit cycles: carry out every queued request, in order."""
+        """Loop thread, between commit cycles: every queued release, then every queued add as one.
+
+        Adds queued together (a scale-down hands a survivor partitions from several workers)
+        take ownership in parallel: served one by one, each would wait for the previous
+        one's init_transactions. A worker never has a release and an add of one partition
+        queued at once (the Coordinator applies one rescale at a time), so the order is free.
+        """
         with self._lock:
             queue, self._queue = self._queue, []
-        for req in queue:
-            t0 = time.monotonic()
-            try:
-                req.result = release(run, req.partitions) if req.kind == "release" else self._add(run, req.partitions)
-            except Exception as exc:  # the caller (the Coordinator) decides what follows
-                req.error = f"{type(exc).__name__}: {exc}"[:500]
-                logs.event(log, logging.WARNING, f"handoff_{req.kind}_failed", partitions=req.partitions, error=req.error)
-            req.result["seconds"] = round(time.monotonic() - t0, 3)
+        for req in [r for r in queue if r.kind == "release"]:
+            self._serve([req], functools.partial(release, run, req.partitions))
+        adds = [r for r in queue if r.kind == "add"]
+        if adds:
+            self._serve(adds, lambda: self._add(run, sorted({p for r in adds for p in r.partitions})))
+
+    def _serve(self, reqs: list[Request], fn: Callable[[], dict[str, Any]]) -> None:
+        t0 = time.monotonic()
+        result: dict[str, Any] = {}
+        error = None
+        try:
+            result = fn()
+        except Exception as exc:  # the caller (the Coordinator) decides what follows
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            logs.event(log, logging.WARNING, f"handoff_{reqs[0].kind}_failed", partitions=[r.partitions for r in reqs], error=error)
+        for req in reqs:
+            req.result, req.error = {**result, "seconds": round(time.monotonic() - t0, 3)}, error
             req.done.set()
 
     def cancel(self, reason: str) -> None:
