@@ -44,10 +44,25 @@ def owners(cfg: AppConfig) -> set[str]:
     return {o.split("@", 1)[0] for o in leases if o is not None}
 
 
-def scale_and_check(cfg_path: Path, cfg: AppConfig, env: dict[str, str], workers: int, proc: Any) -> list[int]:
-    """Scale; the moved partitions. Unmoved partitions keep their epoch, moved ones are taken once."""
-    before = epochs(cfg)
+class Load(threading.Thread):
+    """Events produced in chunks at a steady rate until stopped: the stream flows through every rescale."""
+
+    def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.cfg, self.events, self.rate = cfg, events, rate
+        self.stop, self.produced = threading.Event(), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.produced < len(self.events):
+            chunk = self.events[self.produced:self.produced + int(self.rate / 2)]
+            self.produced += eh.produce(self.cfg, eh.keyed(chunk), rate=self.rate)
+
+
+def scale_and_check(cfg_path: Path, cfg: AppConfig, env: dict[str, str], workers: int, proc: Any, load: Load) -> list[int]:
+    """Scale under load; the moved partitions. Unmoved partitions keep their epoch, moved ones are taken once."""
+    before, produced = epochs(cfg), load.produced
     res = scale(cfg_path, env, workers)
+    assert load.produced > produced and load.is_alive(), "no events produced during the rescale: not under load"
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"scaled to {workers} worker(s)" in res.stdout, res.stdout
     state = RescaleStore(eh.store_of(cfg)).state()
@@ -69,19 +84,19 @@ def test_scale_up_and_down_under_load(
     # No app running: one clear line and a non-zero exit, at once.
     res = scale(cfg_path, services_env, 3)
     assert res.returncode != 0 and "no running app" in res.stderr, res.stderr
-    events = list(synthetic_events(6000, seed=21))
+    events = list(synthetic_events(60_000, seed=21))
     eh.produce(cfg, eh.keyed(events[:600]))
     proc = eh.start_run(cfg_path, services_env)
-    producer = threading.Thread(target=eh.produce, args=(cfg, eh.keyed(events[600:]), 180.0), daemon=True)
+    load = Load(cfg, events[600:], rate=150.0)
     try:
         eh.wait_for(lambda: eh.all_committed(cfg), 240, "the first 600 events committed", proc)
-        producer.start()  # 5400 events at 180/s: about 30 s of load over both rescales
-        moved_up = scale_and_check(cfg_path, cfg, services_env, 3, proc)
+        load.start()
+        moved_up = scale_and_check(cfg_path, cfg, services_env, 3, proc, load)
         assert len(moved_up) == 2  # 4 partitions over 3 workers: w0 keeps 2
-        moved_down = scale_and_check(cfg_path, cfg, services_env, 1, proc)
+        moved_down = scale_and_check(cfg_path, cfg, services_env, 1, proc, load)
         assert len(moved_down) == 2
-        assert producer.is_alive(), "the load ended before the rescales: not a test under load"
-        producer.join(120)
+        load.stop.set()
+        load.join(120)
         eh.wait_for(lambda: eh.all_committed(cfg), 240, "every event committed", proc)
         # Every moved partition has committed again under its new owner: each hand-off counted once.
         eh.wait_for(lambda: RescaleStore(eh.store_of(cfg)).handoffs()["count"] == 4, 60, "4 hand-offs recorded", proc)
@@ -91,10 +106,11 @@ def test_scale_up_and_down_under_load(
     pauses = RescaleStore(eh.store_of(cfg)).pauses()
     assert sorted(x["partition"] for x in pauses) == sorted(moved_up + moved_down)
     inputs = read_partitions(kafka_bootstrap, topic, range(PARTITIONS), read_committed=False)
-    assert sum(len(v) for v in inputs.values()) == len(events)
+    total = 600 + load.produced
+    assert sum(len(v) for v in inputs.values()) == total
     i1 = check_i1(inputs, read_partitions(kafka_bootstrap, cfg.kafka.output_topic, range(PARTITIONS)),
                   read_partitions(kafka_bootstrap, cfg.kafka.dlq_topic, range(PARTITIONS)))
-    assert i1.ok and i1.predictions == len(events), i1.summary()
+    assert i1.ok and i1.predictions == total, i1.summary()
     committed = eh.committed_and_high(cfg)
     probes = probe_set()
     for p in range(PARTITIONS):
