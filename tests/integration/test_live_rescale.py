@@ -103,6 +103,9 @@ def test_scale_up_and_down_under_load(
     finally:
         rc, out = eh.stop_run(proc)
     assert rc == 0, out[-3000:]
+    status = subprocess.run([sys.executable, "-m", "streamlearn", "status", "-c", str(cfg_path)], env=services_env, cwd=eh.REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "handoffs=4 pause p50=" in status.stdout and "last scale #2: applied" in status.stdout, status.stdout
     pauses = RescaleStore(eh.store_of(cfg)).pauses()
     assert sorted(x["partition"] for x in pauses) == sorted(moved_up + moved_down)
     inputs = read_partitions(kafka_bootstrap, topic, range(PARTITIONS), read_committed=False)
