@@ -151,7 +151,8 @@ def main() -> None:
     path.write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k not in ("rounds", "pause_s", "outside_gap_s", "machine")}, indent=2))
     print(f"raw: {path}")
-    admin.delete_topics([topic, cfg.kafka.output_topic, cfg.kafka.dlq_topic])
+    for fut in admin.delete_topics([topic, cfg.kafka.output_topic, cfg.kafka.dlq_topic]).values():
+        fut.result(30)
 
 
 def eh_scale(cfg_path: Path, env: dict[str, str], n: int) -> Any:
