@@ -203,13 +203,7 @@ class Coordinator:
         refused = ray_api.request_resources(desired + self.cfg.processing.standby_workers)
         logs.event(log, logging.WARNING, "autoscale_decided", topic=self.cfg.kafka.input_topic, lag=lag, workers=owners,
                    desired=desired, reason=self.autoscaler.reason, resource_request=refused or "made")
-        # TODO(issue #15, merge with the live-rescale branch): `Coordinator.scale(n, reason)` is built
-        # there; until it is merged the decision is logged and requested from Ray, not applied.
-        scale = getattr(self, "scale", None)
-        if scale is None:
-            logs.event(log, logging.WARNING, "autoscale_not_applied", desired=desired, reason="Coordinator.scale is not built yet")
-            return
-        scale(desired, reason=self.autoscaler.reason)
+        self.scale(desired, reason=self.autoscaler.reason)
 
     # ---- queries -----------------------------------------------------------------------
     def workers(self) -> dict[str, Any]:
