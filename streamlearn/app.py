@@ -112,6 +112,13 @@ class App:
             self._runner.stop_requested.set()
         return self.wait(timeout_s)
 
+    def scale(self, workers: int, timeout_s: float = 300.0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Change the number of workers of the running app (this one, or one run elsewhere on the same
+        Kafka + Redis) by planned hand-offs; what was applied. Same as ``streamlearn scale --workers N``."""
+        from streamlearn.ops.scale import request_scale
+
+        return request_scale(self.config, workers, timeout_s, progress)
+
     def status(self) -> dict[str, Any]:
         """Per-partition status read from Kafka and Redis (what ``streamlearn status --json`` prints)."""
         from streamlearn.ops.status import read_status

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,11 +201,15 @@ class CommitCadence:
         self._next = {p: now + interval_s * (i + 1) / len(ids) for i, p in enumerate(ids)}
 
     def soonest(self, partition_ids: Iterable[int]) -> float:
-        return min(self._next[p] for p in partition_ids)
+        """The next deadline (infinity with no partitions: a run waiting for a hand-off)."""
+        return min((self._next[p] for p in partition_ids if p in self._next), default=math.inf)
 
     def due(self, open_records: Mapping[int, int], now: float) -> list[int]:
-        """The partitions to commit now (deadline passed or batch full); their next deadlines move on."""
-        due = [p for p, n in open_records.items() if self._next[p] <= now or n >= self.max_batch]
+        """The partitions to commit now (deadline passed or batch full); their next deadlines move on.
+
+        A partition handed over while running gets its first deadline one interval from now.
+        """
+        due = [p for p, n in open_records.items() if self._next.setdefault(p, now + self.interval_s) <= now or n >= self.max_batch]
         for p in due:
             nxt = self._next[p] + self.interval_s
             self._next[p] = nxt if nxt > now else now + self.interval_s

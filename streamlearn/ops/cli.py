@@ -103,6 +103,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(st, indent=2))
         return 0
     print(f"app={st['app']} topic={st['input_topic']} guarantee={st['guarantee']}")
+    print(_workers_text(st))
     hdr = f"{'part':>4} {'owner':<28} {'phase':<10} {'epoch':>5} {'committed':>10} {'ckpt':>10} {'ckpt_age':>8} {'events':>9} {'lag':>7} {'dlq':>5} metric"
     print(hdr)
     for r in st["partitions"]:
@@ -123,6 +124,15 @@ def _node_text(w: dict[str, Any]) -> str:
     return f"{w.get('node_ip') or '?'} ({str(w['node_id'])[:12]})"
 
 
+def _workers_text(st: dict[str, Any]) -> str:
+    """Owning workers and planned hand-offs (live rescale), with the last `streamlearn scale` request."""
+    h = st.get("handoffs") or {}
+    pauses = (f" pause p50={h['pause_p50_s']:.2f}s p99={h['pause_p99_s']:.2f}s" if h.get("pause_p50_s") is not None else "")
+    req = h.get("scale") or {}
+    last = f" last scale #{req['seq']}: {req['phase']} ({req['message']})" if req else ""
+    return f"workers={st['totals'].get('workers', 0)} handoffs={h.get('count', 0)}{pauses}{last}"
+
+
 def _served_text(r: dict[str, Any]) -> str:
     """Published/served model versions and gate refusals, when the app publishes any."""
     if r.get("published_version") is None:
@@ -130,6 +140,18 @@ def _served_text(r: dict[str, Any]) -> str:
     refused = ",".join(f"{k}:{v}" for k, v in sorted((r.get("publish_refused") or {}).items()))
     return (f" published=v{r['published_version']} served=v{r['served_version']}({r['served_mode']})"
             + (f" refused={refused}" if refused else ""))
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    from streamlearn.ops.scale import request_scale
+
+    def say(msg: str) -> None:
+        print(f"[streamlearn] {msg}", file=sys.stderr, flush=True)
+
+    done = request_scale(_config(args), args.workers, args.timeout, None if args.quiet else say)
+    moved = ", ".join(f"p{m['partition']} {m['from'] or '-'}→{m['to']}" for m in done.get("moved", [])) or "none"
+    print(f"scaled to {done.get('workers')} worker(s) in {done.get('seconds')} s; moved: {moved}")
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -199,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
                 "Ray node and the partitions it holds.",
                 epilog="example:\n  streamlearn status -c app.yaml --json")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sc = command("scale", cmd_scale, help="change the number of workers of a running app (planned hand-off, no restart)",
+                 description="Ask the running app's Coordinator for N workers (through Redis: no Ray connection needed).\n"
+                 "Partitions move by a planned hand-off: the old owner commits, checkpoints and releases; the new\n"
+                 "owner takes ownership and restores with nothing to replay. Partitions that stay where they are\n"
+                 "are not paused. Exits 0 once the new assignment is applied; 1 line + non-zero if no app runs\n"
+                 "or it is not applied in time. processing.workers stays the start value.",
+                 epilog="examples:\n  streamlearn scale -c app.yaml --workers 4\n  streamlearn scale -c app.yaml --workers 1 --timeout 120\n\n"
+                 "more workers than input partitions: capped at the partition count. Watch it: `streamlearn status`.")
+    sc.add_argument("--workers", type=int, required=True, metavar="N", help="owning workers wanted (standbys not counted)")
+    sc.add_argument("--timeout", type=float, default=300.0, metavar="S", help="give up waiting after S seconds (default 300)")
+    sc.add_argument("--quiet", action="store_true", help="no progress lines, only the result")
 
     command("config", cmd_config, help="print the validated configuration (secrets masked)",
             description="Load the YAML file, apply STREAMLEARN_<SECTION>__<KEY> overrides, validate,\nprint as JSON.",

@@ -32,6 +32,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from streamlearn import logs
 
@@ -70,6 +71,8 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("publish_refused", "counter", "Candidate versions refused by the validation gate; label `reason`: metric_drop, non_finite, too_large."),
     MetricDoc("status_up", "gauge", "1 when the last status read from Kafka and Redis succeeded, else 0 (no `partition` label)."),
     MetricDoc("workers", "gauge", "PartitionWorkers holding the lease of at least one running partition (no `partition` label)."),
+    MetricDoc("handoffs", "counter", "Partitions moved by a planned hand-off (`streamlearn scale`) and committing again (no `partition` label)."),
+    MetricDoc("handoff_pause_seconds", "histogram", "Pause of a moved partition: last commit by the old owner to first commit by the new one."),
     # labels.source: topic only (streamlearn.ops.label_metrics)
     MetricDoc("labels", "counter", "Delayed-label outcomes; label `outcome`: joined, expired, evicted, late, duplicate, orphan."),
     MetricDoc("labels_pending", "gauge", "Events predicted and waiting for their label (the pending store)."),
@@ -182,9 +185,10 @@ def families(status: Status | None, app: str) -> list[Metric]:
             out["commit_latency_seconds"].add_metric(labels, buckets, (row.get("commit_sum_ms") or 0.0) / 1000)
     workers = GaugeMetricFamily(PREFIX + "workers", _doc("workers").help, labels=["app"])
     workers.add_metric([app], float(len(owning_workers(status))))
+    from streamlearn.ops.handoff_metrics import handoff_families
     from streamlearn.ops.label_metrics import label_families
 
-    return [up, workers, *out.values(), *label_families(status, app, _doc)]
+    return [up, workers, *handoff_families(status, app, _doc), *out.values(), *label_families(status, app, _doc)]
 
 
 def owning_workers(status: Status) -> set[str]:
@@ -194,8 +198,6 @@ def owning_workers(status: Status) -> set[str]:
 
 
 def _le(seconds: float) -> str:
-    from prometheus_client.utils import floatToGoString
-
     return floatToGoString(seconds)
 
 

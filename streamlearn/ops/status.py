@@ -15,6 +15,7 @@ from confluent_kafka import Consumer
 
 from connectors import kafka_io
 from connectors.redis_store import CheckpointStore, connect, open_store, redacted
+from connectors.rescale_store import RescaleStore
 from connectors.version_store import VersionStore
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError, ServiceUnavailableError
@@ -93,6 +94,9 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
     def total(field: str) -> Any:
         return sum(r[field] for r in rows)
 
+    # Workers holding the lease of a running partition (the part of the owner before "@").
+    workers = {str(r["owner"]).split("@", 1)[0] for r in rows if r["owner"] and r["phase"] == "running"}
+
     return {
         "app": cfg.app,
         "input_topic": topic,
@@ -105,7 +109,9 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
             "lag": total("lag"),
             "events_per_s": round(total("events_per_s"), 1),
             "recoveries": total("recoveries"),
+            "workers": len(workers),
         },
+        "handoffs": handoff_summary(RescaleStore(store)),
     }
 
 
@@ -116,6 +122,16 @@ def worker_nodes(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if r["worker"] is not None:
             w = out.setdefault(r["worker"], {"node_id": r["node_id"], "node_ip": r["node_ip"], "partitions": []})
             w["partitions"].append(r["partition"])
+    return out
+
+
+def handoff_summary(rescale: RescaleStore) -> dict[str, Any]:
+    """Planned hand-offs (live rescale) so far: count, pause histogram, and p50/p99 of the last pauses kept."""
+    out = rescale.handoffs()
+    pauses = sorted(float(x["pause_s"]) for x in rescale.pauses())
+    for q in (50, 99):
+        out[f"pause_p{q}_s"] = pauses[min(len(pauses) - 1, int(len(pauses) * q / 100))] if pauses else None
+    out["scale"] = rescale.state() or None  # the last `streamlearn scale` request and how it went
     return out
 
 

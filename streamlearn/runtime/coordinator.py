@@ -17,12 +17,13 @@ from typing import Any
 
 from connectors import kafka_io
 from connectors.redis_store import open_store
+from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos.label_step import ensure_label_topics
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.ops import status
-from streamlearn.runtime import autoscale, ray_api
+from streamlearn.runtime import autoscale, ray_api, scaler
 from streamlearn.runtime.nodes import NodeMap
 from streamlearn.runtime.roster import Role
 from streamlearn.runtime.supervisor import Supervisor
@@ -35,6 +36,7 @@ PIDS_PING_TIMEOUT_S = 5.0
 PARTITIONS_CHECK_S = 10.0
 # How often processing.autoscale samples the lag (autoscale.SAMPLES of them are averaged).
 AUTOSCALE_TICK_S = 5.0
+SCALE_CHECK_S = 0.5  # how often the monitor looks for a `streamlearn scale` request (and says it is alive)
 
 
 def worker_names(app: str) -> tuple[str, str]:
@@ -68,6 +70,8 @@ class Coordinator:
         self._nodes = NodeMap(ray_api, time.monotonic)
         scaling = self.cfg.processing.autoscale
         self.autoscaler = autoscale.Autoscaler(scaling, time.monotonic) if scaling.enabled else None
+        self.requests = RescaleStore(self.store)
+        self._applied_seq = int(self.requests.state().get("seq", 0))  # a restarted Coordinator applies what is pending
         if ray_api.restarted():
             self._rebuild()
 
@@ -75,6 +79,8 @@ class Coordinator:
         parts = self._list_partitions()
         kill_workers(self.cfg.app)  # a previous run's, whose driver was killed: fenced anyway
         n = min(self.cfg.processing.workers, len(parts))
+        pending = self.requests.pending(-1)  # requests left from an earlier run are not this run's
+        self._applied_seq = pending[0] if pending is not None else 0
         with self._lock:
             assignment = self.sup.start(parts, n)
         self._start_monitor()
@@ -139,9 +145,19 @@ class Coordinator:
         except Exception as exc:
             logs.event(log, logging.WARNING, "counter_failed", partition=p, error=type(exc).__name__)
 
+    def scale(self, n: int, reason: str = "api", progress: scaler.Progress | None = None) -> dict[str, Any]:
+        """Change the number of owning workers while running (planned hand-offs, `scaler`); a plain
+        method, so that the monitor thread (scale requests, an autoscaler) can call it as well as Ray."""
+        with self._lock:
+            return scaler.scale(self.sup, self.partitions, n, reason, progress or (lambda _msg: None))
+
+    def _serve_scale_request(self) -> None:
+        self._applied_seq = scaler.serve_request(self.requests, self._applied_seq, self.scale)
+
     def _watch(self) -> None:
         next_listing = time.monotonic() + PARTITIONS_CHECK_S
         next_autoscale = time.monotonic() + AUTOSCALE_TICK_S
+        next_scale_check = 0.0
         while not self.sup.stopping.wait(0.25):
             if self.autoscaler is not None and time.monotonic() >= next_autoscale:
                 next_autoscale = time.monotonic() + AUTOSCALE_TICK_S
@@ -149,6 +165,12 @@ class Coordinator:
                     self._autoscale_tick()
                 except Exception as exc:  # Kafka or Redis away: no sample this time, supervision goes on
                     logs.event(log, logging.WARNING, "autoscale_sample_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            if time.monotonic() >= next_scale_check:
+                next_scale_check = time.monotonic() + SCALE_CHECK_S
+                try:
+                    self._serve_scale_request()
+                except Exception as exc:  # Redis away: the request waits, supervision goes on
+                    logs.event(log, logging.WARNING, "scale_request_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
             if time.monotonic() >= next_listing:
                 next_listing = time.monotonic() + PARTITIONS_CHECK_S
                 try:
@@ -181,13 +203,7 @@ class Coordinator:
         refused = ray_api.request_resources(desired + self.cfg.processing.standby_workers)
         logs.event(log, logging.WARNING, "autoscale_decided", topic=self.cfg.kafka.input_topic, lag=lag, workers=owners,
                    desired=desired, reason=self.autoscaler.reason, resource_request=refused or "made")
-        # TODO(issue #15, merge with the live-rescale branch): `Coordinator.scale(n, reason)` is built
-        # there; until it is merged the decision is logged and requested from Ray, not applied.
-        scale = getattr(self, "scale", None)
-        if scale is None:
-            logs.event(log, logging.WARNING, "autoscale_not_applied", desired=desired, reason="Coordinator.scale is not built yet")
-            return
-        scale(desired, reason=self.autoscaler.reason)
+        self.scale(desired, reason=self.autoscaler.reason)
 
     # ---- queries -----------------------------------------------------------------------
     def workers(self) -> dict[str, Any]:

@@ -49,6 +49,10 @@ class Backlog:
         held, self._held = self._held, {}
         return [(p, recs) for p, (gen, recs) in held.items() if restores.get(p) == gen]
 
+    def drop(self, partition: int) -> None:
+        """The partition left this worker: what was fetched for it must never reach a later owner here."""
+        self._held.pop(partition, None)
+
     def keep(self, partition: int, generation: int, records: list[Any]) -> None:
         if records:
             self._held[partition] = (generation, records)

@@ -36,18 +36,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from streamlearn import logs
-from streamlearn.runtime import adoption
+from streamlearn.runtime import adoption, lease_check
+from streamlearn.runtime.lease_check import PING_TIMEOUT_S, STARTUP_GRACE_S, STUCK_MARGIN_S
 from streamlearn.runtime.ray_api import Failure, Outcome
 from streamlearn.runtime.roster import Role, Roster, Worker
 
 log = logs.get("coordinator")
-# A worker that has never held a lease gets this long to start before it counts as hung.
-STARTUP_GRACE_S = 60.0
-# A run loop that has not turned for owner_lease_s + this is stuck (beyond every client timeout).
-STUCK_MARGIN_S = 60.0
+__all__ = ["PING_TIMEOUT_S", "STARTUP_GRACE_S", "STUCK_MARGIN_S", "RayPort", "Supervisor"]  # the thresholds live in lease_check
 # A run that raised (e.g. Kafka unreachable while taking ownership) is called again after this.
 RETRY_S = 2.0
-PING_TIMEOUT_S = 2.0
 _DIED = (Failure.RESTARTING, Failure.DEAD)
 
 
@@ -76,8 +73,8 @@ class Supervisor:
         for i, p in enumerate(partitions):
             owners[i % n_workers].partitions.append(p)
         for w in owners:
-            self._launch(w)
-        self._fill_standby()  # after the owners, so standbys never delay the first assignment
+            self.launch(w)
+        self.fill_standby()  # after the owners, so standbys never delay the first assignment
         return {w.wid: list(w.partitions) for w in self.roster.live()}
 
     def adopt(self, partitions: list[int], found: dict[str, Any]) -> dict[str, list[int]]:
@@ -93,9 +90,9 @@ class Supervisor:
             w.role, w.partitions, w.has_owned = Role.OWNER, parts, True
             w.run, w.launched_at = self.ray.call(w.handle, "join_run"), self.clock()
         if plan.orphans:
-            self._count_recoveries(plan.orphans)
-            self._to_spare(plan.orphans)
-        self._fill_standby()
+            self.count_recoveries(plan.orphans)
+            self.to_spare(plan.orphans)
+        self.fill_standby()
         logs.event(log, logging.WARNING, "coordinator_restarted_adopted", owners=plan.owners, standby=plan.standby,
                    unreachable=plan.unreachable, orphans=plan.orphans)
         return {w.wid: list(w.partitions) for w in self.roster.live()}
@@ -108,12 +105,12 @@ class Supervisor:
             self.check_leases()
 
     # ---- runs ----------------------------------------------------------------------
-    def _launch(self, w: Worker) -> None:
+    def launch(self, w: Worker) -> None:
         w.role, w.relaunch_at = Role.OWNER, None
         w.run = self.ray.call(w.handle, "run", list(w.partitions))
         w.launched_at = self.clock()
 
-    def _fill_standby(self) -> None:
+    def fill_standby(self) -> None:
         while len(self.roster.standby()) < self.standby_workers:
             self.roster.add(self.spawn)
 
@@ -121,7 +118,7 @@ class Supervisor:
         now = self.clock()
         for w in self.roster.with_role(Role.OWNER):
             if w.run is None and w.relaunch_at is not None and now >= w.relaunch_at:
-                self._launch(w)
+                self.launch(w)
         running = self.roster.running()
         for ref in self.ray.ready(list(running)):
             w = running[ref]
@@ -144,7 +141,7 @@ class Supervisor:
             self.roster.to_standby(w)  # every partition it held was handed on: it waits as a standby
         elif out.failure is None:
             logs.event(log, logging.WARNING, "worker_returned_early", worker=w.wid, result=out.value)
-            self._launch(w)
+            self.launch(w)
         elif out.failure in _DIED:
             self._on_death(w, gone=out.failure is Failure.DEAD, error=out.error_type)
         else:
@@ -157,75 +154,29 @@ class Supervisor:
     def _on_death(self, w: Worker, *, gone: bool, error: str) -> None:
         self.roster.worker_restarts += 1
         w.deaths += 1
-        self._count_recoveries(w.partitions)
+        self.count_recoveries(w.partitions)
         logs.event(log, logging.WARNING, "worker_died_replacing" if gone else "worker_died_restarting",
                    worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
         spare = self.roster.next_standby()
         if spare is None:
             if gone:
-                self._replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
+                self.replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
             else:
-                self._launch(w)  # Ray restarts it; the call waits for the new process
+                self.launch(w)  # Ray restarts it; the call waits for the new process
             return
         spare.partitions, w.partitions = w.partitions, []
         logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=w.wid, standby=spare.wid, partitions=spare.partitions)
-        self._launch(spare)
+        self.launch(spare)
         if gone:
             self.ray.kill(w.handle)
             self.roster.drop(w)
-            self._fill_standby()
+            self.fill_standby()
         else:
             self.roster.to_standby(w)  # Ray is restarting it; once up it waits as the next standby
 
     # ---- leases --------------------------------------------------------------------
     def check_leases(self) -> None:
-        for w in self.roster.with_role(Role.OWNER):
-            age = self.clock() - w.launched_at
-            if w.run is None or not w.partitions or age < self.lease_s * 2:
-                continue
-            owners = {p: self.lease_owner(p) for p in w.partitions}
-            mine = {p for p, o in owners.items() if o is not None and o.startswith(f"{w.wid}@")}
-            if mine:
-                w.has_owned = True
-            expired = [p for p, o in owners.items() if o is None]
-            if len(mine) == len(owners):
-                continue
-            if not expired:
-                # Some lease is held by another worker: did w drop those partitions?
-                reply = self.ping(w.handle, PING_TIMEOUT_S)
-                if reply is not None:
-                    self._reconcile(w, reply, set(owners) - mine)
-                continue
-            if not w.has_owned and age < STARTUP_GRACE_S:
-                # Never took ownership yet: still being created (slow on a busy node), not hung.
-                # Replacing it now would cascade replacements that never start.
-                continue
-            reply = self.ping(w.handle, PING_TIMEOUT_S)
-            if reply is None:
-                self._count_recoveries(w.partitions)
-                self._replace(w, reason=f"lease expired on partitions {expired} and no answer to ping")
-            elif float(reply.get("loop_age_s", 0.0)) > self.lease_s + STUCK_MARGIN_S:
-                # The process answers but its loop has not turned for longer than any bounded
-                # Kafka/Redis call may take: stuck in a client library. Restart it (Ray
-                # re-creates the actor, its run fails, and check_runs hands its partitions on).
-                logs.event(log, logging.WARNING, "worker_stuck_restarting", worker=w.wid, partitions=w.partitions,
-                           loop_age_s=round(float(reply["loop_age_s"]), 1))
-                self.ray.kill(w.handle, restart=True)
-            else:
-                # Alive (e.g. paused on Redis): leave it be, except what it has dropped.
-                self._reconcile(w, reply, set(owners) - mine)
-
-    def _reconcile(self, w: Worker, reply: dict[str, Any], not_held: set[int]) -> None:
-        """Hand on the partitions w's run reports dropped and whose lease is not w's."""
-        dropped = sorted(not_held & set(reply.get("lost", ())) & set(w.partitions))
-        if not dropped:
-            return
-        w.partitions = [p for p in w.partitions if p not in dropped]
-        self._count_recoveries(dropped)
-        new = self._to_spare(dropped)
-        logs.event(log, logging.WARNING, "partitions_dropped", worker=w.wid, partitions=dropped, new=new.wid,
-                   reason="the worker lost them to another owner and nobody assigned holds them")
-        self._fill_standby()
+        lease_check.check_leases(self)
 
     def add_partitions(self, new: list[int]) -> None:
         """Partitions added to the input topic while running: to a standby (or a new worker), at once.
@@ -233,18 +184,18 @@ class Supervisor:
         No partition that is already owned moves for them (a hand-off would pause it); the
         standby they go to is replaced, so a dead worker still finds one.
         """
-        w = self._to_spare(new)
+        w = self.to_spare(new)
         logs.event(log, logging.WARNING, "partitions_added", partitions=new, worker=w.wid)
-        self._fill_standby()
+        self.fill_standby()
 
-    def _to_spare(self, partitions: list[int]) -> Worker:
+    def to_spare(self, partitions: list[int]) -> Worker:
         """partitions to the oldest standby (or a new worker), launched."""
         w = self.roster.next_standby() or self.roster.add(self.spawn)
         w.partitions = list(partitions)
-        self._launch(w)
+        self.launch(w)
         return w
 
-    def _replace(self, w: Worker, reason: str) -> None:
+    def replace(self, w: Worker, reason: str) -> None:
         """w's partitions go to a standby or a new worker; w becomes a zombie if its run is in flight."""
         parts, w.partitions = w.partitions, []
         if w.run is not None:
@@ -255,10 +206,10 @@ class Supervisor:
         new = self.roster.next_standby() or self.roster.add(self.spawn)
         new.partitions = parts
         logs.event(log, logging.WARNING, "worker_replaced", old=w.wid, new=new.wid, partitions=parts, reason=reason)
-        self._launch(new)
-        self._fill_standby()
+        self.launch(new)
+        self.fill_standby()
 
-    def _count_recoveries(self, partitions: list[int]) -> None:
+    def count_recoveries(self, partitions: list[int]) -> None:
         for p in partitions:
             self.count(p, "recoveries")
 

@@ -11,7 +11,7 @@ renew leases and publish status. Redis calls happen between commit cycles,
 when no transaction is open, so a Redis outage pauses the worker without
 holding back read_committed readers; the few a step makes inside a cycle (a
 recovery's epoch check and re-take, the at_least_once offset write) go
-through the same pause (`with_redis`), so an outage never fails a run.
+through the same pause (`redis_pause`), so an outage never fails a run.
 
 The class is plain Python; `ray_api` turns it into an actor, so the loop can
 be driven in-process by tests and benchmarks.
@@ -26,31 +26,30 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
-import redis
 from confluent_kafka import TopicPartition
 
 from connectors import kafka_io
-from connectors.redis_store import open_store, redacted
+from connectors.redis_store import open_store
+from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos import status as published
 from streamlearn.eos.commit import CommitCadence
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.eos.ownership import RedisCall
 from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
 from streamlearn.runtime import ray_api
+from streamlearn.runtime.handoff import Handoffs
 from streamlearn.runtime.intake import Backlog
+from streamlearn.runtime.redis_pause import RedisPause
 from streamlearn.state import checkpoint, forked
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
 
 log = logs.get("worker")
-_T = TypeVar("_T")
-_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
 class PartitionWorker:
@@ -87,6 +86,20 @@ class PartitionWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def release(self, partitions: list[int], timeout_s: float = 60.0) -> dict[str, Any]:
+        """Planned hand-off, old owner: commit, final checkpoint, lease released, dropped (`handoff`)."""
+        return self._handoff("release", partitions, timeout_s)
+
+    def add(self, partitions: list[int], timeout_s: float = 60.0) -> dict[str, Any]:
+        """Planned hand-off, new owner: the running run takes them over (`handoff`)."""
+        return self._handoff("add", partitions, timeout_s)
+
+    def _handoff(self, kind: str, partitions: list[int], timeout_s: float) -> dict[str, Any]:
+        run = self._run
+        if run is None:
+            raise RuntimeError(f"worker {self.worker_id} has no run in flight to {kind} {partitions}")
+        return run.handoffs.submit(kind, partitions).wait(timeout_s)
+
     def join_run(self) -> dict[str, Any]:
         """Wait for the run in flight to end; what it returned (its last result if none is in flight).
 
@@ -99,6 +112,9 @@ class PartitionWorker:
 
     # ---- main loop -------------------------------------------------------------------
     def run(self, partitions: list[int]) -> dict[str, Any]:
+        if self._run is not None:  # a run left empty by a hand-off (a restarted Coordinator saw a standby)
+            self.add(partitions)
+            return self.join_run()
         self._stop.clear()
         self._heartbeat.beat()
         run = _Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
@@ -109,6 +125,7 @@ class PartitionWorker:
             result = run.loop()
             run.finish()
         finally:
+            run.handoffs.cancel(f"run ended: {result}")
             run.close()
             self._phase = result
             with self._idle:
@@ -141,38 +158,44 @@ class _Run:
         # The DLQ's own limit when readable, else one safely under Kafka's 1 MB default.
         dlq_limit = min(kafka_io.topic_max_message_bytes(adm, cfg.kafka.dlq_topic) or 1_000_000, kafka_io.LARGE_MESSAGE_BYTES)
         self.backlog = Backlog()
+        self.with_redis = RedisPause(cfg, stop, heartbeat, lambda phase: setattr(self, "phase", phase))
         self.forker = (ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic),  # the child's own connection
                                           timeout_s=cfg.checkpoint.child_timeout_s)
                        if cfg.checkpoint.background and forked.AVAILABLE else None)
         self.partition_ids = tuple(partitions)  # read by ping from another thread: replaced, never mutated
         self.phase = "restoring"
         self.lost: list[int] = []
-        self.tasks = {p: PartitionTask(cfg, self.store, self.consumer, p, owner,
-                                       checkpoint.partition_key(base_key, cfg.app, self.topic, p), decoder, kind.is_classifier,
-                                       out_parts, self.shared, heartbeat, self._redis_call_for(p), dlq_limit)
-                      for p in partitions}
+        self.new_task: Callable[[int], PartitionTask] = lambda p: PartitionTask(
+            cfg, self.store, self.consumer, p, owner, checkpoint.partition_key(base_key, cfg.app, self.topic, p), decoder,
+            kind.is_classifier, out_parts, self.shared, heartbeat, self.with_redis.for_partition(lambda q: self.tasks.get(q), p), dlq_limit)
+        self.tasks = {p: self.new_task(p) for p in partitions}
+        self.rescale = RescaleStore(self.store)
+        self.handoffs = Handoffs()
+        self.retiring = False  # the last partition left was lost to another owner: the run ends
 
     def start(self) -> None:
         """Steps 1 and 2 for every partition, then read each from where its restore says."""
-        self._take_ownership(list(self.tasks.values()))
+        self.take_ownership(list(self.tasks.values()))
         self.consumer.assign([tp for t in self.tasks.values() for tp in t.assignment(self.with_redis([t], t.restore))])
         self.phase = "running"
 
     def loop(self) -> str:
-        """Until stopped, or until every partition is lost to another owner ("retired")."""
+        """Until stopped, or until every partition is lost to another owner ("retired"); hand-offs between cycles."""
         pc = self.cfg.processing
         commit_every = pc.commit_interval_ms / 1000.0
         poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
         cadence = CommitCadence(self.tasks, commit_every, pc.max_batch, time.monotonic())
         last_status = 0.0
-        while self.tasks and not self.stop.is_set():
+        while (self.tasks or not self.retiring) and not self.stop.is_set():
+            self.handoffs.serve(self)
             now = self.heartbeat.beat()
             self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
             now = time.monotonic()
             committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
             if not committing:
                 continue
-            self._each([self.tasks[p] for p in committing], PartitionTask.commit)
+            self.each([self.tasks[p] for p in committing], PartitionTask.commit)
+            self.handoffs.after_commits(self)
             # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
             # refuses an open one): the blob is exactly the state at the committed offset (I4).
             inline = self._dispatch_checkpoints(now)
@@ -183,15 +206,15 @@ class _Run:
                 self.with_redis(list(self.tasks.values()), self._checkpoint_and_publish, inline, elapsed, on_pause=on_pause)
                 if publish:
                     last_status = now
-        return "stopped" if self.tasks else "retired"
+        return "retired" if self.retiring and not self.tasks else "stopped"
 
     def finish(self) -> None:
         """Graceful stop: wait for checkpoint children, commit what is open, checkpoint everything."""
         if self.forker is not None:
-            self._apply_forked(self.forker.poll(wait=True))
+            self.apply_forked(self.forker.poll(wait=True))
         self._commit_all()
         if self.tasks:
-            self.with_redis(list(self.tasks.values()), self._each, self.tasks.values(), PartitionTask.stop, give_up_on_stop=True)
+            self.with_redis(list(self.tasks.values()), self.each, self.tasks.values(), PartitionTask.stop, give_up_on_stop=True)
 
     def close(self) -> None:
         if self.forker is not None:
@@ -203,14 +226,15 @@ class _Run:
         self.consumer.close()
 
     # ---- the steps, for each task still owned ------------------------------------------
-    def _take_ownership(self, tasks: list[PartitionTask]) -> None:
+    def take_ownership(self, tasks: list[PartitionTask]) -> None:
         """All partitions at once: init_transactions waits about 0.5 s on the transaction
         coordinator, so taking N partitions one after another would add N × 0.5 s to every
         start and every recovery. Each task has its own producer; nothing is shared but the
         (thread-safe) Redis client."""
         try:
-            if len(tasks) == 1:
-                self.with_redis(tasks, tasks[0].take_ownership)
+            if len(tasks) <= 1:  # none: a run started empty, waiting for a hand-off
+                for t in tasks:
+                    self.with_redis(tasks, t.take_ownership)
                 return
             with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="take-ownership") as pool:
                 for fut in [pool.submit(self.with_redis, [t], t.take_ownership) for t in tasks]:
@@ -232,14 +256,14 @@ class _Run:
                     self.backlog.keep(p, task.restores, list(rest))
 
     def _commit_all(self) -> None:
-        self._each(self.tasks.values(), PartitionTask.commit)
+        self.each(self.tasks.values(), PartitionTask.commit)
 
     def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
         """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""
         due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
         if self.forker is None:
             return due
-        self._apply_forked(self.forker.poll())
+        self.apply_forked(self.forker.poll())
         in_flight = self.forker.in_flight
         ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
         inline = [t for t in ready if self.forker.take_inline(t.partition_id)]  # its last child timed out
@@ -252,7 +276,7 @@ class _Run:
                 return inline + ready
         return inline
 
-    def _apply_forked(self, outcomes: list[Outcome]) -> None:
+    def apply_forked(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             task = self.tasks.get(outcome.job.partition_id)
             if task is not None:
@@ -262,11 +286,11 @@ class _Run:
 
     def _checkpoint_and_publish(self, inline: list[PartitionTask], elapsed: float | None) -> None:
         """Inline checkpoints; then, when it is time (`elapsed` since the last publish), leases and status."""
-        self._each(inline, PartitionTask.write_checkpoint)
+        self.each(inline, PartitionTask.write_checkpoint)
         if elapsed is not None:
-            self._each(self.tasks.values(), lambda t: _renew_and_publish(t, elapsed))
+            self.each(self.tasks.values(), lambda t: _renew_and_publish(t, elapsed))
 
-    def _each(self, tasks: Iterable[PartitionTask], action: Callable[[PartitionTask], object]) -> None:
+    def each(self, tasks: Iterable[PartitionTask], action: Callable[[PartitionTask], object]) -> None:
         """Run a step on each task still owned; one found fenced is dropped, the others go on."""
         for task in list(tasks):
             if self.tasks.get(task.partition_id) is task:
@@ -277,54 +301,25 @@ class _Run:
             return fn(*args)
         except OwnershipLostError as exc:
             logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
-            del self.tasks[task.partition_id]
-            task.close()
+            self.drop(task)
             self.lost.append(task.partition_id)
-            self.consumer.incremental_unassign([TopicPartition(tp.topic, tp.partition) for tp in task.assignment(0)])
-            self.partition_ids = tuple(sorted(self.tasks))
+            self.retiring = not self.tasks
             return None
 
-    def _redis_call_for(self, partition_id: int) -> RedisCall:
-        """The outage pause for one task's own Redis calls (logged under that partition)."""
-        def call(fn: Callable[[], _T]) -> _T:
-            task = self.tasks.get(partition_id)
-            out: _T = self.with_redis([task] if task is not None else [], fn)
-            return out
-        return call
+    def drop(self, task: PartitionTask) -> None:
+        """Stop reading a partition and forget it (lost to another owner, or released)."""
+        del self.tasks[task.partition_id]
+        task.close()
+        self.backlog.drop(task.partition_id)
+        self.consumer.incremental_unassign([TopicPartition(tp.topic, tp.partition) for tp in task.assignment(0)])
+        self.partition_ids = tuple(sorted(self.tasks))
 
-    def with_redis(self, tasks: list[PartitionTask], fn: Callable[..., Any], *args: Any, give_up_on_stop: bool = False,
-                   on_pause: Callable[[], None] | None = None) -> Any:
-        """Run fn; while Redis is unreachable, pause (one log line per partition) and retry.
-
-        `on_pause` runs once before the pause: with staggered commits some transactions are
-        open at any moment, and a pause must not hold them open (read_committed readers would
-        wait on them, and the broker would abort them at transaction.timeout.ms).
-        """
-        paused = False
-        while True:
-            try:
-                out = fn(*args)
-            except _REDIS_ERRORS as exc:
-                if not paused:
-                    paused = True
-                    if on_pause is not None:
-                        on_pause()
-                    self.phase = "paused"
-                    url = redacted(self.cfg.redis.url.get_secret_value())
-                    for t in tasks:
-                        logs.event(log, logging.WARNING, "redis_unreachable_pausing", topic=t.topic, partition=t.partition_id, epoch=t.epoch,
-                                   committed_offset=t.committed_offset, redis=url, error=type(exc).__name__)
-                if give_up_on_stop and self.stop.is_set() and paused:
-                    # Stopping with Redis down: the commit is done; the next owner replays from the last checkpoint.
-                    return None
-                self.heartbeat.beat()  # paused on purpose, not stuck
-                self.stop.wait(self.cfg.processing.redis_retry_s)
-                continue
-            if paused:
-                self.phase = "running"
-                for t in tasks:
-                    logs.event(log, logging.WARNING, "redis_back_resuming", topic=t.topic, partition=t.partition_id, epoch=t.epoch)
-            return out
+    def adopt_tasks(self, tasks: list[PartitionTask], assignment: list[TopicPartition]) -> None:
+        """Restored tasks handed over by another worker: read them from their restore offsets."""
+        self.tasks.update({t.partition_id: t for t in tasks})
+        self.consumer.incremental_assign(assignment)
+        self.partition_ids = tuple(sorted(self.tasks))
+        self.retiring = False
 
 
 def _renew_and_publish(task: PartitionTask, elapsed_s: float) -> None:
