@@ -72,8 +72,8 @@ class UnownedSampler(BackgroundSampler):
 
 def _refusals(log: str, zombie: int, topic: str, partition: int, epoch: int) -> list[str]:
     """The zombie's own log lines saying its re-take of `partition` at `epoch` was refused by the CAS."""
-    wanted = f"ownership_lost topic={topic} partition={partition} epoch={epoch} reason=\"re-take refused: Redis epoch is now "
-    return [ln for ln in log.splitlines() if f"pid={zombie})" in ln and wanted in ln]
+    lost = f"ownership_lost topic={topic} partition={partition} epoch={epoch} "
+    return [ln for ln in log.splitlines() if f"pid={zombie})" in ln and lost in ln and "re-take refused: Redis epoch is now " in ln]
 
 
 def test_zombie_woken_between_check_and_retake_is_refused(chaos_env: ChaosEnv) -> None:
