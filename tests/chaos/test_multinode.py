@@ -9,6 +9,7 @@ its node's raylet), not by anything the engine reports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -126,7 +127,10 @@ def test_hung_node_is_fenced_when_it_wakes(chaos_env: ChaosEnv, ray_cluster: Ray
         spread = _first_half_committed_and_spread(sc, ray_cluster, recs)
         victim = max(set(spread.values()), key=lambda n: sum(1 for v in spread.values() if v == n))
         moved = sorted(p for p, n in spread.items() if n == victim)
-        hung_workers = {pid for p, pid in owner_pids(sc).items() if p in moved}  # owners, not idle standbys
+        hung_parts: dict[int, list[int]] = {}  # owner pid on the hung node → its partitions (idle standbys aside)
+        for p, pid in owner_pids(sc).items():
+            if p in moved:
+                hung_parts.setdefault(pid, []).append(p)
         epochs = {p: int(r.get(f"streamlearn:{sc.app}:{sc.topic}:{p}:epoch") or 0) for p in moved}
         frozen = ray_cluster.freeze_node(victim)
         try:
@@ -141,19 +145,31 @@ def test_hung_node_is_fenced_when_it_wakes(chaos_env: ChaosEnv, ray_cluster: Ray
             wait_for(moved_on, 180, f"partitions {moved} of the hung node {victim} owned on the surviving nodes")
         finally:
             ray_cluster.thaw(frozen)
-        # Woken, every worker of the hung node goes: killed with its node, or fenced and retired.
-        wait_for(lambda: not any(alive(pid) for pid in hung_workers), 180, f"the hung node's workers {sorted(hung_workers)} to exit")
+        def fenced_or_gone() -> bool:
+            """Each woken owner has exited, or logged the loss of every partition it held (fenced)."""
+            lines = d.log().splitlines()
+            return all(not alive(pid) or all(any(f"pid={pid})" in ln and f"ownership_lost topic={sc.topic} partition={p} " in ln
+                                                 for ln in lines) for p in parts) for pid, parts in hung_parts.items())
+
+        # Woken, no worker of the hung node may keep a partition: killed with its node, or fenced.
+        wait_for(fenced_or_gone, 180, f"the hung node's workers {hung_parts} to be fenced or gone")
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the node woke")
         owners_after = owner_pids(sc)
         sc.stop(d)
     raylet_exited = not alive(frozen[0])  # what the GCS decided: a raylet declared dead shuts down when it wakes
+    # Seen: a worker of a node declared dead outlives its raylet (reparented to init), fenced and idle. It is
+    # ours to remove (it is no longer under the cluster's process tree); counted in the row.
+    lingering = [pid for pid in hung_parts if alive(pid)]
+    for pid in lingering:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     log = d.log()
-    fenced = sorted({p for pid in hung_workers for p in moved
-                     if any(f"pid={pid}" in ln and f"ownership_lost topic={sc.topic} partition={p} " in ln for ln in log.splitlines())})
+    fenced = sorted({p for pid, parts in hung_parts.items() for p in parts
+                     if any(f"pid={pid})" in ln and f"ownership_lost topic={sc.topic} partition={p} " in ln for ln in log.splitlines())})
     finish(sc, i4, "SIGSTOP of a whole worker node (raylet and every process under it) until its partitions move, then SIGCONT", 1,
-           moved=moved, nodes_before=spread, hung_workers=sorted(hung_workers), fenced_partitions=fenced,
-           raylet_exited_after_wake=raylet_exited)
+           moved=moved, nodes_before=spread, hung_workers=sorted(hung_parts), fenced_partitions=fenced,
+           raylet_exited_after_wake=raylet_exited, woken_workers_lingering=len(lingering))
     # No woken worker took a moved partition back (its status would name a process of the hung node).
     assert all(ray_cluster.node_of(owners_after[p]) != victim for p in moved), f"owners after the wake: {owners_after}"
 
