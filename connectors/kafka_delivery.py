@@ -44,6 +44,10 @@ _FENCED = {
     KafkaError.INVALID_PRODUCER_EPOCH,
     KafkaError.INVALID_PRODUCER_ID_MAPPING,
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    # A message failed because its producer hit a fatal error (e.g. fenced): the producer's
+    # state, not the message's. Taken as permanent, it halted a partition whose producer was
+    # merely fenced, where re-owning it (a new producer) is the cure.
+    KafkaError._FATAL,
 }
 
 

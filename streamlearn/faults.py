@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 from pathlib import Path
 
 POINTS = (
@@ -117,7 +118,10 @@ def point(name: str) -> None:
     """SIGKILL (or SIGSTOP, `mode=stop`) this process with the configured probability (the fault a test wants)."""
     p = _PROBS.get(name)
     if p and _rng.random() < p and _claim(name):
-        os.kill(os.getpid(), _SIGNAL)
+        # To this thread, not the process: a process-directed SIGSTOP may be taken by another
+        # thread first, and the caller ran on (seen under load: a recovery froze only after its
+        # re-take, not before it). Either signal still stops or kills the whole process.
+        signal.pthread_kill(threading.get_ident(), _SIGNAL)
 
 
 def crashes(directory: str | Path) -> dict[str, int]:

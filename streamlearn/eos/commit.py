@@ -141,12 +141,35 @@ def batch_verdict(producer: Producer, consumer: Consumer, store: CheckpointStore
     topic, partition_id = ownership.topic, ownership.partition_id
     if not ownership.eos:
         return flush_and_record(producer, store, reports, topic, partition_id, ownership.epoch, next_offset, redis_call)
-    producer.poll(0)  # serve delivery reports already in: a refused message must be seen before committing
-    verdict = Verdict.HALT if reports.permanent is not None else commit_transaction(
-        producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms, heartbeat, ownership.ctx, also)
-    if verdict is not Verdict.COMMITTED:
-        producer.poll(0)  # a commit that failed early may not have served the report that explains it
+    # A refused message must be seen before committing; a commit that failed early may not
+    # have served the report that explains it, so reports are served again then.
+    failed = _serve_reports(producer, ownership.ctx)
+    verdict = failed or (Verdict.HALT if reports.permanent is not None else commit_transaction(
+        producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms, heartbeat, ownership.ctx, also))
+    if verdict is not Verdict.COMMITTED and failed is None:
+        verdict = _serve_reports(producer, ownership.ctx, log_fatal=verdict is not Verdict.REOWN) or verdict
     return delivery_verdict(reports, verdict)
+
+
+def _serve_reports(producer: Producer, ctx: Callable[..., dict[str, Any]], log_fatal: bool = True) -> Verdict | None:
+    """poll(0); REOWN if it raises the producer's fatal error instead (fenced, or failed for good).
+
+    Once a transactional producer is fenced (a newer instance, or the broker aborting a
+    timed-out transaction), `poll()` raises that fatal error. It is the commit's verdict,
+    like commit_transaction's own fenced error: recover (epoch check, compare-and-increment
+    re-take, restore). Left to escape, it failed the worker's whole run, restarting every
+    partition it owned, and a recovery's re-take was never attempted.
+    """
+    try:
+        producer.poll(0)
+    except KafkaException as exc:
+        if not (kafka_io.is_fenced(exc) or kafka_io.is_fatal(exc)):
+            raise
+        if log_fatal:  # not when the commit has already said so
+            logs.event(log, logging.WARNING, "transaction_fenced" if kafka_io.is_fenced(exc) else "producer_fatal",
+                       **ctx(reason=str(exc.args[0])[:200], step="poll"))
+        return Verdict.REOWN
+    return None
 
 
 def flush_and_record(producer: Producer, store: CheckpointStore, reports: DeliveryReports, topic: str, partition_id: int,

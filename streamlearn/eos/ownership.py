@@ -107,6 +107,11 @@ class Ownership:
             # Fences the previous owner and aborts its open transaction.
             self.heartbeat.beat()
             self.producer.init_transactions(TXN_TIMEOUT_S)
+            # Kafka has no compare-and-set: an owner paused between its Redis bump and this init
+            # fences, when it wakes, the newer owner's producer. Checked after the init, the two
+            # orders agree: if the epoch is still ours, any newer owner fences us later; if not,
+            # we leave before producing, and the owner we fenced re-takes (its epoch is intact).
+            self.ensure_owner()
         logs.event(log, logging.INFO, "ownership_taken", **self.ctx(owner=self.owner))
 
     def ensure_owner(self) -> None:

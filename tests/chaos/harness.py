@@ -332,6 +332,14 @@ def redis_key(sc: Scenario, p: int, kind: str) -> str:
     return f"streamlearn:{sc.app}:{sc.topic}:{p}:{kind}"
 
 
+def frozen(pid: int) -> bool:
+    """The process is stopped (state T or t in /proc): SIGSTOPped and not yet woken."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except OSError:
+        return False
+
+
 def wake_after_take_over(r: Any, sc: Scenario, zombie: int, parts: list[int], epochs: dict[int, int]) -> None:
     """With `zombie` frozen: wait until new owners hold `parts` (newer epoch, status from another
     process), SIGCONT it (always), then wait for it to notice it was fenced, retire and exit."""
@@ -341,6 +349,8 @@ def wake_after_take_over(r: Any, sc: Scenario, zombie: int, parts: list[int], ep
 
     try:
         wait_for(taken_over, 120, f"partitions {parts} of the frozen worker {zombie} to be owned elsewhere")
+        # A zombie removed while frozen never wakes: the scenario would prove nothing about fencing.
+        assert frozen(zombie), f"worker {zombie} was no longer frozen when its partitions had moved (killed meanwhile?)"
     finally:
         os.kill(zombie, signal.SIGCONT)
     wait_for(lambda: not alive(zombie), 120, f"zombie {zombie} to retire and exit")

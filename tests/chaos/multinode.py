@@ -82,6 +82,27 @@ class RayTestCluster:
         self.nodes.pop(index)
         return float(reply["t"])
 
+    def freeze_node(self, index: int) -> list[int]:
+        """SIGSTOP a worker node: its raylet first (so it starts nothing new), then every process under it.
+
+        The node hangs as a whole (a VM paused, a machine swapping to death): nothing
+        of it answers, nothing of it dies. Returns the frozen pids, for `thaw`.
+        """
+        raylet = self.nodes[index]["raylet_pid"]
+        os.kill(raylet, signal.SIGSTOP)
+        frozen = [raylet]
+        for pid in descendants(raylet):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                frozen.append(pid)
+        return frozen
+
+    def thaw(self, pids: list[int]) -> None:
+        """SIGCONT what `freeze_node` stopped, the raylet first."""
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def declared_dead_at(self, timeout_s: float = 90) -> float | None:
         """When the GCS declared the last killed node dead (None: not within 60 s). Read it before the next command."""
         return self._read(timeout_s).get("dead_at")

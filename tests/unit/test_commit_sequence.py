@@ -32,6 +32,8 @@ class ScriptedProducer:
         self._maybe_fail("commit")
 
     def poll(self, timeout: float) -> int:
+        if self.failures and self.failures[0][0] == "poll":  # a fenced producer raises its fatal error here
+            raise KafkaException(self.failures.pop(0)[1])
         return 0  # no delivery reports: nothing was refused
 
 
@@ -83,3 +85,20 @@ def test_fencing_re_owns() -> None:
     producer = ScriptedProducer([("send_offsets", KafkaError(KafkaError._FENCED, "fenced", fatal=True))])
     assert commit(producer) is Verdict.REOWN
     assert producer.calls == ["send_offsets"]
+
+
+def test_fatal_error_raised_by_poll_re_owns_instead_of_failing_the_run() -> None:
+    """librdkafka raises a fenced producer's fatal error from poll(), before the commit is tried.
+
+    It must lead to the recovery (epoch check, compare-and-increment re-take), like a
+    fenced commit; escaping, it failed the worker's whole run.
+    """
+    producer = ScriptedProducer([("poll", KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True))])
+    task = task_with(producer)
+    task.state = ModelState(None, None, offset=42, model_version=0, events=0)
+    task.batch.transaction = True
+    recovered: list[bool] = []
+    task.recover = lambda *, fatal: recovered.append(fatal)  # type: ignore[method-assign]
+    assert not task.commit()
+    assert recovered == [True]
+    assert producer.calls == []  # nothing tried on a producer that can never commit

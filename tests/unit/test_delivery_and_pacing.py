@@ -72,6 +72,7 @@ def test_reports_classify_and_name_the_largest_refused_message() -> None:
 @pytest.mark.parametrize(("code", "permanent"), [
     (KafkaError.MSG_SIZE_TOO_LARGE, True), (KafkaError.TOPIC_AUTHORIZATION_FAILED, True),
     (KafkaError._MSG_TIMED_OUT, False), (KafkaError._STATE, False), (KafkaError.PRODUCER_FENCED, False),
+    (KafkaError._FATAL, False),  # the producer failed (fenced), not the message: re-own, never halt
 ])
 def test_permanent_errors(code: int, permanent: bool) -> None:
     assert is_permanent(KafkaError(code)) is permanent

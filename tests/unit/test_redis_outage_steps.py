@@ -86,3 +86,37 @@ def test_ownership_check_waits_out_an_outage() -> None:
     task = alo_task(store, pause)
     task.ownership.ensure_owner()  # epoch 7 is still ours: no OwnershipLostError, no ConnectionError
     assert pause.pauses == 1
+
+
+def test_an_owner_that_finds_a_newer_epoch_after_its_producer_init_leaves_before_producing(monkeypatch: Any) -> None:
+    """A take paused between its Redis bump and init_transactions: the newer owner took over meanwhile.
+
+    Its late init fences the newer owner's producer (Kafka has no compare-and-set), so it must
+    not go on to produce: the epoch check after the init raises OwnershipLostError.
+    """
+    import pytest
+
+    from streamlearn.eos import ownership
+    from streamlearn.eos.heartbeat import Heartbeat
+    from streamlearn.errors import OwnershipLostError
+
+    class Store:
+        epoch = 0
+
+        def take_epoch(self, partition: int, owner: str, lease_ms: int, expected: int | None = None) -> CasResult:
+            self.epoch += 1
+            return CasResult(True, self.epoch, 0)
+
+        def current_epoch(self, partition: int) -> int:
+            return self.epoch
+
+    store = Store()
+
+    class Producer:
+        def init_transactions(self, timeout: float) -> None:
+            store.epoch += 1  # the newer owner's take, while this one was paused
+
+    monkeypatch.setattr(ownership.kafka_io, "make_transactional_producer", lambda *a, **k: Producer())
+    owner = ownership.Ownership(load_config(environ={}), store, 0, "w0", Heartbeat())  # type: ignore[arg-type]
+    with pytest.raises(OwnershipLostError, match="Redis epoch is now 2"):
+        owner.take()
