@@ -19,7 +19,14 @@ from connectors.version_store import VersionStore
 from streamlearn.config import AppConfig
 from streamlearn.ops.status import read_status
 from streamlearn.tools.label_data import make_data
-from tests.integration.engine_helpers import load, start_run, stop_run, store_of, wait_for, write_config
+from tests.integration.engine_helpers import (
+    load,
+    start_run,
+    stop_run,
+    store_of,
+    wait_for,
+    write_config,
+)
 from tests.integration.label_helpers import label_sections, produce_data
 from tests.integration.serving_helpers import versions_of
 
