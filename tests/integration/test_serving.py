@@ -34,6 +34,7 @@ from tests.integration.engine_helpers import (
     start_run,
     stop_run,
     store_of,
+    wait_for,
     write_config,
 )
 from tests.integration.engine_helpers import load as load_cfg
@@ -237,8 +238,9 @@ def test_rollback_restart_learning_checkpoints_the_version_at_the_committed_offs
     # With the learner running, --restart-learning refuses at once, in one line saying what to do, and changes nothing.
     run = start_run(path, services_env)
     try:
+        wait_for(lambda: store_of(cfg).lease(0)[0] is not None, 300, "the learner owning partition 0", run)
         produce(cfg, keyed(_event(i) for i in range(1500, 3000)))
-        _newer_published(cfg, 0, first, timeout=180)
+        _newer_published(cfg, 0, first, timeout=240)
         epoch = store_of(cfg).current_epoch(0)
         refused = subprocess.run([sys.executable, "-m", "streamlearn", "models", "rollback", "--partition", "0", "--version",
                                   str(first), "--restart-learning", "-c", str(path)], env=services_env, cwd=REPO,
