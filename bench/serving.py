@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -67,9 +68,14 @@ def _half_learner_throughput() -> float:
     return float(summary["systems"]["streamlearn_eos_1w"]["throughput_eps"]) / 2
 
 
-def _wait(pred: Any, timeout_s: float, what: str, root: Path) -> None:
+def _wait(pred: Any, timeout_s: float, what: str, root: Path, procs: list[subprocess.Popen[bytes]] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        for proc in procs or []:
+            if proc.poll() is not None:
+                logs = "\n".join(f"{f.name}: {f.read_text()[-1500:]}" for f in sorted(root.glob("*.log")))
+                raise RuntimeError(f"a streamlearn subprocess (pid {proc.pid}) exited with {proc.returncode} "
+                                   f"while waiting for {what}:\n{logs}")
         try:
             if pred():
                 return
@@ -160,9 +166,10 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
     wall = time.perf_counter() - t0
     return {"offered_rps": rate, "requests": n, "ok": len(lat_ms), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
             "achieved_rps": len(lat_ms) / wall if wall > 0 else 0.0,
-            "latency_p50_ms": percentile(lat_ms, 50), "latency_p99_ms": percentile(lat_ms, 99),
-            "latency_max_ms": max(lat_ms) if lat_ms else None,
-            "service_p50_ms": percentile(service_ms, 50), "service_p99_ms": percentile(service_ms, 99)}
+            "latency_p50_ms": percentile(lat_ms, 50), "latency_p95_ms": percentile(lat_ms, 95),
+            "latency_p99_ms": percentile(lat_ms, 99), "latency_max_ms": max(lat_ms) if lat_ms else None,
+            "service_p50_ms": percentile(service_ms, 50), "service_p95_ms": percentile(service_ms, 95),
+            "service_p99_ms": percentile(service_ms, 99)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--publish-every", type=float, default=2.0, help="model.publish.every_s (default 2)")
     ap.add_argument("--shared", action="store_true", help="use the Kafka/Redis on 127.0.0.1:9092/6379")
     args = ap.parse_args(argv)
+    loadavg_at_start = os.getloadavg()  # (machine_info's is taken when the JSON is written, at the end)
     learner_rate = args.learner_rate or _half_learner_throughput()
     root = Path(tempfile.mkdtemp(prefix="streamlearn-bench-serving-"))
     if args.shared:
@@ -191,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"],
                   "publish": {"every_s": args.publish_every}},
         "processing": {"workers": 1, "standby_workers": 0},
+        # Learner and serving refuse to sign or verify versions with the development key: a real, per-run secret.
+        "checkpoint": {"secret": "bench-" + secrets.token_hex(16)},
         "metrics": {"port": None},
     }))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -209,13 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
                                       env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         store = redis.Redis.from_url(services.redis_url)
-        _wait(lambda: all(store.exists(f"bench:{app}:{topic}:{p}:lease") for p in range(4)), 300, "the learner owning every partition", root)
+        _wait(lambda: all(store.exists(f"bench:{app}:{topic}:{p}:lease") for p in range(4)), 300, "the learner owning every partition", root, procs)
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "serve", "-c", str(config), "--port", str(port)],
                                       env=env, cwd=ROOT, stdout=open(root / "serve.log", "wb"), stderr=subprocess.STDOUT))  # noqa: SIM115
-        _wait(lambda: _get(port, "/healthz")["status"] == "ok", 300, "serving to answer", root)
+        _wait(lambda: _get(port, "/healthz")["status"] == "ok", 300, "serving to answer", root, procs)
         feeder.start()
         _wait(lambda: all(r["version"] is not None for r in _get(port, "/models")["partitions"]), 300,
-              "serving to serve every partition", root)
+              "serving to serve every partition", root, procs)
         served_at: dict[tuple[int, int], float] = {}
         watching = threading.Event()
 
@@ -253,15 +263,29 @@ def main(argv: list[str] | None = None) -> int:
                     p.kill()
         delete_topics(services.bootstrap, [topic, f"{topic}-out", f"{topic}-dlq"])
         services.stop()
-    out = {"label": "serving", "kind": "serving", "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared, "publish_every_s": args.publish_every,
+    out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared, "publish_every_s": args.publish_every,
            "replicas": 1, "workers": 1}, **result, "machine": machine_info()}
     RAW.mkdir(parents=True, exist_ok=True)
     n = len(list(RAW.glob("serving-*.json")))
     path = RAW / f"serving-{n}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "machine"}, indent=2))
+    print(_summary_line(out))
     print(f"wrote {path}")
     return 0
+
+
+def _summary_line(out: dict[str, Any]) -> str:
+    """The numbers the target is stated in, on one line (the raw JSON has the rest)."""
+    def ms(key: str) -> str:
+        v = out.get(key)
+        return f"{v:.1f}" if isinstance(v, int | float) else "-"
+
+    return (f"serving: offered {out.get('offered_rps', 0):.0f} req/s, achieved {out.get('achieved_rps', 0):.1f} req/s, "
+            f"latency p50/p95/p99 {ms('latency_p50_ms')}/{ms('latency_p95_ms')}/{ms('latency_p99_ms')} ms "
+            f"(service {ms('service_p50_ms')}/{ms('service_p95_ms')}/{ms('service_p99_ms')} ms), errors {out.get('errors')}, "
+            f"publish->served p50/p99 {ms('publish_to_served_p50_ms')}/{ms('publish_to_served_p99_ms')} ms, "
+            f"loadavg start {[round(x, 2) for x in out['loadavg_at_start']]} end {[round(x, 2) for x in out['loadavg_at_end']]}")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class Checkpoints:
         self.progress = progress(state)
         self.started = time.monotonic()
         if self.publisher is not None:
-            self.publisher.offset = state.offset  # published before, or due once new events are learned
+            self.publisher.restored(state)
 
     def due(self, state: ModelState, now: float) -> bool:
         if progress(state) == self.progress:

@@ -82,7 +82,8 @@ class InlineStep:
             if not records:
                 return [], False
         if replay_until > state.offset:
-            return replay(state, records, replay_until, self.decoder, self.partition_id, self.is_classifier)
+            return replay(state, records, replay_until, self.decoder, self.partition_id, self.is_classifier,
+                          self.publisher.observe if self.publisher is not None else None)
         return records, False
 
     def run(self, state: ModelState, records: Sequence[Any], until: float | None, producer: Producer,

@@ -33,10 +33,12 @@ class JoinedStep:
 
     def __init__(self, cfg: AppConfig, ownership: Ownership, consumer: Consumer, decoder: EventDecoder,
                  is_classifier: bool, out_partition: int, heartbeat: Heartbeat, deliveries: DeliveryReports,
-                 dlq_limit: int) -> None:
+                 dlq_limit: int, publisher: Publisher | None = None) -> None:
         self.topic, self.ownership, self.heartbeat = ownership.topic, ownership, heartbeat
         self.out_partition, self.deliveries, self.dlq_limit = out_partition, deliveries, dlq_limit
-        self.labels = LabelMode(cfg, consumer, ownership.partition_id, decoder, is_classifier, ownership.ctx, heartbeat.beat)
+        # The publish gate's window is fed by the join's learning steps, live and replayed (labels.join).
+        self.labels = LabelMode(cfg, consumer, ownership.partition_id, decoder, is_classifier, ownership.ctx, heartbeat.beat,
+                                publisher.observe if publisher is not None else None)
 
     # ---- 2. restore -----------------------------------------------------------------------------------
     def restored(self, state: ModelState, committed: int) -> Phase:
@@ -75,5 +77,6 @@ def partition_step(cfg: AppConfig, ownership: Ownership, consumer: Consumer, dec
                    dlq_limit: int) -> InlineStep | JoinedStep:
     """The mode a partition runs steps 2-5 in: labels joined from their topic, or inline in each event."""
     if cfg.label_mode:
-        return JoinedStep(cfg, ownership, consumer, decoder, is_classifier, out_partition, heartbeat, deliveries, dlq_limit)
+        return JoinedStep(cfg, ownership, consumer, decoder, is_classifier, out_partition, heartbeat, deliveries, dlq_limit,
+                          publisher)
     return InlineStep(cfg, ownership, decoder, is_classifier, out_partition, heartbeat, publisher, deliveries, dlq_limit)

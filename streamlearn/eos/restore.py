@@ -165,13 +165,17 @@ def _load_checkpoint(
 
 
 def replay(
-    state: ModelState, records: Sequence[Any], replay_until: int, decoder: EventDecoder, partition_id: int, is_classifier: bool
+    state: ModelState, records: Sequence[Any], replay_until: int, decoder: EventDecoder, partition_id: int, is_classifier: bool,
+    observe: step.Observe | None = None,
 ) -> tuple[Sequence[Any], bool]:
-    """Run the records below K through the model silently; returns the live rest, and whether replay is done."""
+    """Run the records below K through the model silently; returns the live rest, and whether replay is done.
+
+    `observe` (the publish gate's window) sees the replayed learning steps as the live run saw them.
+    """
     live_from = 0
     while live_from < len(records) and records[live_from].offset() < replay_until:
         live_from += 1
-    step.process(state, records[:live_from], decoder, partition_id, is_classifier, None, None)
+    step.process(state, records[:live_from], decoder, partition_id, is_classifier, None, None, observe)
     if faults.ENABLED:
         faults.point("during_replay")
     done = live_from < len(records) or state.offset >= replay_until

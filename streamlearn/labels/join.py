@@ -14,6 +14,15 @@ label that came before it. Per label: join with its pending event if
 is ``late_label``, ``duplicate_label`` (the first label of an id in the label
 topic's order wins) or, when its event never comes, ``orphan_label``.
 
+The publish gate's window (`models.gate`) is fed from `_learn`, through
+`Joiner.observe`: for every joined label, the prediction the model makes
+for the stored features right *before* learning them (prequential at learn
+time; the prediction stored with the pending event may come from a model
+many versions older). Replay calls `_learn` identically, so the window a
+restore rebuilds is the one the live run had over the replayed range; the
+extra prediction leaves the model unchanged (the sample-log contract of I2
+in label mode already relies on predict not changing it).
+
 Clocks are event time only: a pending event expires when the *label* clock
 passes ``event.ts + window_s`` (a backlog of events never expires events
 whose labels are still queued); an early label is orphaned when the *event*
@@ -96,6 +105,8 @@ class Joiner:
         self.fields = fields  # id, label, ts field names of a label record
         self.partition = partition
         self.is_classifier = is_classifier
+        # (features, label, prediction before learning) of each joined label: the publish gate's window
+        self.observe: Callable[[tuple[Any, Any, Any]], None] | None = None
 
     # ---- one chunk ------------------------------------------------------------------
     def run_chunk(self, ms: ModelState, js: JoinState, events: Sequence[KafkaRecord], labels: Sequence[KafkaRecord],
@@ -142,6 +153,13 @@ class Joiner:
         ms.extra["dlq"] = ms.extra.get("dlq", 0) + dead
 
     # ---- per record -------------------------------------------------------------------
+    def _predict(self, model: Any, x: dict[str, Any]) -> Any:
+        """The prediction as the stream makes it (`_event`): argmax of proba for classifiers."""
+        if self.is_classifier:
+            proba = model.predict_proba_one(x)
+            return max(proba, key=proba.__getitem__) if proba else None
+        return model.predict_one(x)
+
     def _event(self, ms: ModelState, js: JoinState, eid: Id, x: dict[str, Any], ts: float, raw_ts: Any, offset: int,
                rec: KafkaRecord, out: Outputs | None, now_ms: int) -> None:
         model = ms.model
@@ -254,12 +272,20 @@ class Joiner:
         if x is None:
             assert features is not None
             x = orjson.loads(features)
+        observe = self.observe if lts is not None else None  # the gate compares on real labels, not expiry defaults
+        if observe is not None:
+            try:
+                before = self._predict(ms.model, x)
+            except Exception:
+                observe = None  # the gate skips it; learning must not depend on whether publishing is on
         try:
             ms.model.learn_one(x, label)
         except Exception:
             return  # a model that cannot learn this sample does not stop the partition; nothing learned, no sample
         ms.metric.update(label, pred)
         ms.model_version += 1
+        if observe is not None:
+            observe((x, label, before))
         if lts is not None:
             js.counters["joined"] += 1
             delay_s = (lts - ets) / 1000

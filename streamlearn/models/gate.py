@@ -2,7 +2,9 @@
 
 The task keeps the last `model.publish.gate.window` labelled events it
 learned, with the prediction the candidate model made for each *before*
-learning it (prequential, like the stream's own metric). In the forked
+learning it (prequential, like the stream's own metric): filled by the
+inline hot path, or in label mode by the join at the moment each label is
+learned (`labels.join`). In the forked
 publish child the gate then checks, in this order:
 
 1. `too_large`: the signed blob exceeds `max_size_mb`;

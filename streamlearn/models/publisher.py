@@ -9,9 +9,11 @@ block the stream. The Redis write checks the owner's epoch like the
 checkpoint CAS: a fenced zombie never publishes.
 
 In the task (`Publisher`): the schedule (`model.publish.every_s`) and the
-bounded window of labelled events the gate compares on, filled by the hot
-path. In the child (`publish`): sign → gate → reserve a version number →
-write + announce, or count the refusal under its reason.
+bounded window of labelled events the gate compares on, filled by the
+learning step: the inline hot path (`model.step`) or, with `labels.source:
+topic`, the join (`labels.join.Joiner.observe`), live and in replay alike.
+In the child (`publish`): sign → gate → reserve a version number → write +
+announce, or count the refusal under its reason.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ class Publisher:
         self.started = time.monotonic()
         self.offset = -1  # offset of the last candidate taken
         self.last = ""  # the last child's report, for status
+
+    def restored(self, state: ModelState) -> None:
+        """Restored from a checkpoint: published before, or due once new events are learned.
+
+        The window restarts empty and the replay refills it through `observe` (inline replay and the
+        label journal's replay run the same learning steps as the live run): entries of an aborted
+        batch would otherwise be counted twice, and the window never depends on how the state was reached.
+        """
+        self.offset = state.offset
+        self.window.clear()
 
     def due(self, state: ModelState, now: float, final: bool = False) -> bool:
         """Every `every_s` when something new was learned; at a graceful stop (`final`), whenever it was."""

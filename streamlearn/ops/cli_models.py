@@ -9,9 +9,17 @@ hold serving on one version until `unpin`. Every change is pushed to running
 version. Replay semantics: the version's model is checkpointed at the
 partition's committed offset K under a new epoch, so the next owner restores
 it and learns from K on; the events between the version's offset and K are
-not learned again (their predictions stay as committed). It needs the
-learner stopped for that partition (no live lease), so no running owner
-checkpoints over it.
+not learned again (their predictions stay as committed). In label mode the
+join's state cannot be rebuilt at K without replaying the journal, so the
+version's model replaces the model of the last checkpoint (R <= K) and keeps
+its join state: the next owner replays the join journal from R into the
+version's model (the labels joined in [R, K) are learned again, silently).
+
+It needs the learner stopped for that partition: a running owner holds the
+partition's lease and its in-flight checkpoints would overwrite the restart.
+With a live lease the command fails at once, before changing anything, with
+one line saying what to do (stop `streamlearn run`, or drop the flag to change
+only what is served); the learner is never stopped behind the operator's back.
 """
 
 from __future__ import annotations
@@ -122,10 +130,12 @@ def cmd_rollback(cfg: AppConfig, args: argparse.Namespace) -> int:
 
 
 def _restart_learning(c: _Ctx, p: int, v: int) -> None:
-    owner, _ = c.store.lease(p)
+    owner, ttl_ms = c.store.lease(p)
     if owner is not None:
-        raise StreamlearnError(f"partition {p} is owned by a running learner ({owner})",
-                               hint="stop `streamlearn run` first: --restart-learning replaces its checkpoint")
+        raise StreamlearnError(
+            f"--restart-learning: partition {p} is owned by a running learner ({owner}, lease valid {ttl_ms / 1000:.1f} s more); "
+            f"stop `streamlearn run` (Ctrl-C/SIGTERM: it checkpoints and releases the lease; a killed one's lease expires "
+            f"by itself) and run this command again, or drop --restart-learning to change only what is served")
     stored = c.versions.read(p, v)
     assert stored is not None
     key = blob.key_for(c.cfg, p)
@@ -142,9 +152,17 @@ def _restart_learning(c: _Ctx, p: int, v: int) -> None:
         k = c.store.committed_offset(p)
     k = k if k is not None else int(model.meta["offset"])
     version_state = checkpoint.decode(stored[1], key)
+    if c.cfg.label_mode and current is None:
+        raise StreamlearnError(f"--restart-learning: partition {p} has no checkpoint to restart from (labels.source: topic "
+                               f"keeps the join's state in it); run the learner until it checkpoints, then retry")
+    if c.cfg.label_mode and current is not None:
+        # The join state is valid at the checkpoint's offset only: keep both, and the journal replay relearns [R, K).
+        k, extra = current.offset, current.extra
+    else:
+        extra = {"dlq": current.extra.get("dlq", 0)} if current is not None else {}
     state = ModelState(model=model.model, metric=version_state.metric, offset=k, model_version=version_state.model_version,
                        events=current.events if current is not None else version_state.events,
-                       extra={"dlq": current.extra.get("dlq", 0)} if current is not None else {}, spec_id=version_state.spec_id)
+                       extra=extra, spec_id=version_state.spec_id)
     epoch = c.store.next_epoch(p)  # fences any owner that would still write
     res = c.store.write_checkpoint(p, epoch, k, checkpoint.encode(state, key))
     if not res.ok:
@@ -209,7 +227,7 @@ def register(command: Command, config_of: Callable[[argparse.Namespace], AppConf
     m.add_argument("--version", type=int, default=None, metavar="V", help="the version (default: see each action)")
     m.add_argument("--out", default=".", metavar="DIR", help="export: directory to write to (default: .)")
     m.add_argument("--restart-learning", action="store_true",
-                   help="rollback: also restart the learner from that version (learner stopped; see README)")
+                   help="rollback: also restart the learner from that version (the learner must be stopped; see README)")
     m.add_argument("--json", action="store_true", help="list: machine-readable output")
 
     s = command("serve", lambda args: cmd_serve(config_of(args), args),

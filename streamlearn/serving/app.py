@@ -1,61 +1,93 @@
 """The Ray Serve application: request-time predictions from the newest published versions.
 
-A thin FastAPI ingress around `ServingCore`, deployed with Ray Serve so it
-scales out on the same Ray cluster as the learner (`serving.replicas`).
+A thin HTTP layer around `ServingCore`, deployed with Ray Serve so it scales
+out on the same Ray cluster as the learner (`serving.replicas`).
 `streamlearn serve` runs it (`serve_forever`); `serve run
 streamlearn.serving:app config=app.yaml` runs it too (an application builder).
 
 Routes: POST /predict, GET /models, GET /healthz, GET /metrics (Prometheus).
-No `from __future__ import annotations` here: FastAPI reads the handlers'
-annotations (`Request`) at run time.
+
+The deployment takes Starlette requests in `__call__` and routes the four
+paths itself, rather than mounting a FastAPI app with `@serve.ingress`: the
+per-request work is then one dict lookup instead of FastAPI's routing and
+ASGI round trips in the replica. Ray Serve's access log (one formatted line
+per request in the proxy and in the replica) is off; requests are counted
+and timed in `GET /metrics` instead. Measured in bench/serving.py.
 """
+
+from __future__ import annotations
 
 import logging
 import os
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 from ray import serve
 from ray.serve.deployment import Application
+from ray.serve.schema import LoggingConfig
+from starlette.requests import Request
+from starlette.responses import Response
 
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire, load_config
 from streamlearn.serving.core import ServingCore
 
 log = logs.get("serving")
-api = FastAPI(title="streamlearn serving", docs_url=None, redoc_url=None)
+#: Ray Serve's own logs: warnings and errors only, no line per request.
+SERVE_LOGGING = LoggingConfig(log_level="WARNING", enable_access_log=False)
+
+
+#: Ray Serve's documented latency knobs (its "throughput optimized" mode sets them too), read by the proxy
+#: and replica processes at start: the proxy's router runs on the proxy's own event loop, and the replica
+#: runs our handlers on its main loop, instead of handing every request to another thread and back. Our
+#: handlers never block (a prediction is tens of microseconds), which is what both require. They apply
+#: when `streamlearn serve` starts the local Ray; on a cluster of yours, set them on its nodes.
+LATENCY_KNOBS = {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
 def _json(status: int, body: Any) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-@serve.deployment(name="streamlearn-models", ray_actor_options={"num_cpus": 0})
-@serve.ingress(api)
+#: Requests a replica takes at once before Ray Serve's router queues them (its default is 5). A prediction
+#: is tens of microseconds of CPU, so the cap protects nothing; at 5, a burst of an open-loop load waits in
+#: the router's back-off instead of in the replica's event loop.
+MAX_ONGOING_REQUESTS = 100
+
+
+@serve.deployment(name="streamlearn-models", ray_actor_options={"num_cpus": 0}, logging_config=SERVE_LOGGING,
+                  max_ongoing_requests=MAX_ONGOING_REQUESTS)
 class ModelServer:
     def __init__(self, wire_config: dict[str, Any]) -> None:
         logs.setup()
         self.core = ServingCore(config_from_wire(wire_config))
         self.core.start()
+        self.routes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
+            ("POST", "/predict"): self.predict, ("GET", "/models"): self.models,
+            ("GET", "/healthz"): self.healthz, ("GET", "/metrics"): self.metrics}
 
-    @api.post("/predict")
+    async def __call__(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        handler = self.routes.get((request.method, path))
+        if handler is not None:
+            return await handler(request)
+        if any(p == path for _, p in self.routes):
+            return _json(405, {"error": f"{request.method} is not allowed on {path}", "field": "method"})
+        return _json(404, {"error": f"no route {path}; routes: POST /predict, GET /models, /healthz, /metrics", "field": "path"})
+
     async def predict(self, request: Request) -> Response:
         return _json(*self.core.predict(await request.body(), dict(request.query_params)))
 
-    @api.get("/models")
-    async def models(self) -> Response:
+    async def models(self, _request: Request) -> Response:
         return _json(200, self.core.models())
 
-    @api.get("/healthz")
-    async def healthz(self) -> Response:
+    async def healthz(self, _request: Request) -> Response:
         return _json(*self.core.health())
 
-    @api.get("/metrics")
-    async def metrics(self) -> Response:
+    async def metrics(self, _request: Request) -> Response:
         return Response(self.core.scrape(), media_type="text/plain; version=0.0.4")
 
     def __del__(self) -> None:
@@ -76,11 +108,13 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
     from streamlearn.runtime import ray_api
 
     stop = threading.Event()
+    for knob, value in LATENCY_KNOBS.items():  # inherited by the proxy and replica when this starts the local Ray
+        os.environ.setdefault(knob, value)
     ray_api.init(ray_address, 1)
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stop.set())
     try:
-        serve.start(http_options={"host": host, "port": port})
+        serve.start(http_options={"host": host, "port": port}, logging_config=SERVE_LOGGING)
         serve.run(build(cfg), name=f"streamlearn-{cfg.app}", route_prefix="/")
         logs.event(log, logging.INFO, "serving_started", app=cfg.app, host=host, port=port)
         if ready is not None:

@@ -34,6 +34,7 @@ from tests.integration.engine_helpers import (
     start_run,
     stop_run,
     store_of,
+    wait_for,
     write_config,
 )
 from tests.integration.engine_helpers import load as load_cfg
@@ -227,12 +228,33 @@ def test_rollback_restart_learning_checkpoints_the_version_at_the_committed_offs
                         processing={"workers": 1, "standby_workers": 0, "checkpoint_every_s": 0.5},
                         model={"publish": {"every_s": 0.5, "gate": {"window": 100, "max_drop": 1.0}}})
     cfg = load_cfg(path)
-    for batch in (range(1500), range(1500, 3000)):  # two runs: each graceful stop publishes a version
-        produce(cfg, keyed(_event(i) for i in batch))
-        run = start_run(path, services_env, "--until-idle", "2")
-        out = run.communicate(timeout=300)[0].decode("utf-8", "replace")
-        assert run.returncode == 0, out[-3000:]
     versions = versions_of(cfg)
+    produce(cfg, keyed(_event(i) for i in range(1500)))
+    run = start_run(path, services_env, "--until-idle", "2")  # its graceful stop publishes a version
+    out = run.communicate(timeout=300)[0].decode("utf-8", "replace")
+    assert run.returncode == 0, out[-3000:]
+    first = max(versions.versions(0))
+
+    # With the learner running, --restart-learning refuses at once, in one line saying what to do, and changes nothing.
+    run = start_run(path, services_env)
+    try:
+        wait_for(lambda: store_of(cfg).lease(0)[0] is not None, 300, "the learner owning partition 0", run)
+        produce(cfg, keyed(_event(i) for i in range(1500, 3000)))
+        _newer_published(cfg, 0, first, timeout=240)
+        epoch = store_of(cfg).current_epoch(0)
+        refused = subprocess.run([sys.executable, "-m", "streamlearn", "models", "rollback", "--partition", "0", "--version",
+                                  str(first), "--restart-learning", "-c", str(path)], env=services_env, cwd=REPO,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and "owned by a running learner" in lines[0] and "stop `streamlearn run`" in lines[0], lines
+        # Nothing changed: serving still follows the newest version, and no epoch was taken (the learner is not fenced).
+        assert versions.served(0).mode == "latest" and store_of(cfg).current_epoch(0) == epoch
+        assert store_of(cfg).lease(0)[0] is not None
+    finally:
+        code, out = stop_run(run, signal.SIGTERM, timeout=180)
+    assert code == 0, out[-3000:]
+
     kept = versions.versions(0)
     assert len(kept) >= 2, kept
     target = kept[0]

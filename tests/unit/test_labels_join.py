@@ -231,3 +231,52 @@ def test_a_pickled_join_state_resumes_identically() -> None:
     js2 = pickle.loads(pickle.dumps(live.js))
     assert js2.summary() == live.js.summary()
     assert list(js2.pending.items) == list(live.js.pending.items)
+
+
+def test_the_gate_window_gets_each_joined_label_with_the_prediction_made_right_before_learning_it() -> None:
+    seen: list[tuple[Any, Any, Any]] = []
+    h = Harness(on_expiry="default", default_label=False)
+    h.joiner.observe = seen.append
+    h.event("a", 100, x=2.0).event("b", 101, x=-1.0).chunk()
+    before = pickle.loads(pickle.dumps(h.ms.model))  # the model as it is when a's label arrives
+    h.label("a", 104, y=False).chunk()
+    proba = before.predict_proba_one({"a": 2.0, "b": -2.0})
+    assert seen == [({"a": 2.0, "b": -2.0}, False, max(proba, key=proba.__getitem__))]
+    h.event("c", 200).chunk(clock={"label": 200_000})  # b expires with the default label: learned, not a labelled event
+    assert h.ms.model_version == 2 and len(seen) == 1
+
+
+def test_the_gate_window_is_rebuilt_identically_by_journal_replay_and_leaves_the_model_as_it_was() -> None:
+    live_seen: list[tuple[Any, Any, Any]] = []
+    live = Harness(on_expiry="default", default_label=False, max_pending=50)
+    live.joiner.observe = live_seen.append
+    plain = _random_run(7)  # the same run with publishing off
+    rng = random.Random(7)
+    t = 0.0
+    for i in range(600):  # _random_run(7)'s records and chunks, with the window observed
+        t += rng.random()
+        live.event(f"e{i}", t, x=rng.gauss(0, 1))
+        r = rng.random()
+        if r < 0.8:
+            live.label(f"e{i}", t + rng.uniform(-3, 8), y=rng.random() < 0.5)
+        elif r < 0.85:
+            live.label(f"e{i}", t + 15)
+        if rng.random() < 0.03:
+            live.label(f"e{i}", t + 2)
+        if rng.random() < 0.02:
+            live.label(f"ghost{i}", t)
+        if rng.random() < 0.1:
+            live.chunk(clock={"label": t * 1000} if rng.random() < 0.1 else None)
+    live.chunk()
+    assert len(live_seen) == live.js.counters["joined"] > 300
+    probes = [{"a": v / 10, "b": -v / 10} for v in range(-20, 20)]
+    assert [live.ms.model.predict_proba_one(x) for x in probes] == [plain.ms.model.predict_proba_one(x) for x in probes]
+    assert live.out.samples == plain.out.samples and live.out.predictions == plain.out.predictions
+
+    replay_seen: list[tuple[Any, Any, Any]] = []
+    again = Harness(on_expiry="default", default_label=False, max_pending=50)
+    again.joiner.observe = replay_seen.append
+    for rec in live.journal:
+        again.joiner.run_chunk(again.ms, again.js, live.events[rec.events[0]:rec.events[1]],
+                               live.labels[rec.labels[0]:rec.labels[1]], rec.events, rec.labels, rec.clock, None)
+    assert replay_seen == live_seen
