@@ -44,7 +44,7 @@ log = logs.get("worker")
 
 
 class RunPort(Protocol):
-    """What a hand-off uses of the run (`worker._Run`)."""
+    """What a hand-off uses of the run (`run_loop.Run`)."""
 
     tasks: dict[int, PartitionTask]
     consumer: Any

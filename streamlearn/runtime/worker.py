@@ -3,15 +3,15 @@
 One consumer (explicit `assign()`, no group rebalancing) feeds every owned
 partition; each partition has its own `eos.task.PartitionTask` (producer,
 model, protocol position). The worker drives the tasks and the tasks drive
-the protocol's steps; nothing below calls back up here. The loop is:
-poll → process per partition, each for at most one commit interval (what is
-left waits for the next turn, see `intake`) → commit each partition at its
-staggered deadline → checkpoint what is due (in a forked child, or inline) →
-renew leases and publish status. Redis calls happen between commit cycles,
-when no transaction is open, so a Redis outage pauses the worker without
-holding back read_committed readers; the few a step makes inside a cycle (a
-recovery's epoch check and re-take, the at_least_once offset write) go
-through the same pause (`redis_pause`), so an outage never fails a run.
+the protocol's steps; nothing below calls back up here. This class is the
+actor's face: the Coordinator's calls (ping, stop, hand-off requests,
+join_run) arrive on other threads of the actor, while one `run_loop.Run`
+per `run` call owns the consumer and the tasks on its own thread. Redis
+calls happen between commit cycles, when no transaction is open, so a Redis
+outage pauses the worker without holding back read_committed readers; the
+few a step makes inside a cycle (a recovery's epoch check and re-take, the
+at_least_once offset write) go through the same pause (`redis_pause`), so an
+outage never fails a run.
 
 The class is plain Python; `ray_api` turns it into an actor, so the loop can
 be driven in-process by tests and benchmarks.
@@ -23,31 +23,14 @@ import logging
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import TopicPartition
-
-from connectors import kafka_io
-from connectors.redis_store import open_store
-from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos import status as published
-from streamlearn.eos.commit import CommitCadence
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.eos.task import PartitionTask
-from streamlearn.errors import OwnershipLostError
-from streamlearn.model.codec import EventDecoder
-from streamlearn.model.spec import build_model, model_kind
 from streamlearn.runtime import ray_api
-from streamlearn.runtime.handoff import Handoffs
-from streamlearn.runtime.intake import Backlog
-from streamlearn.runtime.redis_pause import RedisPause
-from streamlearn.state import checkpoint, forked
-from streamlearn.state.forked import ForkedCheckpointer, Outcome
+from streamlearn.runtime.run_loop import Run
 
 log = logs.get("worker")
 
@@ -64,7 +47,7 @@ class PartitionWorker:
         published.NODE.update(self.node)
         self._stop = threading.Event()
         self._heartbeat = Heartbeat()  # last sign of life of the run loop (ping reports its age)
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._phase = "idle"  # outside a run: idle, then the last run's result
         self._idle = threading.Condition()  # notified when a run ends (join_run waits on it)
         self._last_result: dict[str, Any] = {"worker": worker_id, "result": "idle", "lost": [], "pid": os.getpid()}
@@ -117,7 +100,7 @@ class PartitionWorker:
             return self.join_run()
         self._stop.clear()
         self._heartbeat.beat()
-        run = _Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
+        run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
         self._run = run
         result = "stopped"
         try:
@@ -134,194 +117,3 @@ class PartitionWorker:
                 self._idle.notify_all()
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=run.lost)
         return self._last_result
-
-
-class _Run:
-    """One call of `PartitionWorker.run`: its clients, the tasks it drives, and its loop."""
-
-    def __init__(self, cfg: AppConfig, owner: str, partitions: list[int], stop: threading.Event, heartbeat: Heartbeat) -> None:
-        self.cfg = cfg
-        self.stop = stop
-        self.heartbeat = heartbeat
-        pc = cfg.processing
-        self.topic = cfg.kafka.input_topic
-        self.store = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
-        self.consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
-        adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
-        out_parts = len(kafka_io.topic_partitions(adm, cfg.kafka.output_topic) or [0])
-        kind = model_kind(build_model(cfg.model))
-        decoder = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
-                               classes=cfg.model.classes, max_value_bytes=pc.max_value_bytes)
-        secret = cfg.signing_secret()  # ConfigError without a secret unless checkpoint.allow_dev_key
-        base_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
-        self.shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer, engine=True)
-        # The DLQ's own limit when readable, else one safely under Kafka's 1 MB default.
-        dlq_limit = min(kafka_io.topic_max_message_bytes(adm, cfg.kafka.dlq_topic) or 1_000_000, kafka_io.LARGE_MESSAGE_BYTES)
-        self.backlog = Backlog()
-        self.with_redis = RedisPause(cfg, stop, heartbeat, lambda phase: setattr(self, "phase", phase))
-        self.forker = (ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic),  # the child's own connection
-                                          timeout_s=cfg.checkpoint.child_timeout_s)
-                       if cfg.checkpoint.background and forked.AVAILABLE else None)
-        self.partition_ids = tuple(partitions)  # read by ping from another thread: replaced, never mutated
-        self.phase = "restoring"
-        self.lost: list[int] = []
-        self.new_task: Callable[[int], PartitionTask] = lambda p: PartitionTask(
-            cfg, self.store, self.consumer, p, owner, checkpoint.partition_key(base_key, cfg.app, self.topic, p), decoder,
-            kind.is_classifier, out_parts, self.shared, heartbeat, self.with_redis.for_partition(lambda q: self.tasks.get(q), p), dlq_limit)
-        self.tasks = {p: self.new_task(p) for p in partitions}
-        self.rescale = RescaleStore(self.store)
-        self.handoffs = Handoffs()
-        self.retiring = False  # the last partition left was lost to another owner: the run ends
-
-    def start(self) -> None:
-        """Steps 1 and 2 for every partition, then read each from where its restore says."""
-        self.take_ownership(list(self.tasks.values()))
-        self.consumer.assign([tp for t in self.tasks.values() for tp in t.assignment(self.with_redis([t], t.restore))])
-        self.phase = "running"
-
-    def loop(self) -> str:
-        """Until stopped, or until every partition is lost to another owner ("retired"); hand-offs between cycles."""
-        pc = self.cfg.processing
-        commit_every = pc.commit_interval_ms / 1000.0
-        poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
-        cadence = CommitCadence(self.tasks, commit_every, pc.max_batch, time.monotonic())
-        last_status = 0.0
-        while (self.tasks or not self.retiring) and not self.stop.is_set():
-            self.handoffs.serve(self)
-            now = self.heartbeat.beat()
-            self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
-            now = time.monotonic()
-            committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
-            if not committing:
-                continue
-            self.each([self.tasks[p] for p in committing], PartitionTask.commit)
-            self.handoffs.after_commits(self)
-            # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
-            # refuses an open one): the blob is exactly the state at the committed offset (I4).
-            inline = self._dispatch_checkpoints(now)
-            publish = now - last_status >= pc.status_interval_s
-            if inline or publish:
-                elapsed = (now - last_status if last_status else 0.0) if publish else None
-                on_pause = self._commit_all if pc.guarantee == "exactly_once" else None
-                self.with_redis(list(self.tasks.values()), self._checkpoint_and_publish, inline, elapsed, on_pause=on_pause)
-                if publish:
-                    last_status = now
-        return "retired" if self.retiring and not self.tasks else "stopped"
-
-    def finish(self) -> None:
-        """Graceful stop: wait for checkpoint children, commit what is open, checkpoint everything."""
-        if self.forker is not None:
-            self.apply_forked(self.forker.poll(wait=True))
-        self._commit_all()
-        if self.tasks:
-            self.with_redis(list(self.tasks.values()), self.each, self.tasks.values(), PartitionTask.stop, give_up_on_stop=True)
-
-    def close(self) -> None:
-        if self.forker is not None:
-            self.forker.close()
-        for t in self.tasks.values():
-            t.close()
-        if self.shared is not None:
-            self.shared.flush(10)
-        self.consumer.close()
-
-    # ---- the steps, for each task still owned ------------------------------------------
-    def take_ownership(self, tasks: list[PartitionTask]) -> None:
-        """All partitions at once: init_transactions waits about 0.5 s on the transaction
-        coordinator, so taking N partitions one after another would add N × 0.5 s to every
-        start and every recovery. Each task has its own producer; nothing is shared but the
-        (thread-safe) Redis client."""
-        try:
-            if len(tasks) <= 1:  # none: a run started empty, waiting for a hand-off
-                for t in tasks:
-                    self.with_redis(tasks, t.take_ownership)
-                return
-            with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="take-ownership") as pool:
-                for fut in [pool.submit(self.with_redis, [t], t.take_ownership) for t in tasks]:
-                    fut.result()
-        except BaseException:
-            for t in tasks:
-                t.close()
-            raise
-
-    def _poll_and_process(self, wait_s: float, until: float) -> None:
-        """Poll (unless records are still held), then give each partition its turn until `until`."""
-        restores = {p: t.restores for p, t in self.tasks.items()}
-        self.backlog.fill(self.consumer, self.cfg.processing.max_batch, wait_s, restores, self.topic)
-        for p, records in self.backlog.take(restores):
-            task = self.tasks.get(p)
-            if task is not None:
-                rest = self._guarded(task, task.process, records, until)
-                if rest and self.tasks.get(p) is task:
-                    self.backlog.keep(p, task.restores, list(rest))
-
-    def _commit_all(self) -> None:
-        self.each(self.tasks.values(), PartitionTask.commit)
-
-    def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
-        """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""
-        due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
-        if self.forker is None:
-            return due
-        self.apply_forked(self.forker.poll())
-        in_flight = self.forker.in_flight
-        ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
-        inline = [t for t in ready if self.forker.take_inline(t.partition_id)]  # its last child timed out
-        ready = [t for t in ready if t not in inline]
-        if ready:
-            try:
-                self.forker.start([t.checkpoint_snapshot() for t in ready])
-            except OSError as exc:  # no fork (memory, process limit): write these inline
-                logs.event(log, logging.WARNING, "checkpoint_fork_failed", topic=self.topic, error=str(exc))
-                return inline + ready
-        return inline
-
-    def apply_forked(self, outcomes: list[Outcome]) -> None:
-        for outcome in outcomes:
-            task = self.tasks.get(outcome.job.partition_id)
-            if task is not None:
-                if outcome.timed_out:
-                    self._guarded(task, self.store.incr_counter, task.partition_id, "checkpoint_child_timeouts")
-                self._guarded(task, task.apply_forked_checkpoint, outcome)
-
-    def _checkpoint_and_publish(self, inline: list[PartitionTask], elapsed: float | None) -> None:
-        """Inline checkpoints; then, when it is time (`elapsed` since the last publish), leases and status."""
-        self.each(inline, PartitionTask.write_checkpoint)
-        if elapsed is not None:
-            self.each(self.tasks.values(), lambda t: _renew_and_publish(t, elapsed))
-
-    def each(self, tasks: Iterable[PartitionTask], action: Callable[[PartitionTask], object]) -> None:
-        """Run a step on each task still owned; one found fenced is dropped, the others go on."""
-        for task in list(tasks):
-            if self.tasks.get(task.partition_id) is task:
-                self._guarded(task, action, task)
-
-    def _guarded(self, task: PartitionTask, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except OwnershipLostError as exc:
-            logs.event(log, logging.WARNING, "ownership_lost", topic=exc.topic, partition=exc.partition, epoch=exc.epoch, reason=exc.message)
-            self.drop(task)
-            self.lost.append(task.partition_id)
-            self.retiring = not self.tasks
-            return None
-
-    def drop(self, task: PartitionTask) -> None:
-        """Stop reading a partition and forget it (lost to another owner, or released)."""
-        del self.tasks[task.partition_id]
-        task.close()
-        self.backlog.drop(task.partition_id)
-        self.consumer.incremental_unassign([TopicPartition(tp.topic, tp.partition) for tp in task.assignment(0)])
-        self.partition_ids = tuple(sorted(self.tasks))
-
-    def adopt_tasks(self, tasks: list[PartitionTask], assignment: list[TopicPartition]) -> None:
-        """Restored tasks handed over by another worker: read them from their restore offsets."""
-        self.tasks.update({t.partition_id: t for t in tasks})
-        self.consumer.incremental_assign(assignment)
-        self.partition_ids = tuple(sorted(self.tasks))
-        self.retiring = False
-
-
-def _renew_and_publish(task: PartitionTask, elapsed_s: float) -> None:
-    task.renew_lease()  # OwnershipLostError here: dropped, no status published for it
-    task.publish_status(elapsed_s)
