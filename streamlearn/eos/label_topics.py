@@ -1,4 +1,4 @@
-"""Label mode and partitions added to the input topic while running.
+"""The label-mode topics (and inline mode's sample log) next to an input topic that may grow while running.
 
 A label joins only the events of its own partition number, so partition p
 of the input can run in label mode only once the label, journal and sample
@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from connectors import kafka_io
 from streamlearn.config import AppConfig
+from streamlearn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,26 @@ def running_counts(admin: AdminClient, cfg: AppConfig, input_partitions: int) ->
         counts[topic] = len(parts or [])
     usable = min([input_partitions, *counts.values()])
     return LabelTopicCounts(cfg.kafka.input_topic, input_partitions, counts, usable)
+
+
+def ensure_samples_topic(admin: AdminClient, cfg: AppConfig, input_partitions: int) -> None:
+    """Inline mode with kafka.samples_topic: partition p gets input partition p's samples, so it needs as many.
+
+    Created (or grown, when the input grew) with `kafka.create_topics`; otherwise
+    too few partitions is a configuration error naming both counts.
+    """
+    topic = cfg.samples_topic
+    if topic is None:
+        return
+    parts = kafka_io.topic_partitions(admin, topic)
+    if cfg.kafka.create_topics:
+        if parts is None:
+            kafka_io.ensure_topic(admin, topic, input_partitions, replication_factor=cfg.kafka.replication_factor)
+        elif len(parts) < input_partitions:
+            kafka_io.grow_topic(admin, topic, input_partitions)
+        parts = kafka_io.topic_partitions(admin, topic)
+    if len(parts or []) < input_partitions:
+        raise ConfigError(f"kafka.samples_topic: topic '{topic}' has {len(parts or [])} partitions but kafka.input_topic "
+                          f"'{cfg.kafka.input_topic}' has {input_partitions}; partition p of the sample log holds input "
+                          "partition p's samples", hint=f"give '{topic}' {input_partitions} partitions, or set "
+                                                        "kafka.create_topics: true")

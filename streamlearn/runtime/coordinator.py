@@ -21,7 +21,7 @@ from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos.label_step import ensure_label_topics
-from streamlearn.eos.label_topics import LabelTopicCounts, running_counts
+from streamlearn.eos.label_topics import LabelTopicCounts, ensure_samples_topic, running_counts
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.ops import status
 from streamlearn.runtime import autoscale, ray_api, scaler
@@ -116,6 +116,8 @@ class Coordinator:
             ensure_label_topics(adm, self.cfg, len(parts))
         elif self.cfg.label_mode:
             parts = self._label_ready(running_counts(adm, self.cfg, len(parts)), parts)
+        else:  # inline mode: the sample log only when configured
+            ensure_samples_topic(adm, self.cfg, len(parts))
         self.partitions = parts
         return parts
 
