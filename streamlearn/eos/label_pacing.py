@@ -78,35 +78,50 @@ class Pacer:
     def holding(self) -> int:
         return len(self.events.records) + len(self.labels.records)
 
-    def step(self, events: Sequence[Any], labels: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-        """Add what was fetched; return the events and labels to process now (prefixes of each stream)."""
-        if not self.holding and not (events and labels) and not self._behind(1 if events else 0):
-            return list(events), list(labels)  # live, or one stream caught up: nothing to wait for, no decoding
+    def step(self, events: Sequence[Any], labels: Sequence[Any], positions: tuple[int, int]) -> tuple[list[Any], list[Any]]:
+        """Add what was fetched; return the events and labels to process now (prefixes of each stream).
+
+        `positions`: the join's next (input, label) offsets, for a stream nothing was consumed of since the
+        last assign or seek (the consumer has no position for it yet).
+        """
+        if not self.holding and not (events and labels):
+            other = 1 if events else 0
+            if not self._behind(other, positions[other]):
+                return list(events), list(labels)  # live, or the other stream caught up: nothing to wait for
         self.events.add(events, self.ts_field)
         self.labels.add(labels, self.ts_field)
         if self.holding > HOLD_MAX:
             limit = math.inf
         else:
-            limit = min(self._frontier(self.events, 0), self._frontier(self.labels, 1))
+            limit = min(self._frontier(self.events, 0, positions[0]), self._frontier(self.labels, 1, positions[1]))
         return self.events.take(limit), self.labels.take(limit)
 
-    def _frontier(self, held: Held, which: int) -> float:
+    def _frontier(self, held: Held, which: int, position: int) -> float:
         """How far (event time) this stream is known to have got: the other one may be released up to here."""
-        if not self._behind(which):
+        if not self._behind(which, position):
             return math.inf
         return held.ts[-1] if held.ts else -math.inf
 
-    def _behind(self, which: int) -> bool:
-        """Records of this stream are in Kafka and not yet fetched (position before the high watermark)."""
+    def _behind(self, which: int, position: int) -> bool:
+        """Records of this stream are in Kafka and not yet fetched (its position before the high watermark).
+
+        The consumer's position skips transaction markers; before anything was consumed since an assign
+        or seek it has none, and the join's own position is used, allowing for one commit marker at the end.
+        An unknown high watermark (no fetch response for the partition yet) counts as behind: the first
+        fetch answers it.
+        """
         tp = self.tps[which]
         high = kafka_io.cached_high_watermark(self.consumer, tp.topic, tp.partition)
         if high is None:
-            return False
+            return True
         try:
             pos = self.consumer.position([tp])[0].offset
         except KafkaException:
-            return False
-        return 0 <= pos < high
+            pos = -1
+        if pos < 0:
+            held = self.events if which == 0 else self.labels
+            return (held.records[-1].offset() + 1 if held.records else position) + 1 < high
+        return pos < high
 
 
 def _event_time(rec: Any, ts_field: str) -> float:

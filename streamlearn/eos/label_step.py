@@ -128,7 +128,7 @@ class LabelMode:
             self.last_event = now
         if labels:
             self.last_label = now
-        events, labels = self.pacer.step(events, labels)
+        events, labels = self.pacer.step(events, labels, (state.offset, js.label_offset))
         if not events and not labels:
             return
         clock: dict[str, float] = {}
