@@ -113,6 +113,6 @@ def test_readme_shell_blocks_work_as_written(services_env: dict[str, str], kafka
     cfg_out = next(p for b, p in results if "streamlearn config" in b.body)
     assert '"workers": 4' in cfg_out.stdout
 
-    status_out = next(p for b, p in results if "--json" in b.body)
+    status_out = next(p for b, p in results if "--json" in b.body and "totals" in b.body)
     totals = ast.literal_eval(status_out.stdout.strip())
     assert totals["events"] == 1000 and totals["dlq"] == 2 and totals["lag"] == 0
