@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 # Settings the exactly-once protocol depends on; user overrides of these are refused.
 PINNED_CONSUMER = {"enable.auto.commit": False, "isolation.level": "read_committed", "enable.auto.offset.store": False}
@@ -226,6 +226,27 @@ def ensure_topic(client: AdminClient, topic: str, partitions: int, config: Mappi
             return True
         time.sleep(0.05)
     raise KafkaUnavailable(f"topic {topic} was created but did not appear in metadata within {timeout_s:.0f}s")
+
+
+def grow_topic(client: AdminClient, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
+    """Add partitions to an existing topic up to `partitions` (never shrinks); waits until metadata shows them."""
+    import time
+
+    existing = topic_partitions(client, topic)
+    if existing is None or len(existing) >= partitions:
+        return
+    fut = client.create_partitions([NewPartitions(topic, partitions)], request_timeout=timeout_s)[topic]
+    try:
+        fut.result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:  # another grower got there first
+            raise
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(topic_partitions(client, topic) or []) >= partitions:
+            return
+        time.sleep(0.05)
+    raise KafkaUnavailable(f"topic {topic} was grown to {partitions} partitions but metadata did not show them within {timeout_s:.0f}s")
 
 
 def topic_max_message_bytes(client: AdminClient, topic: str, timeout_s: float = 10.0) -> int | None:

@@ -84,9 +84,6 @@ class AppConfig(_Section):
         lc = self.labels
         if lc.source == "topic" and lc.on_expiry == "default" and lc.default_label is None:
             raise ValueError("labels.default_label is required with labels.on_expiry: default (e.g. default_label: false)")
-        if lc.source == "inline" and self.kafka.samples_topic:
-            raise ValueError("kafka.samples_topic: the training-sample log is written with labels.source: topic only "
-                             "(not yet in inline mode); remove the key or set labels.source: topic")
         if lc.source == "topic" and self.processing.guarantee != "exactly_once":
             raise ValueError("labels.source: topic needs processing.guarantee: exactly_once (the join journal is transactional)")
         return self
@@ -102,7 +99,7 @@ class AppConfig(_Section):
 
     @property
     def samples_topic(self) -> str | None:
-        """The training-sample log (label mode), or None (inline mode: not written yet)."""
+        """The training-sample log: on by default in label mode; in inline mode only when kafka.samples_topic is set."""
         if self.kafka.samples_topic:
             return self.kafka.samples_topic
         return f"{self.kafka.input_topic}.samples" if self.label_mode else None

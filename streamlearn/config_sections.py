@@ -48,7 +48,8 @@ class KafkaConfig(_Section):
     )
     samples_topic: str | None = Field(
         None, description="Training-sample log: one record per learning step, in the order learned, in the same transaction. "
-                          "Default with labels.source: topic: `{input_topic}.samples`. Not written in inline mode yet.",
+                          "Default with labels.source: topic: `{input_topic}.samples`; in inline mode written only when set. "
+                          "Partition p holds input partition p's samples (created with the input's count).",
     )
     create_topics: bool = Field(True, description="Create the output and DLQ topics (same partition count as the input) when missing.")
     replication_factor: int | None = Field(

@@ -26,6 +26,7 @@ from confluent_kafka import KafkaException, Producer
 
 from connectors.kafka_delivery import DeliveryReports
 from streamlearn import logs
+from streamlearn.labels.records import encode_sample
 from streamlearn.model import step
 
 log = logs.get("protocol")
@@ -96,6 +97,33 @@ def emitters(
         logs.event(log, logging.INFO, "dead_letter", **ctx(offset=offset, code=code, value_dropped=dropped))
 
     return emit, dead_letter
+
+
+def sample_emitter(producer: Producer, topic: str | None, partition_id: int,
+                   reports: DeliveryReports) -> step.EmitSample | None:
+    """Inline mode's training-sample log (None when kafka.samples_topic is unset: the hot path pays nothing).
+
+    The label travelled with the event, so the sample is `joined` with
+    label_ts = event_ts; like label mode, `model_version` is the version that
+    made the prediction, and a missing event ts is the record's timestamp.
+    """
+    if topic is None:
+        return None
+    produce = producer.produce
+
+    def sample(rec: Any, eid: Any, x: dict[str, Any], label: Any, pred: Any, version: int, ts: Any) -> None:
+        ets = float(ts) if ts is not None else float(rec.timestamp()[1])
+        value, key = encode_sample(eid, orjson.dumps(x), label, pred, version, ets, ets, b"joined"), str(eid).encode()
+        try:
+            try:
+                produce(topic, value, key, partition_id, reports)
+            except BufferError:
+                producer.flush(5)
+                produce(topic, value, key, partition_id, reports)
+        except KafkaException as exc:  # refused before it left: the commit step sees it and aborts
+            reports.record(exc.args[0], topic, len(value) + len(key), rec.offset())
+
+    return sample
 
 
 def input_offset_of(prediction: bytes | None) -> int | None:

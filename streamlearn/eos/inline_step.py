@@ -20,7 +20,7 @@ from confluent_kafka import Producer, TopicPartition
 from connectors.kafka_delivery import DeliveryReports
 from streamlearn.config import AppConfig
 from streamlearn.eos.commit import OpenBatch
-from streamlearn.eos.emitter import emitters
+from streamlearn.eos.emitter import emitters, sample_emitter
 from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.ownership import Ownership
 from streamlearn.eos.pacing import Pace
@@ -90,6 +90,7 @@ class InlineStep:
             batch: OpenBatch) -> Ran:
         """Chunks into the open batch until its budget is spent, `until` passes or the records run out."""
         kc = self.cfg.kafka
+        sample = sample_emitter(producer, self.cfg.samples_topic, self.partition_id, self.deliveries)  # None: no sample log
         emit, dead_letter = emitters(producer, self.cfg.app, self.topic, self.partition_id, kc.output_topic, kc.dlq_topic,
                                      self.out_partition, self.ownership.ctx, self.deliveries, self.dlq_limit)
         i = 0
@@ -98,7 +99,7 @@ class InlineStep:
             batch.begin(producer, now, self.ownership.eos)
             chunk = records[i:i + self.pace.chunk(len(records) - i, batch.open_for(now))]
             step.process(state, chunk, self.decoder, self.partition_id, self.is_classifier, emit, dead_letter,
-                         self.publisher.observe if self.publisher is not None else None)
+                         self.publisher.observe if self.publisher is not None else None, sample)
             done_at = time.monotonic()
             self.pace.observe(len(chunk), done_at - now)
             batch.records += len(chunk)

@@ -31,6 +31,7 @@ from streamlearn import faults, logs
 from streamlearn.config import AppConfig
 from streamlearn.eos.emitter import emitters
 from streamlearn.eos.journal import PartitionReader, ReplayError, journal_records
+from streamlearn.eos.label_pacing import Pacer
 from streamlearn.errors import ConfigError
 from streamlearn.labels.join import Joiner, JoinState, Outputs
 from streamlearn.labels.journal import JournalRecord
@@ -56,6 +57,7 @@ class LabelMode:
         self.samples_topic = cfg.samples_topic
         self.idle_s = cfg.labels.idle_advance_s
         self.last_event = self.last_label = time.monotonic()
+        self.pacer = Pacer(consumer, self.input_topic, self.label_topic, partition_id, f.ts)  # event-time step on a backlog
 
     @staticmethod
     def join_state(state: ModelState) -> JoinState:
@@ -67,6 +69,7 @@ class LabelMode:
     def restore(self, state: ModelState, committed_events: int) -> None:
         """Bring a checkpointed (or fresh) state to the committed positions by replaying the journal."""
         p = self.partition_id
+        self.pacer.clear()  # held records belong to the position before this restore: fetched again after the seek
         js = state.extra.get("labels")
         if not isinstance(js, JoinState):
             low_l, _ = kafka_io.watermarks(self.consumer, self.label_topic, p)
@@ -120,17 +123,20 @@ class LabelMode:
             events = [r for r in events if r.offset() >= state.offset]  # fetched before a seek (recovery)
         if labels and labels[0].offset() < js.label_offset:
             labels = [r for r in labels if r.offset() >= js.label_offset]
-        if not events and not labels:
-            return
         now = time.monotonic()
-        clock: dict[str, float] = {}
-        if events:
+        if events:  # idle means nothing fetched (held records count as arrived, not idle)
             self.last_event = now
-        elif now - self.last_event >= self.idle_s and js.event_clock < js.label_clock:
-            clock["event"] = js.label_clock
         if labels:
             self.last_label = now
-        elif now - self.last_label >= self.idle_s and js.label_clock < js.event_clock:
+        events, labels = self.pacer.step(events, labels, (state.offset, js.label_offset))
+        if not events and not labels:
+            return
+        clock: dict[str, float] = {}
+        if not events and not self.pacer.events.records and now - self.last_event >= self.idle_s \
+                and js.event_clock < js.label_clock:
+            clock["event"] = js.label_clock
+        if not labels and not self.pacer.labels.records and now - self.last_label >= self.idle_s \
+                and js.label_clock < js.event_clock:
             clock["label"] = js.event_clock
         e_range = (state.offset, events[-1].offset() + 1 if events else state.offset)
         l_range = (js.label_offset, labels[-1].offset() + 1 if labels else js.label_offset)

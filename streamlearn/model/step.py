@@ -29,6 +29,8 @@ class Record(Protocol):
 EmitPrediction = Callable[[bytes | None, bytes], None]
 EmitDeadLetter = Callable[[Record, str, str], None]
 Observe = Callable[[tuple[Any, Any, Any]], None]  # (features, label, prediction) of a learned event
+# (record, id, features, label, prediction, version that predicted, event ts) of a learned event: the sample log
+EmitSample = Callable[[Any, Any, dict[str, Any], Any, Any, int, Any], None]
 
 
 def process(
@@ -40,12 +42,14 @@ def process(
     emit_prediction: EmitPrediction | None,
     emit_dead_letter: EmitDeadLetter | None,
     observe: Observe | None = None,
+    emit_sample: EmitSample | None = None,
 ) -> int:
     """Run the records through the model in order; returns how many went to the DLQ.
 
     Advances `state.offset` past every record, so the caller commits it as
     the next offset to read. `observe` gets each learned event with the
-    prediction made before learning it (the publish gate's window).
+    prediction made before learning it (the publish gate's window);
+    `emit_sample` writes it to the training-sample log (kafka.samples_topic).
     """
     model = state.model
     decode = decoder.decode
@@ -86,6 +90,8 @@ def process(
         events += 1
         if label is not None:
             update_metric(label, pred)
+            if emit_sample is not None:
+                emit_sample(rec, eid, x, label, pred, version, ts)
             version += 1
             if observe is not None:
                 observe((x, label, pred))

@@ -81,7 +81,8 @@ def test_label_mode_keys_and_defaults() -> None:
     from streamlearn.config import AppConfig
 
     inline = AppConfig()
-    assert not inline.label_mode and inline.samples_topic is None, "inline mode: no sample log (label mode only, for now)"
+    assert not inline.label_mode and inline.samples_topic is None, "inline mode: no sample log unless configured"
+    assert AppConfig.model_validate({"kafka": {"samples_topic": "s"}}).samples_topic == "s"  # inline mode, opted in
     cfg = AppConfig.model_validate({"kafka": {"input_topic": "clicks"}, "labels": {"source": "topic"}})
     assert (cfg.label_topic, cfg.samples_topic, cfg.journal_topic) == ("clicks.labels", "clicks.samples", "clicks.join-journal")
     assert (cfg.labels.window_s, cfg.labels.early_window_s) == (600.0, 120.0)
@@ -95,7 +96,5 @@ def test_label_mode_without_a_default_label_fails_naming_the_key() -> None:
 
     with pytest.raises(ConfigError, match=r"labels\.default_label is required"):
         load_config(None, environ={}, overrides={"labels": {"source": "topic", "on_expiry": "default"}})
-    with pytest.raises(ConfigError, match=r"kafka\.samples_topic: the training-sample log"):
-        load_config(None, environ={}, overrides={"kafka": {"samples_topic": "s"}})
     with pytest.raises(ConfigError, match=r"labels\.on_expiry"):
         load_config(None, environ={}, overrides={"labels": {"on_expiry": "keep"}})

@@ -121,3 +121,17 @@ def test_seed_is_passed_and_bad_params_are_config_errors() -> None:
         build_model(ModelConfig(params={"no_such_param": 1}))
     kind = model_kind(build_model(ModelConfig(estimator="river.linear_model.LinearRegression")))
     assert not kind.is_classifier
+
+
+def test_sample_log_gets_each_learned_event_once_with_the_predicting_version() -> None:
+    spec = SPECS[0]
+    dec, st = decoder(spec), fresh(spec)
+    samples: list[tuple[object, dict[str, float], object, int, object]] = []
+    recs = [Rec(0, orjson.dumps({"id": "a", "features": {"x": 1.0}, "label": True, "ts": 7}), b"a"),
+            Rec(1, orjson.dumps({"id": "b", "features": {"x": 2.0}}), b"b"),  # no label: predicted, not learned
+            Rec(2, b"nope", b"c"),
+            Rec(3, orjson.dumps({"id": "d", "features": {"x": -1.0}, "label": False}), b"d")]
+    step.process(st, recs, dec, 0, True, None, None, None,
+                 lambda rec, eid, x, label, pred, version, ts: samples.append((eid, x, label, version, ts)))
+    assert samples == [("a", {"x": 1.0}, True, 0, 7), ("d", {"x": -1.0}, False, 1, None)]
+    assert st.model_version == 2
