@@ -23,23 +23,25 @@ from pydantic import (
     model_validator,
 )
 
-from streamlearn.config_sections import (  # re-exported: the sections are part of this module's API
+from streamlearn.config_model import (  # re-exported: the sections are part of this module's API
+    LabelsConfig,
+    ModelConfig,
+    PreprocessingStep,
+    PublishConfig,
+    PublishGateConfig,
+    ServingConfig,
+    import_dotted,
+)
+from streamlearn.config_sections import (  # re-exported too
     SECRET_ENV,
     AutoscaleConfig,
     CheckpointConfig,
     FieldsConfig,
     KafkaConfig,
-    LabelsConfig,
     MetricsConfig,
-    ModelConfig,
-    PreprocessingStep,
     ProcessingConfig,
-    PublishConfig,
-    PublishGateConfig,
     RedisConfig,
-    ServingConfig,
     _Section,
-    import_dotted,
     start_position,
 )
 from streamlearn.errors import ConfigError

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = {"config", "config_sections", "masking", "errors", "logs", "faults"}
+BASE = {"config", "config_sections", "config_model", "masking", "errors", "logs", "faults"}
 #: ``app`` (the public API) drives the runtime and reads status like ``ops`` does.
 RANK = {"base": 0, "model": 1, "state": 2, "labels": 2.5, "models": 2.5, "eos": 3, "runtime": 4, "ops": 5, "app": 5,
         "serving": 5, "tools": 6, "__main__": 7}
