@@ -20,14 +20,12 @@ from connectors.redis_store import open_store
 from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
-from streamlearn.eos.label_step import ensure_label_topics
-from streamlearn.eos.label_topics import LabelTopicCounts, ensure_samples_topic, running_counts
-from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.ops import status
 from streamlearn.runtime import autoscale, ray_api, scaler
 from streamlearn.runtime.nodes import NodeMap
 from streamlearn.runtime.roster import Role
 from streamlearn.runtime.supervisor import Supervisor
+from streamlearn.runtime.topic_listing import PartitionLister
 from streamlearn.runtime.worker import PartitionWorker
 
 log = logs.get("coordinator")
@@ -60,7 +58,7 @@ class Coordinator:
         self.cfg: AppConfig = config_from_wire(wire_config)
         self.partitions: list[int] = []
         self._last_monitor_error = ""
-        self._label_wait: dict[str, int] | None = None  # label-mode topics new input partitions wait for (logged once)
+        self.lister = PartitionLister(self.cfg)
         self._lock = threading.RLock()
         self._monitor: threading.Thread | None = None
         self.store = open_store(self.cfg.redis, self.cfg.app, self.cfg.kafka.input_topic)
@@ -98,45 +96,9 @@ class Coordinator:
         self._start_monitor()
 
     def _list_partitions(self, *, starting: bool = False) -> list[int]:
-        """The input partitions to own; in label mode while running, only those the label-mode topics have too."""
-        k = self.cfg.kafka
-        adm = kafka_io.admin(k.bootstrap, k.consumer)
-        try:
-            parts = kafka_io.topic_partitions(adm, k.input_topic)
-        except kafka_io.KafkaUnavailable as exc:
-            raise ServiceUnavailableError(f"Kafka at {k.bootstrap}: {exc}", hint="start it with `streamlearn services up` or fix kafka.bootstrap") from None
-        if parts is None:
-            raise ConfigError(f"kafka.input_topic: topic '{k.input_topic}' does not exist on {k.bootstrap}",
-                              hint="create it, or produce to it first with `streamlearn produce -c app.yaml --input events.jsonl`")
-        if k.create_topics:
-            for t in (k.output_topic, k.dlq_topic):
-                kafka_io.ensure_topic(adm, t, len(parts), {"max.message.bytes": str(k.max_message_bytes)},
-                                      replication_factor=k.replication_factor)
-        if self.cfg.label_mode and starting:  # co-partitioned, or refuse to start naming both counts
-            ensure_label_topics(adm, self.cfg, len(parts))
-        elif self.cfg.label_mode:
-            parts = self._label_ready(running_counts(adm, self.cfg, len(parts)), parts)
-        else:  # inline mode: the sample log only when configured
-            ensure_samples_topic(adm, self.cfg, len(parts))
-        self.partitions = parts
-        return parts
-
-    def _label_ready(self, counts: LabelTopicCounts, parts: list[int]) -> list[int]:
-        """Input partitions beyond the label-mode topics' counts wait (see `label_topics`); warn once per change."""
-        lagging = counts.lagging
-        if lagging != self._label_wait:
-            if lagging:
-                logs.event(log, logging.WARNING, "label_partitions_waiting", topic=counts.input_topic,
-                           input_partitions=counts.input_partitions, label_topic_partitions=lagging,
-                           waiting=[p for p in parts if p >= counts.usable],
-                           hint=f"add partitions to {', '.join(lagging)} up to {counts.input_partitions} (same partitioner as "
-                                "the input's producers): the new input partitions are owned once they exist")
-            elif self._label_wait:
-                logs.event(log, logging.INFO, "label_partitions_ready", topic=counts.input_topic,
-                           partitions=counts.input_partitions)
-            self._label_wait = lagging
-        known = set(self.partitions)  # partitions already owned keep running whatever the counts say
-        return [p for p in parts if p < counts.usable or p in known]
+        """The input partitions to own (see `topic_listing`); remembered for status and the next listing."""
+        self.partitions = self.lister.partitions(known=self.partitions, starting=starting)
+        return self.partitions
 
     def _pick_up_new_partitions(self) -> None:
         """The input topic gained partitions while running: assign them (Kafka read outside the lock)."""
