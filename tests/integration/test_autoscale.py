@@ -17,7 +17,10 @@ decisions (no flapping).
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from streamlearn.state import checkpoint
 from streamlearn.tools.checker import check_i1, model_differences, probe_set, read_partitions
 from streamlearn.tools.datasets import synthetic_events
 from tests.integration import engine_helpers as eh
+from tests.polling import poll
 
 PARTITIONS = 4
 TARGET_LAG = 100  # per worker: a few seconds of the load step's excess over one throttled worker
@@ -39,6 +43,35 @@ def owners(cfg: AppConfig) -> set[str]:
     store = eh.store_of(cfg)
     leases = [store.lease(p)[0] for p in range(PARTITIONS)]
     return {o.split("@", 1)[0] for o in leases if o is not None}
+
+
+class Output(threading.Thread):
+    """The run's output read as it comes: the Coordinator's decisions are awaited in it before the stop."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.lines: list[str] = []
+
+    def run(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    def decisions(self) -> list[tuple[int, int]]:
+        """(owners, desired) of every `autoscale_decided` logged so far."""
+        return [(int(a), int(b)) for a, b in DECIDED.findall("".join(self.lines))]
+
+
+    def wait_for(self, pred: Callable[[], Any], timeout: float, what: str) -> None:
+        """Poll with a deadline; a run that exits meanwhile fails at once, with its output."""
+        def still_running() -> None:
+            if self.proc.poll() is not None:
+                self.join(10)
+                raise AssertionError(f"run exited with {self.proc.returncode} while waiting for {what}:\n"
+                                     + "".join(self.lines)[-4000:])
+
+        poll(pred, timeout, what, check=still_running)
 
 
 class Step(threading.Thread):
@@ -67,22 +100,29 @@ def test_load_step_scales_up_then_down(
     eh.produce(cfg, eh.keyed(events[:200]))
     # Ray's log deduplication could fold two decisions of the Coordinator into one line: counted below.
     proc = eh.start_run(cfg_path, {**services_env, "RAY_DEDUP_LOGS": "0"})
-    step = Step(cfg, events[200:], rate=RATE)
+    output, step = Output(proc), Step(cfg, events[200:], rate=RATE)
+    output.start()
     try:
-        eh.wait_for(lambda: eh.all_committed(cfg), 120, "the first 200 events committed", proc)
+        output.wait_for(lambda: eh.all_committed(cfg), 120, "the first 200 events committed")
         assert len(owners(cfg)) == 1
         step.start()
-        eh.wait_for(lambda: len(owners(cfg)) > 1, 90, "the autoscaler to give the partitions to more than 1 worker", proc)
+        output.wait_for(lambda: len(owners(cfg)) > 1, 90, "the autoscaler to give the partitions to more than 1 worker")
         step.stop.set()
         step.join(60)
         assert not step.is_alive()
-        eh.wait_for(lambda: eh.all_committed(cfg), 120, "the backlog committed", proc)
-        eh.wait_for(lambda: len(owners(cfg)) == 1, 90, "the autoscaler to go back to 1 worker", proc)
+        output.wait_for(lambda: eh.all_committed(cfg), 120, "the backlog committed")
+        output.wait_for(lambda: len(owners(cfg)) == 1, 90, "the autoscaler to go back to 1 worker")
+        # Ray forwards the Coordinator's log lines to the run's output a little later: the last decision is awaited.
+        output.wait_for(lambda: any(b == 1 < a for a, b in output.decisions()), 30, "the scale-down decision logged")
     finally:
         step.stop.set()
-        rc, out = eh.stop_run(proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+        output.join(30)
+    out = "".join(output.lines)
     assert rc == 0, out[-3000:]
-    decisions = [(int(a), int(b)) for a, b in DECIDED.findall(out)]
+    decisions = output.decisions()
     ups = [d for d in decisions if d[1] > d[0]]
     downs = [d for d in decisions if d[1] < d[0]]
     assert ups and downs and downs[-1][1] == 1, decisions
