@@ -1,0 +1,143 @@
+"""`processing.autoscale` end to end: a load step scales the app up, the drained backlog scales it back down.
+
+Real Kafka, Redis and local Ray; the app is the real CLI in a subprocess (as
+tests/integration/test_live_rescale.py). The app starts with one worker over
+4 partitions, a small `target_lag_per_worker` and a short cooldown, and a
+throttled worker (`max_batch: 1`: one event per partition per transaction),
+so that events produced faster than it commits build a lag of several
+targets. Events are produced until the Coordinator's own decision
+(`Coordinator._autoscale_tick` → `Coordinator.scale`) gives the partitions
+to more than one worker; then production stops and the drained backlog must
+bring the app back to one worker. Afterwards: exactly one committed
+prediction per input offset (I1), every final model equal to the model of
+its partition's events in order (I2), and a bounded number of autoscale
+decisions (no flapping).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streamlearn.config import AppConfig
+from streamlearn.state import checkpoint
+from streamlearn.tools.checker import check_i1, model_differences, probe_set, read_partitions
+from streamlearn.tools.datasets import synthetic_events
+from tests.integration import engine_helpers as eh
+from tests.polling import poll
+
+PARTITIONS = 4
+TARGET_LAG = 100  # per worker: a few seconds of the load step's excess over one throttled worker
+RATE = 400.0  # events/s offered during the step, well above one worker committing one event per transaction
+MAX_EVENTS = 40_000  # bound on the step if the app never scales up (the test then fails at its deadline)
+DECIDED = re.compile(r"autoscale_decided .*?\bworkers=(\d+) desired=(\d+)")
+
+
+def owners(cfg: AppConfig) -> set[str]:
+    """Distinct lease owners of the input partitions (as test_live_rescale counts them)."""
+    store = eh.store_of(cfg)
+    leases = [store.lease(p)[0] for p in range(PARTITIONS)]
+    return {o.split("@", 1)[0] for o in leases if o is not None}
+
+
+class Output(threading.Thread):
+    """The run's output read as it comes: the Coordinator's decisions are awaited in it before the stop."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.lines: list[str] = []
+
+    def run(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    def decisions(self) -> list[tuple[int, int]]:
+        """(owners, desired) of every `autoscale_decided` logged so far."""
+        return [(int(a), int(b)) for a, b in DECIDED.findall("".join(self.lines))]
+
+
+    def wait_for(self, pred: Callable[[], Any], timeout: float, what: str) -> None:
+        """Poll with a deadline; a run that exits meanwhile fails at once, with its output."""
+        def still_running() -> None:
+            if self.proc.poll() is not None:
+                self.join(10)
+                raise AssertionError(f"run exited with {self.proc.returncode} while waiting for {what}:\n"
+                                     + "".join(self.lines)[-4000:])
+
+        poll(pred, timeout, what, check=still_running)
+
+
+class Step(threading.Thread):
+    """Events produced in chunks at `rate` until stopped (or the events run out)."""
+
+    def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.cfg, self.events, self.rate = cfg, events, rate
+        self.stop, self.produced = threading.Event(), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.produced < len(self.events):
+            chunk = self.events[self.produced:self.produced + int(self.rate / 4)]
+            self.produced += eh.produce(self.cfg, eh.keyed(chunk), rate=self.rate)
+
+
+def test_load_step_scales_up_then_down(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, services_env: dict[str, str]
+) -> None:
+    topic = unique_topic(partitions=PARTITIONS)
+    autoscale = {"enabled": True, "min_workers": 1, "max_workers": 3, "target_lag_per_worker": TARGET_LAG, "cooldown_s": 3.0}
+    cfg_path = eh.write_config(tmp_path, kafka_bootstrap, redis_url, topic,
+                               processing={"workers": 1, "standby_workers": 0, "max_batch": 1, "autoscale": autoscale})
+    cfg = eh.load(cfg_path)
+    events = list(synthetic_events(MAX_EVENTS + 200, seed=15))
+    eh.produce(cfg, eh.keyed(events[:200]))
+    # Ray's log deduplication could fold two decisions of the Coordinator into one line: counted below.
+    proc = eh.start_run(cfg_path, {**services_env, "RAY_DEDUP_LOGS": "0"})
+    output, step = Output(proc), Step(cfg, events[200:], rate=RATE)
+    output.start()
+    try:
+        output.wait_for(lambda: eh.all_committed(cfg), 120, "the first 200 events committed")
+        assert len(owners(cfg)) == 1
+        step.start()
+        output.wait_for(lambda: len(owners(cfg)) > 1, 90, "the autoscaler to give the partitions to more than 1 worker")
+        step.stop.set()
+        step.join(60)
+        assert not step.is_alive()
+        output.wait_for(lambda: eh.all_committed(cfg), 120, "the backlog committed")
+        output.wait_for(lambda: len(owners(cfg)) == 1, 90, "the autoscaler to go back to 1 worker")
+        # Ray forwards the Coordinator's log lines to the run's output a little later: the last decision is awaited.
+        output.wait_for(lambda: any(b == 1 < a for a, b in output.decisions()), 30, "the scale-down decision logged")
+    finally:
+        step.stop.set()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+        output.join(30)
+    out = "".join(output.lines)
+    assert rc == 0, out[-3000:]
+    decisions = output.decisions()
+    ups = [d for d in decisions if d[1] > d[0]]
+    downs = [d for d in decisions if d[1] < d[0]]
+    assert ups and downs and downs[-1][1] == 1, decisions
+    assert len(ups) <= 2 and len(downs) <= 2, f"flapping: {decisions}"
+    assert all(1 <= b <= 3 for _, b in decisions), decisions
+    inputs = read_partitions(kafka_bootstrap, topic, range(PARTITIONS), read_committed=False)
+    total = 200 + step.produced
+    assert sum(len(v) for v in inputs.values()) == total
+    i1 = check_i1(inputs, read_partitions(kafka_bootstrap, cfg.kafka.output_topic, range(PARTITIONS)),
+                  read_partitions(kafka_bootstrap, cfg.kafka.dlq_topic, range(PARTITIONS)))
+    assert i1.ok and i1.predictions == total, i1.summary()
+    committed = eh.committed_and_high(cfg)
+    probes = probe_set()
+    for p in range(PARTITIONS):
+        stored = eh.store_of(cfg).read_checkpoint(p)
+        assert stored is not None and stored.offset == committed[p][0]
+        got = checkpoint.decode(stored.blob, eh.partition_key(cfg, p))
+        assert model_differences(got, eh.reference_state(cfg, p), probes) == [], f"I2 violated on partition {p}"
