@@ -53,7 +53,11 @@ class Runner:
                        note="checkpoints are signed with the per-app development key (checkpoint.allow_dev_key: true): "
                             "anyone who knows the app name can forge one; set STREAMLEARN_CHECKPOINT_SECRET in production")
         check_services(self.cfg)
-        ray_api.init(self.ray_address, self.cfg.processing.workers + self.cfg.processing.standby_workers)
+        pc = self.cfg.processing
+        # A local instance reserves room for the most owners autoscaling may ask for, not only the
+        # start count: otherwise its last worker (or the standby) would never get a CPU slot.
+        most = max(pc.workers, pc.autoscale.max_workers) if pc.autoscale.enabled else pc.workers
+        ray_api.init(self.ray_address, most + pc.standby_workers)
         # After ray.init: Ray installs a fatal-signal handler for SIGTERM (abort, no
         # graceful stop) when it starts the core worker; ours must replace it.
         if install_signals and threading.current_thread() is threading.main_thread():
