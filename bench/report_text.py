@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ORDER = ["model_limit", "io_baseline", "streamlearn_eos_1w", "streamlearn_eos_2w", "streamlearn_alo_1w",
+ORDER = ["model_limit", "io_baseline", "streamlearn_eos_1w", "streamlearn_eos_2w", "streamlearn_alo_1w", "streamlearn_labels_1w",
          "quixstreams_eos", "quixstreams_eos_state", "quixstreams_alo", "bytewax", "bytewax_snap5s"]
 PEERS = ["quixstreams_eos", "quixstreams_eos_state", "quixstreams_alo", "bytewax", "bytewax_snap5s"]
 NA = "–"
@@ -211,6 +211,11 @@ def targets(summary: dict[str, Any], d: dict[str, Any]) -> str:
     for rate, v in p99.items():
         rows.append(f"| `p99 ≤ 250 ms at {fmt(float(rate))} ev/s offered`, checkpoints on | {_or_nm(v)}{' ms' if v is not None else ''} | {_verdict(None if v is None else v <= 250)} |")
     rows.append(f"| checkpoint overhead `(Hoeffding, every 1 s) ≤ 5 %` | {_or_nm(ck, 1)}{' %' if ck is not None else ''} | {_verdict(None if ck is None else ck <= 5)} |")
+    lab, r_lab, cost = s.get("streamlearn_labels_1w", {}), d.get("labels_over_inline"), d.get("labels_join_cost_us_per_event")
+    rows.append(f"| label mode vs inline: `streamlearn_labels_1w ≥ 0.6 × streamlearn_eos_1w` (same run) | "
+                + (f"{fmt(lab.get('throughput_eps'))} / {fmt(eos.get('throughput_eps'))} = {fmt(r_lab, 2)}; the join costs "
+                   f"{fmt(cost, 1)} µs per event (wall clock, whole system)" if r_lab is not None else NOT_MEASURED)
+                + f" | {_verdict(None if r_lab is None else r_lab >= 0.6)} |")
     old = not eos.get("recovery_kills")
     rows.append(f"| recovery after SIGKILL `(1 worker + standby)`: every partition `within 3 s`, median and worst of `≥ 5` kills | "
                 f"median {_or_nm(rec_med, 2)}{' s' if rec_med is not None else ''}, worst {_or_nm(rec_worst, 2)}{' s' if rec_worst is not None else ''}{' (one kill, old method)' if old and rec_med is not None else ''} | "
