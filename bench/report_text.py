@@ -91,7 +91,7 @@ def method(summary: dict[str, Any]) -> str:
         "CPU-seconds per 1k events over the measured window, and the peak of the summed PSS (shared pages split",
         "between processes) and of the summed RSS (shared pages counted per process: an upper bound). The private broker's",
         "and Redis's CPU in the same window is given apart (transactions and checkpoints make them work for the system).",
-        "* **label mode** (`streamlearn_labels_1w`, issue #12): the same app and model as `streamlearn_eos_1w` with",
+        "* **label mode** (`streamlearn_labels_1w`, delayed labels): the same app and model as `streamlearn_eos_1w` with",
         "`labels.source: topic`; the same events without their labels, each label on a co-partitioned label topic (keyed",
         "by id, `ts` = the event's `ts` + `bench.common.LABEL_DELAY_MS`), both topics filled before the system starts.",
         "Throughput is measured as for the others (committed predictions); the sample log is read alongside, and a run",
