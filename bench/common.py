@@ -97,6 +97,15 @@ def produce_backlog(bootstrap: str, topic: str, events: list[dict[str, Any]]) ->
     produce_records(make_producer(bootstrap), topic, records)
 
 
+LABEL_DELAY_MS = 100  # label mode: each label's ts this long after its event's, well inside the join window
+
+
+def labels_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The label records of label mode, one per event, in event order: with produce_backlog each lands in its
+    event's partition (co-partitioned, keyed by id), its ts LABEL_DELAY_MS after the event's."""
+    return [{"id": ev["id"], "label": ev["label"], "ts": ev["ts"] + LABEL_DELAY_MS} for ev in events]
+
+
 class PacedProducer(threading.Thread):
     """Offers `rate` events/s for `duration_s`, stamping `ts` with the produce time (epoch ms, float)."""
 

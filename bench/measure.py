@@ -43,6 +43,7 @@ class Bench:
     def __init__(self, plan: Plan, svc: common.Services, tmp: Path, raw_dir: Path, run_timeout: float) -> None:
         self.plan, self.svc, self.tmp, self.raw_dir, self.run_timeout = plan, svc, tmp, raw_dir, run_timeout
         self.inputs: dict[bool, str] = {}
+        self.label_pairs: dict[tuple[bool, int], tuple[str, str]] = {}
         self.raw: list[dict[str, Any]] = []
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -55,6 +56,20 @@ class Bench:
             self.inputs[key] = t  # type: ignore[index]
             log(f"produced {n} events to {t}")
         return self.inputs[key]  # type: ignore[index]
+
+    def label_inputs(self, categorical: bool, n: int) -> tuple[str, str]:
+        """(input, label topic) of label mode: the same events without labels, their labels on a co-partitioned topic."""
+        key = (categorical, n)
+        if key not in self.label_pairs:
+            t = common.uid("bench-in-unlab-cat" if categorical else "bench-in-unlab")
+            lt = t + ".labels"
+            common.create_topics(self.svc.bootstrap, [t, lt])
+            events = common.dataset(n, 5 if categorical else 0)
+            common.produce_backlog(self.svc.bootstrap, t, [{k: v for k, v in ev.items() if k != "label"} for ev in events])
+            common.produce_backlog(self.svc.bootstrap, lt, common.labels_of(events))
+            self.label_pairs[key] = (t, lt)
+            log(f"produced {n} unlabelled events to {t} and their labels to {lt}")
+        return self.label_pairs[key]
 
     def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLEARN_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
@@ -98,13 +113,25 @@ class Bench:
                           "loadavg_before": load0, "loadavg_after": provenance.loadavg(), **res})
 
     def throughput(self, label: str, spec: dict[str, Any], run: int, n: int) -> dict[str, Any]:
-        topic_in = self.input_topic(spec["categorical"], n)
         topic_out = common.uid("bench-out")
-        common.create_topics(self.svc.bootstrap, [topic_out])
+        extra_topics: list[str] = []
+        if spec.get("labels"):
+            # Label mode: per run its own journal and sample log (created here, as the app would, with the input's count).
+            topic_in, topic_labels = self.label_inputs(spec["categorical"], n)
+            extra_topics = [topic_out + ".join-journal", topic_out + ".samples"]
+            spec = {**spec, "label_topic": topic_labels, "journal_topic": extra_topics[0], "samples_topic": extra_topics[1]}
+        else:
+            topic_in = self.input_topic(spec["categorical"], n)
+        common.create_topics(self.svc.bootstrap, [topic_out, *extra_topics])
         spec = {**spec, "input_topic": topic_in, "output_topic": topic_out}
         reader = common.OutputReader(self.svc.bootstrap, topic_out, expected=n)
         reader.start()
         reader.ready.wait(30)
+        # Label mode: the sample log (one record per learned event) is read too, apart from the throughput figure.
+        samples = common.OutputReader(self.svc.bootstrap, spec["samples_topic"], expected=n) if spec.get("labels") else None
+        if samples is not None:
+            samples.start()
+            samples.ready.wait(30)
         load0 = provenance.loadavg()
         t0 = time.time()
         proc = self.spawn(spec)
@@ -115,6 +142,7 @@ class Bench:
         sampler.stop()
         for s in services:
             s.stop()
+        samples_done = samples.done.wait(SAMPLES_GRACE_S) if samples is not None and finished else False
         exited = proc.poll()
         self.finish(proc)
         reader.stop_flag.set()
@@ -130,9 +158,19 @@ class Bench:
                "complete": finished, "predictions": reader.count, "exited_early": exited,
                "startup_s": (reader.batches[0][0] - t0) if reader.batches else None,
                "loadavg_before": load0, "loadavg_after": provenance.loadavg(), "resources": resources, **res}
+        if samples is not None:
+            samples.stop_flag.set()
+            samples.join(10)
+            last_pred = reader.batches[-1][0] if reader.batches else None
+            last_sample = samples.batches[-1][0] if samples.batches else None
+            rec.update({"samples": samples.count, "samples_complete": samples_done,
+                        "samples_throughput_eps": samples.throughput(n)["throughput_eps"] if samples.batches else None,
+                        "last_sample_after_last_prediction_s": round(last_sample - last_pred, 3)
+                        if last_pred is not None and last_sample is not None else None})
         log(f"{label} run {run}: {res['throughput_eps']:.0f} ev/s ({reader.count}/{n}, complete={finished}) "
-            f"cpu/1k={resources.get('cpu_s_per_1k_events')}s pss={resources['peak_pss_total_mb']}MB over {resources['processes']} processes")
-        common.delete_topics(self.svc.bootstrap, [topic_out])
+            f"cpu/1k={resources.get('cpu_s_per_1k_events')}s pss={resources['peak_pss_total_mb']}MB over {resources['processes']} processes"
+            + (f"; samples {rec['samples']}/{n}" if samples is not None else ""))
+        common.delete_topics(self.svc.bootstrap, [topic_out, *extra_topics])
         return self.save(rec)
 
     # ---- latency grid and recovery: one system lifetime, offered load from a paced producer ---------------
@@ -264,6 +302,7 @@ class Bench:
 
 
 DRAIN_FLOOR_S = 5.0
+SAMPLES_GRACE_S = 30.0  # label mode: after the last prediction, how long the sample log may take to complete
 
 
 def _timeline(samples: list[tuple[float, float, int]], t0: float) -> list[list[float]]:

@@ -54,6 +54,12 @@ def derived(summary: dict[str, Any], raws: list[dict[str, Any]]) -> dict[str, An
                                   if ck_med["never"] and ck_med["every_1s"] else None),
         "ckpt_overhead_pct_summary": ck.get("overhead_pct"),
     }
+    # Label mode vs inline: same app, same data, same run; the join's cost per event is the difference of the
+    # wall-clock time per event (whole system, broker included), in µs.
+    lab = s.get("streamlearn_labels_1w", {}).get("throughput_eps")
+    out["labels_over_inline"] = _ratio(lab, eos)
+    out["labels_join_cost_us_per_event"] = (1e6 / lab - 1e6 / eos) if out["labels_over_inline"] is not None else None
+    return out
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ORDER = ["model_limit", "io_baseline", "streamlearn_eos_1w", "streamlearn_eos_2w", "streamlearn_alo_1w",
+ORDER = ["model_limit", "io_baseline", "streamlearn_eos_1w", "streamlearn_eos_2w", "streamlearn_alo_1w", "streamlearn_labels_1w",
          "quixstreams_eos", "quixstreams_eos_state", "quixstreams_alo", "bytewax", "bytewax_snap5s"]
 PEERS = ["quixstreams_eos", "quixstreams_eos_state", "quixstreams_alo", "bytewax", "bytewax_snap5s"]
 NA = "–"
@@ -91,6 +91,12 @@ def method(summary: dict[str, Any]) -> str:
         "CPU-seconds per 1k events over the measured window, and the peak of the summed PSS (shared pages split",
         "between processes) and of the summed RSS (shared pages counted per process: an upper bound). The private broker's",
         "and Redis's CPU in the same window is given apart (transactions and checkpoints make them work for the system).",
+        "* **label mode** (`streamlearn_labels_1w`, delayed labels): the same app and model as `streamlearn_eos_1w` with",
+        "`labels.source: topic`; the same events without their labels, each label on a co-partitioned label topic (keyed",
+        "by id, `ts` = the event's `ts` + `bench.common.LABEL_DELAY_MS`), both topics filled before the system starts.",
+        "Throughput is measured as for the others (committed predictions); the sample log is read alongside, and a run",
+        "records whether it held one sample per event (raw files: `samples`, `samples_complete`). Throughput only: the",
+        "latency grid and the kills offer labelled events.",
         "* **run lengths**: chosen so that the full run (every system, the grid, the kills, the variants) takes about half",
         "an hour on this 2-vCPU machine, about six minutes less with `--no-variants`; `bench.run` prints its estimate before",
         "it starts (`--estimate` prints only that). Run it on a quiet machine: the provenance table shows how quiet it was.",
@@ -211,6 +217,11 @@ def targets(summary: dict[str, Any], d: dict[str, Any]) -> str:
     for rate, v in p99.items():
         rows.append(f"| `p99 ≤ 250 ms at {fmt(float(rate))} ev/s offered`, checkpoints on | {_or_nm(v)}{' ms' if v is not None else ''} | {_verdict(None if v is None else v <= 250)} |")
     rows.append(f"| checkpoint overhead `(Hoeffding, every 1 s) ≤ 5 %` | {_or_nm(ck, 1)}{' %' if ck is not None else ''} | {_verdict(None if ck is None else ck <= 5)} |")
+    lab, r_lab, cost = s.get("streamlearn_labels_1w", {}), d.get("labels_over_inline"), d.get("labels_join_cost_us_per_event")
+    rows.append("| label mode vs inline: `streamlearn_labels_1w ≥ 0.6 × streamlearn_eos_1w` (same run) | "
+                + (f"{fmt(lab.get('throughput_eps'))} / {fmt(eos.get('throughput_eps'))} = {fmt(r_lab, 2)}; the join costs "
+                   f"{fmt(cost, 1)} µs per event (wall clock, whole system)" if r_lab is not None else NOT_MEASURED)
+                + f" | {_verdict(None if r_lab is None else r_lab >= 0.6)} |")
     old = not eos.get("recovery_kills")
     rows.append(f"| recovery after SIGKILL `(1 worker + standby)`: every partition `within 3 s`, median and worst of `≥ 5` kills | "
                 f"median {_or_nm(rec_med, 2)}{' s' if rec_med is not None else ''}, worst {_or_nm(rec_worst, 2)}{' s' if rec_worst is not None else ''}{' (one kill, old method)' if old and rec_med is not None else ''} | "

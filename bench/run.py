@@ -35,6 +35,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "streamlearn_eos_1w": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 1},
     "streamlearn_eos_2w": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 2},
     "streamlearn_alo_1w": {"system": "streamlearn", "guarantee": "at_least_once", "workers": 1},
+    "streamlearn_labels_1w": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 1, "labels": True},
     "streamlearn_eos_inproc": {"system": "streamlearn", "guarantee": "exactly_once", "workers": 1, "in_process": True},
     "quixstreams_eos": {"system": "quixstreams", "guarantee": "exactly_once"},
     "quixstreams_eos_state": {"system": "quixstreams", "guarantee": "exactly_once", "state": True},
@@ -49,6 +50,8 @@ GUARANTEES: dict[str, dict[str, str]] = {
     "io_baseline": {"guarantee": "none (auto-commit)", "settings": "confluent-kafka consume → orjson → model → produce; no transactions, no checkpoints"},
     "streamlearn_eos_1w": {"guarantee": "exactly-once, model state included", "settings": "1 worker + 1 standby, commit_interval_ms 100, max_batch 5000, checkpoint every 10,000 events / 5 s (forked child)"},
     "streamlearn_eos_2w": {"guarantee": "exactly-once, model state included", "settings": "2 workers + 1 standby, otherwise as eos_1w"},
+    "streamlearn_labels_1w": {"guarantee": "exactly-once, model state and label join included",
+                              "settings": "as eos_1w with labels.source topic: events without labels, each label on a co-partitioned label topic (keyed by id, ts 100 ms after its event's), joined in the worker; join journal and sample log in the same transactions"},
     "streamlearn_alo_1w": {"guarantee": "at-least-once, model state included", "settings": "1 worker + 1 standby, offsets in Redis after flush, checkpoints as eos_1w"},
     "quixstreams_eos": {"guarantee": "exactly-once offsets and outputs; models NOT persisted", "settings": "processing_guarantee exactly-once, commit_interval 0.1 s, models in a dict, no state store, no changelog"},
     "quixstreams_eos_state": {"guarantee": "exactly-once, model state included", "settings": "processing_guarantee exactly-once, commit_interval 0.1 s, each partition's model pickled into the RocksDB state store after every event, changelog topic on"},
@@ -60,7 +63,9 @@ GUARANTEES: dict[str, dict[str, str]] = {
 # Run only when named in --systems: the same worker loop without Ray, to tell Ray's cost from the loop's.
 DIAGNOSTIC = {"streamlearn_eos_inproc"}
 QUICK_SYSTEMS = ["model_limit", "io_baseline", "streamlearn_eos_1w", "quixstreams_eos", "quixstreams_eos_state", "bytewax_snap5s"]
-KINDS = {name: ("io_baseline" if s["system"] == "io_baseline" else s["system"]) for name, s in SYSTEMS.items()}
+# Throughput only: the latency grid and the kills offer labelled events (label mode would need a paced label stream too).
+THROUGHPUT_ONLY = {"streamlearn_labels_1w"}
+KINDS = {name: ("streamlearn_labels" if s.get("labels") else s["system"]) for name, s in SYSTEMS.items()}
 
 
 def median(xs: list[float | None]) -> float | None:
@@ -101,11 +106,15 @@ def throughput_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
                          "peak_rss_total_mb": median([x.get("peak_rss_total_mb") for x in res]),
                          "peak_pss_total_mb": median([x.get("peak_pss_total_mb") for x in res]),
                          "processes": median([x.get("processes") for x in res])}
+        if any("samples" in r for r in runs):  # label mode: the sample log, read alongside the predictions
+            systems[name].update({"samples_complete_runs": sum(1 for r in ok if r.get("samples_complete")),
+                                  "samples_throughput_eps": median([r.get("samples_throughput_eps") for r in ok]),
+                                  "last_sample_after_last_prediction_s": median([r.get("last_sample_after_last_prediction_s") for r in ok])})
 
 
 def latency_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
     """The same offered rates for every system, latency_runs runs each (interleaved); p50/p95/p99 with their spread."""
-    names = [n for n in plan.systems if n != "model_limit"]
+    names = [n for n in plan.systems if n != "model_limit" and n not in plan.throughput_only]
     by: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for r in range(plan.latency_runs):
         for name in names:
@@ -187,6 +196,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     plan.variant_events = min(plan.variant_events, plan.events)
     plan.variants = plan.variants and not args.no_variants
     plan.recovery_systems = [w for w in wanted if w.startswith("streamlearn_eos") and w not in DIAGNOSTIC]
+    plan.throughput_only = [w for w in wanted if w in THROUGHPUT_ONLY]
     if args.no_latency:
         plan.rates = []
     if args.no_recovery:

@@ -213,7 +213,8 @@ def streamlearn(spec: dict[str, Any]) -> None:
     cfg = AppConfig.model_validate({
         "app": spec["app"],
         "kafka": {"bootstrap": spec["bootstrap"], "input_topic": spec["input_topic"], "output_topic": spec["output_topic"],
-                  "dlq_topic": spec["output_topic"] + "-dlq"},
+                  "dlq_topic": spec["output_topic"] + "-dlq",
+                  **({"label_topic": spec["label_topic"], "samples_topic": spec["samples_topic"]} if spec.get("labels") else {})},
         "redis": {"url": spec["redis_url"]},
         "model": models.streamlearn_model_config(spec["model"], spec["categorical"]),
         "processing": {"guarantee": spec["guarantee"], "workers": spec["workers"], "commit_interval_ms": spec["commit_interval_ms"],
@@ -225,7 +226,10 @@ def streamlearn(spec: dict[str, Any]) -> None:
         "checkpoint": {"allow_dev_key": True,
                        **({"background": spec["checkpoint_background"]} if "checkpoint_background" in spec else {})},
         "metrics": {"port": None},
+        # Label mode (`streamlearn_labels_1w`): unlabelled events, labels on a co-partitioned topic, joined exactly once.
+        **({"labels": {"source": "topic", "journal_topic": spec["journal_topic"]}} if spec.get("labels") else {}),
     })
+
     if spec.get("in_process"):
         # Diagnostic: the same PartitionWorker loop on this process's main thread, without Ray.
         from streamlearn.runtime.worker import PartitionWorker

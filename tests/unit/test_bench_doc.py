@@ -119,3 +119,21 @@ def test_the_shape_of_a_new_run_renders_and_verdicts_follow_the_data() -> None:
     assert "| 210 ms | met |" in targets and "| 260 ms | **not met** |" in targets
     assert "median 2.41 s, worst 2.93 s | met |" in targets
     assert "working tree dirty" in page
+
+
+def test_label_mode_row_renders_its_ratio_only_when_both_systems_were_measured() -> None:
+    base = {"config": {}, "variants": {}, "machine": {"cpu_count": 2}}  # the method text names the 2-vCPU machine
+    inline = {"guarantee": "exactly-once", "settings": "1 worker", "throughput_eps": 20000.0, "runs": [20000.0]}
+    labels = {"guarantee": "exactly-once", "settings": "label mode", "throughput_eps": 15000.0, "runs": [15000.0]}
+    page = report.render({**base, "systems": {"streamlearn_eos_1w": inline}}, [])
+    row = next(line for line in page.splitlines() if line.startswith("| label mode vs inline"))
+    assert row.endswith("| not measured | not measured |")
+    summary = {**base, "systems": {"streamlearn_eos_1w": inline, "streamlearn_labels_1w": labels}}
+    d = report.derived(summary, [])
+    assert d["labels_over_inline"] == 0.75 and abs(d["labels_join_cost_us_per_event"] - (1e6 / 15000 - 1e6 / 20000)) < 1e-9
+    page = report.render(summary, [])
+    row = next(line for line in page.splitlines() if line.startswith("| label mode vs inline"))
+    assert "15,000 / 20,000 = 0.75; the join costs 16.7 µs per event" in row and row.endswith("| met |")
+    data = data_values([summary, d], set())
+    assert [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)] == []
+    assert "| streamlearn_labels_1w | 15,000 |" in page
