@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,8 @@ import pytest
 import redis as redis_lib
 
 from connectors.proctree import alive
-from tests.chaos.checker import I4Sampler, caught_up, finish
+from connectors.rescale_store import RescaleStore
+from tests.chaos.checker import I4Sampler, caught_up, finish, scenario_store
 from tests.chaos.harness import PARTITIONS, PRODUCE_S, STREAMLEARN, ChaosEnv, Scenario, wait_for
 from tests.chaos.multinode import RayTestCluster, Timeline, start_on_cluster
 
@@ -239,3 +241,79 @@ def test_coordinator_killed_restarts_on_the_head_and_moves_nothing(chaos_env: Ch
     assert after == before, f"epochs changed across the Coordinator restart: {before} -> {after}"
     assert owners_after == owners, f"owners changed: {owners} -> {owners_after}"
     finish(sc, i4, "SIGKILL of the Coordinator (restarted by Ray on the head, adopts the running workers)", 1)
+
+
+class Load(threading.Thread):
+    """Events produced in half-second chunks at `rate`/s until stopped: the stream flows through every rescale."""
+
+    def __init__(self, sc: Scenario, records: list[tuple[int, bytes | None, bytes | None]], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.sc, self.records, self.chunk = sc, records, int(rate / 2)
+        self.stop, self.sent = threading.Event(), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.sent < len(self.records):
+            self.sent += self.sc.produce(self.records[self.sent:self.sent + self.chunk], over_s=0.5)
+
+
+def test_live_rescale_spreads_over_nodes_and_back(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
+    """`streamlearn scale` 1 → 3 → 1 under load, the app on the multi-node cluster.
+
+    The real CLI for `run --ray-address` and for every `scale` (which reaches the
+    Coordinator on the head through Redis only). After each scale: the partitions
+    have exactly N distinct lease owners, and N owner processes; scaled up, these
+    run on both worker nodes. Unmoved partitions keep their epoch, moved ones are
+    taken once (epoch + 1). Then a graceful stop, I1, I2, I4.
+    """
+    sc = Scenario(chaos_env, "mn-rescale", processing={"workers": 1, "standby_workers": 1})
+    store = scenario_store(sc)
+    rescale = RescaleStore(store)
+    load = Load(sc, sc.events(20_000), rate=100.0)
+
+    def epochs() -> dict[int, int]:
+        return {p: store.current_epoch(p) for p in range(PARTITIONS)}
+
+    def owned_by(n: int) -> dict[int, int] | None:
+        """partition → node of its owner, once every partition has a lease, n owners hold them and
+        n processes (on cluster nodes) publish their status."""
+        leases = {store.lease(p)[0] for p in range(PARTITIONS)}
+        if None in leases or len({o.split("@", 1)[0] for o in leases if o}) != n:
+            return None
+        nodes, pids = nodes_of_partitions(sc, ray_cluster), set(owner_pids(sc).values())
+        return nodes if len(nodes) == PARTITIONS and len(pids) == n else None
+
+    def scale(n: int) -> list[int]:
+        """`streamlearn scale --workers n` while events flow; the partitions it moved."""
+        before, sent = epochs(), load.sent
+        res = _run_cli(["scale", "-c", str(sc.config_path), "--workers", str(n), "--timeout", "300"], sc.cli_env(), 360)
+        assert res.returncode == 0 and f"scaled to {n} worker(s)" in res.stdout, res.stdout + res.stderr[-3000:]
+        assert load.sent > sent and load.is_alive(), "no events produced during the rescale: not under load"
+        state = rescale.state()
+        assert state["phase"] == "applied" and state["workers"] == n, state
+        moved = sorted(m["partition"] for m in state["moved"])
+        after = epochs()
+        assert all(after[p] == before[p] + (p in moved) for p in before), (before, after, moved)
+        return moved
+
+    with I4Sampler(sc) as i4:
+        d = start_on_cluster(sc, ray_cluster)
+        load.start()
+        try:
+            wait_for(lambda: caught_up(sc, 200), DONE_TIMEOUT_S, "the first events committed")
+            wait_for(lambda: owned_by(1), 120, "every partition owned by the one worker")
+            moved_up = scale(3)
+            nodes_up = wait_for(lambda: owned_by(3), 120, "3 distinct owners after scaling up")
+            assert len(set(nodes_up.values())) > 1, f"3 owners on one node: {nodes_up}"
+            moved_down = scale(1)
+            nodes_down = wait_for(lambda: owned_by(1), 120, "1 owner after scaling down")
+        finally:
+            load.stop.set()
+            load.join(60)
+        wait_for(lambda: caught_up(sc, sc.produced), DONE_TIMEOUT_S, "all input committed after the rescales")
+        # Every moved partition committed again under its new owner: each hand-off counted once.
+        wait_for(lambda: rescale.handoffs()["count"] == len(moved_up) + len(moved_down), 60, "every hand-off recorded")
+        sc.stop(d)
+    assert len(moved_up) == 2 and len(moved_down) == 2, (moved_up, moved_down)  # 4 partitions: 4/0/0 → 2/1/1 → 4
+    finish(sc, i4, "live rescale 1 → 3 → 1 workers under load (streamlearn scale) on the multi-node cluster", 2,
+           moved_up=moved_up, moved_down=moved_down, nodes_after_up=nodes_up, nodes_after_down=nodes_down,
+           pauses_s=[round(x["pause_s"], 3) for x in rescale.pauses()])
