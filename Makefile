@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STREAMLEARN := $(VENV)/bin/streamlearn
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-unit test-integration test-chaos lint demo demo-labels bench bench-quick services services-down up down clean
+.PHONY: setup test test-unit test-integration test-chaos test-extended lint demo demo-labels bench bench-quick services services-down up down clean
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,11 @@ test-integration: setup
 ## Kills, zombies, service faults, hostile input (CI size); larger: CHAOS_EVENTS=50000 make test-chaos.
 ## Report: .venv/bin/python -m tests.chaos.report --write docs/reliability.md
 test-chaos: setup
-	$(PYTEST) tests/chaos
+	STREAMLEARN_EXTENDED=1 $(PYTEST) tests/chaos
+
+## Everything, the extended tier too (slow scenarios a default-tier test also covers).
+test-extended: setup
+	STREAMLEARN_EXTENDED=1 $(PYTEST) tests
 
 lint: setup
 	$(VENV)/bin/ruff check streamlearn connectors tests bench

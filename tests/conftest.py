@@ -40,8 +40,20 @@ TESTS_DIR = Path(__file__).parent
 TOPIC_READY_TIMEOUT_S = 30.0
 
 
+def _extended() -> bool:
+    return os.environ.get("STREAMLEARN_EXTENDED", "").lower() in ("1", "true", "yes")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by folder: tests/integration → integration, tests/chaos → chaos."""
+    """Mark tests by folder (tests/integration → integration, tests/chaos → chaos); skip the
+    `extended` tier unless STREAMLEARN_EXTENDED=1 (`make test-extended`, `make test-chaos`).
+
+    The extended tier holds the slowest scenarios whose guarantee a faster test of the
+    default tier also exercises against the real services (each says which in its marker's
+    reason), so that `make test`, the README's test command and CI, stays within its
+    time budget on a 2-core machine.
+    """
+    run_extended = _extended() or "extended" in (config.getoption("-m") or "")
     for item in items:
         try:
             layer = Path(item.path).resolve().relative_to(TESTS_DIR.resolve()).parts[0]
@@ -49,6 +61,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if layer in ("integration", "chaos"):
             item.add_marker(getattr(pytest.mark, layer))
+        mark = item.get_closest_marker("extended")
+        if mark is not None and not run_extended:
+            why = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"extended tier (STREAMLEARN_EXTENDED=1 or make test-extended): {why}"))
 
 
 def _keep_services() -> bool:
