@@ -185,6 +185,7 @@ def _run_cli(args: list[str], env: dict[str, str], hang_guard_s: float = 180) ->
     return subprocess.run([str(STREAMLEARN), *args], env=env, capture_output=True, text=True, timeout=hang_guard_s)
 
 
+@pytest.mark.extended(reason="a driver without the token is refused in the default tier by tests/integration/test_ray_security.py")
 def test_wrong_token_fails_with_one_line(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
     sc = Scenario(chaos_env, "bad-token")
     env = sc.cli_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="not-the-token")
@@ -256,6 +257,7 @@ class Load(threading.Thread):
             self.sent += self.sc.produce(self.records[self.sent:self.sent + self.chunk], over_s=0.5)
 
 
+@pytest.mark.extended(reason="the hand-off guarantees (I1, I2, epochs) are checked in the default tier by tests/integration/test_live_rescale.py on local Ray")
 def test_live_rescale_spreads_over_nodes_and_back(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
     """`streamlearn scale` 1 → 3 → 1 under load, the app on the multi-node cluster.
 

@@ -35,15 +35,15 @@ def test_inline_sample_log_holds_each_learned_event_once_across_crashes(
     values = [*eh.keyed(events[:2000]), (b"bad-1", b"not json"), *eh.keyed(events[2000:]), (b"bad-2", b"{}")]
     crash_dir = tmp_path / "faults"
     env = {**services_env, "STREAMLEARN_FAULTS":
-           f"after_produce_before_commit=0.2,after_commit_before_checkpoint=0.2,limit=1,seed=3,dir={crash_dir}"}
+           f"after_produce_before_commit=1,after_commit_before_checkpoint=1,limit=1,seed=3,dir={crash_dir}"}
     proc = eh.start_run(cfg_path, env)
     try:
         producing = threading.Thread(target=eh.produce, args=(cfg, values, 400.0), daemon=True)
         producing.start()
-        # At least one crash while the stream flows (a second one may miss the window once the restart has
-        # caught up in a few large commits, as in tests/chaos/test_kills.py).
+        # p=1, limit=1 each: the first commit crashes before it commits, the next one (after the
+        # restart) right after it commits, so both crashes land while the stream flows, whatever the timing.
         planned = ("after_produce_before_commit", "after_commit_before_checkpoint")
-        eh.wait_for(lambda: sum(faults.crashes(crash_dir)[p] for p in planned) >= 1, 300, "a planned crash", proc)
+        eh.wait_for(lambda: all(faults.crashes(crash_dir)[p] == 1 for p in planned), 300, "both planned crashes", proc)
         producing.join(timeout=120)
         eh.wait_for(lambda: eh.all_committed(cfg), 300, "all input committed after the crashes", proc)
     finally:
