@@ -21,6 +21,7 @@ from streamlearn.config import AppConfig, load_config
 from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.tools import checker, consume
+from streamlearn.tools.checker import check_i1, model_differences, probe_set, read_partitions
 from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,3 +138,20 @@ def partition_key(cfg: AppConfig, p: int) -> bytes:
 
 def load(path: Path) -> AppConfig:
     return load_config(path, environ={k: v for k, v in os.environ.items() if k == "STREAMLEARN_CHECKPOINT_SECRET"})
+
+
+def assert_exactly_once_and_models_equal(cfg: AppConfig, partitions: int, total: int) -> None:
+    """After a graceful stop: I1 over every input record (`total` of them) and I2 on every partition."""
+    bootstrap = cfg.kafka.bootstrap
+    inputs = read_partitions(bootstrap, cfg.kafka.input_topic, range(partitions), read_committed=False)
+    assert sum(len(v) for v in inputs.values()) == total
+    i1 = check_i1(inputs, read_partitions(bootstrap, cfg.kafka.output_topic, range(partitions)),
+                  read_partitions(bootstrap, cfg.kafka.dlq_topic, range(partitions)))
+    assert i1.ok and i1.predictions == total, i1.summary()
+    committed = committed_and_high(cfg)
+    probes = probe_set()
+    for p in range(partitions):
+        stored = store_of(cfg).read_checkpoint(p)
+        assert stored is not None and stored.offset == committed[p][0]
+        got = checkpoint.decode(stored.blob, partition_key(cfg, p))
+        assert model_differences(got, reference_state(cfg, p), probes) == [], f"I2 violated on partition {p}"

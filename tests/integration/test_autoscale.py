@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from streamlearn.config import AppConfig
-from streamlearn.state import checkpoint
-from streamlearn.tools.checker import check_i1, model_differences, probe_set, read_partitions
 from streamlearn.tools.datasets import synthetic_events
 from tests.integration import engine_helpers as eh
 from tests.polling import poll
@@ -128,16 +126,4 @@ def test_load_step_scales_up_then_down(
     assert ups and downs and downs[-1][1] == 1, decisions
     assert len(ups) <= 2 and len(downs) <= 2, f"flapping: {decisions}"
     assert all(1 <= b <= 3 for _, b in decisions), decisions
-    inputs = read_partitions(kafka_bootstrap, topic, range(PARTITIONS), read_committed=False)
-    total = 200 + step.produced
-    assert sum(len(v) for v in inputs.values()) == total
-    i1 = check_i1(inputs, read_partitions(kafka_bootstrap, cfg.kafka.output_topic, range(PARTITIONS)),
-                  read_partitions(kafka_bootstrap, cfg.kafka.dlq_topic, range(PARTITIONS)))
-    assert i1.ok and i1.predictions == total, i1.summary()
-    committed = eh.committed_and_high(cfg)
-    probes = probe_set()
-    for p in range(PARTITIONS):
-        stored = eh.store_of(cfg).read_checkpoint(p)
-        assert stored is not None and stored.offset == committed[p][0]
-        got = checkpoint.decode(stored.blob, eh.partition_key(cfg, p))
-        assert model_differences(got, eh.reference_state(cfg, p), probes) == [], f"I2 violated on partition {p}"
+    eh.assert_exactly_once_and_models_equal(cfg, PARTITIONS, 200 + step.produced)

@@ -20,8 +20,6 @@ from typing import Any
 
 from connectors.rescale_store import RescaleStore
 from streamlearn.config import AppConfig
-from streamlearn.state import checkpoint
-from streamlearn.tools.checker import check_i1, model_differences, probe_set, read_partitions
 from streamlearn.tools.datasets import synthetic_events
 from tests.integration import engine_helpers as eh
 
@@ -108,16 +106,4 @@ def test_scale_up_and_down_under_load(
     assert status.returncode == 0 and "handoffs=4 pause p50=" in status.stdout and "last scale #2: applied" in status.stdout, status.stdout
     pauses = RescaleStore(eh.store_of(cfg)).pauses()
     assert sorted(x["partition"] for x in pauses) == sorted(moved_up + moved_down)
-    inputs = read_partitions(kafka_bootstrap, topic, range(PARTITIONS), read_committed=False)
-    total = 600 + load.produced
-    assert sum(len(v) for v in inputs.values()) == total
-    i1 = check_i1(inputs, read_partitions(kafka_bootstrap, cfg.kafka.output_topic, range(PARTITIONS)),
-                  read_partitions(kafka_bootstrap, cfg.kafka.dlq_topic, range(PARTITIONS)))
-    assert i1.ok and i1.predictions == total, i1.summary()
-    committed = eh.committed_and_high(cfg)
-    probes = probe_set()
-    for p in range(PARTITIONS):
-        stored = eh.store_of(cfg).read_checkpoint(p)
-        assert stored is not None and stored.offset == committed[p][0]
-        got = checkpoint.decode(stored.blob, eh.partition_key(cfg, p))
-        assert model_differences(got, eh.reference_state(cfg, p), probes) == [], f"I2 violated on partition {p}"
+    eh.assert_exactly_once_and_models_equal(cfg, PARTITIONS, 600 + load.produced)
