@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -155,3 +156,17 @@ def assert_exactly_once_and_models_equal(cfg: AppConfig, partitions: int, total:
         assert stored is not None and stored.offset == committed[p][0]
         got = checkpoint.decode(stored.blob, partition_key(cfg, p))
         assert model_differences(got, reference_state(cfg, p), probes) == [], f"I2 violated on partition {p}"
+
+
+class SteadyLoad(threading.Thread):
+    """Events produced in chunks of `chunk_s` seconds' worth at `rate` until stopped (or the events run out)."""
+
+    def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], rate: float, chunk_s: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.cfg, self.events, self.rate, self.chunk = cfg, events, rate, max(int(rate * chunk_s), 1)
+        self.stop, self.produced = threading.Event(), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.produced < len(self.events):
+            chunk = self.events[self.produced:self.produced + self.chunk]
+            self.produced += produce(self.cfg, keyed(chunk), rate=self.rate)

@@ -72,18 +72,6 @@ class Output(threading.Thread):
         poll(pred, timeout, what, check=still_running)
 
 
-class Step(threading.Thread):
-    """Events produced in chunks at `rate` until stopped (or the events run out)."""
-
-    def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], rate: float) -> None:
-        super().__init__(daemon=True)
-        self.cfg, self.events, self.rate = cfg, events, rate
-        self.stop, self.produced = threading.Event(), 0
-
-    def run(self) -> None:
-        while not self.stop.is_set() and self.produced < len(self.events):
-            chunk = self.events[self.produced:self.produced + int(self.rate / 4)]
-            self.produced += eh.produce(self.cfg, eh.keyed(chunk), rate=self.rate)
 
 
 def test_load_step_scales_up_then_down(
@@ -98,7 +86,7 @@ def test_load_step_scales_up_then_down(
     eh.produce(cfg, eh.keyed(events[:200]))
     # Ray's log deduplication could fold two decisions of the Coordinator into one line: counted below.
     proc = eh.start_run(cfg_path, {**services_env, "RAY_DEDUP_LOGS": "0"})
-    output, step = Output(proc), Step(cfg, events[200:], rate=RATE)
+    output, step = Output(proc), eh.SteadyLoad(cfg, events[200:], rate=RATE, chunk_s=0.25)
     output.start()
     try:
         output.wait_for(lambda: eh.all_committed(cfg), 120, "the first 200 events committed")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +41,9 @@ def owners(cfg: AppConfig) -> set[str]:
     return {o.split("@", 1)[0] for o in leases if o is not None}
 
 
-class Load(threading.Thread):
-    """Events produced in chunks at a steady rate until stopped: the stream flows through every rescale."""
-
-    def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], rate: float) -> None:
-        super().__init__(daemon=True)
-        self.cfg, self.events, self.rate = cfg, events, rate
-        self.stop, self.produced = threading.Event(), 0
-
-    def run(self) -> None:
-        while not self.stop.is_set() and self.produced < len(self.events):
-            chunk = self.events[self.produced:self.produced + int(self.rate / 2)]
-            self.produced += eh.produce(self.cfg, eh.keyed(chunk), rate=self.rate)
 
 
-def scale_and_check(cfg_path: Path, cfg: AppConfig, env: dict[str, str], workers: int, proc: Any, load: Load) -> list[int]:
+def scale_and_check(cfg_path: Path, cfg: AppConfig, env: dict[str, str], workers: int, proc: Any, load: eh.SteadyLoad) -> list[int]:
     """Scale under load; the moved partitions. Unmoved partitions keep their epoch, moved ones are taken once."""
     before, produced = epochs(cfg), load.produced
     res = scale(cfg_path, env, workers)
@@ -85,7 +72,7 @@ def test_scale_up_and_down_under_load(
     events = list(synthetic_events(60_000, seed=21))
     eh.produce(cfg, eh.keyed(events[:600]))
     proc = eh.start_run(cfg_path, services_env)
-    load = Load(cfg, events[600:], rate=150.0)
+    load = eh.SteadyLoad(cfg, events[600:], rate=150.0)
     try:
         eh.wait_for(lambda: eh.all_committed(cfg), 240, "the first 600 events committed", proc)
         load.start()
