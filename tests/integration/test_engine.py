@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from streamlearn.tools.checker import audit_app
 from streamlearn.tools.datasets import synthetic_events
@@ -120,6 +121,9 @@ def test_stop_and_restart_mid_stream_continues_model_version(
     assert not wrong, f"model_version did not continue: {wrong[:3]}"
 
 
+@pytest.mark.extended(reason="a worker SIGKILL mid-stream is followed by I1 and I2 in the default tier by "
+                              "tests/chaos/test_kills.py::test_random_worker_kills_with_bursts (I1, I2, I4 after at least "
+                              "4 kills) and tests/integration/test_replay_determinism.py (I2 and recoveries after 3 kills)")
 def test_sigkill_of_a_worker_recovers_exactly_once_and_same_model(
     tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, services_env: dict[str, str]
 ) -> None:
