@@ -21,7 +21,7 @@ from connectors.redis_store import CheckpointStore, open_store
 from streamlearn.config import AppConfig, load_config
 from streamlearn.state import checkpoint
 from streamlearn.state.checkpoint import ModelState
-from streamlearn.tools import checker, consume
+from streamlearn.tools import checker
 from streamlearn.tools.checker import check_i1, model_differences, probe_set, read_partitions
 from tests.polling import poll
 
@@ -107,12 +107,24 @@ def all_committed(cfg: AppConfig) -> bool:
     return all(k is not None and k >= high for k, high in committed_and_high(cfg).values())
 
 
+def committed_records(cfg: AppConfig, topic: str) -> list[Any]:
+    """Every committed record of `topic`, read up to each partition's end (its last stable offset).
+
+    Up to the end rather than until some seconds pass without a record: the read
+    returns as soon as it has everything, and an open transaction that never ends
+    fails it (ReadTimeout) instead of going unnoticed.
+    """
+    parts = kafka_io.topic_partitions(kafka_io.admin(cfg.kafka.bootstrap), topic)
+    assert parts is not None, f"topic {topic} does not exist"
+    return list(read_topic(cfg.kafka.bootstrap, topic, parts, to_end=True, deadline_s=90))
+
+
 def outputs(cfg: AppConfig) -> list[dict[str, Any]]:
-    return [orjson.loads(m.value()) for m in consume.read_topic(cfg, cfg.kafka.output_topic, None, timeout_s=3.0)]
+    return [orjson.loads(m.value()) for m in committed_records(cfg, cfg.kafka.output_topic)]
 
 
 def dead_letters(cfg: AppConfig) -> list[Any]:
-    return list(consume.read_topic(cfg, cfg.kafka.dlq_topic, None, timeout_s=3.0))
+    return committed_records(cfg, cfg.kafka.dlq_topic)
 
 
 def input_records(cfg: AppConfig, p: int) -> list[Any]:

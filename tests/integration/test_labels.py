@@ -39,7 +39,7 @@ def test_twenty_thousand_unlabelled_events_joined_exactly_once_with_delayed_labe
     # model that gets its labels only after predicting on every event predicts untrained.)
     proc = start_run(cfg_path, services_env, "--until-idle", "5")
     wait_for(lambda: _all_running(cfg), 300, "every partition running", proc)
-    producing = threading.Thread(target=produce_data, args=(cfg, data, 4, 1000.0), daemon=True)
+    producing = threading.Thread(target=produce_data, args=(cfg, data, 4, 2000.0), daemon=True)
     producing.start()
     producing.join(timeout=600)
     proc.wait(timeout=900)  # --until-idle: it stops by itself once both streams are read

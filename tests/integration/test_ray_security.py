@@ -64,9 +64,12 @@ def test_a_driver_without_the_token_cannot_join_and_workers_use_the_fixed_hash_s
         home.mkdir()
         clean = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
         for extra in ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"}, {}):
+            # Ray retries a refused connect once a second for 20 s by default; 2 tries show the same
+            # refusal, and the stderr check below proves it is the token that was refused, not a timeout.
             res = subprocess.run([sys.executable, "-c", STRANGER, gcs], capture_output=True, text=True, timeout=180,
-                                 env={**clean, "HOME": str(home), **extra})
+                                 env={**clean, "HOME": str(home), "RAY_gcs_server_port_wait_time_s": "2", **extra})
             assert "REFUSED" in res.stdout and "JOINED" not in res.stdout, f"a driver without the token joined ({extra}): {res.stdout}{res.stderr[-2000:]}"
+            assert "InvalidAuthToken" in res.stderr, f"refused for another reason than the token ({extra}): {res.stderr[-2000:]}"
     finally:
         if owner.stdin is not None:
             owner.stdin.close()

@@ -38,7 +38,7 @@ def _running(cfg: AppConfig) -> bool:
 
 def _feed(cfg: AppConfig, n: int, seed: int) -> threading.Thread:
     """Events and their labels interleaved in event time, at a pace the learner joins as it goes."""
-    t = threading.Thread(target=produce_data, args=(cfg, make_data(n, seed=seed), 1, 500.0), daemon=True)
+    t = threading.Thread(target=produce_data, args=(cfg, make_data(n, seed=seed), 1, 1000.0), daemon=True)
     t.start()
     return t
 
