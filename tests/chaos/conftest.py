@@ -39,7 +39,9 @@ def chaos_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosEnv]:
 
 @pytest.fixture(autouse=True)
 def _no_leftover_drivers() -> Iterator[None]:
-    """A failing chaos test must not leave its `streamlearn run` (and Ray) behind."""
+    """A failing chaos test must not leave its `streamlearn run` (and Ray) behind, nor its topics."""
     yield
     while LIVE:
-        LIVE.pop().kill_leftovers()
+        sc = LIVE.pop()
+        sc.kill_leftovers()
+        sc.delete_topics()

@@ -255,6 +255,20 @@ class Scenario:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
 
+    def delete_topics(self) -> None:
+        """Drop every topic this scenario's app created once its test is over.
+
+        The chaos broker lives for the whole session and some scenarios restart it: each
+        leftover topic is more log for it to recover, which made the late broker-down
+        scenario take about twice as long in a full run as alone.
+        """
+        admin = AdminClient({"bootstrap.servers": self.env.bootstrap})
+        with contextlib.suppress(Exception):
+            mine = [t for t in admin.list_topics(timeout=5).topics if t.startswith(self.app)]
+            for fut in admin.delete_topics(mine, operation_timeout=10).values():
+                with contextlib.suppress(Exception):
+                    fut.result(timeout=15)
+
     def kill_leftovers(self) -> None:
         """Teardown after a failure: no driver, worker or SIGSTOPped process may outlive the test."""
         for d in self.drivers:
