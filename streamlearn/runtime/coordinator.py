@@ -16,12 +16,14 @@ import time
 from typing import Any
 
 from connectors import kafka_io
+from connectors.autoscale_store import AutoscaleStore
 from connectors.redis_store import open_store
 from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.ops import status
 from streamlearn.runtime import autoscale, ray_api, scaler
+from streamlearn.runtime.autoscale_record import DecisionRecorder
 from streamlearn.runtime.nodes import NodeMap
 from streamlearn.runtime.placement import Placement
 from streamlearn.runtime.roster import Role
@@ -73,6 +75,7 @@ class Coordinator:
         self.namespace, self.worker_prefix = worker_names(self.cfg.app)
         scaling = self.cfg.processing.autoscale
         self.autoscaler = autoscale.Autoscaler(scaling, time.monotonic) if scaling.enabled else None
+        self.decisions = DecisionRecorder(AutoscaleStore(self.store), self.cfg.kafka.input_topic)
         self.requests = RescaleStore(self.store)
         self._applied_seq = int(self.requests.state().get("seq", 0))  # a restarted Coordinator applies what is pending
         if ray_api.restarted():
@@ -190,6 +193,7 @@ class Coordinator:
         with self._lock:
             owners = len(self.sup.roster.with_role(Role.OWNER))
         desired = self.autoscaler.decide(lag, owners, partitions=len(self.partitions))
+        self.decisions.note(self.autoscaler, owners, desired)
         if desired is None:
             return
         # Room for the owners and the standbys (one CPU each): a cluster's autoscaler adds nodes for it.
