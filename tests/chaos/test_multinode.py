@@ -24,7 +24,7 @@ from connectors.proctree import alive
 from connectors.rescale_store import RescaleStore
 from tests.chaos.checker import I4Sampler, caught_up, finish, scenario_store
 from tests.chaos.harness import PARTITIONS, PRODUCE_S, STREAMLEARN, ChaosEnv, Scenario, wait_for
-from tests.chaos.multinode import RayTestCluster, Timeline, parent, start_on_cluster
+from tests.chaos.multinode import RayTestCluster, Timeline, start_on_cluster
 
 DONE_TIMEOUT_S = 600
 
@@ -75,14 +75,6 @@ def _first_half_committed_and_spread(sc: Scenario, cluster: RayTestCluster, recs
     return spread
 
 
-def standby_nodes(sc: Scenario, cluster: RayTestCluster) -> dict[int, int]:
-    """pid → node of each idle PartitionWorker: a child of a raylet (not a forked checkpoint child) owning nothing."""
-    owners = set(owner_pids(sc).values())
-    raylets = {n["raylet_pid"] for n in cluster.nodes.values()}
-    return {pid: node for pid, node in cluster.processes("ray::PartitionWorker").items()
-            if pid not in owners and parent(pid) in raylets}
-
-
 def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
     # Two standbys on two worker nodes: placement (runtime/placement.py) puts them on different
     # nodes, so whichever node dies, a started standby survives it and takes the moved partitions.
@@ -97,7 +89,7 @@ def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, r
         assert set(coordinators.values()) == {0}, f"Coordinator not on the head: {coordinators}"
         victim = max(set(spread.values()), key=lambda n: sum(1 for v in spread.values() if v == n))
         moved = sorted(p for p, n in spread.items() if n == victim)
-        standbys = wait_for(lambda: (lambda s: s if len(s) == 2 else None)(standby_nodes(sc, ray_cluster)), 120, "two standbys started")
+        standbys = wait_for(lambda: (lambda s: s if len(s) == 2 else None)(ray_cluster.idle_workers(set(owner_pids(sc).values()))), 120, "two standbys started")
         assert len(set(standbys.values())) == 2, f"standbys not on different nodes: {standbys}"
         survivor_standby = next(pid for pid, n in standbys.items() if n != victim)
         timeline = Timeline(sc, moved)
