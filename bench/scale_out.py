@@ -50,7 +50,11 @@ def node_loss(env: Any, cluster: RayTestCluster, events: int, standby: int) -> d
     sc = Scenario(env, "bench-node-loss", n_events=events, processing={"standby_workers": standby})
     recs = sc.events()
     d = start_on_cluster(sc, cluster)
-    producer = sc.produce_in_background(recs, over_s=20)
+    # The second half is produced only after the kill (as tests/chaos/test_multinode.py does): with
+    # everything produced up front, a slow start let the owners commit all of a partition before
+    # the kill, and its new owner had nothing left to commit (no first commit to measure).
+    half = len(recs) // 2
+    producer = sc.produce_in_background(recs[:half], over_s=10)
     wait_for(lambda: caught_up(sc, len(recs) // 4), 600, "a quarter committed")
     r_pids = _owner_nodes(sc, cluster)
     victim = max(set(r_pids.values()), key=lambda n: sum(1 for v in r_pids.values() if v == n))
@@ -59,6 +63,8 @@ def node_loss(env: Any, cluster: RayTestCluster, events: int, standby: int) -> d
     timeline = Timeline(sc, moved)
     killed_at = cluster.kill_node(victim)
     timeline.armed(killed_at)
+    producer.join()
+    producer = sc.produce_in_background(recs[half:], over_s=10)
     producer.join()
     wait_for(lambda: caught_up(sc, len(recs)), 600, "all committed")
     moves = timeline.stop()
