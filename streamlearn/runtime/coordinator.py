@@ -128,7 +128,7 @@ class Coordinator:
         # Detached: the workers outlive a Coordinator crash and keep their partitions (`adoption`).
         # On a cluster, pinned (softly) away from the owners' nodes (`placement`); else SPREAD.
         node = self.placement.node_for_new(wid, self.sup.roster.workers.values())
-        logs.event(log, logging.INFO, "worker_placed", worker=wid, node=node or "any")
+        logs.event(log, logging.INFO, "worker_placed", topic=self.cfg.kafka.input_topic, worker=wid, node=node or "any")
         return ray_api.spawn(
             PartitionWorker, self.wire, wid, name=f"{self.worker_prefix}{wid}", namespace=self.namespace,
             max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=8, spread=True, node=node,
