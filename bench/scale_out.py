@@ -46,28 +46,44 @@ def _env(root: Path) -> Any:
     return SimpleNamespace(bootstrap=bootstrap, redis_url=redis_url, root=root, checkpoint_secret="cs-" + secrets.token_hex(8))
 
 
-def node_loss(env: Any, cluster: RayTestCluster, events: int) -> dict[str, Any]:
-    sc = Scenario(env, "bench-node-loss", n_events=events)
+def node_loss(env: Any, cluster: RayTestCluster, events: int, standby: int) -> dict[str, Any]:
+    sc = Scenario(env, "bench-node-loss", n_events=events, processing={"standby_workers": standby})
     recs = sc.events()
     d = start_on_cluster(sc, cluster)
-    producer = sc.produce_in_background(recs, over_s=20)
+    # The second half is produced only after the kill (as tests/chaos/test_multinode.py does): with
+    # everything produced up front, a slow start let the owners commit all of a partition before
+    # the kill, and its new owner had nothing left to commit (no first commit to measure).
+    half = len(recs) // 2
+    producer = sc.produce_in_background(recs[:half], over_s=10)
     wait_for(lambda: caught_up(sc, len(recs) // 4), 600, "a quarter committed")
     r_pids = _owner_nodes(sc, cluster)
     victim = max(set(r_pids.values()), key=lambda n: sum(1 for v in r_pids.values() if v == n))
     moved = sorted(p for p, n in r_pids.items() if n == victim)
+    standbys = cluster.idle_workers(_owner_pids(sc))  # may miss one still starting: recorded as seen
     timeline = Timeline(sc, moved)
     killed_at = cluster.kill_node(victim)
     timeline.armed(killed_at)
+    producer.join()
+    producer = sc.produce_in_background(recs[half:], over_s=10)
     producer.join()
     wait_for(lambda: caught_up(sc, len(recs)), 600, "all committed")
     moves = timeline.stop()
     dead_at = cluster.declared_dead_at()
     sc.stop(d)
     v = audit(sc)
-    return {"moved": moved, "detected_s": round(dead_at - killed_at, 3) if dead_at else None,
+    return {"moved": moved, "standby_workers": standby, "victim": victim, "standby_nodes": sorted(standbys.values()),
+            "standby_survived": any(n != victim for n in standbys.values()), "detected_s": round(dead_at - killed_at, 3) if dead_at else None,
             "ownership_s": {p: round(t, 3) for p, t in moves.ownership.items()},
             "first_commit_s": {p: round(t, 3) for p, t in moves.first_commit.items()},
             "lost": len(v.i1.missing), "duplicated": len(v.i1.duplicated), "i1_ok": v.i1.ok}
+
+
+def _owner_pids(sc: Scenario) -> set[int]:
+    import redis as redis_lib
+
+    r = redis_lib.Redis.from_url(sc.env.redis_url)
+    pids = (r.hget(f"streamlearn:{sc.app}:{sc.topic}:{p}:status", "pid") for p in range(PARTITIONS))
+    return {int(pid) for pid in pids if pid is not None}
 
 
 def _owner_nodes(sc: Scenario, cluster: RayTestCluster) -> dict[int, int]:
@@ -106,6 +122,7 @@ def main() -> None:
     ap.add_argument("--node-loss", type=int, default=3, help="node-loss runs (a fresh cluster each)")
     ap.add_argument("--throughput", default="1,2,4", help="worker counts to measure ('' for none)")
     ap.add_argument("--events", type=int, default=8000)
+    ap.add_argument("--standby", type=int, default=1, help="processing.standby_workers of the node-loss runs")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="sl-scale-out-"))
     env = _env(root)
@@ -114,7 +131,7 @@ def main() -> None:
     for _ in range(args.node_loss):
         cluster = RayTestCluster(worker_nodes=2).start()
         try:
-            out["node_loss"].append(node_loss(env, cluster, args.events))
+            out["node_loss"].append(node_loss(env, cluster, args.events, args.standby))
         finally:
             cluster.stop()
         print(json.dumps(out["node_loss"][-1]), flush=True)

@@ -104,6 +104,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"app={st['app']} topic={st['input_topic']} guarantee={st['guarantee']}")
     print(_workers_text(st))
+    for line in _autoscale_lines(st):
+        print(line)
     hdr = f"{'part':>4} {'owner':<28} {'phase':<10} {'epoch':>5} {'committed':>10} {'ckpt':>10} {'ckpt_age':>8} {'events':>9} {'lag':>7} {'dlq':>5} metric"
     print(hdr)
     for r in st["partitions"]:
@@ -131,6 +133,19 @@ def _workers_text(st: dict[str, Any]) -> str:
     req = h.get("scale") or {}
     last = f" last scale #{req['seq']}: {req['phase']} ({req['message']})" if req else ""
     return f"workers={st['totals'].get('workers', 0)} handoffs={h.get('count', 0)}{pauses}{last}"
+
+
+def _autoscale_lines(st: dict[str, Any], last: int = 5) -> list[str]:
+    """Counts per direction and the last decisions, when the app autoscales (or did)."""
+    a = st.get("autoscale") or {}
+    counts, decisions = a.get("counts") or {}, a.get("decisions") or []
+    if not a.get("enabled") and not decisions:
+        return []
+    lines = ["autoscale: " + " ".join(f"{d}={counts.get(d, 0)}" for d in ("up", "down", "held"))]
+    for d in decisions[:last]:
+        when = time.strftime("%H:%M:%S", time.gmtime(d["ts_ms"] / 1000))
+        lines.append(f"  {when}Z {d['direction']:<4} {d['from']}->{d['to']} workers lag={d['lag']:.0f}: {d['reason']}")
+    return lines
 
 
 def _served_text(r: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The live-rescale series of the metrics endpoint, from the status dict's `handoffs`.
+"""The live-rescale series of the metrics endpoint, from the status dict's `handoffs` and `autoscale`.
 
 Apart from `ops.metrics` only to keep that module small; the names and help
 texts are in its `METRICS` table (so the README lists them). App-wide series
@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from connectors.autoscale_store import DIRECTIONS
 from connectors.rescale_store import PAUSE_BUCKETS_S
 
 PREFIX = "streamlearn_"
@@ -32,3 +33,12 @@ def handoff_families(status: dict[str, Any], app: str, doc: Callable[[str], Any]
     buckets.append(("+Inf", sum(hist)))
     pause.add_metric([app], buckets, float(h.get("sum_s", 0.0)))
     return [total, pause]
+
+
+def autoscale_families(status: dict[str, Any], app: str, doc: Callable[[str], Any]) -> list[Metric]:
+    """streamlearn_autoscale_decisions_total{direction}: up, down, and held (by the cooldown), from Redis's counts."""
+    counts = (status.get("autoscale") or {}).get("counts") or {}
+    total = CounterMetricFamily(PREFIX + "autoscale_decisions", doc("autoscale_decisions").help, labels=["app", "direction"])
+    for direction in DIRECTIONS:
+        total.add_metric([app, direction], float(counts.get(direction, 0)))
+    return [total]

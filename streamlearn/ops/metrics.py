@@ -73,6 +73,7 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("workers", "gauge", "PartitionWorkers holding the lease of at least one running partition (no `partition` label)."),
     MetricDoc("handoffs", "counter", "Partitions moved by a planned hand-off (`streamlearn scale`) and committing again (no `partition` label)."),
     MetricDoc("handoff_pause_seconds", "histogram", "Pause of a moved partition: last commit by the old owner to first commit by the new one."),
+    MetricDoc("autoscale_decisions", "counter", "Decisions of processing.autoscale; label `direction`: up, down, held (the cooldown held a change back)."),
     # labels.source: topic only (streamlearn.ops.label_metrics)
     MetricDoc("labels", "counter", "Delayed-label outcomes; label `outcome`: joined, expired, evicted, late, duplicate, orphan."),
     MetricDoc("labels_pending", "gauge", "Events predicted and waiting for their label (the pending store)."),
@@ -185,10 +186,11 @@ def families(status: Status | None, app: str) -> list[Metric]:
             out["commit_latency_seconds"].add_metric(labels, buckets, (row.get("commit_sum_ms") or 0.0) / 1000)
     workers = GaugeMetricFamily(PREFIX + "workers", _doc("workers").help, labels=["app"])
     workers.add_metric([app], float(len(owning_workers(status))))
-    from streamlearn.ops.handoff_metrics import handoff_families
+    from streamlearn.ops.handoff_metrics import autoscale_families, handoff_families
     from streamlearn.ops.label_metrics import label_families
 
-    return [up, workers, *handoff_families(status, app, _doc), *out.values(), *label_families(status, app, _doc)]
+    return [up, workers, *handoff_families(status, app, _doc), *autoscale_families(status, app, _doc), *out.values(),
+            *label_families(status, app, _doc)]
 
 
 def owning_workers(status: Status) -> set[str]:

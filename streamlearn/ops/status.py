@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from connectors import kafka_io
+from connectors.autoscale_store import AutoscaleStore
 from connectors.redis_store import CheckpointStore, connect, open_store, redacted
 from connectors.rescale_store import RescaleStore
 from connectors.version_store import VersionStore
@@ -21,6 +22,8 @@ from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError, ServiceUnavailableError
 from streamlearn.labels.join import COUNTERS as LABEL_COUNTERS
 from streamlearn.models.publisher import REFUSED_COUNTER
+
+STATUS_DECISIONS = 10  # autoscale decisions shown by `streamlearn status` (Redis keeps more: autoscale_store.KEPT)
 
 
 def _num(raw: str | None, cast: type = int) -> Any:
@@ -112,7 +115,14 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
             "workers": len(workers),
         },
         "handoffs": handoff_summary(RescaleStore(store)),
+        "autoscale": autoscale_summary(cfg, AutoscaleStore(store)),
     }
+
+
+def autoscale_summary(cfg: AppConfig, decisions: AutoscaleStore) -> dict[str, Any]:
+    """processing.autoscale's decisions: counts per direction and the last ones (newest first)."""
+    return {"enabled": cfg.processing.autoscale.enabled, "counts": decisions.counts(),
+            "decisions": decisions.decisions(STATUS_DECISIONS)}
 
 
 def worker_nodes(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

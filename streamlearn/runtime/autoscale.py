@@ -66,6 +66,10 @@ class Autoscaler:
         self._samples: deque[int] = deque(maxlen=SAMPLES)
         self._last_change = clock()
         self.reason = ""  # why the last change was decided (logged, passed to the rescale)
+        # What the cooldown held back at the last sample: (the count the lag asked for, the
+        # smoothed lag, seconds of cooldown left); None when nothing was held.
+        self.held: tuple[int, float, float] | None = None
+        self.lag = 0.0  # the smoothed lag of the last full window (what a decision is based on)
 
     def bounds(self, partitions: int | None = None) -> tuple[int, int]:
         lo, hi = self.cfg.min_workers, self.cfg.max_workers
@@ -76,10 +80,11 @@ class Autoscaler:
     def decide(self, total_lag: int, workers: int, *, partitions: int | None = None) -> int | None:
         """The desired number of owning workers, or None for no change (see the module's rules)."""
         now = self.clock()
+        self.held = None
         self._samples.append(max(int(total_lag), 0))
-        if len(self._samples) < SAMPLES or now - self._last_change < self.cfg.cooldown_s:
+        if len(self._samples) < SAMPLES:
             return None
-        lag = sum(self._samples) / len(self._samples)
+        lag = self.lag = sum(self._samples) / len(self._samples)
         lo, hi = self.bounds(partitions)
         target = self.cfg.target_lag_per_worker
         up = _clamp(math.ceil(lag / target), lo, hi)
@@ -89,6 +94,9 @@ class Autoscaler:
         elif down < workers:
             desired = down
         else:
+            return None
+        if now - self._last_change < self.cfg.cooldown_s:
+            self.held = (desired, lag, self.cfg.cooldown_s - (now - self._last_change))
             return None
         self._last_change = now
         self._samples.clear()

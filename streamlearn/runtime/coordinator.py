@@ -16,13 +16,16 @@ import time
 from typing import Any
 
 from connectors import kafka_io
+from connectors.autoscale_store import AutoscaleStore
 from connectors.redis_store import open_store
 from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.ops import status
 from streamlearn.runtime import autoscale, ray_api, scaler
+from streamlearn.runtime.autoscale_record import DecisionRecorder
 from streamlearn.runtime.nodes import NodeMap
+from streamlearn.runtime.placement import Placement
 from streamlearn.runtime.roster import Role
 from streamlearn.runtime.supervisor import Supervisor
 from streamlearn.runtime.topic_listing import PartitionLister
@@ -64,12 +67,15 @@ class Coordinator:
         self.store = open_store(self.cfg.redis, self.cfg.app, self.cfg.kafka.input_topic)
         self.consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id, self.cfg.kafka.consumer)
         self._old_consumers: list[Any] = []
-        self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
-                              lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers)
-        self.namespace, self.worker_prefix = worker_names(self.cfg.app)
         self._nodes = NodeMap(ray_api, time.monotonic)
+        self.placement = Placement(ray_api.cpu_nodes, self._nodes.node_of, time.monotonic)
+        self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
+                              lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers,
+                              placement=self.placement)
+        self.namespace, self.worker_prefix = worker_names(self.cfg.app)
         scaling = self.cfg.processing.autoscale
         self.autoscaler = autoscale.Autoscaler(scaling, time.monotonic) if scaling.enabled else None
+        self.decisions = DecisionRecorder(AutoscaleStore(self.store), self.cfg.kafka.input_topic)
         self.requests = RescaleStore(self.store)
         self._applied_seq = int(self.requests.state().get("seq", 0))  # a restarted Coordinator applies what is pending
         if ray_api.restarted():
@@ -120,9 +126,12 @@ class Coordinator:
 
     def _spawn(self, wid: str) -> Any:
         # Detached: the workers outlive a Coordinator crash and keep their partitions (`adoption`).
+        # On a cluster, pinned (softly) away from the owners' nodes (`placement`); else SPREAD.
+        node = self.placement.node_for_new(wid, self.sup.roster.workers.values())
+        logs.event(log, logging.INFO, "worker_placed", topic=self.cfg.kafka.input_topic, worker=wid, node=node or "any")
         return ray_api.spawn(
             PartitionWorker, self.wire, wid, name=f"{self.worker_prefix}{wid}", namespace=self.namespace,
-            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=8, spread=True,
+            max_restarts=self.cfg.processing.max_restarts, num_cpus=1, max_concurrency=8, spread=True, node=node,
         )
 
     def _count(self, p: int, name: str) -> None:
@@ -167,6 +176,7 @@ class Coordinator:
                 with self._lock:
                     self.sup.tick()
                     self._nodes.tick({w.wid: w.handle for w in self.sup.roster.live()})
+                    self.placement.forget(self.sup.roster.workers)
             except Exception as exc:  # the monitor must outlive transient Redis/Kafka errors
                 text = f"{type(exc).__name__}: {exc}"
                 if text != self._last_monitor_error:  # one line per distinct problem, not one per tick
@@ -183,6 +193,7 @@ class Coordinator:
         with self._lock:
             owners = len(self.sup.roster.with_role(Role.OWNER))
         desired = self.autoscaler.decide(lag, owners, partitions=len(self.partitions))
+        self.decisions.note(self.autoscaler, owners, desired)
         if desired is None:
             return
         # Room for the owners and the standbys (one CPU each): a cluster's autoscaler adds nodes for it.

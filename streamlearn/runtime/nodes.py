@@ -43,6 +43,10 @@ class NodeMap:
             if wid not in asking:
                 self._pending[self.ray.call(handle, "ping")] = wid
 
+    def node_of(self, wid: str) -> str | None:
+        """The node id its last ping reported (None: not answered yet, or outside Ray)."""
+        return self._known.get(wid, {}).get("node_id") or None
+
     def view(self, wids: list[str]) -> dict[str, dict[str, str]]:
         """wid → {"node_id", "node_ip"} ({} until its first ping answered, or outside Ray)."""
         return {wid: dict(self._known.get(wid, {})) for wid in wids}

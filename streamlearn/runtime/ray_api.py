@@ -180,9 +180,10 @@ HEAD_RESOURCE = "node:__internal_head__"
 
 
 def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0, num_cpus: float = 1, max_concurrency: int = 4,
-          on_head: bool = False, spread: bool = False, namespace: str | None = None) -> Any:
+          on_head: bool = False, spread: bool = False, node: str | None = None, namespace: str | None = None) -> Any:
     """An actor of `cls`. `on_head`: placed on the head node (it lives as long as the cluster);
     `spread`: over as many nodes as possible, so one node's loss takes as few workers as it can;
+    `node`: preferably on that node (`placement`), elsewhere if it is gone or full;
     `namespace`: a detached actor there (it outlives its creator: see `named`)."""
     actor_cls: Any = ray.remote(cls)
     placement: dict[str, Any] = {}
@@ -190,7 +191,14 @@ def spawn(cls: type, *args: Any, name: str | None = None, max_restarts: int = 0,
         placement.update(lifetime="detached", namespace=namespace)
     if on_head:
         placement["resources"] = {HEAD_RESOURCE: 0.001}
-    if spread:
+    if node is not None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # soft: a node that died meanwhile or cannot fit the actor is no reason to wait;
+        # _spill_on_unavailable (Ray 2.60, util/scheduling_strategies.py): nor is a node whose
+        # CPUs are all taken right now (a zombie keeps its slot until it retires).
+        placement["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True, _spill_on_unavailable=True)
+    elif spread:
         placement["scheduling_strategy"] = "SPREAD"
     return actor_cls.options(
         name=name,
@@ -266,6 +274,13 @@ def node() -> dict[str, str]:
     except Exception:  # a driver mid-shutdown: the node is unknown, never an error
         return {}
     return {"node_id": node_id, "node_ip": ip}
+
+
+def cpu_nodes() -> list[str]:
+    """Ids of the alive nodes that can run a worker (a head with num_cpus=0 cannot), in the GCS's order."""
+    if not ray.is_initialized():
+        return []
+    return [str(n["NodeID"]) for n in ray.nodes() if n.get("Alive") and (n.get("Resources") or {}).get("CPU", 0) > 0]
 
 
 def request_resources(num_cpus: int) -> str | None:

@@ -39,6 +39,7 @@ log = logs.get("coordinator")
 Progress = Callable[[str], None]
 HANDOFF_TIMEOUT_S = 60.0  # one release or add, on the worker (the Coordinator waits a little longer)
 READY_TIMEOUT_S = 180.0  # a new worker's process start and imports, on a busy node
+SUPERVISE_EVERY_S = 0.1  # while a hand-off is awaited, the supervision turns this often (`_supervise`)
 ALIVE_TTL_MS = 5000  # the Coordinator's "alive" key: `streamlearn scale` refuses at once without it
 
 
@@ -77,7 +78,7 @@ def scale(sup: Supervisor, partitions: list[int], n: int, reason: str, progress:
                 for src, w in sources.items()}
     hand_over([m for m in moves if m.source is None])
     for src, ref in releases.items():
-        out = sup.ray.outcome(ref, timeout=HANDOFF_TIMEOUT_S + 10)
+        out = _await(sup, ref, HANDOFF_TIMEOUT_S + 10)
         mine = [m for m in moves if m.source == src]
         if out.failure is None:
             progress(f"{src} released {_names(out.value.get('released', {}))} in {out.value.get('seconds')} s (checkpoint children {out.value.get('checkpoint_children_s')} s)")
@@ -87,13 +88,15 @@ def scale(sup: Supervisor, partitions: list[int], n: int, reason: str, progress:
                 sup.count(m.partition, "recoveries")
         hand_over(mine)
     for w, parts, ref in adds:
-        out = sup.ray.outcome(ref, timeout=HANDOFF_TIMEOUT_S + 10)
+        out = _await(sup, ref, HANDOFF_TIMEOUT_S + 10)
         if out.failure is None:
             progress(f"{w.wid} added {_names(parts)} in {out.value.get('seconds')} s (ownership {out.value.get('ownership_s')} s)")
             continue
         logs.event(log, logging.WARNING, "handoff_add_failed", worker=w.wid, partitions=parts, error=out.describe())
+        # Only what w still holds: if the supervision saw w die meanwhile, its partitions went on already.
+        still = [p for p in parts if p in w.partitions] if sup.roster.workers.get(w.wid) is w else []
         w.partitions = [p for p in w.partitions if p not in parts]
-        progress(f"{w.wid} could not add {_names(parts)}: given to {sup.to_spare(parts).wid}")
+        progress(f"{w.wid} could not add {_names(parts)}: " + (f"given to {sup.to_spare(still).wid}" if still else "already handed on"))
     for w in leaving:
         sup.ray.kill(w.handle)
     sup.fill_standby()
@@ -122,8 +125,37 @@ def _start_new_owners(sup: Supervisor, placeholders: list[str], progress: Progre
             raise ScaleError(f"a new worker's run ended before it got partitions: {sup.ray.outcome(finished[0]).describe()}")
         waiting = [w for w in waiting if (sup.ping(w.handle, PING_TIMEOUT_S) or {}).get("phase") != "running"]
         if waiting:
-            time.sleep(0.2)
+            _supervise(sup, 0.2)
+            if any(w.run is None for w in waiting):  # its run ended and the supervision settled it
+                raise ScaleError(f"a new worker's run ended before it got partitions: {[w.wid for w in waiting if w.run is None]}")
     return got  # the standbys used are replaced after the hand-offs: a process starting meanwhile takes CPU from them
+
+
+def _supervise(sup: Supervisor, seconds: float) -> None:
+    """Wait, settling finished runs meanwhile: a worker that dies during a rescale is replaced now, not after it.
+
+    The rescale runs on the Coordinator's monitor thread, the thread that supervises; so
+    the runs are settled here, between the rescale's steps, on that same thread (with the
+    Coordinator's lock held: the roster is never changed by two threads at once). Only
+    the runs: the lease checks wait for the rescale's end, because a partition in
+    hand-off has no lease for a moment and must not be taken for a lost one.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        if not sup.stopping.is_set():
+            sup.check_runs()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(SUPERVISE_EVERY_S, left))
+
+
+def _await(sup: Supervisor, ref: Any, timeout: float) -> Any:
+    """`ray.outcome(ref)`, supervising while it is not ready (see `_supervise`)."""
+    deadline = time.monotonic() + timeout
+    while not sup.ray.ready([ref]) and time.monotonic() < deadline:
+        _supervise(sup, SUPERVISE_EVERY_S)
+    return sup.ray.outcome(ref, timeout=max(deadline - time.monotonic(), 0.1))
 
 
 def _names(parts: Any) -> str:

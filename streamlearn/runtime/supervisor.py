@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from streamlearn import logs
 from streamlearn.runtime import adoption, lease_check
 from streamlearn.runtime.lease_check import PING_TIMEOUT_S, STARTUP_GRACE_S, STUCK_MARGIN_S
+from streamlearn.runtime.placement import Placement
 from streamlearn.runtime.ray_api import Failure, Outcome
 from streamlearn.runtime.roster import Role, Roster, Worker
 
@@ -60,8 +61,9 @@ class RayPort(Protocol):
 class Supervisor:
     def __init__(self, ray: RayPort, spawn: Callable[[str], Any], lease_owner: Callable[[int], str | None],
                  count: Callable[[int, str], None], *, lease_s: float, standby_workers: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, placement: Placement | None = None) -> None:
         self.ray, self.spawn, self.lease_owner, self.count, self.clock = ray, spawn, lease_owner, count, clock
+        self.placement = placement  # None: no node knowledge (unit tests, a local instance behaves the same)
         self.lease_s = lease_s
         self.standby_workers = standby_workers
         self.roster = Roster()
@@ -157,7 +159,7 @@ class Supervisor:
         self.count_recoveries(w.partitions)
         logs.event(log, logging.WARNING, "worker_died_replacing" if gone else "worker_died_restarting",
                    worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
-        spare = self.roster.next_standby()
+        spare = self.spare_after_loss(w)
         if spare is None:
             if gone:
                 self.replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
@@ -203,11 +205,17 @@ class Supervisor:
         else:
             self.roster.drop(w)
         self.roster.replacements += 1
-        new = self.roster.next_standby() or self.roster.add(self.spawn)
+        new = self.spare_after_loss(w) or self.roster.add(self.spawn)
         new.partitions = parts
         logs.event(log, logging.WARNING, "worker_replaced", old=w.wid, new=new.wid, partitions=parts, reason=reason)
         self.launch(new)
         self.fill_standby()
+
+    def spare_after_loss(self, lost: Worker) -> Worker | None:
+        """The standby for a lost worker's partitions: on another node than the lost one's (`placement`)."""
+        if self.placement is None:
+            return self.roster.next_standby()
+        return self.placement.spare_after_loss(lost.wid, self.roster.standby())
 
     def count_recoveries(self, partitions: list[int]) -> None:
         for p in partitions:

@@ -126,6 +126,13 @@ class RayTestCluster:
                     out[pid] = i
         return out
 
+    def idle_workers(self, owners: set[int]) -> dict[int, int]:
+        """pid → node of each PartitionWorker owning nothing (a standby): a child of a raylet (not a
+        forked checkpoint child) whose pid is not among `owners` (the pids published per partition)."""
+        raylets = {n["raylet_pid"] for n in self.nodes.values()}
+        return {pid: node for pid, node in self.processes("ray::PartitionWorker").items()
+                if pid not in owners and parent(pid) in raylets}
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(Exception):

@@ -76,17 +76,22 @@ def _first_half_committed_and_spread(sc: Scenario, cluster: RayTestCluster, recs
 
 
 def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, ray_cluster: RayTestCluster) -> None:
-    sc = Scenario(chaos_env, "node-kill")
+    # Two standbys on two worker nodes: placement (runtime/placement.py) puts them on different
+    # nodes, so whichever node dies, a started standby survives it and takes the moved partitions.
+    sc = Scenario(chaos_env, "node-kill", processing={"standby_workers": 2})
     recs = sc.events()
     with I4Sampler(sc) as i4:
         d = start_on_cluster(sc, ray_cluster)
-        # Partitions owned by workers on more than one node (placement is SPREAD).
+        # Partitions owned by workers on more than one node (placement spreads the owners).
         spread = _first_half_committed_and_spread(sc, ray_cluster, recs)
         # The Coordinator lives on the head, so losing a worker node cannot take it down.
         coordinators = ray_cluster.processes("ray::Coordinator")
         assert set(coordinators.values()) == {0}, f"Coordinator not on the head: {coordinators}"
         victim = max(set(spread.values()), key=lambda n: sum(1 for v in spread.values() if v == n))
         moved = sorted(p for p, n in spread.items() if n == victim)
+        standbys = wait_for(lambda: (lambda s: s if len(s) == 2 else None)(ray_cluster.idle_workers(set(owner_pids(sc).values()))), 120, "two standbys started")
+        assert len(set(standbys.values())) == 2, f"standbys not on different nodes: {standbys}"
+        survivor_standby = next(pid for pid, n in standbys.items() if n != victim)
         timeline = Timeline(sc, moved)
         killed_at = ray_cluster.kill_node(victim)
         timeline.armed(killed_at)
@@ -99,10 +104,13 @@ def test_node_sigkill_moves_partitions_to_surviving_nodes(chaos_env: ChaosEnv, r
         to_first_commit = moves.first_commit
         dead_at = ray_cluster.declared_dead_at()
         after = nodes_of_partitions(sc, ray_cluster)
+        owners_after = owner_pids(sc)
         sc.stop(d)
     assert set(to_first_commit) == set(moved), f"no commit seen after the kill for {set(moved) - set(to_first_commit)}"
+    # The surviving standby took them (not a worker Ray restarted, nor a fresh one).
+    assert {owners_after[p] for p in moved} == {survivor_standby}, f"moved {moved} to {owners_after}, standbys were {standbys}"
     finish(sc, i4, "SIGKILL of a whole worker node (every process, Ray's remove_node without grace)", 1,
-           moved=moved, nodes_before=spread, nodes_after=after,
+           moved=moved, nodes_before=spread, nodes_after=after, standbys_before=standbys,
            kill_to_declared_dead_s=round(dead_at - killed_at, 2) if dead_at else None,
            kill_to_ownership_s={p: round(s, 2) for p, s in moves.ownership.items()},
            kill_to_first_commit_s={p: round(s, 2) for p, s in to_first_commit.items()})

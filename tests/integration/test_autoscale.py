@@ -16,9 +16,11 @@ decisions (no flapping).
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -115,3 +117,23 @@ def test_load_step_scales_up_then_down(
     assert len(ups) <= 2 and len(downs) <= 2, f"flapping: {decisions}"
     assert all(1 <= b <= 3 for _, b in decisions), decisions
     eh.assert_exactly_once_and_models_equal(cfg, PARTITIONS, 200 + step.produced)
+    assert_decisions_in_status(cfg_path, services_env, decisions)
+
+
+def assert_decisions_in_status(cfg_path: Path, env: dict[str, str], logged: list[tuple[int, int]]) -> None:
+    """`streamlearn status` (Kafka and Redis only, the app stopped) shows the decisions the Coordinator logged."""
+    def status(*extra: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "streamlearn", "status", "-c", str(cfg_path), *extra],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    auto = json.loads(status("--json"))["autoscale"]
+    changes = [(d["from"], d["to"]) for d in reversed(auto["decisions"]) if d["direction"] != "held"]
+    assert changes == logged, (auto, logged)
+    assert auto["enabled"] and auto["counts"]["up"] == sum(1 for a, b in logged if b > a)
+    assert auto["counts"]["down"] == sum(1 for a, b in logged if b < a)
+    assert all(d["lag"] >= 0 and d["reason"] and d["ts_ms"] > 0 for d in auto["decisions"]), auto
+    text = status()
+    assert f"autoscale: up={auto['counts']['up']} down={auto['counts']['down']}" in text, text
+    assert f"{logged[-1][0]}->1 workers" in text, text

@@ -89,3 +89,46 @@ def test_a_failed_add_gives_the_partitions_to_a_standby() -> None:
     scale(h, 3)
     assignment = h.view()["assignment"]
     assert 3 not in assignment["w2"] and any(ps == [3] for wid, ps in assignment.items() if wid not in ("w0", "w1", "w2"))
+
+
+class SlowHandoff(HandoffRay):
+    """A release (or add) that is not done at the first look; meanwhile `dies`'s run fails (its process is gone)."""
+
+    def __init__(self, h: Harness, dies: str, method: str = "release") -> None:
+        super().__init__()
+        self.calls, self.done, self.failing = h.ray.calls, h.ray.done, getattr(h.ray, "failing", {})
+        self.dies, self.method, self.looked = dies, method, False
+        h.ray = h.sup.ray = self
+
+    def ready(self, refs: list[Any]) -> list[Any]:
+        slow = next((r for r in refs if r.method == self.method), None)
+        if slow is not None and not self.looked:
+            self.looked = True
+            run = next(r for r in reversed(self.calls) if r.method == "run" and r.actor.wid == self.dies)
+            self.done[run] = failed(ActorDiedError())
+            return [r for r in super().ready(refs) if r is not slow]
+        return super().ready(refs)
+
+
+def test_a_worker_dying_during_a_rescale_is_replaced_before_the_rescale_ends() -> None:
+    h = harness(3)
+    assert h.view()["assignment"] == {"w0": [0, 3], "w1": [1], "w2": [2]}
+    SlowHandoff(h, dies="w0")  # w0 keeps its partitions in this rescale: a bystander
+    scale(h, 2)
+    order = h.ray.order()
+    # The standby took w0's partitions while w2's release was awaited, before the hand-off's add.
+    assert order.index(("run", "w3", [0, 3])) < order.index(("add", "w1", [2])), order
+    assert h.view()["assignment"] == {"w1": [1, 2], "w3": [0, 3]}
+    assert "w0" not in h.sup.roster.workers and h.view()["standby"] == ["w4"]
+
+
+def test_an_add_to_a_worker_that_died_meanwhile_is_not_handed_out_twice() -> None:
+    h = harness(1)
+    h.ray.failing[("w2", "add")] = failed(ActorDiedError())
+    SlowHandoff(h, dies="w2", method="add")  # w2 dies while its add is awaited: the supervision re-homes p3
+    runs_before = len(h.ray.order())
+    scale(h, 3)
+    # The failed add then finds p3 handed on already: one new run holds it, not two.
+    new_runs = [c for c in h.ray.order()[runs_before:] if c[0] == "run" and 3 in c[2]]
+    assert len(new_runs) == 1, h.ray.order()
+    assert sum(ps.count(3) for ps in h.view()["assignment"].values()) == 1
