@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -54,7 +54,11 @@ DELAY_BUCKETS_S = (0, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 21600, 86400)
 #: How long (beyond its window) an id stays known as done, to tell a duplicate or late label from an orphan.
 DONE_KEEP_WINDOWS = 2
 COUNTERS = ("joined", "expired", "evicted", "late", "duplicate", "orphan")
-JOINED, EXPIRED, LABELLED = "j", "x", "l"  # done codes: joined; expired, no label yet; expired or refused, label seen
+JOINED, EXPIRED, LABELLED = "j", "x", "l"
+EVENT, LABEL, REFUSED = 0, 1, 2  # kinds of merge item; within one event time events come before labels
+#: A record of a chunk in merge order: (ts, kind, offset, id, features | label, raw event ts, record); for a record
+#: that does not decode (REFUSED): (-inf, REFUSED, offset, error code, detail, None, record).
+Item = tuple[float, int, int, Any, Any, Any, KafkaRecord]  # done codes: joined; expired, no label yet; expired or refused, label seen
 
 
 @dataclass
@@ -113,37 +117,66 @@ class Joiner:
                   e_range: tuple[int, int], l_range: tuple[int, int], clock: dict[str, float], out: Outputs | None,
                   now_ms: int = 0) -> None:
         """Process one journalled chunk; moves the positions to (e1, l1)."""
-        if (e_range[0], l_range[0]) != (ms.offset, js.label_offset):
-            raise ValueError(f"chunk starts at {(e_range[0], l_range[0])} but the join is at {(ms.offset, js.label_offset)}")
-        items: list[tuple[float, int, int, Id, Any, Any, KafkaRecord]] = []
+        self.run_items(ms, js, self.decode_events(events), self.decode_labels(labels), e_range, l_range, clock, out, now_ms)
+
+    def decode_events(self, records: Iterable[KafkaRecord]) -> list[Item]:
+        """Each event as its merge item; one that does not decode as a `Refused` item (ts -inf: the DLQ only).
+
+        Decoding is apart from `run_items` so that label pacing (which needs the event times before it
+        releases anything) decodes each record once; the dead letter is still written by `run_items`, into
+        the transaction of the chunk that consumes the record.
+        """
         decode = self.decoder.decode
-        dead = 0
-        for rec in events:
+        out: list[Item] = []
+        append = out.append
+        for rec in records:
             try:
                 eid, x, _inline_label, ts = decode(rec.value())  # an inline label is ignored: labels come from the topic
             except DecodeError as exc:
-                dead += 1
-                if out is not None:
-                    out.dead_event(rec, exc.code, exc.detail)
+                append((-math.inf, REFUSED, rec.offset(), exc.code, exc.detail, None, rec))
                 continue
-            jts = float(ts) if ts is not None else float(rec.timestamp()[1])
-            items.append((jts, 0, rec.offset(), eid, x, ts, rec))
-        fid, flabel, fts = self.fields
-        for rec in labels:
+            append((float(ts) if ts is not None else float(rec.timestamp()[1]), EVENT, rec.offset(), eid, x, ts, rec))
+        return out
+
+    def decode_labels(self, records: Iterable[KafkaRecord]) -> list[Item]:
+        """Each label as its merge item (see `decode_events`)."""
+        fid, flabel, fts, dec = *self.fields, self.decoder
+        out: list[Item] = []
+        append = out.append
+        for rec in records:
             try:
-                lid, label, lts = decode_label(self.decoder, fid, flabel, fts, rec)
+                lid, label, lts = decode_label(dec, fid, flabel, fts, rec)
             except DecodeError as exc:
-                dead += 1
-                if out is not None:
-                    out.dead_label(rec, exc.code, exc.detail)
+                append((-math.inf, REFUSED, rec.offset(), exc.code, exc.detail, None, rec))
                 continue
-            items.append((lts, 1, rec.offset(), lid, label, None, rec))
-        items.sort(key=_merge_key)  # (ts, kind, offset): unique per record, so ids and payloads are never compared
+            append((lts, LABEL, rec.offset(), lid, label, None, rec))
+        return out
+
+    def run_items(self, ms: ModelState, js: JoinState, events: list[Item], labels: list[Item], e_range: tuple[int, int],
+                  l_range: tuple[int, int], clock: dict[str, float], out: Outputs | None, now_ms: int = 0) -> None:
+        """`run_chunk` on records decoded already (`decode_events`, `decode_labels`); the lists are consumed."""
+        if (e_range[0], l_range[0]) != (ms.offset, js.label_offset):
+            raise ValueError(f"chunk starts at {(e_range[0], l_range[0])} but the join is at {(ms.offset, js.label_offset)}")
+        dead = 0
+        for items, dead_letter in ((events, out.dead_event if out is not None else None),
+                                   (labels, out.dead_label if out is not None else None)):
+            if any(it[1] == REFUSED for it in items):  # rare: dead letters first, in offset order, as they were decoded
+                for it in items:
+                    if it[1] == REFUSED:
+                        dead += 1
+                        if dead_letter is not None:
+                            dead_letter(it[6], it[3], it[4])
+                items[:] = [it for it in items if it[1] != REFUSED]
+        items = events
+        items += labels
+        # Plain tuple order is (ts, kind, offset): unique per record, so ids and payloads are never compared.
+        items.sort()
+        event, label = self._event, self._label
         for ts, kind, offset, id_, payload, raw_ts, rec in items:
-            if kind == 0:
-                self._event(ms, js, id_, payload, ts, raw_ts, offset, rec, out, now_ms)
+            if kind == EVENT:
+                event(ms, js, id_, payload, ts, raw_ts, offset, rec, out, now_ms)
             else:
-                self._label(ms, js, id_, payload, ts, offset, rec, out)
+                label(ms, js, id_, payload, ts, offset, rec, out)
         if clock:
             js.event_clock = max(js.event_clock, clock.get("event", -math.inf))
             js.label_clock = max(js.label_clock, clock.get("label", -math.inf))
@@ -297,7 +330,6 @@ class Joiner:
                                           version, ets, lts, outcome))
 
 
-_merge_key = itemgetter(0, 1, 2)
 _ts = attrgetter("ts")  # of a PendingEvent or an EarlyLabel
 _done_ts = itemgetter(1)  # of a done entry (code, event_ts)
 

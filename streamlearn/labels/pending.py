@@ -16,7 +16,7 @@ orjson bytes that go, unchanged, into the sample record.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 Id = str | int  # an event id, as the event and its label carry it
@@ -82,14 +82,30 @@ class OrderedStore:
         del self.items[found[0]]
         return found
 
-    def pop_before(self, horizon: float, ts_of: Callable[[Any], float]) -> Iterator[tuple[Id, Any]]:
-        """Pop and yield, oldest first, the entries whose time is below `horizon`; stops at the first that is not."""
+    def pop_before(self, horizon: float, ts_of: Callable[[Any], float]) -> Sequence[tuple[Id, Any]]:
+        """Pop, oldest first, the entries whose time is below `horizon`; stops at the first that is not.
+
+        Called for nearly every label (each moves the label clock) and almost always with nothing to pop:
+        that case is one look at the front, and allocates nothing.
+        """
+        order, items = self.order, self.items
+        while order:
+            value = items.get(order[0])
+            if value is not None:
+                if ts_of(value) >= horizon:
+                    return ()
+                break
+            order.popleft()  # a stale id (removed before it reached the front)
+        else:
+            return ()
+        popped: list[tuple[Id, Any]] = []
         while True:
             front = self.oldest()
             if front is None or ts_of(front[1]) >= horizon:
-                return
-            self.pop_oldest()
-            yield front
+                return popped
+            order.popleft()
+            del items[front[0]]
+            popped.append(front)
 
     def __getstate__(self) -> tuple[dict[Id, Any], list[Id]]:
         # Only the live ids' order matters after a restore: drop stale deque entries.
