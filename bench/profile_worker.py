@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 
 from bench import common, models
 from streamlearn.config import AppConfig
@@ -62,11 +63,14 @@ def main() -> None:
 
         prof = Profiler(interval=0.001, async_mode="disabled")
         prof.start()
+    cpu0 = time.process_time()  # every thread of this process: the loop, librdkafka's, the output reader's
     w.run(list(range(common.PARTITIONS)))  # on the main thread, so the profiler sees it
+    cpu_s = time.process_time() - cpu0
     if prof is not None:
         prof.stop()
     res = reader.throughput(args.n)
-    print(f"events/s (first→last committed prediction): {res['throughput_eps']:.0f} over {res['duration_s']:.1f}s")
+    print(f"events/s (first→last committed prediction): {res['throughput_eps']:.0f} over {res['duration_s']:.1f}s; "
+          f"process CPU {1000 * cpu_s / args.n:.4f} s per 1k events (start-up and stop included)")
     if prof is not None:
         print(prof.output_text(unicode=False, color=False, show_all=False))
     common.delete_topics(args.bootstrap, [t_in, t_out, t_out + "-dlq", *extra])

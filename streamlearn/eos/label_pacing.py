@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors import kafka_io
-from streamlearn.labels.join import Item
+from streamlearn.labels.records import Item
 
 #: The join's decoding of one stream's records into merge items (`Joiner.decode_events`, `decode_labels`).
 Decode = Callable[[Sequence[Any]], list[Item]]

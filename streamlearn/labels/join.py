@@ -43,9 +43,17 @@ from typing import Any
 import orjson
 
 from streamlearn.config import LabelsConfig
-from streamlearn.errors import DecodeError
 from streamlearn.labels.pending import EarlyLabel, Id, OrderedStore, PendingEvent
-from streamlearn.labels.records import KafkaRecord, StoredRecord, decode_label, encode_sample
+from streamlearn.labels.records import (
+    EVENT,
+    REFUSED,
+    Item,
+    KafkaRecord,
+    StoredRecord,
+    decode_events,
+    decode_labels,
+    encode_sample,
+)
 from streamlearn.model.codec import EventDecoder, encode_prediction
 from streamlearn.model.model_state import ModelState
 
@@ -54,11 +62,7 @@ DELAY_BUCKETS_S = (0, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 21600, 86400)
 #: How long (beyond its window) an id stays known as done, to tell a duplicate or late label from an orphan.
 DONE_KEEP_WINDOWS = 2
 COUNTERS = ("joined", "expired", "evicted", "late", "duplicate", "orphan")
-JOINED, EXPIRED, LABELLED = "j", "x", "l"
-EVENT, LABEL, REFUSED = 0, 1, 2  # kinds of merge item; within one event time events come before labels
-#: A record of a chunk in merge order: (ts, kind, offset, id, features | label, raw event ts, record); for a record
-#: that does not decode (REFUSED): (-inf, REFUSED, offset, error code, detail, None, record).
-Item = tuple[float, int, int, Any, Any, Any, KafkaRecord]  # done codes: joined; expired, no label yet; expired or refused, label seen
+JOINED, EXPIRED, LABELLED = "j", "x", "l"  # done codes: joined; expired, no label yet; expired or refused, label seen
 
 
 @dataclass
@@ -120,37 +124,10 @@ class Joiner:
         self.run_items(ms, js, self.decode_events(events), self.decode_labels(labels), e_range, l_range, clock, out, now_ms)
 
     def decode_events(self, records: Iterable[KafkaRecord]) -> list[Item]:
-        """Each event as its merge item; one that does not decode as a `Refused` item (ts -inf: the DLQ only).
-
-        Decoding is apart from `run_items` so that label pacing (which needs the event times before it
-        releases anything) decodes each record once; the dead letter is still written by `run_items`, into
-        the transaction of the chunk that consumes the record.
-        """
-        decode = self.decoder.decode
-        out: list[Item] = []
-        append = out.append
-        for rec in records:
-            try:
-                eid, x, _inline_label, ts = decode(rec.value())  # an inline label is ignored: labels come from the topic
-            except DecodeError as exc:
-                append((-math.inf, REFUSED, rec.offset(), exc.code, exc.detail, None, rec))
-                continue
-            append((float(ts) if ts is not None else float(rec.timestamp()[1]), EVENT, rec.offset(), eid, x, ts, rec))
-        return out
+        return decode_events(self.decoder, records)
 
     def decode_labels(self, records: Iterable[KafkaRecord]) -> list[Item]:
-        """Each label as its merge item (see `decode_events`)."""
-        fid, flabel, fts, dec = *self.fields, self.decoder
-        out: list[Item] = []
-        append = out.append
-        for rec in records:
-            try:
-                lid, label, lts = decode_label(dec, fid, flabel, fts, rec)
-            except DecodeError as exc:
-                append((-math.inf, REFUSED, rec.offset(), exc.code, exc.detail, None, rec))
-                continue
-            append((lts, LABEL, rec.offset(), lid, label, None, rec))
-        return out
+        return decode_labels(self.decoder, self.fields, records)
 
     def run_items(self, ms: ModelState, js: JoinState, events: list[Item], labels: list[Item], e_range: tuple[int, int],
                   l_range: tuple[int, int], clock: dict[str, float], out: Outputs | None, now_ms: int = 0) -> None:
