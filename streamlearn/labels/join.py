@@ -43,7 +43,14 @@ from typing import Any
 import orjson
 
 from streamlearn.config import LabelsConfig
-from streamlearn.labels.pending import EarlyLabel, Id, OrderedStore, PendingEvent
+from streamlearn.labels.pending import (
+    YOUNG_PENDING,
+    EarlyLabel,
+    Features,
+    Id,
+    OrderedStore,
+    PendingEvent,
+)
 from streamlearn.labels.records import (
     EVENT,
     REFUSED,
@@ -137,7 +144,7 @@ class Joiner:
         dead = 0
         for items, dead_letter in ((events, out.dead_event if out is not None else None),
                                    (labels, out.dead_label if out is not None else None)):
-            if any(it[1] == REFUSED for it in items):  # rare: dead letters first, in offset order, as they were decoded
+            if REFUSED in map(_kind, items):  # rare: dead letters first, in offset order, as they were decoded
                 for it in items:
                     if it[1] == REFUSED:
                         dead += 1
@@ -197,11 +204,14 @@ class Joiner:
         else:
             early: EarlyLabel | None = early_items.pop(eid, None) if early_items else None
             if early is not None and -self.early_ms <= early.ts - ts <= self.window_ms:
-                self._learn(ms, js, eid, x, None, early.label, pred, version, ts, early.ts, b"joined", out)
+                self._learn(ms, js, eid, x, early.label, pred, version, ts, early.ts, b"joined", out)
                 js.done.add(eid, (JOINED, ts))
             else:
-                # An exact-size copy: orjson's own result keeps its ~4 KB write buffer (4.4 KB per pending event, measured).
-                js.pending.add(eid, PendingEvent(ts, offset, pred, version, memoryview(orjson.dumps(x)).tobytes()))
+                # The features as the dict itself while the store is small (most labels come soon: no encode, no
+                # decode), as compact orjson bytes beyond: at most YOUNG_PENDING dicts. An exact-size copy: orjson's
+                # own result keeps its ~4 KB write buffer (4.4 KB per pending event, measured).
+                feats = x if len(pending) < YOUNG_PENDING else memoryview(orjson.dumps(x)).tobytes()
+                js.pending.add(eid, PendingEvent(ts, offset, pred, version, feats))
                 if early is not None:  # came too early or too late for this event: refused, the event waits on
                     js.done.add(eid, (LABELLED, ts))
                     self._refuse(js, "late" if early.ts - ts > self.window_ms else "orphan",
@@ -233,7 +243,7 @@ class Joiner:
                 delay = lts - ev.ts
                 if -self.early_ms <= delay <= self.window_ms:
                     del js.pending.items[lid]
-                    self._learn(ms, js, lid, None, ev.features, label, ev.prediction, ev.model_version, ev.ts, lts, b"joined", out)
+                    self._learn(ms, js, lid, ev.features, label, ev.prediction, ev.model_version, ev.ts, lts, b"joined", out)
                     js.done.add(lid, (JOINED, ev.ts))
                 else:
                     js.done.add(lid, (LABELLED, ev.ts))  # the event stays pending and expires as if unlabelled
@@ -268,7 +278,7 @@ class Joiner:
         if eid not in js.done:
             js.done.add(eid, (EXPIRED, ev.ts))
         if self.default:
-            self._learn(ms, js, eid, None, ev.features, self.default_label, ev.prediction, ev.model_version, ev.ts, None,
+            self._learn(ms, js, eid, ev.features, self.default_label, ev.prediction, ev.model_version, ev.ts, None,
                         b"expired", out)
 
     def _refuse(self, js: JoinState, reason: str, rec: Any, out: Outputs | None) -> None:
@@ -276,12 +286,18 @@ class Joiner:
         if out is not None:
             out.dead_label(rec, f"{reason}_label", f"label refused: {reason}")
 
-    def _learn(self, ms: ModelState, js: JoinState, eid: Id, x: dict[str, Any] | None, features: bytes | None, label: Any,
-               pred: Any, version: int, ets: float, lts: float | None, outcome: bytes, out: Outputs | None) -> None:
+    def _learn(self, ms: ModelState, js: JoinState, eid: Id, feats: Features, label: Any, pred: Any, version: int,
+               ets: float, lts: float | None, outcome: bytes, out: Outputs | None) -> None:
         """One learning step, and its sample record: the features used for the prediction, never a later copy."""
-        if x is None:
-            assert features is not None
-            x = orjson.loads(features)
+        x: dict[str, Any]
+        features: bytes | None
+        if isinstance(feats, dict):
+            x, features = feats, None
+        else:
+            x, features = orjson.loads(feats), feats
+        sample = out.sample if out is not None else None
+        if sample is not None and features is None:
+            features = orjson.dumps(x)  # before learning: the sample holds what was learned, whatever the model does to x
         observe = self.observe if lts is not None else None  # the gate compares on real labels, not expiry defaults
         if observe is not None:
             try:
@@ -301,12 +317,12 @@ class Joiner:
             delay_s = (lts - ets) / 1000
             js.delay_sum_s += delay_s
             js.delay_hist[_bucket(delay_s)] += 1
-        if out is not None and out.sample is not None:
-            key = str(eid).encode()
-            out.sample(key, encode_sample(eid, features if features is not None else orjson.dumps(x), label, pred,
-                                          version, ets, lts, outcome))
+        if sample is not None:
+            assert features is not None
+            sample(str(eid).encode(), encode_sample(eid, features, label, pred, version, ets, lts, outcome))
 
 
+_kind = itemgetter(1)  # of a merge item
 _ts = attrgetter("ts")  # of a PendingEvent or an EarlyLabel
 _done_ts = itemgetter(1)  # of a done entry (code, event_ts)
 

@@ -10,7 +10,11 @@ ids inserted within about one window.
 
 Pending values are compact on purpose (the brief: a million pending events
 in a few hundred MB): the features used for the prediction are kept as the
-orjson bytes that go, unchanged, into the sample record.
+orjson bytes that go, unchanged, into the sample record. Except while the
+store is small (fewer than YOUNG_PENDING entries when one is added): then
+the features dict itself is kept, as most labels come soon and encoding and
+decoding every event cost about 2.5 us of the join's hot path; at most
+YOUNG_PENDING dicts are ever held, whatever the store's size.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 Id = str | int  # an event id, as the event and its label carry it
+Features = dict[str, Any] | bytes  # the features used for a prediction: the dict, or its orjson bytes (see module doc)
+#: A pending event is stored with its features dict (not encoded) while the store holds fewer entries than this.
+YOUNG_PENDING = 10_000
 
 
 class PendingEvent(NamedTuple):
@@ -27,7 +34,7 @@ class PendingEvent(NamedTuple):
     offset: int  # input offset of the event
     prediction: Any  # what was predicted (and emitted) before the label was known
     model_version: int  # the version that made the prediction
-    features: bytes  # orjson of the features used for the prediction: learned from, never a later copy
+    features: Features  # the features used for the prediction (dict or orjson bytes): learned from, never a later copy
 
 
 class EarlyLabel(NamedTuple):
