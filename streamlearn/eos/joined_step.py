@@ -58,8 +58,11 @@ class JoinedStep:
             batch: OpenBatch) -> Ran:
         """The poll's events and labels of this partition, one journalled chunk."""
         batch.begin(producer, self.heartbeat.beat(), self.ownership.eos)
-        events = [m for m in records if m.topic() == self.topic]
-        labels = [m for m in records if m.topic() != self.topic]
+        topic = self.topic
+        events: list[Any] = []
+        labels: list[Any] = []
+        for m in records:  # one pass: topic() builds a new str per call
+            (events if m.topic() == topic else labels).append(m)
         self.labels.process(state, events, labels, producer, self.out_partition, self.deliveries, self.dlq_limit)
         batch.records += len(records)
         return Ran([])

@@ -16,19 +16,24 @@ does with them: each released batch is a contiguous prefix of each stream,
 and the join journal records exactly the ranges processed, so a replay after
 a crash reproduces the run whatever the pacing did (docs/labels.md).
 Records held at a restore are dropped: the restore seeks both partitions
-back and they are fetched again.
+back and they are fetched again. Held records are kept decoded, by the
+join's own decoding (`Joiner.decode_events`, `decode_labels`): the event
+time pacing needs is the one the join uses, and no record is parsed twice.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors import kafka_io
+from streamlearn.labels.records import Item
+
+#: The join's decoding of one stream's records into merge items (`Joiner.decode_events`, `decode_labels`).
+Decode = Callable[[Sequence[Any]], list[Item]]
 
 #: Past this many held records (both streams) everything is released unpaced: memory stays bounded even if
 #: the stream behind never moves (the join is correct unpaced, only less useful).
@@ -36,37 +41,45 @@ HOLD_MAX = 100_000
 
 
 class Held:
-    """One stream's fetched, not yet released records, with their event times (decoded once)."""
+    """One stream's fetched, not yet released records, decoded once (their merge items: event time first)."""
 
-    __slots__ = ("records", "ts")
+    __slots__ = ("items",)
 
     def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.ts: list[float] = []
+        self.items: list[Item] = []
 
-    def add(self, records: Sequence[Any], ts_field: str) -> None:
-        self.records.extend(records)
-        self.ts.extend(_event_time(r, ts_field) for r in records)
+    @property
+    def last_ts(self) -> float:
+        return self.items[-1][0] if self.items else -math.inf
 
-    def take(self, limit: float) -> list[Any]:
+    def add(self, items: list[Item]) -> None:
+        self.items.extend(items)
+
+    def take(self, limit: float) -> list[Item]:
         """The longest prefix with event time <= limit (a prefix: the journal's ranges are contiguous)."""
+        items = self.items
         n = 0
-        for t in self.ts:
-            if t > limit:
+        for it in items:
+            if it[0] > limit:
                 break
             n += 1
-        out, self.records, self.ts = self.records[:n], self.records[n:], self.ts[n:]
+        if n == len(items):
+            self.items = []
+            return items
+        out, self.items = items[:n], items[n:]
         return out
 
     def clear(self) -> None:
-        self.records, self.ts = [], []
+        self.items = []
 
 
 class Pacer:
     """The event-time step of one partition's two streams (see module doc)."""
 
-    def __init__(self, consumer: Consumer, input_topic: str, label_topic: str, partition: int, ts_field: str) -> None:
-        self.consumer, self.partition, self.ts_field = consumer, partition, ts_field
+    def __init__(self, consumer: Consumer, input_topic: str, label_topic: str, partition: int,
+                 decode: tuple[Decode, Decode]) -> None:
+        self.consumer, self.partition = consumer, partition
+        self.decode_events, self.decode_labels = decode  # the join's own decoding: each record is decoded once
         self.tps = (TopicPartition(input_topic, partition), TopicPartition(label_topic, partition))
         self.events, self.labels = Held(), Held()
 
@@ -76,10 +89,10 @@ class Pacer:
 
     @property
     def holding(self) -> int:
-        return len(self.events.records) + len(self.labels.records)
+        return len(self.events.items) + len(self.labels.items)
 
-    def step(self, events: Sequence[Any], labels: Sequence[Any], positions: tuple[int, int]) -> tuple[list[Any], list[Any]]:
-        """Add what was fetched; return the events and labels to process now (prefixes of each stream).
+    def step(self, events: Sequence[Any], labels: Sequence[Any], positions: tuple[int, int]) -> tuple[list[Item], list[Item]]:
+        """Add what was fetched; return the events and labels to process now (prefixes of each stream), decoded.
 
         `positions`: the join's next (input, label) offsets, for a stream nothing was consumed of since the
         last assign or seek (the consumer has no position for it yet).
@@ -87,9 +100,10 @@ class Pacer:
         if not self.holding and not (events and labels):
             other = 1 if events else 0
             if not self._behind(other, positions[other]):
-                return list(events), list(labels)  # live, or the other stream caught up: nothing to wait for
-        self.events.add(events, self.ts_field)
-        self.labels.add(labels, self.ts_field)
+                # live, or the other stream caught up: nothing to wait for
+                return self.decode_events(events), self.decode_labels(labels)
+        self.events.add(self.decode_events(events))
+        self.labels.add(self.decode_labels(labels))
         if self.holding > HOLD_MAX:
             limit = math.inf
         else:
@@ -100,7 +114,7 @@ class Pacer:
         """How far (event time) this stream is known to have got: the other one may be released up to here."""
         if not self._behind(which, position):
             return math.inf
-        return held.ts[-1] if held.ts else -math.inf
+        return held.last_ts
 
     def _behind(self, which: int, position: int) -> bool:
         """Records of this stream are in Kafka and not yet fetched (its position before the high watermark).
@@ -119,18 +133,6 @@ class Pacer:
         except KafkaException:
             pos = -1
         if pos < 0:
-            held = self.events if which == 0 else self.labels
-            return (held.records[-1].offset() + 1 if held.records else position) + 1 < high
+            held = (self.events if which == 0 else self.labels).items
+            return (held[-1][2] + 1 if held else position) + 1 < high
         return pos < high
-
-
-def _event_time(rec: Any, ts_field: str) -> float:
-    """The ts field as the join reads it (the record timestamp when absent); -inf for a record the join refuses."""
-    try:
-        doc = orjson.loads(rec.value() or b"")
-        ts = doc.get(ts_field) if type(doc) is dict else None
-    except orjson.JSONDecodeError:
-        return -math.inf  # released at once: it only goes to the DLQ
-    if type(ts) is int or type(ts) is float:
-        return float(ts)
-    return float(rec.timestamp()[1])

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -43,9 +43,24 @@ from typing import Any
 import orjson
 
 from streamlearn.config import LabelsConfig
-from streamlearn.errors import DecodeError
-from streamlearn.labels.pending import EarlyLabel, Id, OrderedStore, PendingEvent
-from streamlearn.labels.records import KafkaRecord, StoredRecord, decode_label, encode_sample
+from streamlearn.labels.pending import (
+    YOUNG_PENDING,
+    EarlyLabel,
+    Features,
+    Id,
+    OrderedStore,
+    PendingEvent,
+)
+from streamlearn.labels.records import (
+    EVENT,
+    REFUSED,
+    Item,
+    KafkaRecord,
+    StoredRecord,
+    decode_events,
+    decode_labels,
+    encode_sample,
+)
 from streamlearn.model.codec import EventDecoder, encode_prediction
 from streamlearn.model.model_state import ModelState
 
@@ -113,37 +128,39 @@ class Joiner:
                   e_range: tuple[int, int], l_range: tuple[int, int], clock: dict[str, float], out: Outputs | None,
                   now_ms: int = 0) -> None:
         """Process one journalled chunk; moves the positions to (e1, l1)."""
+        self.run_items(ms, js, self.decode_events(events), self.decode_labels(labels), e_range, l_range, clock, out, now_ms)
+
+    def decode_events(self, records: Iterable[KafkaRecord]) -> list[Item]:
+        return decode_events(self.decoder, records)
+
+    def decode_labels(self, records: Iterable[KafkaRecord]) -> list[Item]:
+        return decode_labels(self.decoder, self.fields, records)
+
+    def run_items(self, ms: ModelState, js: JoinState, events: list[Item], labels: list[Item], e_range: tuple[int, int],
+                  l_range: tuple[int, int], clock: dict[str, float], out: Outputs | None, now_ms: int = 0) -> None:
+        """`run_chunk` on records decoded already (`decode_events`, `decode_labels`); the lists are consumed."""
         if (e_range[0], l_range[0]) != (ms.offset, js.label_offset):
             raise ValueError(f"chunk starts at {(e_range[0], l_range[0])} but the join is at {(ms.offset, js.label_offset)}")
-        items: list[tuple[float, int, int, Id, Any, Any, KafkaRecord]] = []
-        decode = self.decoder.decode
         dead = 0
-        for rec in events:
-            try:
-                eid, x, _inline_label, ts = decode(rec.value())  # an inline label is ignored: labels come from the topic
-            except DecodeError as exc:
-                dead += 1
-                if out is not None:
-                    out.dead_event(rec, exc.code, exc.detail)
-                continue
-            jts = float(ts) if ts is not None else float(rec.timestamp()[1])
-            items.append((jts, 0, rec.offset(), eid, x, ts, rec))
-        fid, flabel, fts = self.fields
-        for rec in labels:
-            try:
-                lid, label, lts = decode_label(self.decoder, fid, flabel, fts, rec)
-            except DecodeError as exc:
-                dead += 1
-                if out is not None:
-                    out.dead_label(rec, exc.code, exc.detail)
-                continue
-            items.append((lts, 1, rec.offset(), lid, label, None, rec))
-        items.sort(key=_merge_key)  # (ts, kind, offset): unique per record, so ids and payloads are never compared
+        for items, dead_letter in ((events, out.dead_event if out is not None else None),
+                                   (labels, out.dead_label if out is not None else None)):
+            if REFUSED in map(_kind, items):  # rare: dead letters first, in offset order, as they were decoded
+                for it in items:
+                    if it[1] == REFUSED:
+                        dead += 1
+                        if dead_letter is not None:
+                            dead_letter(it[6], it[3], it[4])
+                items[:] = [it for it in items if it[1] != REFUSED]
+        items = events
+        items += labels
+        # Plain tuple order is (ts, kind, offset): unique per record, so ids and payloads are never compared.
+        items.sort()
+        event, label = self._event, self._label
         for ts, kind, offset, id_, payload, raw_ts, rec in items:
-            if kind == 0:
-                self._event(ms, js, id_, payload, ts, raw_ts, offset, rec, out, now_ms)
+            if kind == EVENT:
+                event(ms, js, id_, payload, ts, raw_ts, offset, rec, out, now_ms)
             else:
-                self._label(ms, js, id_, payload, ts, offset, rec, out)
+                label(ms, js, id_, payload, ts, offset, rec, out)
         if clock:
             js.event_clock = max(js.event_clock, clock.get("event", -math.inf))
             js.label_clock = max(js.label_clock, clock.get("label", -math.inf))
@@ -187,11 +204,14 @@ class Joiner:
         else:
             early: EarlyLabel | None = early_items.pop(eid, None) if early_items else None
             if early is not None and -self.early_ms <= early.ts - ts <= self.window_ms:
-                self._learn(ms, js, eid, x, None, early.label, pred, version, ts, early.ts, b"joined", out)
+                self._learn(ms, js, eid, x, early.label, pred, version, ts, early.ts, b"joined", out)
                 js.done.add(eid, (JOINED, ts))
             else:
-                # An exact-size copy: orjson's own result keeps its ~4 KB write buffer (4.4 KB per pending event, measured).
-                js.pending.add(eid, PendingEvent(ts, offset, pred, version, memoryview(orjson.dumps(x)).tobytes()))
+                # The features as the dict itself while the store is small (most labels come soon: no encode, no
+                # decode), as compact orjson bytes beyond: at most YOUNG_PENDING dicts. An exact-size copy: orjson's
+                # own result keeps its ~4 KB write buffer (4.4 KB per pending event, measured).
+                feats = x if len(pending) < YOUNG_PENDING else memoryview(orjson.dumps(x)).tobytes()
+                js.pending.add(eid, PendingEvent(ts, offset, pred, version, feats))
                 if early is not None:  # came too early or too late for this event: refused, the event waits on
                     js.done.add(eid, (LABELLED, ts))
                     self._refuse(js, "late" if early.ts - ts > self.window_ms else "orphan",
@@ -223,7 +243,7 @@ class Joiner:
                 delay = lts - ev.ts
                 if -self.early_ms <= delay <= self.window_ms:
                     del js.pending.items[lid]
-                    self._learn(ms, js, lid, None, ev.features, label, ev.prediction, ev.model_version, ev.ts, lts, b"joined", out)
+                    self._learn(ms, js, lid, ev.features, label, ev.prediction, ev.model_version, ev.ts, lts, b"joined", out)
                     js.done.add(lid, (JOINED, ev.ts))
                 else:
                     js.done.add(lid, (LABELLED, ev.ts))  # the event stays pending and expires as if unlabelled
@@ -258,7 +278,7 @@ class Joiner:
         if eid not in js.done:
             js.done.add(eid, (EXPIRED, ev.ts))
         if self.default:
-            self._learn(ms, js, eid, None, ev.features, self.default_label, ev.prediction, ev.model_version, ev.ts, None,
+            self._learn(ms, js, eid, ev.features, self.default_label, ev.prediction, ev.model_version, ev.ts, None,
                         b"expired", out)
 
     def _refuse(self, js: JoinState, reason: str, rec: Any, out: Outputs | None) -> None:
@@ -266,12 +286,18 @@ class Joiner:
         if out is not None:
             out.dead_label(rec, f"{reason}_label", f"label refused: {reason}")
 
-    def _learn(self, ms: ModelState, js: JoinState, eid: Id, x: dict[str, Any] | None, features: bytes | None, label: Any,
-               pred: Any, version: int, ets: float, lts: float | None, outcome: bytes, out: Outputs | None) -> None:
+    def _learn(self, ms: ModelState, js: JoinState, eid: Id, feats: Features, label: Any, pred: Any, version: int,
+               ets: float, lts: float | None, outcome: bytes, out: Outputs | None) -> None:
         """One learning step, and its sample record: the features used for the prediction, never a later copy."""
-        if x is None:
-            assert features is not None
-            x = orjson.loads(features)
+        x: dict[str, Any]
+        features: bytes | None
+        if isinstance(feats, dict):
+            x, features = feats, None
+        else:
+            x, features = orjson.loads(feats), feats
+        sample = out.sample if out is not None else None
+        if sample is not None and features is None:
+            features = orjson.dumps(x)  # before learning: the sample holds what was learned, whatever the model does to x
         observe = self.observe if lts is not None else None  # the gate compares on real labels, not expiry defaults
         if observe is not None:
             try:
@@ -291,13 +317,12 @@ class Joiner:
             delay_s = (lts - ets) / 1000
             js.delay_sum_s += delay_s
             js.delay_hist[_bucket(delay_s)] += 1
-        if out is not None and out.sample is not None:
-            key = str(eid).encode()
-            out.sample(key, encode_sample(eid, features if features is not None else orjson.dumps(x), label, pred,
-                                          version, ets, lts, outcome))
+        if sample is not None:
+            assert features is not None
+            sample(str(eid).encode(), encode_sample(eid, features, label, pred, version, ets, lts, outcome))
 
 
-_merge_key = itemgetter(0, 1, 2)
+_kind = itemgetter(1)  # of a merge item
 _ts = attrgetter("ts")  # of a PendingEvent or an EarlyLabel
 _done_ts = itemgetter(1)  # of a done entry (code, event_ts)
 

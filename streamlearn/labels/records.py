@@ -1,10 +1,12 @@
-"""Label-mode records: a label record decoded, a kept one rebuilt for the DLQ, the training-sample record encoded.
+"""Label-mode records: events and labels decoded into merge items, a kept one rebuilt for the DLQ, the sample encoded.
 
 Per-record code of the join (`labels.join`), kept apart so the state machine reads on its own.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -19,6 +21,47 @@ class KafkaRecord(Protocol):
     def value(self) -> bytes | None: ...
     def key(self) -> bytes | None: ...
     def timestamp(self) -> tuple[int, int]: ...
+
+
+EVENT, LABEL, REFUSED = 0, 1, 2  # kinds of merge item; within one event time events come before labels
+#: A record of a chunk in merge order: (ts, kind, offset, id, features | label, raw event ts, record); for a record
+#: that does not decode (REFUSED): (-inf, REFUSED, offset, error code, detail, None, record).
+Item = tuple[float, int, int, Any, Any, Any, KafkaRecord]
+
+
+def decode_events(decoder: EventDecoder, records: Iterable[KafkaRecord]) -> list[Item]:
+    """Each event as its merge item; one that does not decode as a REFUSED item (ts -inf: the DLQ only).
+
+    Decoding is apart from the join's step (`Joiner.run_items`) so that label pacing, which needs the
+    event times before it releases anything, decodes each record once; the dead letter is still written
+    by the step, into the transaction of the chunk that consumes the record.
+    """
+    decode = decoder.decode
+    out: list[Item] = []
+    append = out.append
+    for rec in records:
+        try:
+            eid, x, _inline_label, ts = decode(rec.value())  # an inline label is ignored: labels come from the topic
+        except DecodeError as exc:
+            append((-math.inf, REFUSED, rec.offset(), exc.code, exc.detail, None, rec))
+            continue
+        append((float(ts) if ts is not None else float(rec.timestamp()[1]), EVENT, rec.offset(), eid, x, ts, rec))
+    return out
+
+
+def decode_labels(decoder: EventDecoder, fields: tuple[str, str, str], records: Iterable[KafkaRecord]) -> list[Item]:
+    """Each label as its merge item (see `decode_events`); `fields`: the id, label and ts field names."""
+    fid, flabel, fts = fields
+    out: list[Item] = []
+    append = out.append
+    for rec in records:
+        try:
+            lid, label, lts = decode_label(decoder, fid, flabel, fts, rec)
+        except DecodeError as exc:
+            append((-math.inf, REFUSED, rec.offset(), exc.code, exc.detail, None, rec))
+            continue
+        append((lts, LABEL, rec.offset(), lid, label, None, rec))
+    return out
 
 
 class StoredRecord:
@@ -69,14 +112,14 @@ def decode_label(decoder: EventDecoder, labels_id: str, labels_label: str, label
 
 
 _dumps = orjson.dumps
+_Fragment = orjson.Fragment
 
 
 def encode_sample(eid: Id, features: bytes, label: Any, pred: Any, version: int, ets: float, lts: float | None,
                   outcome: bytes) -> bytes:
-    """The training-sample record; the features bytes go in as stored (no re-encoding), spliced after the id."""
-    rest = _dumps({"label": label, "prediction": pred, "model_version": version, "event_ts": _ms(ets), "label_ts": _ms(lts),
-                   "outcome": _OUTCOMES[outcome]})
-    return b"".join((b'{"id":', _dumps(eid), b',"features":', features, b",", rest[1:]))
+    """The training-sample record; the features bytes go in as stored (a Fragment: never re-encoded)."""
+    return _dumps({"id": eid, "features": _Fragment(features), "label": label, "prediction": pred, "model_version": version,
+                   "event_ts": _ms(ets), "label_ts": _ms(lts), "outcome": _OUTCOMES[outcome]})
 
 
 _OUTCOMES = {b"joined": "joined", b"expired": "expired"}

@@ -6,7 +6,10 @@ import math
 
 import orjson
 
+from streamlearn.config import FieldsConfig, LabelsConfig
 from streamlearn.eos.label_pacing import Held
+from streamlearn.labels.join import Joiner
+from streamlearn.model.codec import EventDecoder
 
 
 class Rec:
@@ -23,16 +26,29 @@ class Rec:
         return 0, self._ts
 
 
+def _held(recs: list[Rec]) -> Held:
+    """Held as label mode fills it: decoded by the join's own event decoding."""
+    dec = EventDecoder(FieldsConfig(), is_classifier=True, is_multiclass=False, classes=None, max_value_bytes=1 << 20)
+    joiner = Joiner(LabelsConfig(source="topic"), dec, ("id", "label", "ts"), 0, True)
+    held = Held()
+    held.add(joiner.decode_events(recs))
+    return held
+
+
+def _event(i: int, **doc: object) -> bytes:
+    return orjson.dumps({"id": i, "features": {"a": 1.0}, **doc})
+
+
 def test_release_is_a_prefix_up_to_the_limit_and_keeps_the_rest_in_order() -> None:
-    held = Held()
-    held.add([Rec(i, orjson.dumps({"id": i, "ts": t})) for i, t in enumerate([10, 20, 15, 40, 30])], "ts")
-    assert [r.offset() for r in held.take(20)] == [0, 1, 2]
-    assert [r.offset() for r in held.take(35)] == []  # 40 comes first: a prefix only, so 30 waits behind it
-    assert [r.offset() for r in held.take(math.inf)] == [3, 4]
-    assert held.records == [] and held.ts == []
+    held = _held([Rec(i, _event(i, ts=t)) for i, t in enumerate([10, 20, 15, 40, 30])])
+    assert [it[2] for it in held.take(20)] == [0, 1, 2]
+    assert [it[2] for it in held.take(35)] == []  # 40 comes first: a prefix only, so 30 waits behind it
+    assert [it[2] for it in held.take(math.inf)] == [3, 4]
+    assert held.items == []
 
 
-def test_event_time_falls_back_like_the_join() -> None:
-    held = Held()
-    held.add([Rec(0, b"not json"), Rec(1, orjson.dumps({"id": 1}), ts=77), Rec(2, orjson.dumps({"id": 2, "ts": 9.5}))], "ts")
-    assert held.ts == [-math.inf, 77.0, 9.5]  # undecodable: released at once (it only goes to the DLQ); no ts: record time
+def test_event_time_is_the_joins() -> None:
+    held = _held([Rec(0, b"not json"), Rec(1, _event(1), ts=77), Rec(2, _event(2, ts=9.5)), Rec(3, orjson.dumps({"id": 3}))])
+    # Refused by the join (not JSON, no features): released at once, it only goes to the DLQ; no ts: record time.
+    assert [it[0] for it in held.items] == [-math.inf, 77.0, 9.5, -math.inf]
+    assert held.last_ts == -math.inf

@@ -226,6 +226,29 @@ def test_bad_label_records_go_to_the_dlq_with_a_reason() -> None:
     assert h.out.reasons() == ["invalid_json", "missing_label"] and h.js.label_offset == 2
 
 
+def test_a_bad_event_record_goes_to_the_dlq_and_the_chunk_goes_on_in_order() -> None:
+    h = Harness(on_expiry="default", default_label=False)
+    h.event("a", 100)
+    h.events.append(Rec(1, b"not json"))
+    h.events.append(Rec(2, {"id": "c", "ts": 100_500}))  # no features
+    h.event("d", 101).label("a", 102).label("d", 103).chunk()
+    assert h.out.dead == [("event", 1, "invalid_json"), ("event", 2, "missing_features")]
+    assert [p["id"] for p in h.out.predictions] == ["a", "d"] and [s["id"] for s in h.out.samples] == ["a", "d"]
+    assert h.ms.offset == 4 and h.ms.extra["dlq"] == 2
+
+
+def test_features_kept_as_dicts_or_as_bytes_give_the_same_samples_and_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pending features are dicts while the store is small and orjson bytes beyond: never a different outcome."""
+    young = _random_run(5)
+    assert any(isinstance(ev.features, dict) for ev in young.js.pending.items.values())
+    monkeypatch.setattr("streamlearn.labels.join.YOUNG_PENDING", 0)  # every pending event encoded
+    cold = _random_run(5)
+    assert all(isinstance(ev.features, bytes) for ev in cold.js.pending.items.values())
+    assert cold.out.samples == young.out.samples and cold.out.predictions == young.out.predictions
+    probes = [{"a": v / 10, "b": -v / 10} for v in range(-20, 20)]
+    assert [cold.ms.model.predict_proba_one(x) for x in probes] == [young.ms.model.predict_proba_one(x) for x in probes]
+
+
 def test_a_pickled_join_state_resumes_identically() -> None:
     live = _random_run(3)
     js2 = pickle.loads(pickle.dumps(live.js))
