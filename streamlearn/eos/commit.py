@@ -16,8 +16,8 @@ halts the partition with an error naming the input offset and the cause,
 instead of aborting and replaying forever.
 
 Cadence: a batch commits every `commit_interval_ms`, or sooner at
-`max_batch` records; the partitions of a worker share their deadlines, so
-their commits overlap (`runtime.commit_round`).
+`max_batch` records, with the partitions' deadlines staggered over the
+interval.
 """
 
 from __future__ import annotations
@@ -211,37 +211,29 @@ class CommitStats:
 
 
 class CommitCadence:
-    """Common commit deadlines: every partition's batch ends at the same moments, one interval apart.
+    """Staggered commit deadlines: partition i of n commits at phase i/n of the interval.
 
-    The partitions' commits then run together (`runtime.commit_round`: one thread per
-    transactional producer), so a worker waits for about one broker round trip per interval
-    instead of one per partition. Deadlines were once staggered over the interval, because
-    commits ran one after another and the last partition's records waited for all of them.
-    A partition also commits as soon as its batch holds `max_batch` records.
+    One transaction commit costs a few ms; committing all n back to back made the
+    last partition's records wait for n commits, every interval (the latency tail).
     """
 
     def __init__(self, partition_ids: Iterable[int], interval_s: float, max_batch: int, now: float) -> None:
+        ids = sorted(partition_ids)
         self.interval_s = interval_s
         self.max_batch = max_batch
-        self._origin = now  # every deadline is origin + k × interval, handed-over partitions' too
-        self._next = {p: now + interval_s for p in partition_ids}
+        self._next = {p: now + interval_s * (i + 1) / len(ids) for i, p in enumerate(ids)}
 
     def soonest(self, partition_ids: Iterable[int]) -> float:
         """The next deadline (infinity with no partitions: a run waiting for a hand-off)."""
         return min((self._next[p] for p in partition_ids if p in self._next), default=math.inf)
 
-    def _following(self, now: float) -> float:
-        """The first common deadline after `now`."""
-        nxt = self._origin + (math.floor((now - self._origin) / self.interval_s) + 1) * self.interval_s
-        return nxt if nxt > now else nxt + self.interval_s  # floor() of a float quotient can land one interval short
-
     def due(self, open_records: Mapping[int, int], now: float) -> list[int]:
         """The partitions to commit now (deadline passed or batch full); their next deadlines move on.
 
-        A partition handed over while running joins at the next common deadline.
+        A partition handed over while running gets its first deadline one interval from now.
         """
-        due = [p for p, n in open_records.items()
-               if self._next.setdefault(p, self._following(now)) <= now or n >= self.max_batch]
+        due = [p for p, n in open_records.items() if self._next.setdefault(p, now + self.interval_s) <= now or n >= self.max_batch]
         for p in due:
-            self._next[p] = self._following(max(now, self._next[p]))
+            nxt = self._next[p] + self.interval_s
+            self._next[p] = nxt if nxt > now else now + self.interval_s
         return due

@@ -131,11 +131,8 @@ class PartitionTask:
     # ---- 4. commit (commit.py, halting.py) --------------------------------------------
     def commit(self) -> bool:
         """Commit the open batch; False if it was aborted and the partition restored (or halted)."""
-        return self.settle(self.end_batch()) if self.batch.open else True
-
-    def end_batch(self) -> tuple[Verdict, int, float]:
-        """The commit's broker (or Redis) half, touching only this task's producer: the runtime may run
-        several partitions' at once (`runtime.commit_round`). The verdict is acted on by `settle`."""
+        if not self.batch.open:
+            return True
         state, producer = self.state, self.ownership.producer
         assert state is not None and producer is not None
         if faults.ENABLED:
@@ -145,18 +142,13 @@ class PartitionTask:
         verdict = batch_verdict(producer, self.consumer, self.store, self.deliveries, self.ownership, next_offset,
                                 self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.mode.commit_offsets(state),
                                 self.redis_call)
-        return verdict, next_offset, (time.perf_counter() - t0) * 1000
-
-    def settle(self, ended: tuple[Verdict, int, float]) -> bool:
-        """Act on `end_batch`'s verdict, on the loop's thread: halt, restore, or move the committed offset."""
-        verdict, next_offset, took_ms = ended
         if verdict is Verdict.HALT:
             self.halt(self.deliveries.permanent)
             return False
         if verdict is not Verdict.COMMITTED:
             self.recover(fatal=verdict is Verdict.REOWN)
             return False
-        self.commit_stats.observe(took_ms)
+        self.commit_stats.observe((time.perf_counter() - t0) * 1000)
         self.batch.reset()
         self.deliveries.clear()
         self.committed_offset = next_offset

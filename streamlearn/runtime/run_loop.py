@@ -33,7 +33,6 @@ from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
-from streamlearn.runtime.commit_round import CommitRound
 from streamlearn.runtime.handoff import Handoffs
 from streamlearn.runtime.intake import Backlog
 from streamlearn.runtime.redis_pause import RedisPause
@@ -78,7 +77,6 @@ class Run:
         self.tasks = {p: self.new_task(p) for p in partitions}
         self.rescale = RescaleStore(self.store)
         self.handoffs = Handoffs()
-        self.commits = CommitRound(parallel=pc.guarantee == "exactly_once")  # one producer per partition: commits overlap
         self.retiring = False  # the last partition left was lost to another owner: the run ends
 
     def start(self) -> None:
@@ -102,7 +100,7 @@ class Run:
             committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
             if not committing:
                 continue
-            self._commit([self.tasks[p] for p in committing])
+            self.each([self.tasks[p] for p in committing], PartitionTask.commit)
             self.handoffs.after_commits(self)
             # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
             # refuses an open one): the blob is exactly the state at the committed offset (I4).
@@ -125,7 +123,6 @@ class Run:
             self.with_redis(list(self.tasks.values()), self.each, self.tasks.values(), PartitionTask.stop, give_up_on_stop=True)
 
     def close(self) -> None:
-        self.commits.close()
         if self.forker is not None:
             self.forker.close()
         for t in self.tasks.values():
@@ -165,10 +162,7 @@ class Run:
                     self.backlog.keep(p, task.restores, list(rest))
 
     def _commit_all(self) -> None:
-        self._commit(list(self.tasks.values()))
-
-    def _commit(self, tasks: list[PartitionTask]) -> None:
-        self.commits.commit(tasks, self._guarded, lambda t: self.tasks.get(t.partition_id) is t)
+        self.each(self.tasks.values(), PartitionTask.commit)
 
     def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
         """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""
