@@ -115,6 +115,7 @@ class _Proc:
     child_last_s: float = 0.0
     peak_rss_mb: float = 0.0
     alive: bool = True
+    series: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, own cpu s): its share of a window
 
 
 @dataclass
@@ -157,7 +158,8 @@ class TreeSampler:
             if p is None or (p.ppid != ppid and not p.alive):
                 p = self.procs[pid] = _Proc(ppid, _cmd(pid))
             p.alive, p.own_s, p.child_last_s = True, own, child
-            if not p.cmd.startswith("ray::"):  # Ray sets a worker's title (ray::PartitionWorker...) after it starts
+            p.series.append((now, own))
+            if not p.cmd.startswith("ray::") or p.cmd == "ray::IDLE":  # Ray titles a worker (ray::PartitionWorker...) once it hosts an actor
                 p.cmd = _cmd(pid)
             rss = _rss_mb(pid)
             p.peak_rss_mb = max(p.peak_rss_mb, rss)
@@ -189,6 +191,18 @@ class TreeSampler:
             return None
         return _at(self.cpu_series, t1) - _at(self.cpu_series, t0)
 
+    def by_process_between(self, t0: float, t1: float) -> dict[str, dict[str, float]]:
+        """CPU s per command in a window: which process spends a system's CPU while it works (not its start-up)."""
+        by: dict[str, dict[str, float]] = {}
+        for p in self.procs.values():
+            if len(p.series) < 2 or p.series[-1][0] < t0 or p.series[0][0] > t1:
+                continue
+            cpu = _at(p.series, t1) - _at(p.series, t0)
+            agg = by.setdefault(p.cmd, {"processes": 0, "cpu_s": 0.0})
+            agg["processes"] += 1
+            agg["cpu_s"] = round(agg["cpu_s"] + cpu, 3)
+        return dict(sorted(by.items(), key=lambda kv: -kv[1]["cpu_s"]))
+
     def result(self, events: int | None = None, window: tuple[float, float] | None = None) -> dict[str, Any]:
         by_cmd: dict[str, dict[str, float]] = {}
         contrib = self._contributions()
@@ -208,6 +222,7 @@ class TreeSampler:
         }
         if window is not None:
             out["window_s"] = round(window[1] - window[0], 3)
+            out["by_process_window"] = self.by_process_between(*window)
             out["cpu_s_window"] = round(win_cpu, 3) if win_cpu is not None else None
             if events and win_cpu is not None:
                 out["cpu_s_per_1k_events"] = round(1000.0 * win_cpu / events, 4)

@@ -78,13 +78,18 @@ def make_consumer(bootstrap: str, group_id: str, extra: Mapping[str, Any] | None
 
 
 def make_transactional_producer(
-    bootstrap: str, transactional_id: str, transaction_timeout_ms: int, extra: Mapping[str, Any] | None = None
+    bootstrap: str, transactional_id: str, transaction_timeout_ms: int, extra: Mapping[str, Any] | None = None,
+    linger_ms: int = 5,
 ) -> Producer:
+    """`linger_ms`: what a transaction produces is invisible until it commits, and the commit
+    flushes at once (librdkafka ignores linger.ms then), so lingering up to the commit interval
+    costs no latency and sends a transaction's records in a few requests instead of one every
+    5 ms (fewer broker requests, less client CPU). A user's `linger.ms` in `extra` still wins."""
     extra = dict(extra or {})
     _check_pinned(extra, PINNED_TXN_PRODUCER, "producer")
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
-        "linger.ms": 5,
+        "linger.ms": linger_ms,
         "message.max.bytes": LARGE_MESSAGE_BYTES,
         "log_level": 3,
         **extra,

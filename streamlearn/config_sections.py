@@ -65,7 +65,9 @@ class KafkaConfig(_Section):
         default_factory=dict, description="librdkafka consumer settings passed through (security.protocol, sasl.*, ssl.* ...)."
     )
     producer: dict[str, Any] = Field(
-        default_factory=dict, description="librdkafka producer settings passed through (security included)."
+        default_factory=dict, description="librdkafka producer settings passed through (security included). Unless linger.ms is set here, "
+                                    "exactly_once producers linger up to processing.commit_interval_ms (at most 1000 ms): "
+                                    "a transaction's records are invisible until its commit, which sends them at once."
     )
 
     @field_validator("bootstrap")

@@ -103,6 +103,7 @@ class Ownership:
                 f"{self.cfg.app}-{self.topic}-{self.partition_id}",
                 self.cfg.kafka.transaction_timeout_ms,
                 self.cfg.kafka.producer,
+                linger_ms=txn_linger_ms(self.cfg.processing.commit_interval_ms),
             )
             # Fences the previous owner and aborts its open transaction.
             self.heartbeat.beat()
@@ -157,3 +158,11 @@ class Ownership:
                 # A fenced or fatally failed producer has nothing left that could ever commit.
                 logs.event(log, logging.INFO, "producer_closed_with_error", **self.ctx(error=str(exc.args[0])[:200]))
         self.producer = None
+
+
+MAX_TXN_LINGER_MS = 1000  # bounds what waits in the client's queue between a long interval's commits
+
+
+def txn_linger_ms(commit_interval_ms: int) -> int:
+    """The transactional producer's linger.ms: the commit interval (the commit flushes anyway), at least 5, at most 1 s."""
+    return max(5, min(commit_interval_ms, MAX_TXN_LINGER_MS))

@@ -29,7 +29,7 @@ from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos import status as published
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.runtime import orphan_watch, ray_api
+from streamlearn.runtime import heap, orphan_watch, ray_api
 from streamlearn.runtime.run_loop import Run
 
 log = logs.get("worker")
@@ -102,6 +102,8 @@ class PartitionWorker:
             return self.join_run()
         self._stop.clear()
         self._heartbeat.beat()
+        if self.node:  # a Ray worker process: its heap is ours to tune (not a test's or a benchmark's driver)
+            heap.settle()
         run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
         self._run = run
         result = "stopped"
