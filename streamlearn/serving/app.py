@@ -101,9 +101,10 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
     from streamlearn.runtime import ray_api
 
     stop = threading.Event()
+    work = ingress.workdir()
     if ray_address is None:  # inherited by the controller, proxy and replicas of the local Ray started below
         os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if cfg.serving.ingress == "haproxy" else "0"
-        ingress.apply(ingress.ingress_env(cfg.serving.ingress, host))
+        ingress.apply(ingress.ingress_env(cfg.serving.ingress, host, work))
     ray_api.init(ray_address, 1)
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stop.set())
@@ -119,3 +120,4 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
             serve.shutdown()
         finally:
             ray_api.shutdown()
+            ingress.cleanup(work)

@@ -22,6 +22,7 @@ is made private to this instance, so two `streamlearn serve` on one machine
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -39,13 +40,27 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def ingress_env(kind: str, host: str = "127.0.0.1", workdir: Path | None = None) -> dict[str, str]:
-    """The RAY_SERVE_* variables for `kind` ("haproxy" or "proxy"), with this instance's own ports and files."""
+#: HAProxy's admin socket goes to <dir>/<56-character node id>/admin.sock, and a Unix socket path has at most
+#: 97 characters there: the directory is short and under /tmp (not $TMPDIR, which can be long), as Ray's own is.
+MAX_SOCKET_PATH = 97
+NODE_ID_CHARS = 56
+
+
+def workdir() -> Path:
+    """A private directory for HAProxy's files (remove it with `cleanup` once Serve is shut down)."""
+    return Path(tempfile.mkdtemp(prefix="slsrv-", dir="/tmp"))
+
+
+def cleanup(d: Path) -> None:
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def ingress_env(kind: str, host: str, d: Path) -> dict[str, str]:
+    """The RAY_SERVE_* variables for `kind` ("haproxy" or "proxy"), with this instance's own ports and files in `d`."""
     env = dict(LATENCY_KNOBS)
     if kind != "haproxy":
         env["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
         return env
-    d = workdir or Path(tempfile.mkdtemp(prefix="streamlearn-serve-haproxy-"))
     env.update({
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(d / "haproxy.cfg"),

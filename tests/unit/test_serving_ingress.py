@@ -25,7 +25,7 @@ def test_default_ingress_is_haproxy_and_a_wrong_value_names_the_key() -> None:
 
 def test_haproxy_mode_is_private_to_the_instance(tmp_path: Path) -> None:
     """Two instances on one machine get their own files and ports, and none of Ray's machine-wide defaults."""
-    a, b = ingress.ingress_env("haproxy", workdir=tmp_path / "a"), ingress.ingress_env("haproxy", workdir=tmp_path / "b")
+    a, b = ingress.ingress_env("haproxy", "127.0.0.1", tmp_path / "a"), ingress.ingress_env("haproxy", "127.0.0.1", tmp_path / "b")
     assert a["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
     assert a["RAY_SERVE_HAPROXY_METRICS_ENABLED"] == "0"
     for key in ("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", "RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_SERVER_STATE_FILE",
@@ -43,10 +43,22 @@ def test_haproxy_mode_is_private_to_the_instance(tmp_path: Path) -> None:
 
 
 def test_proxy_mode_turns_haproxy_off_and_keeps_the_latency_knobs() -> None:
-    env = ingress.ingress_env("proxy")
+    env = ingress.ingress_env("proxy", "127.0.0.1", Path("/unused"))
     assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
     assert env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
     assert not any("HAPROXY" in k for k in env)
+
+
+def test_the_admin_socket_path_fits_a_unix_socket() -> None:
+    """HAProxy refused to start with the socket under a long temporary directory ("too long (max 97)")."""
+    d = ingress.workdir()
+    try:
+        sock = Path(ingress.ingress_env("haproxy", "127.0.0.1", d)["RAY_SERVE_HAPROXY_SOCKET_PATH"])
+        assert d.is_dir()
+        assert len(str(sock.parent / ("f" * ingress.NODE_ID_CHARS) / sock.name)) <= ingress.MAX_SOCKET_PATH
+    finally:
+        ingress.cleanup(d)
+    assert not d.exists()
 
 
 def test_an_explicit_environment_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
