@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw-dir", default=str(RAW), help="where serving-<n>.json goes (default bench/results/raw)")
     ap.add_argument("--result-file", help="also write the result JSON here (bench.run reads it)")
     ap.add_argument("--ingress", choices=["haproxy", "proxy"], default="haproxy", help="serving.ingress (default haproxy)")
+    ap.add_argument("--replicas", type=int, default=1, help="serving.replicas (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="client connections of the load generator (default 32)")
     args = ap.parse_args(argv)
     # SIGTERM (or a SIGINT a background job ignores) must still run the cleanup below: the learner and
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"],
                   "publish": {"every_s": args.publish_every}},
         "processing": {"workers": 1, "standby_workers": 0},
-        "serving": {"ingress": args.ingress},
+        "serving": {"ingress": args.ingress, "replicas": args.replicas},
         # Learner and serving refuse to sign or verify versions with the development key: a real, per-run secret.
         "checkpoint": {"secret": "bench-" + secrets.token_hex(16)},
         "metrics": {"port": None},
@@ -221,11 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         delete_topics(services.bootstrap, [topic, f"{topic}-out", f"{topic}-dlq"])
         services.stop()
     out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared or bool(args.bootstrap), "publish_every_s": args.publish_every,
-           "replicas": 1, "workers": 1,
+           "replicas": args.replicas, "workers": 1,
            "connections": args.connections, "ingress": args.ingress, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
     raw = Path(args.raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
-    n = len(list(raw.glob("serving-*.json")))
+    n = 0
+    while (raw / f"serving-{n}.json").exists():  # the first free number: never overwrite an earlier run
+        n += 1
     path = raw / f"serving-{n}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     if args.result_file:

@@ -140,28 +140,46 @@ def machine_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def cpu_snapshot(roots: dict[str, int]) -> dict[int, tuple[str, str, float]]:
-    """pid → (group, command, own CPU s) for each root's process tree (its descendants and session)."""
-    out: dict[int, tuple[str, str, float]] = {}
+def _runq_wait_s(pid: int) -> float:
+    """Seconds this process's threads spent runnable but waiting for a core (/proc/<pid>/task/*/schedstat)."""
+    total = 0.0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+def cpu_snapshot(roots: dict[str, int]) -> dict[int, tuple[str, str, float, float]]:
+    """pid → (group, command, own CPU s, run-queue wait s) for each root's process tree (its descendants and session)."""
+    out: dict[int, tuple[str, str, float, float]] = {}
     for group, root in roots.items():
         for pid, (_ppid, _sid, own, _child) in tree(root).items():
-            out.setdefault(pid, (group, _cmd(pid), own))
+            if pid not in out:
+                out[pid] = (group, _cmd(pid), own, _runq_wait_s(pid))
     return out
 
 
-def cpu_shares(before: dict[int, tuple[str, str, float]], after: dict[int, tuple[str, str, float]], wall_s: float,
-               busy: tuple[tuple[float, float], tuple[float, float]]) -> dict[str, Any]:
+def cpu_shares(before: dict[int, tuple[str, str, float, float]], after: dict[int, tuple[str, str, float, float]],
+               wall_s: float, busy: tuple[tuple[float, float], tuple[float, float]]) -> dict[str, Any]:
     """Share of one core each process used between two snapshots, by group and command (busiest first).
 
     `busy` is machine_busy() at both ends: the whole machine's busy share, other users and the broker included.
+    `runq_wait_share`: seconds per second a process's threads were ready to run but waited for a core (summed
+    over threads, so it can exceed 1): on a shared machine, the part of a latency no code change removes.
     """
     by: dict[str, float] = {}
+    wait: dict[str, float] = {}
     groups: dict[str, float] = {}
-    for pid, (group, cmd, own) in after.items():
+    for pid, (group, cmd, own, waited) in after.items():
         used = own - (before[pid][2] if pid in before else 0.0)
         key = f"{group}: {cmd}"
         by[key] = by.get(key, 0.0) + used
+        wait[key] = wait.get(key, 0.0) + waited - (before[pid][3] if pid in before else 0.0)
         groups[group] = groups.get(group, 0.0) + used
     share = {k: round(v / wall_s, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v / wall_s >= 0.005}
-    return {"wall_s": round(wall_s, 1), "machine_busy_share": round((busy[1][0] - busy[0][0]) / max(1.0, busy[1][1] - busy[0][1]), 3), "by_group": {k: round(v / wall_s, 3) for k, v in sorted(groups.items())},
-            "by_process": share, "machine_cores": os.cpu_count()}
+    return {"wall_s": round(wall_s, 1), "machine_busy_share": round((busy[1][0] - busy[0][0]) / max(1.0, busy[1][1] - busy[0][1]), 3),
+            "by_group": {k: round(v / wall_s, 3) for k, v in sorted(groups.items())}, "by_process": share,
+            "runq_wait_share": {k: round(wait[k] / wall_s, 3) for k in share}, "machine_cores": os.cpu_count()}
