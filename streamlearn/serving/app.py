@@ -111,7 +111,8 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config=SERVE_LOGGING)
         serve.run(build(cfg), name=f"streamlearn-{cfg.app}", route_prefix="/")
-        logs.event(log, logging.INFO, "serving_started", app=cfg.app, host=host, port=port)
+        logs.event(log, logging.INFO, "serving_started", app=cfg.app, host=host, port=port,
+                   ingress=cfg.serving.ingress if ray_address is None else "the cluster's RAY_SERVE_* environment")
         if ready is not None:
             ready(host, port)
         stop.wait()
