@@ -22,6 +22,7 @@ is made private to this instance, so two `streamlearn serve` on one machine
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -34,10 +35,26 @@ from pathlib import Path
 LATENCY_KNOBS = {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+#: Where this instance's HAProxy metrics/stats and fallback-proxy ports are picked: below the kernel's ephemeral
+#: range (32768+, where a port that is free now is soon some connection's), above Ray's worker ports
+#: (10002-19999), apart from Serve's direct-ingress ranges (30000-31000, 40000-41000). HAProxy binds its metrics
+#: and stats frontends on all interfaces, so a port must be free there, not only on serving.host.
+PORT_RANGE = (20000, 29999)
+
+
+def _free_port(_host: str, taken: set[int]) -> int:
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise OSError(f"no free port in {PORT_RANGE[0]}-{PORT_RANGE[1]} for HAProxy after 200 tries")
 
 
 #: HAProxy's admin socket goes to <dir>/<56-character node id>/admin.sock, and a Unix socket path has at most
@@ -61,6 +78,7 @@ def ingress_env(kind: str, host: str, d: Path) -> dict[str, str]:
     if kind != "haproxy":
         env["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
         return env
+    taken: set[int] = set()
     env.update({
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(d / "haproxy.cfg"),
@@ -71,11 +89,11 @@ def ingress_env(kind: str, host: str, d: Path) -> dict[str, str]:
         # Ray Serve's own per-request HTTP metrics come from HAProxy writing one log line per request to a
         # socket that a Python actor parses: CPU per request for numbers GET /metrics already has.
         "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port(host)),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port(host)),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port(host, taken)),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port(host, taken)),
         # The Python proxy stays up as HAProxy's fallback while no replica is ready.
-        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(_free_port(host)),
-        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(_free_port(host)),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(_free_port(host, taken)),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(_free_port(host, taken)),
         # A direct-ingress replica waits this long before it stops, so that external load balancers notice
         # (default 30 s, which made every SIGTERM of `serve` take 40 s); ours is HAProxy, told at once.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",

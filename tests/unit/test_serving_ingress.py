@@ -36,9 +36,10 @@ def test_haproxy_mode_is_private_to_the_instance(tmp_path: Path) -> None:
              "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
     mine = [int(a[k]) for k in ports]
     assert len(set(mine)) == len(mine) and not {8404, 9101, 8500, 9500} & set(mine)
-    for port in mine:  # free when chosen: bindable now
+    for port in mine:  # free on every interface (HAProxy binds its metrics/stats there), outside the ephemeral range
+        assert ingress.PORT_RANGE[0] <= port <= ingress.PORT_RANGE[1]
         with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
+            s.bind(("", port))
     assert a["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"
 
 
