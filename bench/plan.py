@@ -19,6 +19,9 @@ STOP_S = {"streamlearn": 6.0, "streamlearn_labels": 6.0, "quixstreams": 2.0, "by
 TOPIC_S = 1.5  # create + delete topics, reader start, per measurement
 DRAIN_S = 1.5  # between two rates of the latency grid: the previous rate's tail drains
 LABELS_SAMPLES_TAIL_S = 2.0  # label mode: waiting for the sample log to complete after the last prediction
+# Serving row (bench/serving.py): `streamlearn serve` start-up (Ray, Serve, HAProxy, first replica), every partition's
+# first published version (publish every 2 s), and its SIGTERM; the learner it runs beside starts and stops as above.
+SERVE_STARTUP_S, SERVE_FIRST_VERSIONS_S, SERVE_STOP_S = 20.0, 6.0, 8.0
 
 
 @dataclass
@@ -37,16 +40,24 @@ class Plan:
     variant_events: int
     recovery_systems: list[str] = field(default_factory=list)
     throughput_only: list[str] = field(default_factory=list)  # no latency grid (label mode)
+    serving_s: float = 0.0  # seconds of offered requests in the serving row (0: no serving row)
+    serving_rate: float = 200.0  # requests/s offered to POST /predict
+
+    @property
+    def serving(self) -> bool:
+        return self.serving_s > 0
 
     @staticmethod
     def full(systems: list[str]) -> Plan:
         return Plan(events=120_000, runs=3, rates=[2000.0, 5000.0, 10000.0], latency_runs=3, latency_s=5.0, warmup_s=1.0,
-                    kills=5, kill_every_s=8.0, recovery_rate=5000.0, systems=systems, variants=True, variant_events=60_000)
+                    kills=5, kill_every_s=8.0, recovery_rate=5000.0, systems=systems, variants=True, variant_events=60_000,
+                    serving_s=60.0)
 
     @staticmethod
     def quick(systems: list[str]) -> Plan:
         return Plan(events=20_000, runs=1, rates=[2000.0, 5000.0], latency_runs=1, latency_s=4.0, warmup_s=1.0,
-                    kills=2, kill_every_s=7.0, recovery_rate=2000.0, systems=systems, variants=False, variant_events=20_000)
+                    kills=2, kill_every_s=7.0, recovery_rate=2000.0, systems=systems, variants=False, variant_events=20_000,
+                    serving_s=15.0)
 
 
 def _kind(system: str, kinds: dict[str, str]) -> str:
@@ -72,8 +83,10 @@ def estimate_s(plan: Plan, kinds: dict[str, str]) -> dict[str, float]:
         var += 3 * plan.runs * (sl + plan.events * 2 / 3 / hoeffding_eps)  # checkpoint never / 1 s / 1 s inline
         var += 2 * (sl + plan.variant_events / 18_000.0)  # commit interval 10 and 1000 ms
         var += 2 * (sl + plan.variant_events / 11_000.0) + 2 * (STARTUP_S["model_limit"] + plan.variant_events / 18_000.0)
+    serve = (STARTUP_S["streamlearn"] + SERVE_STARTUP_S + SERVE_FIRST_VERSIONS_S + plan.serving_s + SERVE_STOP_S
+             + STOP_S["streamlearn"] + TOPIC_S) if plan.serving else 0.0
     produce = 10.0 + 2 * plan.events / 50_000.0  # dataset + backlog topics
     if any(_kind(n, kinds) == "streamlearn_labels" for n in plan.systems):
         produce += 3.0 + 2 * plan.events / 50_000.0  # label mode's own backlog: unlabelled events + their labels
     return {"throughput": round(thr), "latency": round(lat), "recovery": round(rec), "variants": round(var),
-            "setup": round(produce + 25.0), "total": round(thr + lat + rec + var + produce + 25.0)}
+            "serving": round(serve), "setup": round(produce + 25.0), "total": round(thr + lat + rec + var + serve + produce + 25.0)}

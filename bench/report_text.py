@@ -262,9 +262,13 @@ def hotpath_section(raws: list[dict[str, Any]]) -> str:
 
 
 def page(summary: dict[str, Any], raws: list[dict[str, Any]], d: dict[str, Any]) -> str:
+    from bench.report_serving import serving_section  # (it formats with this module's helpers)
+
     peers = ", ".join(f"`{p}`" for p in PEERS)
+    serving = serving_section(summary)
     parts = [header(summary), method(summary), systems_table(summary), throughput_table(summary), latency_table(summary),
-             recovery_table(summary), variants_section(summary, d), targets(summary, d), hotpath_section(raws),
+             recovery_table(summary), variants_section(summary, d), targets(summary, d), *([serving] if serving else []),
+             hotpath_section(raws),
              "\n".join(["## Reproduce", "", "```sh",
                         "make bench-quick                       # smoke test, a few minutes",
                         "make bench                             # the full run (bench.run prints its estimated duration first)",

@@ -24,6 +24,7 @@ import orjson
 from bench import common, provenance
 from bench.measure import Bench, log
 from bench.plan import Plan, estimate_s
+from bench.serving_row import serving_phase
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -201,6 +202,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.rates = []
     if args.no_recovery:
         plan.recovery_systems = []
+    if args.serving_s is not None:
+        plan.serving_s = args.serving_s
+    if args.serving_rate is not None:
+        plan.serving_rate = args.serving_rate
+    if args.no_serving:
+        plan.serving_s = 0.0
     return plan
 
 
@@ -220,6 +227,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-recovery", action="store_true")
+    ap.add_argument("--no-serving", action="store_true", help="skip the serving row (bench/serving.py)")
+    ap.add_argument("--serving-s", type=float, help="seconds of offered requests in the serving row (full 60; quick 15)")
+    ap.add_argument("--serving-rate", type=float, help="requests/s offered in the serving row (200)")
     ap.add_argument("--estimate", action="store_true", help="print the plan and its estimated duration, then exit")
     ap.add_argument("--bootstrap", help="use this broker instead of starting a private one")
     ap.add_argument("--redis-url", help="use this Redis instead of starting a private one")
@@ -250,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"events": plan.events, "runs": plan.runs, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
                    "latency_runs": plan.latency_runs, "latency_s": plan.latency_s, "warmup_s": plan.warmup_s, "kills": plan.kills,
                    "kill_every_s": plan.kill_every_s, "recovery_offered_eps": plan.recovery_rate, "quick": args.quick,
+                   "serving_s": plan.serving_s, "serving_rate": plan.serving_rate,
                    "model": "StandardScaler | LogisticRegression (numeric)", "estimated_s": est},
         "systems": {}, "variants": {}}
     b = Bench(plan, svc, tmp, Path(args.raw_dir), args.run_timeout)
@@ -261,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         recovery_phase(b, plan, summary["systems"])
         if plan.variants:
             variants_phase(b, plan, summary["systems"], summary["variants"])
+        if plan.serving:
+            serving_phase(b, plan, summary)
     finally:
         summary["wall_s"] = round(time.time() - started, 1)
         summary["machine"]["loadavg_at_end"] = provenance.loadavg()

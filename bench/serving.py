@@ -25,7 +25,6 @@ import argparse
 import http.client
 import json
 import os
-import queue
 import secrets
 import signal
 import subprocess
@@ -36,12 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis
 import yaml
 
 from bench.common import (
-    PacedProducer,
     Services,
     create_topics,
     dataset,
@@ -50,6 +47,7 @@ from bench.common import (
     percentile,
     uid,
 )
+from bench.serving_load import Feeder, cpu_shares, cpu_snapshot, load, machine_busy
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW = ROOT / "bench" / "results" / "raw"
@@ -114,64 +112,6 @@ class Announcements(threading.Thread):
                     self.seen[(int(part), int(version))] = time.time() * 1000
 
 
-def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]], threads: int = 8) -> dict[str, Any]:
-    """Open loop: request i is due at t0 + i/rate; latency counts from when it was due."""
-    due: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
-    lat_ms: list[float] = []
-    service_ms: list[float] = []  # from the actual send: the server's part, without the generator's queueing
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while True:
-            item = due.get()
-            if item is None:
-                return
-            at, body = item
-            wait = at - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-            sent = time.perf_counter()
-            try:
-                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                resp.read()
-                ok = resp.status == 200
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                ok, resp = False, None
-                errors.append(type(exc).__name__)
-            done = time.perf_counter()
-            with lock:
-                if ok:
-                    lat_ms.append((done - at) * 1000)
-                    service_ms.append((done - sent) * 1000)
-                elif resp is not None:
-                    errors.append(str(resp.status))
-
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    t0 = time.perf_counter() + 0.2
-    n = int(rate * duration_s)
-    for i in range(n):
-        ev = events[i % len(events)]
-        due.put((t0 + i / rate, orjson.dumps({"id": ev["id"], "features": ev["features"]})))
-    for _ in pool:
-        due.put(None)
-    for t in pool:
-        t.join()
-    wall = time.perf_counter() - t0
-    return {"offered_rps": rate, "requests": n, "ok": len(lat_ms), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
-            "achieved_rps": len(lat_ms) / wall if wall > 0 else 0.0,
-            "latency_p50_ms": percentile(lat_ms, 50), "latency_p95_ms": percentile(lat_ms, 95),
-            "latency_p99_ms": percentile(lat_ms, 99), "latency_max_ms": max(lat_ms) if lat_ms else None,
-            "service_p50_ms": percentile(service_ms, 50), "service_p95_ms": percentile(service_ms, 95),
-            "service_p99_ms": percentile(service_ms, 99)}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rate", type=float, default=200.0, help="offered requests/s (default 200)")
@@ -179,11 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--learner-rate", type=float, default=None, help="events/s into the learner (default: half its throughput)")
     ap.add_argument("--publish-every", type=float, default=2.0, help="model.publish.every_s (default 2)")
     ap.add_argument("--shared", action="store_true", help="use the Kafka/Redis on 127.0.0.1:9092/6379")
+    ap.add_argument("--bootstrap", help="use this broker (with --redis-url; bench.run passes its own)")
+    ap.add_argument("--redis-url", help="use this Redis (with --bootstrap)")
+    ap.add_argument("--raw-dir", default=str(RAW), help="where serving-<n>.json goes (default bench/results/raw)")
+    ap.add_argument("--result-file", help="also write the result JSON here (bench.run reads it)")
+    ap.add_argument("--ingress", choices=["haproxy", "proxy"], default="haproxy", help="serving.ingress (default haproxy)")
+    ap.add_argument("--replicas", type=int, default=1, help="serving.replicas (default 1)")
+    ap.add_argument("--connections", type=int, default=32, help="client connections of the load generator (default 32)")
     args = ap.parse_args(argv)
+    # SIGTERM (or a SIGINT a background job ignores) must still run the cleanup below: the learner and
+    # serving run in their own sessions and would outlive this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadavg_at_start = os.getloadavg()  # (machine_info's is taken when the JSON is written, at the end)
     learner_rate = args.learner_rate or _half_learner_throughput()
     root = Path(tempfile.mkdtemp(prefix="streamlearn-bench-serving-"))
-    if args.shared:
+    if args.bootstrap and args.redis_url:
+        services = Services(args.bootstrap, args.redis_url)
+    elif args.shared:
         services = Services("127.0.0.1:9092", "redis://127.0.0.1:6379/0")
     else:
         from bench.common import start_services
@@ -199,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"],
                   "publish": {"every_s": args.publish_every}},
         "processing": {"workers": 1, "standby_workers": 0},
+        "serving": {"ingress": args.ingress, "replicas": args.replicas},
         # Learner and serving refuse to sign or verify versions with the development key: a real, per-run secret.
         "checkpoint": {"secret": "bench-" + secrets.token_hex(16)},
         "metrics": {"port": None},
@@ -208,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     events = dataset(20_000, 0)
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
-    feeder = PacedProducer(services.bootstrap, topic, events, learner_rate, args.duration + 240)
+    feeder = Feeder(services.bootstrap, topic, events, learner_rate, args.duration + 240)
     ann = Announcements(services.redis_url, f"bench:{app}:{topic}:models")
     result: dict[str, Any] = {}
     try:
@@ -217,11 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         # concurrent starts time out.
         log = open(root / "run.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
-                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         store = redis.Redis.from_url(services.redis_url)
         _wait(lambda: all(store.exists(f"bench:{app}:{topic}:{p}:lease") for p in range(4)), 300, "the learner owning every partition", root, procs)
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "serve", "-c", str(config), "--port", str(port)],
-                                      env=env, cwd=ROOT, stdout=open(root / "serve.log", "wb"), stderr=subprocess.STDOUT))  # noqa: SIM115
+                                      env=env, cwd=ROOT, stdout=open(root / "serve.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                                      start_new_session=True))
         _wait(lambda: _get(port, "/healthz")["status"] == "ok", 300, "serving to answer", root, procs)
         feeder.start()
         _wait(lambda: all(r["version"] is not None for r in _get(port, "/models")["partitions"]), 300,
@@ -242,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         watcher = threading.Thread(target=watch, daemon=True)
         since = time.time() * 1000  # versions announced from now on (earlier ones were served at serve's start)
         watcher.start()
-        result = load(port, args.rate, args.duration, events)
+        roots = {"serve": procs[1].pid, "learner": procs[0].pid, "feeder": feeder.pid or 0, "bench": os.getpid()}
+        cpu0, busy0, t_load = cpu_snapshot(roots), machine_busy(), time.monotonic()
+        result = load(port, args.rate, args.duration, events, args.connections)
+        result["loadavg_after_load"] = os.getloadavg()
+        result["cpu"] = cpu_shares(cpu0, cpu_snapshot(roots), time.monotonic() - t_load, (busy0, machine_busy()))
         watching.set()
         watcher.join()
         delays = [served_at[k] - t for k, t in ann.seen.items() if k in served_at and t >= since]
@@ -252,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "learner_offered_eps": learner_rate, "learner_sent": feeder.sent,
         })
     finally:
-        feeder.stop_flag.set()
+        feeder.stop()
         ann.stop.set()
         for p in reversed(procs):
             if p.poll() is None:
@@ -263,12 +221,18 @@ def main(argv: list[str] | None = None) -> int:
                     p.kill()
         delete_topics(services.bootstrap, [topic, f"{topic}-out", f"{topic}-dlq"])
         services.stop()
-    out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared, "publish_every_s": args.publish_every,
-           "replicas": 1, "workers": 1}, **result, "machine": machine_info()}
-    RAW.mkdir(parents=True, exist_ok=True)
-    n = len(list(RAW.glob("serving-*.json")))
-    path = RAW / f"serving-{n}.json"
+    out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared or bool(args.bootstrap), "publish_every_s": args.publish_every,
+           "replicas": args.replicas, "workers": 1,
+           "connections": args.connections, "ingress": args.ingress, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
+    raw = Path(args.raw_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while (raw / f"serving-{n}.json").exists():  # the first free number: never overwrite an earlier run
+        n += 1
+    path = raw / f"serving-{n}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
+    if args.result_file:
+        Path(args.result_file).write_text(json.dumps({**out, "_file": path.name}) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "machine"}, indent=2))
     print(_summary_line(out))
     print(f"wrote {path}")

@@ -33,19 +33,12 @@ from starlette.responses import Response
 
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire, load_config
+from streamlearn.serving import ingress
 from streamlearn.serving.core import ServingCore
 
 log = logs.get("serving")
 #: Ray Serve's own logs: warnings and errors only, no line per request.
 SERVE_LOGGING = LoggingConfig(log_level="WARNING", enable_access_log=False)
-
-
-#: Ray Serve's documented latency knobs (its "throughput optimized" mode sets them too), read by the proxy
-#: and replica processes at start: the proxy's router runs on the proxy's own event loop, and the replica
-#: runs our handlers on its main loop, instead of handing every request to another thread and back. Our
-#: handlers never block (a prediction is tens of microseconds), which is what both require. They apply
-#: when `streamlearn serve` starts the local Ray; on a cluster of yours, set them on its nodes.
-LATENCY_KNOBS = {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
 def _json(status: int, body: Any) -> Response:
@@ -108,15 +101,18 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
     from streamlearn.runtime import ray_api
 
     stop = threading.Event()
-    for knob, value in LATENCY_KNOBS.items():  # inherited by the proxy and replica when this starts the local Ray
-        os.environ.setdefault(knob, value)
+    work = ingress.workdir()
+    if ray_address is None:  # inherited by the controller, proxy and replicas of the local Ray started below
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if cfg.serving.ingress == "haproxy" else "0"
+        ingress.apply(ingress.ingress_env(cfg.serving.ingress, host, work))
     ray_api.init(ray_address, 1)
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config=SERVE_LOGGING)
         serve.run(build(cfg), name=f"streamlearn-{cfg.app}", route_prefix="/")
-        logs.event(log, logging.INFO, "serving_started", app=cfg.app, host=host, port=port)
+        logs.event(log, logging.INFO, "serving_started", app=cfg.app, host=host, port=port,
+                   ingress=cfg.serving.ingress if ray_address is None else "the cluster's RAY_SERVE_* environment")
         if ready is not None:
             ready(host, port)
         stop.wait()
@@ -125,3 +121,4 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
             serve.shutdown()
         finally:
             ray_api.shutdown()
+            ingress.cleanup(work)

@@ -28,6 +28,7 @@ from streamlearn.serving.partitioner import consistent_random, key_of, murmur2_p
 from streamlearn.state import checkpoint
 from tests.integration.engine_helpers import (
     REPO,
+    events_processed,
     keyed,
     partition_key,
     produce,
@@ -105,6 +106,9 @@ def running(tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: 
     cfg = load_cfg(path)
     produce(cfg, keyed(_event(i) for i in range(1500)))
     run = start_run(path, services_env)
+    # One Ray start at a time: two local Rays starting together on a busy 2-core machine time out in
+    # ray.init ("node timed out during startup"). The learner is up once it has processed the backlog's first events.
+    wait_for(lambda: events_processed(cfg) > 0, 300, "the learner to process its first events", run)
     port = free_port()
     serve = start_serve(path, services_env, port)
     feeder = Feeder(cfg, 1500, rate=100)
@@ -115,7 +119,8 @@ def running(tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: 
         yield cfg, path, port, serve, procs
     finally:
         feeder.stop.set()
-        feeder.join(timeout=30)
+        if feeder.ident is not None:  # started (serve may have failed before it was)
+            feeder.join(timeout=30)
         for proc in (procs["run"], serve):
             if proc.poll() is None:
                 stop_run(proc, signal.SIGTERM, timeout=120)
