@@ -116,11 +116,13 @@ class ServingConfig(_Section):
     max_batch: int = Field(1000, ge=1, description="Most events in one POST /predict list.")
     replicas: int = Field(1, ge=1, le=64, description="Ray Serve replicas of the model deployment.")
     ingress: Literal["haproxy", "proxy"] = Field(
-        "haproxy",
-        description="How HTTP reaches the replicas when `streamlearn serve` starts its own Ray: haproxy (Ray Serve's "
-                    "HAProxy ingress, a C proxy forwarding to each replica's own HTTP server) or proxy (Ray Serve's "
-                    "Python HTTP proxy, one Ray actor call per request). On a cluster joined with --ray-address, "
-                    "its nodes' RAY_SERVE_* environment decides.",
+        "proxy",
+        description="How HTTP reaches the replicas when `streamlearn serve` starts its own Ray: proxy (Ray Serve's "
+                    "Python HTTP proxy, one Ray actor call per request; listens on serving.host only) or haproxy "
+                    "(Ray Serve's HAProxy ingress, a C proxy forwarding to each replica's own HTTP server: about a "
+                    "fifth of the CPU per request, but Ray 2.60 binds the replicas' HTTP ports and HAProxy's "
+                    "stats/metrics ports on all interfaces, so use it only on a trusted network). On a cluster "
+                    "joined with --ray-address, its nodes' RAY_SERVE_* environment decides.",
     )
 
 

@@ -5,10 +5,14 @@ replica processes when they start, so they are set before `ray.init` starts
 the local Ray (whose processes inherit them). On a cluster you join
 (`--ray-address`), its nodes' environment decides; set the same variables there.
 
-`serving.ingress: haproxy` (the default) is Ray Serve's HAProxy ingress
+`serving.ingress: haproxy` (opt-in; the default is `proxy`) is Ray Serve's HAProxy ingress
 (Ray ≥ 2.55, "high throughput" mode in Ray's docs): an HAProxy process (C)
 listens on serving.host:port and forwards each request to the replica's
-own HTTP server ("direct ingress"). `proxy` is Ray Serve's Python HTTP proxy:
+own HTTP server ("direct ingress"). Ray 2.60 then forces the replicas' HTTP
+servers onto all interfaces (so HAProxy on another node can reach them) and
+binds HAProxy's stats and Prometheus frontends on all interfaces too, which
+is why it is not the default: streamlearn's services listen on loopback
+unless told otherwise. `proxy` is Ray Serve's Python HTTP proxy:
 a uvicorn server that turns each request into a Ray actor call to a replica.
 On a shared 2-core machine the Python proxy's per-request CPU is what made
 p99 miss its target; bench/serving.py measures both (docs/serving-latency.md).

@@ -16,8 +16,9 @@ BASE = {"app": "a", "kafka": {"bootstrap": "localhost:9092", "input_topic": "in"
         "model": {"estimator": "river.linear_model.LogisticRegression"}}
 
 
-def test_default_ingress_is_haproxy_and_a_wrong_value_names_the_key() -> None:
-    assert AppConfig.model_validate(BASE).serving.ingress == "haproxy"
+def test_default_ingress_is_the_loopback_proxy_and_a_wrong_value_names_the_key() -> None:
+    # haproxy makes Ray bind replica and stats ports on every interface: opt-in only.
+    assert AppConfig.model_validate(BASE).serving.ingress == "proxy"
     assert AppConfig.model_validate({**BASE, "serving": {"ingress": "proxy"}}).serving.ingress == "proxy"
     with pytest.raises((ConfigError, ValueError), match="ingress"):
         AppConfig.model_validate({**BASE, "serving": {"ingress": "nginx"}})
