@@ -263,8 +263,7 @@ class Bench:
         def killer() -> None:
             for i in range(p.kills):
                 time.sleep(max(0.0, paced.started_at + 3.0 + i * p.kill_every_s - time.time()))
-                # A worker that owns partitions (its process title names the running `run` task), not an idle standby.
-                pids = descendants_matching(proc.pid, "PartitionWorker.run")[:1]
+                pids = busiest_worker(proc.pid)
                 kills.append((time.time(), pids))
                 for pid in pids:
                     os.kill(pid, signal.SIGKILL)
@@ -313,3 +312,21 @@ def _timeline(samples: list[tuple[float, float, int]], t0: float) -> list[list[f
         if -20 <= b <= 80:
             buckets[b] = buckets.get(b, 0) + 1
     return [[b / 10.0, c] for b, c in sorted(buckets.items())]
+
+
+def busiest_worker(root: int) -> list[int]:
+    """The `PartitionWorker` process under `root` that has used the most CPU: an owner, not an idle standby.
+
+    Not by process title: Ray names the running task in the title only from the actor's main thread, and
+    `run` executes on one of the actor's concurrency threads, so every worker's title keeps `__init__`
+    (the first full run's kills found no `PartitionWorker.run` and killed nothing).
+    """
+    def cpu_ticks(pid: int) -> int:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return -1
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    pids = descendants_matching(root, "ray::PartitionWorker")
+    return sorted(pids, key=cpu_ticks, reverse=True)[:1]
