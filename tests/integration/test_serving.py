@@ -235,17 +235,14 @@ def test_rollback_restart_learning_checkpoints_the_version_at_the_committed_offs
     cfg = load_cfg(path)
     versions = versions_of(cfg)
     produce(cfg, keyed(_event(i) for i in range(1500)))
-    run = start_run(path, services_env, "--until-idle", "2")  # its graceful stop publishes a version
-    out = run.communicate(timeout=300)[0].decode("utf-8", "replace")
-    assert run.returncode == 0, out[-3000:]
-    first = max(versions.versions(0))
-
-    # With the learner running, --restart-learning refuses at once, in one line saying what to do, and changes nothing.
+    # One learner for the whole test (one Ray start): a version of the first 1,500 events, then more versions.
     run = start_run(path, services_env)
     try:
         wait_for(lambda: store_of(cfg).lease(0)[0] is not None, 300, "the learner owning partition 0", run)
+        first = int(poll(lambda: max(versions.versions(0), default=0), 240, "a first version published", every_s=0.1))
         produce(cfg, keyed(_event(i) for i in range(1500, 3000)))
         _newer_published(cfg, 0, first, timeout=240)
+        # With the learner running, --restart-learning refuses at once, in one line saying what to do, and changes nothing.
         epoch = store_of(cfg).current_epoch(0)
         refused = subprocess.run([sys.executable, "-m", "streamlearn", "models", "rollback", "--partition", "0", "--version",
                                   str(first), "--restart-learning", "-c", str(path)], env=services_env, cwd=REPO,
