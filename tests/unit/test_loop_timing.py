@@ -23,6 +23,8 @@ def test_a_turn_over_the_threshold_is_logged_with_each_phase(caplog: pytest.LogC
     for key in ("ms=", "cpu_ms=", "commit_ms=", "redis_ms="):
         assert f" {key}" in message
     assert total > 0 and timer.slow_turns == 1
+    if loop_timing.runqueue_wait_ns() is not None:  # Linux: the run-queue wait is reported too
+        assert " runqueue_ms=" in message
 
 
 def test_a_fast_turn_is_not_logged_and_phases_reset_each_turn(caplog: pytest.LogCaptureFixture) -> None:
