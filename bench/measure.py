@@ -39,6 +39,12 @@ def latency_stats(lats: list[float]) -> dict[str, Any]:
             "latency_p99_ms": common.percentile(lats, 99), "latency_max_ms": max(lats) if lats else None}
 
 
+def tail_times(window: list[tuple[float, float]], t0: float) -> list[list[float]]:
+    """The slowest 1 % as [s since the window opened, ms]: one stall shows as a cluster, a slow path as a spread."""
+    worst = sorted(window, key=lambda s: s[1], reverse=True)[:max(1, len(window) // 100)] if window else []
+    return [[round(ts / 1000.0 - t0, 3), round(lat, 1)] for ts, lat in sorted(worst)]
+
+
 class Bench:
     def __init__(self, plan: Plan, svc: common.Services, tmp: Path, raw_dir: Path, run_timeout: float) -> None:
         self.plan, self.svc, self.tmp, self.raw_dir, self.run_timeout = plan, svc, tmp, raw_dir, run_timeout
@@ -223,7 +229,8 @@ class Bench:
             want += paced.sent
             drained = self._wait_drained(reader, want, max(3 * DRAIN_FLOOR_S, p.latency_s))
             t0, t1 = paced.started_at + p.warmup_s, paced.started_at + p.latency_s
-            lats = [arr * 1000.0 - ts for arr, ts, _p in reader.samples if t0 * 1000.0 <= ts < t1 * 1000.0]
+            window = [(ts, arr * 1000.0 - ts) for arr, ts, _p in reader.samples if t0 * 1000.0 <= ts < t1 * 1000.0]
+            lats = [lat for _ts, lat in window]
             cpu = sampler.cpu_between(t0, t1)
             achieved = paced.sent / p.latency_s
             # Per event answered in the window (a system that falls behind answers fewer than were offered).
@@ -231,7 +238,7 @@ class Bench:
             row = {"offered_eps": rate, "achieved_offered_eps": round(achieved, 1), "sent": paced.sent, "drained": drained,
                    "answered_in_window": answered,
                    "cpu_s_per_1k_events": round(1000.0 * cpu / answered, 4) if cpu is not None and answered else None,
-                   **latency_stats(lats)}
+                   **latency_stats(lats), "tail": tail_times(window, t0)}
             by_rate.append(row)
             log(f"{label} run {run} @ {rate:.0f} ev/s: p50={row['latency_p50_ms']} p95={row['latency_p95_ms']} "
                 f"p99={row['latency_p99_ms']} ms ({len(lats)} samples, drained={drained}, cpu/1k={row['cpu_s_per_1k_events']})")

@@ -226,6 +226,8 @@ def streamlearn(spec: dict[str, Any]) -> None:
         "checkpoint": {"allow_dev_key": True,
                        **({"background": spec["checkpoint_background"]} if "checkpoint_background" in spec else {})},
         "metrics": {"port": None},
+        # A/B of the workers' priority (docs: ray.worker_niceness); unset: the app's default.
+        **({"ray": {"worker_niceness": int(os.environ["BENCH_WORKER_NICENESS"])}} if "BENCH_WORKER_NICENESS" in os.environ else {}),
         # Label mode (`streamlearn_labels_1w`): unlabelled events, labels on a co-partitioned topic, joined exactly once.
         **({"labels": {"source": "topic", "journal_topic": spec["journal_topic"]}} if spec.get("labels") else {}),
     })

@@ -40,6 +40,7 @@ from streamlearn.config_sections import (  # re-exported too
     KafkaConfig,
     MetricsConfig,
     ProcessingConfig,
+    RayConfig,
     RedisConfig,
     _Section,
     start_position,
@@ -50,7 +51,7 @@ from streamlearn.masking import MASK, is_secret_key, mask, mask_text
 __all__ = [
     "ENV_PREFIX", "MASK", "SECRET_ENV", "AppConfig", "AutoscaleConfig", "CheckpointConfig", "FieldsConfig", "KafkaConfig", "LabelsConfig",
     "MetricsConfig", "ModelConfig", "PreprocessingStep", "ProcessingConfig", "PublishConfig", "PublishGateConfig",
-    "RedisConfig", "ServingConfig", "config_from_wire", "import_dotted", "is_secret_key", "load_config", "mask",
+    "RayConfig", "RedisConfig", "ServingConfig", "config_from_wire", "import_dotted", "is_secret_key", "load_config", "mask",
     "mask_text", "start_position",
 ]
 
@@ -80,6 +81,7 @@ class AppConfig(_Section):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)  # type: ignore[arg-type]
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
     serving: ServingConfig = Field(default_factory=ServingConfig)  # type: ignore[arg-type]
+    ray: RayConfig = Field(default_factory=RayConfig)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _labels_consistent(self) -> AppConfig:

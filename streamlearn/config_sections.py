@@ -1,4 +1,4 @@
-"""The sections of the app config about data and processing (kafka, redis, processing, fields, checkpoint, metrics).
+"""The sections of the app config about data and processing (kafka, redis, processing, fields, checkpoint, metrics, ray).
 
 The learning side (model, labels, publishing, serving) is in ``streamlearn.config_model``.
 
@@ -244,3 +244,28 @@ class CheckpointConfig(_Section):
 class MetricsConfig(_Section):
     port: int | None = Field(9464, ge=0, le=65535, description="Prometheus endpoint of `streamlearn run` (null: off, 0: any free port).")
     host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
+
+
+# Linux nice values a process may run at (0 normal priority, 19 the lowest); negative ones need privileges.
+NICENESS_MAX = 19
+
+
+class RayConfig(_Section):
+    worker_niceness: int = Field(
+        0,
+        description="Nice value of every Ray worker process of the local Ray instance `streamlearn run` / `serve` "
+                    "starts (PartitionWorkers, Coordinator, Serve replicas): 0 runs them at the priority of the broker "
+                    "and Redis; Ray's own default, 15, lets any other busy process take the CPU from the hot path "
+                    "(latency tails). On a cluster it is each node's setting (RAY_worker_niceness in `ray start`'s "
+                    "environment, docs/scale-out.md); workers log worker_niceness_differs when theirs is not this one.",
+    )
+
+    @field_validator("worker_niceness", mode="before")
+    @classmethod
+    def _niceness(cls, v: Any) -> int:
+        # Checked here rather than with ge/le, so the message says what the number means and what to set.
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= NICENESS_MAX:
+            raise ValueError(f"must be an integer from 0 to {NICENESS_MAX} (a Linux nice value: 0 is normal priority, "
+                             f"{NICENESS_MAX} the lowest); fix: set ray.worker_niceness: 0 (the default) unless the machine "
+                             "must favour other processes over streamlearn")
+        return v

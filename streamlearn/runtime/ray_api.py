@@ -122,7 +122,12 @@ def runtime_env() -> dict[str, Any]:
 DEATH_INFO_WAIT_MS = 100
 
 
-def init(address: str | None, workers: int) -> None:
+def init(address: str | None, workers: int, worker_niceness: int = 0) -> None:
+    """Start a local Ray instance of our own (address None) or join a cluster.
+
+    `worker_niceness` (`ray.worker_niceness`) applies to a local instance only: a
+    cluster's workers run at the niceness their node's raylet was started with.
+    """
     if ray.is_initialized():
         return
     require_token_auth()
@@ -136,10 +141,6 @@ def init(address: str | None, workers: int) -> None:
     if address:
         _join(address, kwargs)
     else:
-        # The local raylet starts workers at nice 15 by default; the partition workers are
-        # the hot path, so on a busy machine they would lose the CPU to everything else
-        # (the broker included). Measured in docs/benchmarks.md; an explicit setting wins.
-        os.environ.setdefault("RAY_worker_niceness", "0")
         # Logical CPUs: one per worker even on a small machine (they mostly wait on I/O),
         # plus one per worker for replacements: a hung (zombie) worker keeps its CPU
         # reservation until it retires, and its replacement must not wait for it.
@@ -150,7 +151,12 @@ def init(address: str | None, workers: int) -> None:
         # last cluster `ray start` left on this machine (someone else's), where the
         # settings below are refused and our actors would run on their nodes.
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers) + workers,
-                 _system_config={"timeout_ms_task_wait_for_death_info": DEATH_INFO_WAIT_MS}, **kwargs)
+                 _system_config={"timeout_ms_task_wait_for_death_info": DEATH_INFO_WAIT_MS,
+                                 # Ray starts workers at nice 15 by default: on a busy machine the hot path
+                                 # would lose the CPU to everything else, the broker included. The system
+                                 # config beats a RAY_worker_niceness in the environment (checked on Ray 2.60).
+                                 "worker_niceness": worker_niceness},
+                 **kwargs)
 
 
 def _join(address: str, kwargs: dict[str, Any]) -> None:

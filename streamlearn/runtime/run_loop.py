@@ -36,6 +36,7 @@ from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
 from streamlearn.runtime.handoff import Handoffs
 from streamlearn.runtime.intake import Backlog
+from streamlearn.runtime.loop_timing import TurnTimer
 from streamlearn.runtime.redis_pause import RedisPause
 from streamlearn.state import checkpoint, forked
 from streamlearn.state.forked import ForkedCheckpointer, Outcome
@@ -96,19 +97,25 @@ class Run:
         poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
         cadence = CommitCadence(self.tasks, commit_every, pc.max_batch, time.monotonic())
         last_status = 0.0
+        turn = TurnTimer(topic=self.topic)
         while (self.tasks or not self.retiring) and not self.stop.is_set():
+            turn.start()
             self.handoffs.serve(self)
             now = self.heartbeat.beat()
             self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
+            turn.mark("poll_process")
             now = time.monotonic()
             committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
             if not committing:
+                turn.end()
                 continue
             self.each([self.tasks[p] for p in committing], PartitionTask.commit)
             self.handoffs.after_commits(self)
+            turn.mark("commit")
             # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
             # refuses an open one): the blob is exactly the state at the committed offset (I4).
             inline = self._dispatch_checkpoints(now)
+            turn.mark("checkpoint_fork")
             publish = now - last_status >= pc.status_interval_s
             if inline or publish:
                 elapsed = (now - last_status if last_status else 0.0) if publish else None
@@ -116,6 +123,8 @@ class Run:
                 self.with_redis(list(self.tasks.values()), self._checkpoint_and_publish, inline, elapsed, on_pause=on_pause)
                 if publish:
                     last_status = now
+                turn.mark("redis")
+            turn.end()
         return "retired" if self.retiring and not self.tasks else "stopped"
 
     def finish(self) -> None:

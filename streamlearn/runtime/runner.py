@@ -57,7 +57,7 @@ class Runner:
         # A local instance reserves room for the most owners autoscaling may ask for, not only the
         # start count: otherwise its last worker (or the standby) would never get a CPU slot.
         most = max(pc.workers, pc.autoscale.max_workers) if pc.autoscale.enabled else pc.workers
-        ray_api.init(self.ray_address, most + pc.standby_workers)
+        ray_api.init(self.ray_address, most + pc.standby_workers, self.cfg.ray.worker_niceness)
         # After ray.init: Ray installs a fatal-signal handler for SIGTERM (abort, no
         # graceful stop) when it starts the core worker; ours must replace it.
         if install_signals and threading.current_thread() is threading.main_thread():

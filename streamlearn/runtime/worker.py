@@ -29,7 +29,7 @@ from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos import status as published
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.runtime import heap, orphan_watch, ray_api
+from streamlearn.runtime import heap, niceness, orphan_watch, ray_api
 from streamlearn.runtime.run_loop import Run
 
 log = logs.get("worker")
@@ -47,6 +47,7 @@ class PartitionWorker:
         published.NODE.update(self.node)
         if self.node:  # inside Ray: the parent is the node's raylet (`orphan_watch`)
             orphan_watch.watch_parent(worker_id)
+            niceness.check(self.cfg.ray.worker_niceness, worker=worker_id, **self.node)
         self._stop = threading.Event()
         self._heartbeat = Heartbeat()  # last sign of life of the run loop (ping reports its age)
         self._run: Run | None = None

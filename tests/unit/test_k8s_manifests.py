@@ -113,7 +113,10 @@ def test_config_from_the_configmap_secrets_only_from_the_secret() -> None:
         assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/streamlearn"}
         assert {v["configMap"]["name"] for v in t["spec"]["volumes"]} == {cm["metadata"]["name"]}
         for env in c["env"]:
-            assert "value" not in env and env["valueFrom"]["secretKeyRef"]["name"] == "streamlearn-secrets", env
+            if env["name"].startswith("STREAMLEARN_"):  # app settings: the ConfigMap's, or from the Secret
+                assert "value" not in env and env["valueFrom"]["secretKeyRef"]["name"] == "streamlearn-secrets", env
+        # Ray's settings of the node: workers at nice 0, not Ray's default 15 (ray.worker_niceness is for a local Ray).
+        assert {e["name"]: e.get("value") for e in c["env"] if e["name"].startswith("RAY_")} == {"RAY_worker_niceness": "0"}
     app = yaml.safe_load(cm["data"]["app.yaml"])
     assert "secret" not in str(app.get("checkpoint", {})) and "url" not in app.get("redis", {})
     job = by_kind("RayJob")["spec"]
