@@ -124,6 +124,13 @@ class ServingConfig(_Section):
                     "stats/metrics ports on all interfaces, so use it only on a trusted network). On a cluster "
                     "joined with --ray-address, its nodes' RAY_SERVE_* environment decides.",
     )
+    nice: int | None = Field(
+        None, ge=-20, le=19,
+        description="CPU priority (Unix nice value) of `streamlearn serve` and the local Ray it starts (proxy or "
+                    "HAProxy, replicas), to give request-time serving priority over learning and the broker on a "
+                    "shared machine: e.g. -5. Below the inherited value it needs root or CAP_SYS_NICE (refused at "
+                    "start otherwise). null: inherited. Not applied on a cluster joined with --ray-address.",
+    )
 
 
 
