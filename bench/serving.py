@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32, help="client connections of the load generator (default 32)")
     ap.add_argument("--serve-nice", type=int, default=None, help="serving.nice (default: inherited; negative needs root)")
     ap.add_argument("--learner-nice", type=int, default=None,
-                    help="start the learner under `nice -n N` (its Ray inherits it; default: inherited)")
+                    help="start the learner under `nice -n N`, its session's autogroup at N too (its Ray inherits both)")
     args = ap.parse_args(argv)
     # SIGTERM (or a SIGINT a background job ignores) must still run the cleanup below: the learner and
     # serving run in their own sessions and would outlive this process.
@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         # One Ray start at a time, and the stream only once both answer: on a busy 2-core machine
         # concurrent starts time out.
         log = open(root / "run.log", "wb")  # noqa: SIM115 - closed with the process
-        learner_nice = ["nice", "-n", str(args.learner_nice)] if args.learner_nice is not None else []
+        # Its session's autogroup too (the learner runs in a session of its own): with autogroups the CPU is
+        # shared between sessions first, and a nice value alone only counts inside its own (serving/priority.py).
+        learner_nice = ["sh", "-c", 'echo "$0" > /proc/self/autogroup 2>/dev/null; exec nice -n "$0" "$@"',
+                        str(args.learner_nice)] if args.learner_nice is not None else []
         procs.append(subprocess.Popen([*learner_nice, sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
                                       env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         store = redis.Redis.from_url(services.redis_url)

@@ -13,6 +13,15 @@ inherit it, because the raylet starts workers at its own priority plus
 thread and new threads and processes copy their creator's, so every thread
 of this process is set, not only the caller.
 
+Most Linux kernels (CONFIG_SCHED_AUTOGROUP, `kernel.sched_autogroup_enabled`)
+first share the CPU equally between sessions (autogroups), and only then by
+nice value inside each: measured on this machine, `serve`'s replica at nice
+-10 waited in the run queue as long as at 0, because the broker, the learner
+and the feeder are each in a session of their own. So the value is also set
+on this process's autogroup (/proc/self/autogroup), which weighs the whole
+session against the others: run `serve` in a session of its own (a systemd
+service, `setsid`, or as bench/serving.py starts it).
+
 A negative value raises priority, which Linux allows only with
 CAP_SYS_NICE (root) or a high enough RLIMIT_NICE: refused at start,
 naming the key, rather than silently serving at the old priority.
@@ -20,8 +29,10 @@ naming the key, rather than silently serving at the old priority.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+from pathlib import Path
 
 from streamlearn import logs
 from streamlearn.errors import ConfigError
@@ -36,11 +47,46 @@ def _threads() -> list[int]:
         return [0]
 
 
+AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUP_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def _refused(nice: int, before: int) -> ConfigError:
+    return ConfigError(
+        f"serving.nice: {nice} needs the right to raise CPU priority (this process runs at nice {before})",
+        hint="run `streamlearn serve` as root or with CAP_SYS_NICE (e.g. systemd AmbientCapabilities=CAP_SYS_NICE "
+             f"or LimitNICE={20 - nice}), or set serving.nice to {max(nice, before)} or more, or remove it",
+    )
+
+
+def _autogroup_on() -> bool:
+    try:
+        return AUTOGROUP_ENABLED.read_text().strip() == "1" and AUTOGROUP.exists()
+    except OSError:
+        return False
+
+
+def _set_autogroup(nice: int, before: int) -> str | None:
+    """This session's autogroup at `nice` (None where the kernel has no autogroups)."""
+    if not _autogroup_on():
+        return None
+    try:
+        AUTOGROUP.write_text(str(nice))
+        return AUTOGROUP.read_text().split()[0]
+    except PermissionError:
+        raise _refused(nice, before) from None
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise _refused(nice, before) from None
+        raise
+
+
 def apply(nice: int | None) -> None:
     """Run this process (and what it starts from now on) at `nice`; None leaves the inherited priority."""
     if nice is None:
         return
     before = os.getpriority(os.PRIO_PROCESS, 0)
+    group = _set_autogroup(nice, before)  # first: refused there, nothing has changed yet
     try:
         for tid in _threads():
             try:
@@ -48,9 +94,5 @@ def apply(nice: int | None) -> None:
             except ProcessLookupError:  # the thread ended meanwhile
                 continue
     except PermissionError:
-        raise ConfigError(
-            f"serving.nice: {nice} needs the right to raise CPU priority (this process runs at nice {before})",
-            hint="run `streamlearn serve` as root or with CAP_SYS_NICE (e.g. systemd AmbientCapabilities=CAP_SYS_NICE "
-                 f"or LimitNICE={20 - nice}), or set serving.nice to {max(nice, before)} or more, or remove it",
-        ) from None
-    logs.event(log, logging.INFO, "serving_priority", nice=nice, was=before)
+        raise _refused(nice, before) from None
+    logs.event(log, logging.INFO, "serving_priority", nice=nice, was=before, autogroup=group)

@@ -16,6 +16,7 @@ import pytest
 
 from streamlearn.config import AppConfig
 from streamlearn.errors import ConfigError
+from streamlearn.serving import priority
 
 BASE = {"app": "a", "kafka": {"bootstrap": "localhost:9092", "input_topic": "in", "output_topic": "out"},
         "model": {"estimator": "river.linear_model.LogisticRegression"}}
@@ -23,7 +24,8 @@ BASE = {"app": "a", "kafka": {"bootstrap": "localhost:9092", "input_topic": "in"
 
 def _child(body: str) -> dict[str, object]:
     code = "import json, os, sys, threading\nfrom streamlearn.serving import priority\n" + textwrap.dedent(body)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # A session of its own: an autogroup's nice is the whole session's, and this one's is the test runner's.
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, start_new_session=True)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -50,9 +52,20 @@ def test_every_thread_and_later_child_process_runs_at_the_new_priority() -> None
         import subprocess
         child = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
                                capture_output=True, text=True, check=True)
-        print(json.dumps({{"main": os.getpriority(os.PRIO_PROCESS, 0), **seen, "child": int(child.stdout)}}))
+        group = int(open("/proc/self/autogroup").read().split()[-1]) if priority._autogroup_on() else {target}
+        print(json.dumps({{"main": os.getpriority(os.PRIO_PROCESS, 0), **seen, "child": int(child.stdout), "group": group}}))
     """)
-    assert out == {"main": target, "early": target, "child": target}
+    assert out == {"main": target, "early": target, "child": target, "group": target}
+
+
+@pytest.mark.skipif(not priority._autogroup_on(), reason="this kernel shares the CPU by nice value alone (no autogroups)")
+def test_the_sessions_autogroup_gets_the_value_too() -> None:
+    """With autogroups the CPU is split between sessions first: a process's own nice then only counts inside its session."""
+    out = _child("""
+        priority.apply(7)
+        print(json.dumps({"group": open("/proc/self/autogroup").read().split()[-1]}))
+    """)
+    assert out == {"group": "7"}
 
 
 def test_none_leaves_the_priority_alone() -> None:
