@@ -126,10 +126,11 @@ class ServingConfig(_Section):
     )
     nice: int | None = Field(
         None, ge=-20, le=19,
-        description="CPU priority (Unix nice value) of `streamlearn serve` and the local Ray it starts (proxy or "
-                    "HAProxy, replicas), to give request-time serving priority over learning and the broker on a "
-                    "shared machine: e.g. -5. Below the inherited value it needs root or CAP_SYS_NICE (refused at "
-                    "start otherwise). null: inherited. Not applied on a cluster joined with --ray-address.",
+        description="CPU priority (Unix nice value) of `streamlearn serve`, the local Ray it starts (proxy or "
+                    "HAProxy, replicas) and its session's autogroup, to give request-time serving priority over "
+                    "learning and the broker on a shared machine: e.g. -10 (run serve in a session of its own: "
+                    "systemd, setsid). Below the inherited value it needs root or CAP_SYS_NICE (refused at start "
+                    "otherwise). null: inherited. Not applied on a cluster joined with --ray-address.",
     )
 
 
