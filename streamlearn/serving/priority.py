@@ -13,8 +13,8 @@ inherit it, because the raylet starts workers at its own priority plus
 thread and new threads and processes copy their creator's, so every thread
 of this process is set, not only the caller.
 
-Most Linux kernels (CONFIG_SCHED_AUTOGROUP, `kernel.sched_autogroup_enabled`)
-first share the CPU equally between sessions (autogroups), and only then by
+Kernels with autogroups (CONFIG_SCHED_AUTOGROUP and `kernel.sched_autogroup_enabled
+= 1`, as on this machine) first share the CPU between sessions, and only then by
 nice value inside each: measured on this machine, `serve`'s replica at nice
 -10 waited in the run queue as long as at 0, because the broker, the learner
 and the feeder are each in a session of their own. So the value is also set
