@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ingress", choices=["haproxy", "proxy"], default="haproxy", help="serving.ingress (default haproxy)")
     ap.add_argument("--replicas", type=int, default=1, help="serving.replicas (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="client connections of the load generator (default 32)")
+    ap.add_argument("--serve-nice", type=int, default=None, help="serving.nice (default: inherited; negative needs root)")
+    ap.add_argument("--learner-nice", type=int, default=None,
+                    help="start the learner under `nice -n N`, its session's autogroup at N too (its Ray inherits both)")
     args = ap.parse_args(argv)
     # SIGTERM (or a SIGINT a background job ignores) must still run the cleanup below: the learner and
     # serving run in their own sessions and would outlive this process.
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"],
                   "publish": {"every_s": args.publish_every}},
         "processing": {"workers": 1, "standby_workers": 0},
-        "serving": {"ingress": args.ingress, "replicas": args.replicas},
+        "serving": {"ingress": args.ingress, "replicas": args.replicas, "nice": args.serve_nice},
         # Learner and serving refuse to sign or verify versions with the development key: a real, per-run secret.
         "checkpoint": {"secret": "bench-" + secrets.token_hex(16)},
         "metrics": {"port": None},
@@ -169,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         # One Ray start at a time, and the stream only once both answer: on a busy 2-core machine
         # concurrent starts time out.
         log = open(root / "run.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen([sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
+        # Its session's autogroup too (the learner runs in a session of its own): with autogroups the CPU is
+        # shared between sessions first, and a nice value alone only counts inside its own (serving/priority.py).
+        learner_nice = ["sh", "-c", 'echo "$0" > /proc/self/autogroup 2>/dev/null; exec nice -n "$0" "$@"',
+                        str(args.learner_nice)] if args.learner_nice is not None else []
+        procs.append(subprocess.Popen([*learner_nice, sys.executable, "-m", "streamlearn", "run", "-c", str(config), "--quiet", "--no-metrics"],
                                       env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         store = redis.Redis.from_url(services.redis_url)
         _wait(lambda: all(store.exists(f"bench:{app}:{topic}:{p}:lease") for p in range(4)), 300, "the learner owning every partition", root, procs)
@@ -223,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         services.stop()
     out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared or bool(args.bootstrap), "publish_every_s": args.publish_every,
            "replicas": args.replicas, "workers": 1,
-           "connections": args.connections, "ingress": args.ingress, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
+           "connections": args.connections, "ingress": args.ingress, "serve_nice": args.serve_nice, "learner_nice": args.learner_nice, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
     raw = Path(args.raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
     n = 0

@@ -124,6 +124,14 @@ class ServingConfig(_Section):
                     "stats/metrics ports on all interfaces, so use it only on a trusted network). On a cluster "
                     "joined with --ray-address, its nodes' RAY_SERVE_* environment decides.",
     )
+    nice: int | None = Field(
+        None, ge=-20, le=19,
+        description="CPU priority (Unix nice value) of `streamlearn serve`, the local Ray it starts (proxy or "
+                    "HAProxy, replicas) and its session's autogroup, to give request-time serving priority over "
+                    "learning and the broker on a shared machine: e.g. -10 (run serve in a session of its own: "
+                    "systemd, setsid). Below the inherited value it needs root or CAP_SYS_NICE (refused at start "
+                    "otherwise). null: inherited. Not applied on a cluster joined with --ray-address.",
+    )
 
 
 

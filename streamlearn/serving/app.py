@@ -33,7 +33,7 @@ from starlette.responses import Response
 
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire, load_config
-from streamlearn.serving import ingress
+from streamlearn.serving import ingress, priority
 from streamlearn.serving.core import ServingCore
 
 log = logs.get("serving")
@@ -101,6 +101,8 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
     from streamlearn.runtime import ray_api
 
     stop = threading.Event()
+    if ray_address is None:  # before Ray starts: its processes inherit the priority (serving/priority.py)
+        priority.apply(cfg.serving.nice)
     work = ingress.workdir()
     if ray_address is None:  # inherited by the controller, proxy and replicas of the local Ray started below
         os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if cfg.serving.ingress == "haproxy" else "0"
