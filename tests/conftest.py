@@ -71,6 +71,44 @@ def _keep_services() -> bool:
     return os.environ.get("STREAMLEARN_KEEP_SERVICES", "").lower() in ("1", "true", "yes")
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """The process that hands tests to pytest-xdist workers (not a worker, and workers asked for)."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+_CONTROLLER_STARTED: list[Any] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist (`make test` runs 2 workers), the shared Kafka and Redis are started once,
+    here, before any worker: each worker's `services` fixture then finds them running and reuses
+    them. Left to the workers, two would race to start a broker on the same port, and the first to
+    finish would stop the services under the other."""
+    if not _xdist_controller(session.config):
+        return
+    backend = resolve_backend()
+    if backend == "local":
+        _CONTROLLER_STARTED.extend(svc for svc in local_services() if not svc.is_running())
+        services_up("local")
+    elif backend == "docker":
+        status = services_status("docker")
+        if not (status["kafka"]["running"] and status["redis"]["running"]):
+            _CONTROLLER_STARTED.append("docker")
+        services_up("docker")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _xdist_controller(session.config) or _keep_services():
+        return
+    for svc in _CONTROLLER_STARTED:
+        if svc == "docker":
+            from connectors.services.docker_backend import docker_down
+
+            docker_down()
+        else:
+            svc.stop()
+
+
 @pytest.fixture(scope="session")
 def services() -> Iterator[Endpoints]:
     """Kafka + Redis for the whole session (reused if already up, never stopped then)."""
