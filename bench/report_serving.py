@@ -23,6 +23,11 @@ def _verdict(sv: dict[str, Any]) -> str:
     return "met" if p99 <= sv.get("target_p99_ms", 0.0) and got >= 0.99 * want else "**not met**"
 
 
+def _nice(sv: dict[str, Any]) -> str:
+    """The row's serving.nice, when it ran with one (bench/serving_row.py SERVE_NICE)."""
+    return f", `serving.nice: {sv['serve_nice']}`" if sv.get("serve_nice") is not None else ""
+
+
 def serving_section(summary: dict[str, Any]) -> str | None:
     sv = summary.get("serving")
     if not sv:
@@ -41,7 +46,7 @@ def serving_section(summary: dict[str, Any]) -> str | None:
     rows += ["| ingress | offered / achieved req/s | latency p50 / p95 / p99 | service p50 / p99 | publish → served p50 / p99 | "
              "learner offered ev/s | load average at start / after the load | raw file |",
              "|---|---:|---:|---:|---:|---:|---|---|",
-             f"| `{sv.get('ingress') or NA}` | {fmt(sv.get('offered_rps'))} / {fmt(sv.get('achieved_rps'), 1)} | "
+             f"| `{sv.get('ingress') or NA}`{_nice(sv)} | {fmt(sv.get('offered_rps'))} / {fmt(sv.get('achieved_rps'), 1)} | "
              f"{fmt(sv.get('latency_p50_ms'), 1)} / {fmt(sv.get('latency_p95_ms'), 1)} / {fmt(sv.get('latency_p99_ms'), 1)} ms | "
              f"{_pair(sv.get('service_p50_ms'), sv.get('service_p99_ms'), 1, 'ms')} | "
              f"{_pair(sv.get('publish_to_served_p50_ms'), sv.get('publish_to_served_p99_ms'), 1, 'ms')} | "

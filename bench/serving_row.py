@@ -10,6 +10,7 @@ the throughput phase did not run it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,10 @@ KEEP = ("offered_rps", "achieved_rps", "requests", "ok", "errors", "latency_p50_
         "publishes_seen", "delays", "learner_offered_eps", "learner_sent", "connections", "client_cpu_share",
         "loadavg_at_start", "loadavg_after_load")
 TARGET_P99_MS, TARGET_RPS = 20.0, 200.0
+#: serving.nice of the row's `streamlearn serve` where the bench may raise a priority (root or
+#: CAP_SYS_NICE): request-time serving ahead of the learner and the broker, as docs/serving-latency.md
+#: recommends for a shared machine. Recorded in the row; None (inherited) elsewhere.
+SERVE_NICE = -10
 
 
 def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
@@ -37,6 +42,9 @@ def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
            "--result-file", str(result)]
     if eos:
         cmd += ["--learner-rate", str(eos / 2)]
+    serve_nice = SERVE_NICE if os.geteuid() == 0 else None
+    if serve_nice is not None:
+        cmd += ["--serve-nice", str(serve_nice)]
     log(f"serving: {plan.serving_rate:.0f} req/s for {plan.serving_s:.0f} s beside a learner at "
         f"{'half of ' + format(eos, ',.0f') + ' ev/s' if eos else 'half its committed throughput'}")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=plan.serving_s + 900)
@@ -48,6 +56,6 @@ def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
     b.raw.append(out)
     spec = out.get("spec", {})
     summary["serving"] = {**{k: out.get(k) for k in KEEP}, "raw_file": out.get("_file"), "ingress": spec.get("ingress"),
-                          "replicas": spec.get("replicas"), "cpu_by_group": (out.get("cpu") or {}).get("by_group"),
+                          "replicas": spec.get("replicas"), "serve_nice": spec.get("serve_nice"), "cpu_by_group": (out.get("cpu") or {}).get("by_group"),
                           "target_p99_ms": TARGET_P99_MS, "target_rps": TARGET_RPS}
     log(proc.stdout.strip().splitlines()[-2] if proc.stdout.strip() else "serving: no output")
