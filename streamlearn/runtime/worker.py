@@ -29,7 +29,7 @@ from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos import status as published
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.runtime import heap, orphan_watch, ray_api
+from streamlearn.runtime import heap, orphan_watch, ray_api, warm
 from streamlearn.runtime.run_loop import Run
 
 log = logs.get("worker")
@@ -53,6 +53,8 @@ class PartitionWorker:
         self._phase = "idle"  # outside a run: idle, then the last run's result
         self._idle = threading.Condition()  # notified when a run ends (join_run waits on it)
         self._last_result: dict[str, Any] = {"worker": worker_id, "result": "idle", "lost": [], "pid": os.getpid()}
+        # Clients connected while this worker waits (a standby's head start on a takeover).
+        self._standby: warm.Standby | None = warm.Standby(self.cfg, worker_id)
 
     # ---- control (called from other threads of the actor) ------------------------
     def ping(self) -> dict[str, Any]:
@@ -104,7 +106,9 @@ class PartitionWorker:
         self._heartbeat.beat()
         if self.node:  # a Ray worker process: its heap is ours to tune (not a test's or a benchmark's driver)
             heap.settle()
-        run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
+        clients = self._standby.take() if self._standby is not None else None
+        self._standby = None
+        run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat, clients)
         self._run = run
         result = "stopped"
         try:
@@ -118,6 +122,7 @@ class PartitionWorker:
             with self._idle:
                 self._last_result = {"worker": self.worker_id, "result": result, "lost": run.lost, "pid": os.getpid()}
                 self._run = None
+                self._standby = warm.Standby(self.cfg, self.worker_id)  # for the next run, if any
                 self._idle.notify_all()
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=run.lost)
         return self._last_result
