@@ -45,6 +45,8 @@ class PartitionWorker:
         self.owner = f"{worker_id}@{socket.gethostname()}:{os.getpid()}"
         self.node = ray_api.node()  # {} outside Ray; in the ping and in every partition's published status
         published.NODE.update(self.node)
+        # A Ray worker process: its heap is ours to tune (not a test's or a benchmark's driver).
+        self._settle = heap.settle if self.node else None
         if self.node:  # inside Ray: the parent is the node's raylet (`orphan_watch`)
             orphan_watch.watch_parent(worker_id)
         self._stop = threading.Event()
@@ -54,7 +56,7 @@ class PartitionWorker:
         self._idle = threading.Condition()  # notified when a run ends (join_run waits on it)
         self._last_result: dict[str, Any] = {"worker": worker_id, "result": "idle", "lost": [], "pid": os.getpid()}
         # Clients connected while this worker waits (a standby's head start on a takeover).
-        self._standby: warm.Standby | None = warm.Standby(self.cfg, worker_id)
+        self._standby: warm.Standby | None = warm.Standby(self.cfg, worker_id, self._settle)
 
     # ---- control (called from other threads of the actor) ------------------------
     def ping(self) -> dict[str, Any]:
@@ -104,8 +106,8 @@ class PartitionWorker:
             return self.join_run()
         self._stop.clear()
         self._heartbeat.beat()
-        if self.node:  # a Ray worker process: its heap is ours to tune (not a test's or a benchmark's driver)
-            heap.settle()
+        if self._settle is not None:
+            self._settle()  # idempotent: next to nothing when the standby's warm-up has done it
         clients = self._standby.take() if self._standby is not None else None
         self._standby = None
         run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat, clients)
@@ -122,7 +124,7 @@ class PartitionWorker:
             with self._idle:
                 self._last_result = {"worker": self.worker_id, "result": result, "lost": run.lost, "pid": os.getpid()}
                 self._run = None
-                self._standby = warm.Standby(self.cfg, self.worker_id)  # for the next run, if any
+                self._standby = warm.Standby(self.cfg, self.worker_id, self._settle)  # for the next run, if any
                 self._idle.notify_all()
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=run.lost)
         return self._last_result

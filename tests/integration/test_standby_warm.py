@@ -23,8 +23,10 @@ def test_a_standby_hands_over_connected_clients_and_owns_nothing(kafka_bootstrap
     out = unique_topic(partitions=2)
     cfg = config(kafka_bootstrap, redis_url, topic)
     cfg = cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update={"output_topic": out})})
-    clients = warm.Standby(cfg, "w9").take()
+    settled: list[int] = []
+    clients = warm.Standby(cfg, "w9", settle=lambda: settled.append(1)).take()
     assert clients is not None
+    assert settled == [1], "the heap is settled during the warm-up, off the takeover's path"
     try:
         assert clients.out_partitions == 2
         # Reads only: no epoch taken, no lease set, no start position decided for any partition.
