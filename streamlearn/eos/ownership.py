@@ -86,13 +86,17 @@ class Ownership:
     def lost(self, epoch: int, reason: str) -> OwnershipLostError:
         return OwnershipLostError(self.topic, self.partition_id, epoch, reason)
 
-    def take(self, *, retake: bool = False) -> None:
-        """Bump the epoch (re-take: only if it is still ours), set the lease, fence older producers."""
+    def take(self, *, retake: bool = False, mark: Callable[[str], None] = lambda _step: None) -> None:
+        """Bump the epoch (re-take: only if it is still ours), set the lease, fence older producers.
+
+        `mark` is told when each step ends (`takeover.Timeline`).
+        """
         expected = self.epoch if retake else None
         res = self.redis_call(lambda: self.store.take_epoch(self.partition_id, self.owner, self.lease_ms, expected=expected))
         if not res.ok:
             raise self.lost(self.epoch, f"re-take refused: Redis epoch is now {res.current}")
         self.epoch = res.current
+        mark("epoch")
         if faults.ENABLED:
             faults.point("take_ownership")
         if self.eos:
@@ -107,7 +111,9 @@ class Ownership:
             )
             # Fences the previous owner and aborts its open transaction.
             self.heartbeat.beat()
+            mark("producer_created")
             self.producer.init_transactions(TXN_TIMEOUT_S)
+            mark("init_transactions")
             # Kafka has no compare-and-set: an owner paused between its Redis bump and this init
             # fences, when it wakes, the newer owner's producer. Checked after the init, the two
             # orders agree: if the epoch is still ours, any newer owner fences us later; if not,

@@ -48,16 +48,19 @@ class Restored:
 
 
 def restore_state(
-    cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, ckpt_key: bytes, epoch: int, ctx: LogContext
+    cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partition_id: int, ckpt_key: bytes, epoch: int, ctx: LogContext,
+    mark: Callable[[str], None] = lambda _step: None,
 ) -> Restored:
-    """Load checkpoint R and committed K (Kafka's under exactly_once, Redis's under at_least_once)."""
+    """Load checkpoint R and committed K (Kafka's under exactly_once, Redis's under at_least_once); `mark` times the steps."""
     topic = cfg.kafka.input_topic
     low, high = kafka_io.watermarks(consumer, topic, partition_id)
+    mark("watermarks")
     if cfg.processing.guarantee == "exactly_once":
         committed = kafka_io.committed_offsets(consumer, topic, [partition_id])[partition_id]
     else:
         committed = store.committed_offset(partition_id)
-    state = _load_checkpoint(cfg, store, partition_id, ckpt_key, committed, ctx)
+    mark("committed_offset")
+    state = _load_checkpoint(cfg, store, partition_id, ckpt_key, committed, ctx, mark)
     current = checkpoint.spec_id(cfg.model)
     state = _on_spec_change(cfg, state, current, partition_id, ctx)
     if state is None:
@@ -131,10 +134,12 @@ def _on_spec_change(cfg: AppConfig, state: ModelState | None, current: checkpoin
 
 
 def _load_checkpoint(
-    cfg: AppConfig, store: CheckpointStore, partition_id: int, ckpt_key: bytes, committed: int | None, ctx: LogContext
+    cfg: AppConfig, store: CheckpointStore, partition_id: int, ckpt_key: bytes, committed: int | None, ctx: LogContext,
+    mark: Callable[[str], None] = lambda _step: None,
 ) -> ModelState | None:
     policy = cfg.checkpoint.on_invalid
     stored = store.read_checkpoint(partition_id)
+    mark("checkpoint_read")
     if stored is None:
         return None
     candidates = [("latest", stored)]
@@ -152,6 +157,7 @@ def _load_checkpoint(
                 raise CheckpointError(exc.message, topic=cfg.kafka.input_topic, partition=partition_id,
                                       hint="set checkpoint.on_invalid to previous or replay_earliest, or delete the key") from None
             continue
+        mark("checkpoint_decoded")
         if state.offset != cand.offset:
             logs.event(log, logging.ERROR, "checkpoint_offset_mismatch", **ctx(blob_offset=state.offset, stored_offset=cand.offset))
             continue

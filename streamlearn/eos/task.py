@@ -31,6 +31,7 @@ from streamlearn.eos.ownership import Ownership, RedisCall, direct
 from streamlearn.eos.phase import Phase
 from streamlearn.eos.restore import restore_state, seek_to
 from streamlearn.eos.status import StatusPublisher
+from streamlearn.eos.takeover import Timeline
 from streamlearn.errors import DeliveryFailedError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.state.checkpoint import ModelState
@@ -47,6 +48,7 @@ class PartitionTask:
                  shared_producer: Producer | None = None, heartbeat: Heartbeat | None = None,
                  redis_call: RedisCall = direct, dlq_limit: int = kafka_io.LARGE_MESSAGE_BYTES) -> None:
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat()
+        self.takeover = Timeline()  # from being handed the partition to its first commit (logged then)
         # Redis calls made inside a step (recovery, the at_least_once offset write) wait out an outage through it.
         self.redis_call = redis_call
         self.ownership = Ownership(cfg, store, partition_id, owner, self.heartbeat, shared_producer, redis_call)
@@ -74,7 +76,7 @@ class PartitionTask:
 
     # ---- 1. take ownership (ownership.py) ----------------------------------------
     def take_ownership(self, *, retake: bool = False) -> None:
-        self.ownership.take(retake=retake)
+        self.ownership.take(retake=retake, mark=self.takeover.mark)
         self.batch.reset()
 
     # ---- 2. restore (restore.py; label mode: joined_step.py) ---------------------------
@@ -83,7 +85,9 @@ class PartitionTask:
         self.heartbeat.beat()
         self.restores += 1
         restored = self.redis_call(lambda: restore_state(
-            self.cfg, self.store, self.consumer, self.partition_id, self.ckpt_key, self.epoch, self.ownership.ctx))
+            self.cfg, self.store, self.consumer, self.partition_id, self.ckpt_key, self.epoch, self.ownership.ctx,
+            self.takeover.mark))
+        self.takeover.mark("restored")
         self.state = restored.state
         self.replay_until = self.committed_offset = restored.committed
         self.checkpoints.restored(restored.state)
@@ -115,8 +119,10 @@ class PartitionTask:
         assert state is not None
         if not records or self.phase is Phase.FAILED:
             return []
+        self.takeover.mark("first_fetch")
         records, replayed = self.mode.live(state, records, self.replay_until)
         if replayed:
+            self.takeover.mark("replay_done")
             self.phase = Phase.RUNNING
         while records:
             assert producer is not None
@@ -152,6 +158,7 @@ class PartitionTask:
         self.batch.reset()
         self.deliveries.clear()
         self.committed_offset = next_offset
+        self.takeover.finish("first_commit", self.ownership.ctx(offset=next_offset))
         if faults.ENABLED:
             faults.point("after_commit_before_checkpoint")
         return True

@@ -38,6 +38,7 @@ PIDS_PING_TIMEOUT_S = 5.0
 PARTITIONS_CHECK_S = 10.0
 # How often processing.autoscale samples the lag (autoscale.SAMPLES of them are averaged).
 AUTOSCALE_TICK_S = 5.0
+MONITOR_TICK_S = 0.25  # the monitor's turn when nothing happens (a run that ends wakes it at once)
 SCALE_CHECK_S = 0.5  # how often the monitor looks for a `streamlearn scale` request (and says it is alive)
 
 
@@ -153,7 +154,7 @@ class Coordinator:
         next_listing = time.monotonic() + PARTITIONS_CHECK_S
         next_autoscale = time.monotonic() + AUTOSCALE_TICK_S
         next_scale_check = 0.0
-        while not self.sup.stopping.wait(0.25):
+        while not self._next_turn():
             if self.autoscaler is not None and time.monotonic() >= next_autoscale:
                 next_autoscale = time.monotonic() + AUTOSCALE_TICK_S
                 try:
@@ -184,6 +185,15 @@ class Coordinator:
                     logs.event(log, logging.WARNING, "monitor_error", error=text)
                 continue
             self._last_monitor_error = ""
+
+    def _next_turn(self) -> bool:
+        """Wait for the next monitor turn (MONITOR_TICK_S, or as soon as a run ends: a worker that
+        dies is replaced at once, not up to a tick later); True once stopping."""
+        with self._lock:
+            refs = list(self.sup.roster.running())
+        if ray_api.wait_any(refs, MONITOR_TICK_S):
+            return self.sup.stopping.wait(0.01)  # never a busy loop, should a finished run stay unsettled
+        return self.sup.stopping.wait(0 if refs else MONITOR_TICK_S)
 
     # ---- autoscaling (processing.autoscale; the decision rules are in runtime/autoscale.py) ---
     def _autoscale_tick(self) -> None:

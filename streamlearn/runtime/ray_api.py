@@ -259,6 +259,14 @@ def ready(refs: list[Any]) -> list[Any]:
     return list(done)
 
 
+def wait_any(refs: list[Any], timeout: float) -> bool:
+    """Block until one of the refs is ready or `timeout` passes; whether one is."""
+    if not refs:
+        return False
+    done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+    return bool(done)
+
+
 def kill(handle: Any, restart: bool = False) -> None:
     ray.kill(handle, no_restart=not restart)
 

@@ -34,6 +34,7 @@ from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
+from streamlearn.runtime import warm
 from streamlearn.runtime.handoff import Handoffs
 from streamlearn.runtime.intake import Backlog
 from streamlearn.runtime.loop_timing import TurnTimer
@@ -50,24 +51,24 @@ REPLAY_AT_STOP_S = 30.0
 class Run:
     """One call of `PartitionWorker.run`: its clients, the tasks it drives, and its loop."""
 
-    def __init__(self, cfg: AppConfig, owner: str, partitions: list[int], stop: threading.Event, heartbeat: Heartbeat) -> None:
+    def __init__(self, cfg: AppConfig, owner: str, partitions: list[int], stop: threading.Event, heartbeat: Heartbeat,
+                 clients: warm.Clients | None = None) -> None:
+        self.called_at = time.monotonic()  # start of the run: clients, then ownership and restore (logged by `start`)
         self.cfg = cfg
         self.stop = stop
         self.heartbeat = heartbeat
         pc = cfg.processing
         self.topic = cfg.kafka.input_topic
-        self.store = open_store(cfg.redis, cfg.app, cfg.kafka.input_topic)
-        self.consumer = kafka_io.make_consumer(cfg.kafka.bootstrap, cfg.group_id, cfg.kafka.consumer)
-        adm = kafka_io.admin(cfg.kafka.bootstrap, cfg.kafka.consumer)
-        out_parts = len(kafka_io.topic_partitions(adm, cfg.kafka.output_topic) or [0])
+        # A standby's clients were connected while it waited (`warm`); otherwise made here.
+        clients = clients if clients is not None else warm.connect(cfg)
+        self.store, self.consumer = clients.store, clients.consumer
+        out_parts, dlq_limit = clients.out_partitions, clients.dlq_limit
         kind = model_kind(build_model(cfg.model))
         decoder = EventDecoder(cfg.fields, is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass,
                                classes=cfg.model.classes, max_value_bytes=pc.max_value_bytes)
         secret = cfg.signing_secret()  # ConfigError without a secret unless checkpoint.allow_dev_key
         base_key = secret if secret is not None else checkpoint.dev_key(cfg.app)
         self.shared = None if pc.guarantee == "exactly_once" else kafka_io.make_producer(cfg.kafka.bootstrap, cfg.kafka.producer, engine=True)
-        # The DLQ's own limit when readable, else one safely under Kafka's 1 MB default.
-        dlq_limit = min(kafka_io.topic_max_message_bytes(adm, cfg.kafka.dlq_topic) or 1_000_000, kafka_io.LARGE_MESSAGE_BYTES)
         self.backlog = Backlog()
         self.with_redis = RedisPause(cfg, stop, heartbeat, lambda phase: setattr(self, "phase", phase))
         self.forker = (ForkedCheckpointer(lambda: open_store(cfg.redis, cfg.app, cfg.kafka.input_topic),  # the child's own connection
@@ -86,9 +87,12 @@ class Run:
 
     def start(self) -> None:
         """Steps 1 and 2 for every partition, then read each from where its restore says."""
-        self.take_ownership(list(self.tasks.values()))
-        self.consumer.assign([tp for t in self.tasks.values() for tp in t.assignment(self.with_redis([t], t.restore))])
+        t_init = time.monotonic()
+        assignment = self.take_ownership(list(self.tasks.values()), restore=True)
+        self.consumer.assign(assignment)
         self.phase = "running"
+        logs.event(log, logging.INFO, "run_started", topic=self.topic, partitions=list(self.partition_ids),
+                   clients_ms=round((t_init - self.called_at) * 1000, 1), takeover_ms=round((time.monotonic() - t_init) * 1000, 1))
 
     def loop(self) -> str:
         """Until stopped, or until every partition is lost to another owner ("retired"); hand-offs between cycles."""
@@ -164,19 +168,22 @@ class Run:
         self.consumer.close()
 
     # ---- the steps, for each task still owned ------------------------------------------
-    def take_ownership(self, tasks: list[PartitionTask]) -> None:
+    def take_ownership(self, tasks: list[PartitionTask], *, restore: bool = False) -> list[TopicPartition]:
         """All partitions at once: init_transactions waits about 0.5 s on the transaction
         coordinator, so taking N partitions one after another would add N × 0.5 s to every
         start and every recovery. Each task has its own producer; nothing is shared but the
-        (thread-safe) Redis client."""
+        (thread-safe) Redis and consumer clients. `restore`: each partition restores in its
+        thread right after its own init_transactions (the protocol's order, per partition)
+        instead of after the slowest partition's; returns what to assign."""
+        def own(t: PartitionTask) -> list[TopicPartition]:
+            self.with_redis([t], t.take_ownership)
+            return t.assignment(self.with_redis([t], t.restore)) if restore else []
+
         try:
             if len(tasks) <= 1:  # none: a run started empty, waiting for a hand-off
-                for t in tasks:
-                    self.with_redis(tasks, t.take_ownership)
-                return
+                return [tp for t in tasks for tp in own(t)]
             with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="take-ownership") as pool:
-                for fut in [pool.submit(self.with_redis, [t], t.take_ownership) for t in tasks]:
-                    fut.result()
+                return [tp for fut in [pool.submit(own, t) for t in tasks] for tp in fut.result()]
         except BaseException:
             for t in tasks:
                 t.close()

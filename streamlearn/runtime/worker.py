@@ -29,7 +29,7 @@ from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.eos import status as published
 from streamlearn.eos.heartbeat import Heartbeat
-from streamlearn.runtime import heap, niceness, orphan_watch, ray_api
+from streamlearn.runtime import heap, niceness, orphan_watch, ray_api, warm
 from streamlearn.runtime.run_loop import Run
 
 log = logs.get("worker")
@@ -45,6 +45,8 @@ class PartitionWorker:
         self.owner = f"{worker_id}@{socket.gethostname()}:{os.getpid()}"
         self.node = ray_api.node()  # {} outside Ray; in the ping and in every partition's published status
         published.NODE.update(self.node)
+        # A Ray worker process: its heap is ours to tune (not a test's or a benchmark's driver).
+        self._settle = heap.settle if self.node else None
         if self.node:  # inside Ray: the parent is the node's raylet (`orphan_watch`)
             orphan_watch.watch_parent(worker_id)
             niceness.check(self.cfg.ray.worker_niceness, worker=worker_id, **self.node)
@@ -54,6 +56,8 @@ class PartitionWorker:
         self._phase = "idle"  # outside a run: idle, then the last run's result
         self._idle = threading.Condition()  # notified when a run ends (join_run waits on it)
         self._last_result: dict[str, Any] = {"worker": worker_id, "result": "idle", "lost": [], "pid": os.getpid()}
+        # Clients connected while this worker waits (a standby's head start on a takeover).
+        self._standby: warm.Standby | None = warm.Standby(self.cfg, worker_id, self._settle)
 
     # ---- control (called from other threads of the actor) ------------------------
     def ping(self) -> dict[str, Any]:
@@ -103,9 +107,11 @@ class PartitionWorker:
             return self.join_run()
         self._stop.clear()
         self._heartbeat.beat()
-        if self.node:  # a Ray worker process: its heap is ours to tune (not a test's or a benchmark's driver)
-            heap.settle()
-        run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat)
+        if self._settle is not None:
+            self._settle()  # idempotent: next to nothing when the standby's warm-up has done it
+        clients = self._standby.take() if self._standby is not None else None
+        self._standby = None
+        run = Run(self.cfg, self.owner, partitions, self._stop, self._heartbeat, clients)
         self._run = run
         result = "stopped"
         try:
@@ -119,6 +125,7 @@ class PartitionWorker:
             with self._idle:
                 self._last_result = {"worker": self.worker_id, "result": result, "lost": run.lost, "pid": os.getpid()}
                 self._run = None
+                self._standby = warm.Standby(self.cfg, self.worker_id, self._settle)  # for the next run, if any
                 self._idle.notify_all()
         logs.event(log, logging.INFO, "worker_done", worker=self.worker_id, result=result, lost=run.lost)
         return self._last_result
