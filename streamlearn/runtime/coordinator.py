@@ -22,7 +22,7 @@ from connectors.rescale_store import RescaleStore
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
 from streamlearn.ops import status
-from streamlearn.runtime import autoscale, ray_api, scaler
+from streamlearn.runtime import autoscale, ray_api, scaler, stop_settle
 from streamlearn.runtime.autoscale_record import DecisionRecorder
 from streamlearn.runtime.nodes import NodeMap
 from streamlearn.runtime.placement import Placement
@@ -230,12 +230,21 @@ class Coordinator:
                 out[wid] = reply["pid"]
         return out
 
+    def _owners(self) -> list[tuple[list[int], bool, Any]]:
+        """(partitions, run in flight, handle) of each owner, for `stop_settle`."""
+        with self._lock:
+            return [(list(w.partitions), w.run is not None, w.handle) for w in self.sup.roster.with_role(Role.OWNER)]
+
     def status(self) -> dict[str, Any]:
         st = status.collect(self.cfg, self.store, self.consumer, self.partitions)
         st["workers"] = self.workers()
         return st
 
     def stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        t0 = time.monotonic()
+        if self._monitor is not None and self._monitor.is_alive():  # it keeps handling deaths meanwhile
+            stop_settle.wait_for_owners(self._owners, self.sup.ping, threading.Event(), min(stop_settle.SETTLE_S, timeout_s / 2))
+        timeout_s = max(timeout_s - (time.monotonic() - t0), timeout_s / 2)
         self.sup.stopping.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
