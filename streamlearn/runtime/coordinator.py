@@ -243,7 +243,7 @@ class Coordinator:
     def stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
         t0 = time.monotonic()
         if self._monitor is not None and self._monitor.is_alive():  # it keeps handling deaths meanwhile
-            stop_settle.wait_for_owners(self._owners, self.sup.ping, threading.Event(), min(stop_settle.SETTLE_S, timeout_s / 2))
+            stop_settle.wait_for_owners(self._owners, self.sup.ping, min(stop_settle.SETTLE_S, timeout_s / 2))
         timeout_s = max(timeout_s - (time.monotonic() - t0), timeout_s / 2)
         self.sup.stopping.set()
         if self._monitor is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from streamlearn.runtime import stop_settle
@@ -25,7 +24,7 @@ def test_waits_until_the_moved_partitions_run_then_returns_nothing() -> None:
         looks["n"] += 1
         return [([0, 1], looks["n"] >= 3, "standby")]  # the standby's run starts at the third look
 
-    out = stop_settle.wait_for_owners(snapshot, lambda _h, _t: {"phase": "running", "partitions": [0, 1]}, threading.Event(), settle_s=30)
+    out = stop_settle.wait_for_owners(snapshot, lambda _h, _t: {"phase": "running", "partitions": [0, 1]}, settle_s=30)
     assert out == [] and looks["n"] == 3
 
 
@@ -36,5 +35,5 @@ def test_gives_up_at_its_deadline_and_names_what_is_still_in_transit() -> None:
         now["t"] += 1.0
         return now["t"]
 
-    out = stop_settle.wait_for_owners(lambda: [([2], False, "w")], lambda _h, _t: None, threading.Event(), settle_s=5, clock=clock)
+    out = stop_settle.wait_for_owners(lambda: [([2], False, "w")], lambda _h, _t: None, settle_s=5, clock=clock)
     assert out == [2]
