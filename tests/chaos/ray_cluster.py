@@ -124,11 +124,19 @@ def _kill_node(cluster: Any, node: Any) -> None:
 
 
 def _declared_dead(cluster: Any, node_id: str, timeout_s: float = 60.0) -> float | None:
-    """Wall time at which the GCS marks the node dead (polled every 50 ms), None if not within timeout_s."""
+    """Wall time at which the GCS marks the node dead (polled every 50 ms), None if not within timeout_s.
+
+    A node-table read that fails (the GCS slow to answer on a loaded machine) is retried
+    until the deadline: the caller's thread must always report a line, or the test waiting
+    for it would wait out its own timeout instead (a CI run lost 90 s and the test that way).
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if any(n["NodeID"] == node_id and not n["Alive"] for n in cluster.global_state.node_table()):
-            return time.time()
+        try:
+            if any(n["NodeID"] == node_id and not n["Alive"] for n in cluster.global_state.node_table()):
+                return time.time()
+        except Exception as e:  # reported on stderr, retried until the deadline
+            print(f"node table read failed, retrying: {e!r}", file=sys.stderr, flush=True)
         time.sleep(0.05)
     return None
 
