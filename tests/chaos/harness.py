@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.kafka_io import make_producer
+from connectors.kafka_io import KafkaUnavailable, make_producer
 from connectors.kafka_records import Record, produce_records
 from connectors.proctree import alive, cmdline, descendants
 from connectors.redis_store import CheckpointStore, connect
@@ -166,16 +167,34 @@ class Scenario:
     def _create_topics(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.env.bootstrap})
         names = [self.topic, self.out_topic, self.dlq_topic, *([self.sections["kafka"]["label_topic"]] if "label_topic" in self.sections.get("kafka", {}) else [])]
-        topics = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in names]
-        for fut in admin.create_topics(topics, operation_timeout=30).values():
-            fut.result(timeout=30)
+        missing = set(names)
+
+        def created() -> bool:
+            # Retried until the deadline: a CI run once saw the broker silent for ~30 s (a
+            # machine-wide stall) and failed on the first timed-out request. An earlier attempt
+            # that did create a topic shows up as TOPIC_ALREADY_EXISTS, which counts as done.
+            topics = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in sorted(missing)]
+            for name, fut in admin.create_topics(topics, operation_timeout=30).items():
+                try:
+                    fut.result(timeout=30)
+                except TimeoutError as e:
+                    raise KafkaUnavailable(f"creating topic {name}: no answer in 30 s") from e
+                except KafkaException as e:
+                    if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise KafkaUnavailable(f"creating topic {name}: {e}") from e
+                missing.discard(name)
+            return True
 
         def ready() -> bool:
-            md = admin.list_topics(timeout=5).topics
+            try:
+                md = admin.list_topics(timeout=5).topics
+            except KafkaException as e:
+                raise KafkaUnavailable(f"topic metadata: {e}") from e
             return all(t in md and len(md[t].partitions) == PARTITIONS and all(p.leader >= 0 for p in md[t].partitions.values())
                        for t in names)
 
-        wait_for(ready, 30, "topics to have leaders")
+        wait_for(created, 120, f"topics {names} created")
+        wait_for(ready, 60, "topics to have leaders")
 
     def cli_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
