@@ -170,6 +170,24 @@ def assert_exactly_once_and_models_equal(cfg: AppConfig, partitions: int, total:
         assert model_differences(got, reference_state(cfg, p), probes) == [], f"I2 violated on partition {p}"
 
 
+class HeldBackStream(threading.Thread):
+    """`events[:split]` produced at `rate`, then `events[split:]` only once `release` is set.
+
+    For tests whose fault (a kill, a stop) must land mid-stream however slowly a loaded
+    machine processes: the tail cannot be sent before the fault, so the stream cannot end first.
+    """
+
+    def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], split: int, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.cfg, self.events, self.split, self.rate = cfg, events, split, rate
+        self.release = threading.Event()
+
+    def run(self) -> None:
+        produce(self.cfg, keyed(self.events[:self.split]), self.rate)
+        self.release.wait(600)
+        produce(self.cfg, keyed(self.events[self.split:]), self.rate)
+
+
 class SteadyLoad(threading.Thread):
     """Events produced in chunks of `chunk_s` seconds' worth at `rate` until stopped (or the events run out)."""
 

@@ -14,6 +14,7 @@ import pytest
 from streamlearn.tools.checker import audit_app
 from streamlearn.tools.datasets import synthetic_events
 from tests.integration.engine_helpers import (
+    HeldBackStream,
     all_committed,
     checkpointed_state,
     committed_and_high,
@@ -101,19 +102,12 @@ def test_stop_and_restart_mid_stream_continues_model_version(
     wait_for(lambda: _all_running(cfg), 180, "every partition owned", proc)
     # The second half is held back until the stop is asked for, so the stop is mid-stream however
     # slowly a loaded machine processes the first half (and `mid` below leaves work for the restart).
-    stop_asked = threading.Event()
-
-    def produce_around_stop() -> None:
-        produce(cfg, keyed(events[:6000]), 800)
-        stop_asked.wait(600)
-        produce(cfg, keyed(events[6000:]), 800)
-
-    producer = threading.Thread(target=produce_around_stop, daemon=True)
+    producer = HeldBackStream(cfg, events, split=len(events) // 2, rate=800)
     producer.start()
     wait_for(lambda: events_processed(cfg) >= 2000, 180, "2000 events processed", proc)
     assert events_processed(cfg) < len(events), "the stream ended before the stop: not a mid-stream restart"
     code, log = stop_run(proc, signal.SIGINT)
-    stop_asked.set()
+    producer.release.set()
     assert code == 0, log[-3000:]
     mid = sum(k or 0 for k, _ in committed_and_high(cfg).values())
     assert 0 < mid < len(events)

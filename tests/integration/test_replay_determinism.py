@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ import pytest
 
 from streamlearn.tools.datasets import synthetic_events
 from tests.integration.engine_helpers import (
+    HeldBackStream,
     all_committed,
     checkpointed_state,
     events_processed,
-    keyed,
     load,
-    produce,
     reference_state,
     start_run,
     stop_run,
@@ -69,15 +67,7 @@ def test_recovered_model_equals_the_fault_free_one_after_sigkills(
         # The last fifth is held back until the last kill is done, so every kill lands before the
         # stream's end however slow the recoveries are (a loaded CI machine once took longer to
         # recover three times than the paced producer took to send everything).
-        tail_at = EVENTS * (KILLS + 1) // (KILLS + 2)
-        kills_done = threading.Event()
-
-        def produce_around_kills() -> None:
-            produce(cfg, keyed(events[:tail_at]), 150.0)
-            kills_done.wait(600)
-            produce(cfg, keyed(events[tail_at:]), 150.0)
-
-        producer = threading.Thread(target=produce_around_kills, daemon=True)
+        producer = HeldBackStream(cfg, events, split=EVENTS * (KILLS + 1) // (KILLS + 2), rate=150.0)
         producer.start()
         for k in range(KILLS):
             p = k % PARTITIONS
@@ -87,7 +77,7 @@ def test_recovered_model_equals_the_fault_free_one_after_sigkills(
             wait_for(lambda p=p, v=victim: store.read_status(p).get("pid") not in (None, str(v))
                      and store.read_status(p).get("phase") == "running", 180, f"partition {p} owned again", proc)
         assert events_processed(cfg) < EVENTS, "the stream ended before the last kill: not a mid-stream crash"
-        kills_done.set()
+        producer.release.set()
         producer.join(timeout=300)
         wait_for(lambda: all_committed(cfg), 300, "every partition committed to its end", proc)
     finally:
