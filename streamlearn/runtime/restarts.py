@@ -24,6 +24,11 @@ asked, by a ping, whether it is up: one ping in flight at a time, the next
   for a new death, and the partitions move once per death, not per second.
   Why a ping first rather than calling `run` again after a pause: a run that
   fails cannot tell "not up yet" from "up, then died again", a ping can;
+- partitions waiting on a restarting actor go to the first restarting
+  standby that answers, if it answers first: the one they wait on may have
+  been killed again during its restart (the benchmark's kills pick the
+  busiest process, often one that is importing), and the old bounce at least
+  found whichever came up first. Not counted again: no owner has held them;
 - if a ping says the actor is gone for good (DEAD), or it is not up after
   `RESTART_WAIT_S`, it is killed: an owner's partitions go to another
   standby or a new worker (`Supervisor.replace`), a standby is dropped and
@@ -95,11 +100,22 @@ def check(sup: Supervisor) -> None:
 def _up(sup: Supervisor, w: Worker) -> None:
     down_s = sup.clock() - (w.down_since or sup.clock())
     w.down_since = None
-    waiting = w.role is Role.OWNER and w.run is None and w.relaunch_at is None
+    if w.role is Role.STANDBY and (held := _waiting(sup.roster)) is not None:
+        # They were waiting on another restarting actor: this one is up first.
+        w.partitions, held.partitions = held.partitions, []
+        sup.roster.to_standby(held)
+        logs.event(log, logging.WARNING, "partitions_moved_to_restarted", waited_on=held.wid, worker=w.wid, partitions=w.partitions)
+    waiting = bool(w.partitions) if w.role is Role.STANDBY else w.role is Role.OWNER and w.run is None
     logs.event(log, logging.WARNING, "worker_restarted_up", worker=w.wid, down_s=round(down_s, 2),
                partitions=w.partitions if waiting else [])
     if waiting:
         sup.launch(w)
+
+
+def _waiting(roster: Roster) -> Worker | None:
+    """The owner restarting longest whose partitions wait for it to be up."""
+    held = [o for o in roster.with_role(Role.OWNER) if o.down_since is not None and o.run is None and o.partitions]
+    return min(held, key=lambda o: o.down_since or 0.0) if held else None
 
 
 def _gone(sup: Supervisor, w: Worker, reason: str) -> None:

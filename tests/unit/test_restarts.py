@@ -63,6 +63,18 @@ def test_partitions_wait_on_a_restarting_standby_instead_of_bouncing() -> None:
     assert h.view()["worker_restarts"] == 2 and h.w("w1").deaths == 1 and h.w("w1").down_since is None
 
 
+def test_waiting_partitions_go_to_the_restarting_actor_that_is_up_first() -> None:
+    h = _two_owners_killed_in_turn()  # 0 and 2 wait on w1; w0 restarts too
+    _up(h, "w0")  # w1 was killed again during its restart, say: w0 answers first
+    _turns(h, 1.5)
+    assert h.view()["assignment"] == {"w0": [0, 2], "w2": [1, 3]} and h.view()["standby"] == ["w1"]
+    assert h.ray.runs("w0") == [[0, 2], [0, 2]] and h.ray.runs("w1") == [[1, 3]]
+    assert h.view()["worker_restarts"] == 2 and h.recoveries() == [0, 1, 2, 3]  # a wait, not a new loss
+    _up(h, "w1")
+    _turns(h, 1.5)
+    assert h.w("w1").down_since is None and h.w("w1").role is Role.STANDBY and h.ray.runs("w1") == [[1, 3]]
+
+
 def test_a_standby_that_is_up_is_preferred_to_an_older_one_that_is_restarting() -> None:
     h = Harness(partitions=4, workers=2, standby=1)
     _kill(h, "w1")  # → w2; w1 waits as a standby, restarting
@@ -75,24 +87,33 @@ def test_a_standby_that_is_up_is_preferred_to_an_older_one_that_is_restarting() 
 
 def test_a_restarted_standby_that_answers_is_used_at_once() -> None:
     h = _two_owners_killed_in_turn()
-    _up(h, "w0")
-    _turns(h, 1.0)
-    assert h.w("w0").down_since is None and h.w("w0").role is Role.STANDBY
     _up(h, "w1")
     _turns(h, 1.5)
+    _up(h, "w0")
+    _turns(h, 1.5)
+    assert h.w("w0").down_since is None and h.w("w0").role is Role.STANDBY
     _kill(h, "w2")
     assert h.view()["assignment"] == {"w0": [1, 3], "w1": [0, 2]} and h.ray.runs("w0") == [[0, 2], [1, 3]]
 
 
 def test_an_owner_that_never_comes_back_is_replaced_and_its_partitions_owned() -> None:
-    h = _two_owners_killed_in_turn()
-    _up(h, "w0")  # w0 comes back; w1, holding 0 and 2, never does
+    h = Harness(partitions=4, workers=2, standby=0)
+    _kill(h, "w1")
     _turns(h, RESTART_WAIT_S + 1.0)
     assert "w1" not in h.sup.roster.workers and ("w1", False) in h.ray.killed
+    assert h.view()["assignment"] == {"w0": [0, 2], "w2": [1, 3]} and h.ray.runs("w2") == [[1, 3]]
+    assert h.view()["replacements"] == 1
+
+
+def test_two_actors_that_never_come_back_are_replaced_and_every_partition_owned() -> None:
+    h = _two_owners_killed_in_turn()
+    _turns(h, RESTART_WAIT_S + 5.0)
+    assert "w0" not in h.sup.roster.workers and "w1" not in h.sup.roster.workers
+    assert {("w0", False), ("w1", False)} <= set(h.ray.killed)
     owners = h.view()["assignment"]
     assert sorted(p for parts in owners.values() for p in parts) == [0, 1, 2, 3]
-    assert owners["w0"] == [0, 2] and h.w("w0").run is not None and h.ray.runs("w0")[-1] == [0, 2]
-    assert h.view()["replacements"] == 1 and h.view()["standby"] == ["w3"]
+    assert all(h.w(wid).run is not None and h.ray.runs(wid)[-1] == parts for wid, parts in owners.items())
+    assert h.view()["standby"] and all(h.w(wid).down_since is None for wid in h.view()["standby"])
 
 
 def test_an_actor_ray_gives_up_on_is_replaced_at_once() -> None:
