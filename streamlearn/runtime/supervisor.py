@@ -130,7 +130,8 @@ class Supervisor:
             w = running[ref]
             w.run = None
             self.settle(w, self.ray.outcome(ref))
-        restarts.check(self)
+        if not self.stopping.is_set():
+            restarts.check(self)
 
     def settle(self, w: Worker, out: Outcome) -> None:
         """Decide what follows a finished run, by how it finished."""
