@@ -220,8 +220,8 @@ class Supervisor:
         self.fill_standby()
 
     def spare_after_loss(self, lost: Worker) -> Worker | None:
-        """The standby for a lost worker's partitions: known to be up first (`restarts`), then on
-        another node than the lost one's (`placement`)."""
+        """The standby for a lost worker's partitions: on another node than the lost one's (`placement`),
+        and there one known to be up before one Ray is restarting (`restarts`)."""
         if self.placement is None:
             return self.roster.next_standby()
         return self.placement.spare_after_loss(lost.wid, self.roster.spares())
