@@ -13,6 +13,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from streamlearn.runtime.restarts import PROBE_EVERY_S, RESTART_WAIT_S
 from streamlearn.runtime.roster import Role
+from tests.unit.test_placement import Cluster
 from tests.unit.test_supervisor import Harness, failed
 
 
@@ -158,3 +159,17 @@ def test_a_standby_killed_while_idle_dies_once_and_its_partitions_then_wait_for_
     _up(h, "w0")
     _turns(h, 1.5)
     assert h.ray.runs("w0") == [[0, 2], [0, 2]]
+
+
+def test_with_placement_too_an_up_standby_is_preferred_on_one_node() -> None:
+    c = Cluster(["A"], workers=2, standby=1)  # a local instance: one node, nothing pinned
+    w = c.sup.roster.workers
+    w["w1"].handle.down = _unavailable()
+    c.ray.done[w["w1"].run] = failed(_unavailable())
+    c.sup.check_runs()
+    c.sup.standby_workers = 2
+    c.sup.fill_standby()
+    assert [s.wid for s in c.sup.roster.standby()] == ["w1", "w3"]
+    c.ray.done[w["w0"].run] = failed(_unavailable())
+    c.sup.check_runs()
+    assert c.sup.roster.view()["assignment"] == {"w2": [1, 3], "w3": [0, 2]}
