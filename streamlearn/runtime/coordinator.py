@@ -191,9 +191,10 @@ class Coordinator:
         dies is replaced at once, not up to a tick later); True once stopping."""
         with self._lock:
             refs = list(self.sup.roster.running())
-        if ray_api.wait_any(refs, MONITOR_TICK_S):
+            probes = list(self.sup.roster.probing())  # a restarted worker that answers gets its run at once
+        if ray_api.wait_any(refs + probes, MONITOR_TICK_S):
             return self.sup.stopping.wait(0.01)  # never a busy loop, should a finished run stay unsettled
-        return self.sup.stopping.wait(0 if refs else MONITOR_TICK_S)
+        return self.sup.stopping.wait(0 if refs or probes else MONITOR_TICK_S)
 
     # ---- autoscaling (processing.autoscale; the decision rules are in runtime/autoscale.py) ---
     def _autoscale_tick(self) -> None:

@@ -32,6 +32,9 @@ class Worker:
     has_owned: bool = False  # it has held a lease once, so the start-up grace no longer applies
     standby_rank: int = 0  # standbys are taken oldest first: a just-restarted one may not be up yet
     deaths: int = 0  # process deaths seen (each one a Ray restart or a replacement)
+    down_since: float | None = None  # Ray is restarting it since then (`restarts`); None: up as far as known
+    probe: Any = None  # the ref of the ping in flight that asks whether it is up again
+    probe_at: float = 0.0  # when to send the next such ping
 
     @property
     def label(self) -> str:
@@ -85,8 +88,13 @@ class Roster:
     def standby(self) -> list[Worker]:
         return sorted(self.with_role(Role.STANDBY), key=lambda w: w.standby_rank)
 
-    def next_standby(self) -> Worker | None:
-        spares = self.standby()
+    def spares(self, up_only: bool = False) -> list[Worker]:
+        """Standbys in the order they are given partitions: known to be up first, then the longest restarting."""
+        spares = sorted(self.standby(), key=lambda w: w.down_since is not None)  # stable: oldest first in each group
+        return [w for w in spares if w.down_since is None] if up_only else spares
+
+    def next_standby(self, up_only: bool = False) -> Worker | None:
+        spares = self.spares(up_only)
         return spares[0] if spares else None
 
     def live(self) -> list[Worker]:
@@ -95,6 +103,10 @@ class Roster:
 
     def running(self) -> dict[Any, Worker]:
         return {w.run: w for w in self.workers.values() if w.run is not None}
+
+    def probing(self) -> dict[Any, Worker]:
+        """The pings in flight to workers Ray is restarting (`restarts`)."""
+        return {w.probe: w for w in self.workers.values() if w.probe is not None}
 
     def view(self) -> dict[str, Any]:
         """What `Coordinator.workers()` has always returned, inside every `status()`: kept to the letter."""

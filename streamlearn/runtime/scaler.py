@@ -110,7 +110,7 @@ def _start_new_owners(sup: Supervisor, placeholders: list[str], progress: Progre
     """Standbys first, then new actors, each running with no partitions; returns placeholder → worker."""
     got: dict[str, Worker] = {}
     for ph in placeholders:
-        w = sup.roster.next_standby() or sup.roster.add(sup.spawn)
+        w = sup.roster.next_standby(up_only=True) or sup.roster.add(sup.spawn)  # not one Ray is restarting: its run would wait
         w.partitions = []
         sup.launch(w)  # an OWNER now: no longer a standby, so the next placeholder gets another one
         got[ph] = w

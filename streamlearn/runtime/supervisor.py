@@ -6,10 +6,12 @@ Two failure paths:
   partitions move at once to a standby worker (an idle actor started ahead,
   `processing.standby_workers`), whose process and imports are already up.
   If Ray is restarting the dead actor (`max_restarts`), it becomes the next
-  standby; if it is gone for good, it is killed and a fresh standby is
-  started. Without a standby the Coordinator calls `run` again on the
-  restarted actor, or replaces one that is gone. Either way the new owner
-  fences the old one and recovers from checkpoint + replay.
+  standby, once a ping shows it up (`restarts`: a standby that is down is
+  given partitions only when none is up, and its `run` waits for the ping);
+  if it is gone for good, it is killed and a fresh standby is started.
+  Without a standby the Coordinator calls `run` again on the restarted
+  actor once it is up, or replaces one that is gone. Either way the new
+  owner fences the old one and recovers from checkpoint + replay.
 - a worker hangs (SIGSTOP, GC pause, partition from Redis): its lease expires
   and it does not answer a ping, so its partitions go to another actor. The
   hung one is not killed: it becomes a zombie; if it wakes up it is fenced
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from streamlearn import logs
-from streamlearn.runtime import adoption, lease_check
+from streamlearn.runtime import adoption, lease_check, restarts
 from streamlearn.runtime.lease_check import PING_TIMEOUT_S, STARTUP_GRACE_S, STUCK_MARGIN_S
 from streamlearn.runtime.placement import Placement
 from streamlearn.runtime.ray_api import Failure, Outcome
@@ -109,6 +111,8 @@ class Supervisor:
     # ---- runs ----------------------------------------------------------------------
     def launch(self, w: Worker) -> None:
         w.role, w.relaunch_at = Role.OWNER, None
+        if w.down_since is not None:
+            return  # Ray is restarting it: `restarts` calls this again once a ping answers
         w.run = self.ray.call(w.handle, "run", list(w.partitions))
         w.launched_at = self.clock()
 
@@ -126,6 +130,8 @@ class Supervisor:
             w = running[ref]
             w.run = None
             self.settle(w, self.ray.outcome(ref))
+        if not self.stopping.is_set():
+            restarts.check(self)
 
     def settle(self, w: Worker, out: Outcome) -> None:
         """Decide what follows a finished run, by how it finished."""
@@ -159,12 +165,14 @@ class Supervisor:
         self.count_recoveries(w.partitions)
         logs.event(log, logging.WARNING, "worker_died_replacing" if gone else "worker_died_restarting",
                    worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
+        if not gone:
+            restarts.mark_down(self, w)
         spare = self.spare_after_loss(w)
         if spare is None:
             if gone:
                 self.replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
             else:
-                self.launch(w)  # Ray restarts it; the call waits for the new process
+                self.launch(w)  # Ray restarts it: its run is called once a ping answers (`restarts`)
             return
         spare.partitions, w.partitions = w.partitions, []
         logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=w.wid, standby=spare.wid, partitions=spare.partitions)
@@ -192,7 +200,7 @@ class Supervisor:
 
     def to_spare(self, partitions: list[int]) -> Worker:
         """partitions to the oldest standby (or a new worker), launched."""
-        w = self.roster.next_standby() or self.roster.add(self.spawn)
+        w = self.roster.next_standby() or self.roster.add(self.spawn)  # known-up standbys first
         w.partitions = list(partitions)
         self.launch(w)
         return w
@@ -212,10 +220,11 @@ class Supervisor:
         self.fill_standby()
 
     def spare_after_loss(self, lost: Worker) -> Worker | None:
-        """The standby for a lost worker's partitions: on another node than the lost one's (`placement`)."""
+        """The standby for a lost worker's partitions: on another node than the lost one's (`placement`),
+        and there one known to be up before one Ray is restarting (`restarts`)."""
         if self.placement is None:
             return self.roster.next_standby()
-        return self.placement.spare_after_loss(lost.wid, self.roster.standby())
+        return self.placement.spare_after_loss(lost.wid, self.roster.spares())
 
     def count_recoveries(self, partitions: list[int]) -> None:
         for p in partitions:

@@ -29,11 +29,13 @@ LEASE_S = 3.0
 
 
 class Actor:
-    """A fake actor handle: what a ping returns (None: no answer)."""
+    """A fake actor handle: what a ping returns (None: no answer); `down`: how every call on it fails
+    meanwhile, at once as on Ray with max_task_retries=0 (ActorUnavailableError: Ray is restarting it)."""
 
     def __init__(self, wid: str) -> None:
         self.wid = wid
         self.ping_reply: dict[str, Any] | None = {"pid": 100 + int(wid[1:]), "loop_age_s": 0.1}
+        self.down: RayError | None = None
 
     def __repr__(self) -> str:
         return f"Actor({self.wid})"
@@ -55,7 +57,9 @@ class FakeRay:
     def call(self, handle: Actor, method: str, *args: Any) -> Ref:
         ref = Ref(handle, method, args)
         self.calls.append(ref)
-        if method == "ping":
+        if handle.down is not None:
+            self.done[ref] = failed(handle.down)
+        elif method == "ping":
             self.done[ref] = Outcome(value=handle.ping_reply) if handle.ping_reply else failed(GetTimeoutError())
         return ref
 
@@ -136,9 +140,11 @@ def test_actor_gone_for_good_is_killed_and_a_fresh_standby_started() -> None:
     assert h.ray.killed == [("w0", False)]
 
 
-def test_without_standby_a_restarting_worker_is_called_again() -> None:
+def test_without_standby_a_restarting_worker_is_called_again_once_it_answers_a_ping() -> None:
     h = Harness(standby=0)
     h.end_run("w1", failed(ActorUnavailableError("connection reset", None)))
+    assert h.ray.runs("w1") == [[1, 3]] and [r.method for r in h.ray.calls if r.actor.wid == "w1"][-1] == "ping"
+    h.sup.check_runs()  # the ping answered
     assert h.ray.runs("w1") == [[1, 3], [1, 3]]
     assert h.view()["worker_restarts"] == 1 and h.view()["replacements"] == 0 and h.recoveries() == [1, 3]
 
