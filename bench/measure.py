@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,9 @@ class Bench:
         return self.save({"label": label, "kind": "throughput", "run": run, "model": model, "categorical": categorical, "events": n,
                           "loadavg_before": load0, "loadavg_after": provenance.loadavg(), **res})
 
-    def throughput(self, label: str, spec: dict[str, Any], run: int, n: int) -> dict[str, Any]:
+    def throughput(self, label: str, spec: dict[str, Any], run: int, n: int, *, extra: dict[str, Any] | None = None,
+                   probe: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """`extra`: stored in the raw file as is; `probe(spec)`: read once the output is complete, before the stop."""
         topic_out = common.uid("bench-out")
         extra_topics: list[str] = []
         if spec.get("labels"):
@@ -145,6 +148,7 @@ class Bench:
         # The broker and Redis work for the system too (transactions, checkpoints): their CPU in the same window.
         services = [TreeSampler(pid, pss_every=1_000_000).start() for pid in self.svc.pids()]
         finished = reader.done.wait(self.run_timeout)
+        probed = probe(spec) if probe is not None else {}
         sampler.stop()
         for s in services:
             s.stop()
@@ -163,7 +167,8 @@ class Bench:
         rec = {"label": label, "kind": "throughput", "run": run, "spec": self._public(spec), "events": n,
                "complete": finished, "predictions": reader.count, "exited_early": exited,
                "startup_s": (reader.batches[0][0] - t0) if reader.batches else None,
-               "loadavg_before": load0, "loadavg_after": provenance.loadavg(), "resources": resources, **res}
+               "loadavg_before": load0, "loadavg_after": provenance.loadavg(), "resources": resources, **res,
+               **(extra or {}), **probed}
         if samples is not None:
             samples.stop_flag.set()
             samples.join(10)
