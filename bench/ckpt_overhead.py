@@ -57,14 +57,18 @@ def schedule(rounds: int, side_rounds: int) -> list[tuple[int, str]]:
     return out
 
 
-def paired(runs: dict[str, dict[int, float]], base: str = BASE) -> dict[str, dict[str, Any]]:
-    """Per arm, the ratios arm / base of the rounds where both completed, and their median and range.
+def paired(runs: dict[str, dict[int, float]], base: str = BASE, *, cost: bool = False) -> dict[str, dict[str, Any]]:
+    """Per arm, the ratios arm / base of the rounds where both were measured, and their median and range.
 
-    `overhead_pct_*` is 100 × (1 - ratio): positive when the arm is slower; its `_low`/`_high` come from the
-    largest and the smallest ratio.
+    `overhead_pct_*` is positive when the arm costs more: 100 × (1 - ratio) for a throughput, 100 × (ratio - 1)
+    for a `cost` (CPU per event); `_low`/`_high` come from the ratios at either end.
     """
     ref = runs.get(base, {})
     out: dict[str, dict[str, Any]] = {}
+
+    def pct(ratio: float) -> float:
+        return round(100.0 * ((ratio - 1) if cost else (1 - ratio)), 2)
+
     for arm, by_round in runs.items():
         if arm == base:
             continue
@@ -77,8 +81,8 @@ def paired(runs: dict[str, dict[int, float]], base: str = BASE) -> dict[str, dic
         med, lo, hi = statistics.median(ratios), min(ratios), max(ratios)
         out[arm] = {"rounds": rounds, "ratios": [round(x, 4) for x in ratios], "n": len(ratios),
                     "median_ratio": round(med, 4), "min_ratio": round(lo, 4), "max_ratio": round(hi, 4),
-                    "overhead_pct_median": round(100.0 * (1 - med), 2), "overhead_pct_low": round(100.0 * (1 - hi), 2),
-                    "overhead_pct_high": round(100.0 * (1 - lo), 2),
+                    "overhead_pct_median": pct(med), "overhead_pct_low": min(pct(lo), pct(hi)),
+                    "overhead_pct_high": max(pct(lo), pct(hi)),
                     "confidence_of_range": round(1 - 2.0 ** (1 - len(ratios)), 4) if len(ratios) > 1 else None}
     return out
 
@@ -107,21 +111,36 @@ def probe(spec: dict[str, Any], partitions: int) -> dict[str, Any]:
     return {"settings": settings, "versions_reserved_per_partition": seqs, "versions_refused_per_partition": refused}
 
 
-def run_arms(measure: Callable[[str, int, dict[str, Any]], float | None], rounds: int, side_rounds: int) -> dict[str, Any]:
-    """Runs the schedule (`measure(arm, round, arm settings)` → ev/s or None) and returns summary.json's
-    `variants.checkpoint_hoeffding`: the old fields (medians per arm, overhead_pct from medians) and the paired ones."""
+# What `measure` returns per run, besides ev/s: CPU-seconds per 1k events of the system's own processes (forked
+# checkpoint children included) and of the broker + Redis, over the measured window (bench.resources). The machine's
+# other tenants change how much CPU the system gets, which moves ev/s; they move its CPU per event much less.
+CPU_FIELDS = ("cpu_s_per_1k_events", "services_cpu_s_per_1k_events")
+
+
+def run_arms(measure: Callable[[str, int, dict[str, Any]], dict[str, float | None] | None], rounds: int,
+             side_rounds: int) -> dict[str, Any]:
+    """Runs the schedule (`measure(arm, round, arm settings)` → {"throughput_eps", *CPU_FIELDS} or None if the run
+    did not complete) and returns summary.json's `variants.checkpoint_hoeffding`: the old fields (medians per arm,
+    overhead_pct from medians) and the paired ones."""
     by: dict[str, dict[int, float]] = {arm: {} for arm in ARMS}
+    cpu: dict[str, dict[str, dict[int, float]]] = {f: {arm: {} for arm in ARMS} for f in CPU_FIELDS}
     order = schedule(rounds, side_rounds)
     for r, arm in order:
-        eps = measure(arm, r, ARMS[arm])
-        if eps is not None:
-            by[arm][r] = eps
+        res = measure(arm, r, ARMS[arm])
+        if res is None or res.get("throughput_eps") is None:
+            continue
+        by[arm][r] = float(res["throughput_eps"] or 0.0)
+        for f in CPU_FIELDS:
+            if res.get(f) is not None:
+                cpu[f][arm][r] = float(res[f] or 0.0)
     ck: dict[str, Any] = {arm: statistics.median(v.values()) if v else None for arm, v in by.items()}
     ck["runs"] = {arm: [round(v[r]) for r in sorted(v)] for arm, v in by.items()}
     for arm, fld in OVERHEAD_FIELD.items():
         if ck.get(BASE) and ck.get(arm):
             ck[fld] = 100.0 * (1 - ck[arm] / ck[BASE])
     ck["paired"] = paired(by)
+    ck["paired_cpu"] = {f: paired(cpu[f], cost=True) for f in CPU_FIELDS}
+    ck["cpu_runs"] = {f: {arm: {str(r): v[r] for r in sorted(v)} for arm, v in cpu[f].items()} for f in CPU_FIELDS}
     ck["order"] = [f"{arm}#{r}" for r, arm in order]
     ck["arms"] = {arm: {**ARMS[arm], "description": DESCRIPTION[arm]} for arm in ARMS}
     ck["method"] = ("rounds of one run per arm, order reversed every other round; overhead = 100 × (1 - median of the "

@@ -151,11 +151,13 @@ def ckpt_phase(b: Bench, plan: Plan) -> dict[str, Any]:
     plan.events each (the Hoeffding tree is the slow model)."""
     n = plan.events * 2 // 3
 
-    def measure(arm: str, r: int, settings: dict[str, Any]) -> float | None:
+    def measure(arm: str, r: int, settings: dict[str, Any]) -> dict[str, float | None] | None:
         res = b.throughput(f"ckpt_{arm}", base_spec(b, "streamlearn_eos_1w", model="hoeffding", **settings), r, n,
                            extra={"arm": arm, "arm_description": ckpt_overhead.DESCRIPTION[arm]},
                            probe=lambda spec: ckpt_overhead.probe(spec, common.PARTITIONS))
-        return res["throughput_eps"] if res["complete"] else None
+        if not res["complete"]:
+            return None
+        return {"throughput_eps": res["throughput_eps"], **{f: res["resources"].get(f) for f in ckpt_overhead.CPU_FIELDS}}
 
     return ckpt_overhead.run_arms(measure, plan.ckpt_rounds, min(plan.ckpt_side_rounds, plan.ckpt_rounds))
 
