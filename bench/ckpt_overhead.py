@@ -98,14 +98,16 @@ def probe(spec: dict[str, Any], partitions: int) -> dict[str, Any]:
     from streamlearn.config import AppConfig
 
     cfg = AppConfig.model_validate(streamlearn_config(spec))
-    settings = {"processing": cfg.processing.model_dump(mode="json"), "checkpoint": cfg.checkpoint.model_dump(mode="json"),
+    settings = {"processing": cfg.processing.model_dump(mode="json"), "checkpoint": cfg.checkpoint.model_dump(mode="json", exclude={"secret"}),
                 "model.publish": cfg.model.publish.model_dump(mode="json"), "model.estimator": cfg.model.estimator}
     base = f"{cfg.redis.key_prefix}:{cfg.app}:{cfg.kafka.input_topic}"
-    r = redis.Redis.from_url(spec["redis_url"])
+    r = redis.Redis.from_url(spec["redis_url"], socket_timeout=10)
     try:
         seqs = [int(r.get(f"{base}:{p}:version_seq") or 0) for p in range(partitions)]
         refused = [sum(int(v) for k, v in r.hgetall(f"{base}:{p}:counters").items() if k.startswith(b"publish_refused:"))
                    for p in range(partitions)]
+    except redis.RedisError as exc:  # the run's figures stand without this check; say why it is missing
+        return {"settings": settings, "versions_error": f"{type(exc).__name__}: {exc}"}
     finally:
         r.close()
     return {"settings": settings, "versions_reserved_per_partition": seqs, "versions_refused_per_partition": refused}

@@ -124,8 +124,10 @@ def target_row(d: dict[str, Any]) -> str:
     p = d["ckpt_paired_raw"].get("every_1s") or {}
     pub = d["ckpt_paired_raw"].get("every_1s_publish") or {}
     med, lo, hi = p.get("overhead_pct_median"), p.get("overhead_pct_low"), p.get("overhead_pct_high")
-    if med is None:
+    if med is None or lo is None or hi is None:
         verdict = NOT_MEASURED
+    elif p.get("n", 0) < 3:  # a range of one or two ratios says little about the noise
+        verdict = "undecided: fewer than 3 rounds"
     else:
         verdict = "met" if hi <= 5 else "**not met**" if lo > 5 else "undecided: the range spans 5 %"
     cpu = d["ckpt_paired_cpu_raw"]["cpu_s_per_1k_events"].get("every_1s") or {}

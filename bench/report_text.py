@@ -98,8 +98,12 @@ def method(summary: dict[str, Any]) -> str:
         "records whether it held one sample per event (raw files: `samples`, `samples_complete`). Throughput only: the",
         "latency grid and the kills offer labelled events.",
         "* **run lengths**: chosen so that the full run (every system, the grid, the kills, the variants) takes about half",
-        "an hour on this 2-vCPU machine, about six minutes less with `--no-variants`; `bench.run` prints its estimate before",
-        "it starts (`--estimate` prints only that). Run it on a quiet machine: the provenance table shows how quiet it was.",
+        *(["an hour on this 2-vCPU machine, about six minutes less with `--no-variants`; `bench.run` prints its estimate before",
+           "it starts (`--estimate` prints only that). Run it on a quiet machine: the provenance table shows how quiet it was."]
+          if "paired" not in summary.get("variants", {}).get("checkpoint_hoeffding", {}) else
+          [f"an hour on this 2-vCPU machine, of which the variants take {fmt((c.get('estimated_s') or {}).get('variants'))} s "
+           "(estimated; `--no-variants` skips them); `bench.run` prints its estimate before it starts (`--estimate` prints only",
+           "that). Run it on a quiet machine: the provenance table shows how quiet it was."]),
     ])
 
 

@@ -154,6 +154,7 @@ def test_the_verdict_needs_the_whole_range_on_one_side_of_5_percent() -> None:
     side = {"every_1s_publish": [0.9], "every_1s_inline": [0.9]}
     assert _target(_page({"every_1s": [0.93, 0.94, 0.92], **side})[0]).endswith("| **not met** |")
     assert _target(_page({"every_1s": [0.93, 0.97, 0.96], **side})[0]).endswith("| undecided: the range spans 5 % |")
+    assert _target(_page({"every_1s": [0.99, 0.99], **side})[0]).endswith("| undecided: fewer than 3 rounds |")
 
 
 def test_an_old_summary_renders_without_the_section() -> None:
