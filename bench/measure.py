@@ -147,8 +147,8 @@ class Bench:
         sampler = TreeSampler(proc.pid).start()
         # The broker and Redis work for the system too (transactions, checkpoints): their CPU in the same window.
         services = [TreeSampler(pid, pss_every=1_000_000).start() for pid in self.svc.pids()]
-        finished = reader.done.wait(self.run_timeout)
-        probed = probe(spec) if probe is not None else {}
+        finished = self._wait_output(reader, proc)
+        probed = probe(spec) if probe is not None and proc.poll() is None else {}
         sampler.stop()
         for s in services:
             s.stop()
@@ -183,6 +183,17 @@ class Bench:
             + (f"; samples {rec['samples']}/{n}" if samples is not None else ""))
         common.delete_topics(self.svc.bootstrap, [topic_out, *extra_topics])
         return self.save(rec)
+
+    def _wait_output(self, reader: common.OutputReader, proc: subprocess.Popen[bytes]) -> bool:
+        """Until the output is complete, the run times out, or the system exits without completing it (Ray's start-up
+        can time out on a stalled machine: waiting the whole run timeout for a dead system only delays the next run)."""
+        deadline = time.monotonic() + self.run_timeout
+        while not reader.done.wait(1.0):
+            if time.monotonic() > deadline:
+                return False
+            if proc.poll() is not None:
+                return reader.done.wait(EXITED_GRACE_S)  # what it committed before it exited may still be on its way
+        return True
 
     # ---- latency grid and recovery: one system lifetime, offered load from a paced producer ---------------
     def _start_warm(self, spec: dict[str, Any]) -> tuple[dict[str, Any], subprocess.Popen[bytes], common.OutputReader, TreeSampler,
@@ -313,6 +324,7 @@ class Bench:
 
 
 DRAIN_FLOOR_S = 5.0
+EXITED_GRACE_S = 10.0  # after the system exited early, how long its committed output may take to reach the reader
 SAMPLES_GRACE_S = 30.0  # label mode: after the last prediction, how long the sample log may take to complete
 
 
