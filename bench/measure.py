@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,9 @@ class Bench:
         return self.save({"label": label, "kind": "throughput", "run": run, "model": model, "categorical": categorical, "events": n,
                           "loadavg_before": load0, "loadavg_after": provenance.loadavg(), **res})
 
-    def throughput(self, label: str, spec: dict[str, Any], run: int, n: int) -> dict[str, Any]:
+    def throughput(self, label: str, spec: dict[str, Any], run: int, n: int, *, extra: dict[str, Any] | None = None,
+                   probe: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """`extra`: stored in the raw file as is; `probe(spec)`: read once the output is complete, before the stop."""
         topic_out = common.uid("bench-out")
         extra_topics: list[str] = []
         if spec.get("labels"):
@@ -144,7 +147,8 @@ class Bench:
         sampler = TreeSampler(proc.pid).start()
         # The broker and Redis work for the system too (transactions, checkpoints): their CPU in the same window.
         services = [TreeSampler(pid, pss_every=1_000_000).start() for pid in self.svc.pids()]
-        finished = reader.done.wait(self.run_timeout)
+        finished = self._wait_output(reader, proc)
+        probed = probe(spec) if probe is not None and proc.poll() is None else {}
         sampler.stop()
         for s in services:
             s.stop()
@@ -163,7 +167,8 @@ class Bench:
         rec = {"label": label, "kind": "throughput", "run": run, "spec": self._public(spec), "events": n,
                "complete": finished, "predictions": reader.count, "exited_early": exited,
                "startup_s": (reader.batches[0][0] - t0) if reader.batches else None,
-               "loadavg_before": load0, "loadavg_after": provenance.loadavg(), "resources": resources, **res}
+               "loadavg_before": load0, "loadavg_after": provenance.loadavg(), "resources": resources, **res,
+               **(extra or {}), **probed}
         if samples is not None:
             samples.stop_flag.set()
             samples.join(10)
@@ -178,6 +183,17 @@ class Bench:
             + (f"; samples {rec['samples']}/{n}" if samples is not None else ""))
         common.delete_topics(self.svc.bootstrap, [topic_out, *extra_topics])
         return self.save(rec)
+
+    def _wait_output(self, reader: common.OutputReader, proc: subprocess.Popen[bytes]) -> bool:
+        """Until the output is complete, the run times out, or the system exits without completing it (Ray's start-up
+        can time out on a stalled machine: waiting the whole run timeout for a dead system only delays the next run)."""
+        deadline = time.monotonic() + self.run_timeout
+        while not reader.done.wait(1.0):
+            if time.monotonic() > deadline:
+                return False
+            if proc.poll() is not None:
+                return reader.done.wait(EXITED_GRACE_S)  # what it committed before it exited may still be on its way
+        return True
 
     # ---- latency grid and recovery: one system lifetime, offered load from a paced producer ---------------
     def _start_warm(self, spec: dict[str, Any]) -> tuple[dict[str, Any], subprocess.Popen[bytes], common.OutputReader, TreeSampler,
@@ -308,6 +324,7 @@ class Bench:
 
 
 DRAIN_FLOOR_S = 5.0
+EXITED_GRACE_S = 10.0  # after the system exited early, how long its committed output may take to reach the reader
 SAMPLES_GRACE_S = 30.0  # label mode: after the last prediction, how long the sample log may take to complete
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 STARTUP_S = {"streamlearn": 14.0, "streamlearn_labels": 15.0, "quixstreams": 2.5, "bytewax": 2.5, "io_baseline": 1.5, "model_limit": 2.0}
 SPEED_EPS = {"streamlearn": 22_000.0, "streamlearn_labels": 13_000.0, "quixstreams": 13_000.0, "bytewax": 25_000.0, "io_baseline": 38_000.0, "model_limit": 50_000.0}
 STOP_S = {"streamlearn": 6.0, "streamlearn_labels": 6.0, "quixstreams": 2.0, "bytewax": 2.0, "io_baseline": 1.0, "model_limit": 0.0}
+HOEFFDING_EPS = 8_000.0  # the Hoeffding tree through streamlearn_eos_1w
 TOPIC_S = 1.5  # create + delete topics, reader start, per measurement
 DRAIN_S = 1.5  # between two rates of the latency grid: the previous rate's tail drains
 LABELS_SAMPLES_TAIL_S = 2.0  # label mode: waiting for the sample log to complete after the last prediction
@@ -42,6 +43,9 @@ class Plan:
     throughput_only: list[str] = field(default_factory=list)  # no latency grid (label mode)
     serving_s: float = 0.0  # seconds of offered requests in the serving row (0: no serving row)
     serving_rate: float = 200.0  # requests/s offered to POST /predict
+    ckpt_rounds: int = 5  # checkpoint overhead (bench.ckpt_overhead): rounds of never / every 1 s, paired per round
+    ckpt_side_rounds: int = 3  # of those, rounds that also run every 1 s + publish and every 1 s inline
+    ckpt_only: bool = False  # the variants phase runs the checkpoint arms only
 
     @property
     def serving(self) -> bool:
@@ -57,7 +61,7 @@ class Plan:
     def quick(systems: list[str]) -> Plan:
         return Plan(events=20_000, runs=1, rates=[2000.0, 5000.0], latency_runs=1, latency_s=4.0, warmup_s=1.0,
                     kills=2, kill_every_s=7.0, recovery_rate=2000.0, systems=systems, variants=False, variant_events=20_000,
-                    serving_s=15.0)
+                    serving_s=15.0, ckpt_rounds=2, ckpt_side_rounds=1)
 
 
 def _kind(system: str, kinds: dict[str, str]) -> str:
@@ -79,10 +83,13 @@ def estimate_s(plan: Plan, kinds: dict[str, str]) -> dict[str, float]:
         rec += STARTUP_S["streamlearn"] + 2.0 + 3.0 + plan.kills * plan.kill_every_s + 5.0 + STOP_S["streamlearn"] + TOPIC_S
     if plan.variants:
         sl = STARTUP_S["streamlearn"] + STOP_S["streamlearn"] + TOPIC_S
-        hoeffding_eps = 11_000.0
-        var += 3 * plan.runs * (sl + plan.events * 2 / 3 / hoeffding_eps)  # checkpoint never / 1 s / 1 s inline
-        var += 2 * (sl + plan.variant_events / 18_000.0)  # commit interval 10 and 1000 ms
-        var += 2 * (sl + plan.variant_events / 11_000.0) + 2 * (STARTUP_S["model_limit"] + plan.variant_events / 18_000.0)
+        # Checkpoint overhead: never / 1 s every round, 1 s + publish and 1 s inline in the side rounds (Hoeffding
+        # tree at ~8k ev/s through streamlearn, ckpt_* raw files of the 2026-11-28 run).
+        side = min(plan.ckpt_side_rounds, plan.ckpt_rounds)
+        var += (2 * plan.ckpt_rounds + 2 * side) * (sl + plan.events * 2 / 3 / HOEFFDING_EPS)
+        if not plan.ckpt_only:
+            var += 2 * (sl + plan.variant_events / 18_000.0)  # commit interval 10 and 1000 ms
+            var += 2 * (sl + plan.variant_events / 11_000.0) + 2 * (STARTUP_S["model_limit"] + plan.variant_events / 18_000.0)
     serve = (STARTUP_S["streamlearn"] + SERVE_STARTUP_S + SERVE_FIRST_VERSIONS_S + plan.serving_s + SERVE_STOP_S
              + STOP_S["streamlearn"] + TOPIC_S) if plan.serving else 0.0
     produce = 10.0 + 2 * plan.events / 50_000.0  # dataset + backlog topics

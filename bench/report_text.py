@@ -98,8 +98,12 @@ def method(summary: dict[str, Any]) -> str:
         "records whether it held one sample per event (raw files: `samples`, `samples_complete`). Throughput only: the",
         "latency grid and the kills offer labelled events.",
         "* **run lengths**: chosen so that the full run (every system, the grid, the kills, the variants) takes about half",
-        "an hour on this 2-vCPU machine, about six minutes less with `--no-variants`; `bench.run` prints its estimate before",
-        "it starts (`--estimate` prints only that). Run it on a quiet machine: the provenance table shows how quiet it was.",
+        *(["an hour on this 2-vCPU machine, about six minutes less with `--no-variants`; `bench.run` prints its estimate before",
+           "it starts (`--estimate` prints only that). Run it on a quiet machine: the provenance table shows how quiet it was."]
+          if "paired" not in summary.get("variants", {}).get("checkpoint_hoeffding", {}) else
+          [f"an hour on this 2-vCPU machine, of which the variants take {fmt((c.get('estimated_s') or {}).get('variants'))} s "
+           "(estimated; `--no-variants` skips them); `bench.run` prints its estimate before it starts (`--estimate` prints only",
+           "that). Run it on a quiet machine: the provenance table shows how quiet it was."]),
     ])
 
 
@@ -189,6 +193,11 @@ def variants_section(summary: dict[str, Any], d: dict[str, Any]) -> str:
             f"| Hoeffding tree, checkpoint `never / every 1 s (forked child) / every 1 s (inline)`, medians of the raw runs | "
             f"{' / '.join(fmt(med.get(k)) for k in ('never', 'every_1s', 'every_1s_inline'))} ev/s: overhead "
             f"{fmt(d['ckpt_overhead_pct_raw'], 1)} % |"]
+    if "paired" in ck:  # bench.ckpt_overhead's arms: their own section
+        from bench.ckpt_overhead import ARMS
+
+        rows[-1] = (f"| Hoeffding tree, checkpoint `{' / '.join(ARMS)}`, medians of the raw runs | "
+                    f"{' / '.join(fmt(d['ckpt_raw_median_all'].get(k)) for k in ARMS)} ev/s (settings and paired ratios: next section) |")
     if ck.get("overhead_pct") is not None and d["ckpt_overhead_pct_raw"] is not None and abs(ck["overhead_pct"] - d["ckpt_overhead_pct_raw"]) > 0.05:
         rows.append(f"| the same, as summary.json states it | {fmt(ck.get('overhead_pct'), 1)} %: **no raw files match these runs**, "
                     "so the page does not rely on it |")
@@ -216,7 +225,12 @@ def targets(summary: dict[str, Any], d: dict[str, Any]) -> str:
             f"= {fmt(r_io, 2)} | {_verdict(None if r_io is None else r_io >= 0.85)} |"]
     for rate, v in p99.items():
         rows.append(f"| `p99 ≤ 250 ms at {fmt(float(rate))} ev/s offered`, checkpoints on | {_or_nm(v)}{' ms' if v is not None else ''} | {_verdict(None if v is None else v <= 250)} |")
-    rows.append(f"| checkpoint overhead `(Hoeffding, every 1 s) ≤ 5 %` | {_or_nm(ck, 1)}{' %' if ck is not None else ''} | {_verdict(None if ck is None else ck <= 5)} |")
+    if "paired" in summary.get("variants", {}).get("checkpoint_hoeffding", {}):
+        from bench.report_ckpt import target_row
+
+        rows.append(target_row(d))
+    else:
+        rows.append(f"| checkpoint overhead `(Hoeffding, every 1 s) ≤ 5 %` | {_or_nm(ck, 1)}{' %' if ck is not None else ''} | {_verdict(None if ck is None else ck <= 5)} |")
     lab, r_lab, cost = s.get("streamlearn_labels_1w", {}), d.get("labels_over_inline"), d.get("labels_join_cost_us_per_event")
     rows.append("| label mode vs inline: `streamlearn_labels_1w ≥ 0.6 × streamlearn_eos_1w` (same run) | "
                 + (f"{fmt(lab.get('throughput_eps'))} / {fmt(eos.get('throughput_eps'))} = {fmt(r_lab, 2)}; the join costs "
@@ -262,12 +276,14 @@ def hotpath_section(raws: list[dict[str, Any]]) -> str:
 
 
 def page(summary: dict[str, Any], raws: list[dict[str, Any]], d: dict[str, Any]) -> str:
+    from bench.report_ckpt import new_shape, section
     from bench.report_serving import serving_section  # (it formats with this module's helpers)
 
     peers = ", ".join(f"`{p}`" for p in PEERS)
     serving = serving_section(summary)
     parts = [header(summary), method(summary), systems_table(summary), throughput_table(summary), latency_table(summary),
-             recovery_table(summary), variants_section(summary, d), targets(summary, d), *([serving] if serving else []),
+             recovery_table(summary), variants_section(summary, d), *([section(summary, raws, d)] if new_shape(summary) else []),
+             targets(summary, d), *([serving] if serving else []),
              hotpath_section(raws),
              "\n".join(["## Reproduce", "", "```sh",
                         "make bench-quick                       # smoke test, a few minutes",

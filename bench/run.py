@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench import common, provenance
+from bench import ckpt_overhead, common, provenance
 from bench.measure import Bench, log
 from bench.plan import Plan, estimate_s
 from bench.serving_row import serving_phase
@@ -146,32 +146,34 @@ def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
                   "first_output_after_kill_s": median(firsts), "first_output_after_kill_worst_s": max((f for f in firsts if f is not None), default=None)})
 
 
+def ckpt_phase(b: Bench, plan: Plan) -> dict[str, Any]:
+    """The checkpoint overhead, a small effect (bench.ckpt_overhead): plan.ckpt_rounds rounds of two thirds of
+    plan.events each (the Hoeffding tree is the slow model)."""
+    n = plan.events * 2 // 3
+
+    def measure(arm: str, r: int, settings: dict[str, Any]) -> dict[str, float | None] | None:
+        res = b.throughput(f"ckpt_{arm}", base_spec(b, "streamlearn_eos_1w", model="hoeffding", **settings), r, n,
+                           extra={"arm": arm, "arm_description": ckpt_overhead.DESCRIPTION[arm]},
+                           probe=lambda spec: ckpt_overhead.probe(spec, common.PARTITIONS))
+        if not res["complete"]:
+            return None
+        return {"throughput_eps": res["throughput_eps"], **{f: res["resources"].get(f) for f in ckpt_overhead.CPU_FIELDS}}
+
+    return ckpt_overhead.run_arms(measure, plan.ckpt_rounds, min(plan.ckpt_side_rounds, plan.ckpt_rounds))
+
+
 def variants_phase(b: Bench, plan: Plan, systems: dict[str, Any], variants: dict[str, Any]) -> None:
-    """One run each of the commit intervals and models (plan.variant_events); the checkpoint overhead, a small
-    effect, gets plan.runs interleaved runs of two thirds of plan.events (the Hoeffding tree is the slow model)."""
+    """One run each of the commit intervals and models (plan.variant_events), and the checkpoint overhead."""
     n = plan.variant_events
+    variants["checkpoint_hoeffding"] = ckpt_phase(b, plan)
+    if plan.ckpt_only:
+        return
     ci: dict[str, Any] = {}
     for ms in (10, 1000):
         r = b.throughput(f"commit_{ms}ms", base_spec(b, "streamlearn_eos_1w", commit_interval_ms=ms), 0, n)
         ci[str(ms)] = r["throughput_eps"] if r["complete"] else None
     ci["100"] = systems.get("streamlearn_eos_1w", {}).get("throughput_eps")
     variants["commit_interval_ms"] = ci
-    ck_variants = (("never", 0.0, True), ("every_1s", 1.0, True), ("every_1s_inline", 1.0, False))
-    ck_runs: dict[str, list[float]] = {label: [] for label, _e, _b in ck_variants}
-    for r in range(plan.runs):  # interleaved, as many runs as the main table: the effect is small, the noise is not
-        for label, every, background in ck_variants:
-            res = b.throughput(f"ckpt_{label}", base_spec(b, "streamlearn_eos_1w", model="hoeffding", checkpoint_every_events=0,
-                                                          checkpoint_every_s=every, checkpoint_background=background), r,
-                               plan.events * 2 // 3)
-            if res["complete"]:
-                ck_runs[label].append(res["throughput_eps"])
-    ck: dict[str, Any] = {label: median(list(v)) for label, v in ck_runs.items()}
-    ck["runs"] = {label: [round(x) for x in v] for label, v in ck_runs.items()}
-    if ck.get("never") and ck.get("every_1s"):
-        ck["overhead_pct"] = 100.0 * (1 - ck["every_1s"] / ck["never"])
-    if ck.get("never") and ck.get("every_1s_inline"):
-        ck["overhead_inline_pct"] = 100.0 * (1 - ck["every_1s_inline"] / ck["never"])
-    variants["checkpoint_hoeffding"] = ck
     mv: dict[str, Any] = {}
     for model, cat in (("hoeffding", False), ("logreg", True)):
         key = f"{model}{'_categorical' if cat else ''}"
@@ -208,6 +210,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.serving_rate = args.serving_rate
     if args.no_serving:
         plan.serving_s = 0.0
+    plan.ckpt_rounds = args.ckpt_rounds if args.ckpt_rounds is not None else plan.ckpt_rounds
+    plan.ckpt_side_rounds = args.ckpt_side_rounds if args.ckpt_side_rounds is not None else plan.ckpt_side_rounds
+    if args.ckpt_only:  # the checkpoint-overhead arms alone: no table, latency, recovery, serving or other variants
+        plan.systems, plan.rates, plan.recovery_systems, plan.serving_s = [], [], [], 0.0
+        plan.variants = plan.ckpt_only = True
     return plan
 
 
@@ -225,6 +232,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--systems", default=None, help="comma-separated subset of model_limit," + ",".join(SYSTEMS))
     ap.add_argument("--run-timeout", type=float, default=600.0)
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")
+    ap.add_argument("--ckpt-rounds", type=int, help="rounds of the checkpoint-overhead arms never / every 1 s (full 5)")
+    ap.add_argument("--ckpt-side-rounds", type=int, help="of those, rounds that also run every 1 s + publish and inline (full 3)")
+    ap.add_argument("--ckpt-only", action="store_true", help="run only the checkpoint-overhead arms (bench/ckpt_overhead.py)")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-recovery", action="store_true")
     ap.add_argument("--no-serving", action="store_true", help="skip the serving row (bench/serving.py)")

@@ -205,18 +205,19 @@ def bytewax(spec: dict[str, Any]) -> None:
              recovery_config=RecoveryConfig(rdir))
 
 
-def streamlearn(spec: dict[str, Any]) -> None:
-    """The real product path: Runner (Ray + Coordinator + PartitionWorkers) against the private services."""
-    from streamlearn.config import AppConfig
-    from streamlearn.runtime.runner import Runner
-
-    cfg = AppConfig.model_validate({
+def streamlearn_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """The AppConfig a streamlearn run gets, as a plain dict: the orchestrator records it in the raw file,
+    so a raw file says the settings the system ran with, not the ones the orchestrator meant."""
+    model = models.streamlearn_model_config(spec["model"], spec["categorical"])
+    if "publish_every_s" in spec:  # model versions ride on checkpoints (model.publish.every_s; 0: never)
+        model = {**model, "publish": {"every_s": spec["publish_every_s"]}}
+    return {
         "app": spec["app"],
         "kafka": {"bootstrap": spec["bootstrap"], "input_topic": spec["input_topic"], "output_topic": spec["output_topic"],
                   "dlq_topic": spec["output_topic"] + "-dlq",
                   **({"label_topic": spec["label_topic"], "samples_topic": spec["samples_topic"]} if spec.get("labels") else {})},
         "redis": {"url": spec["redis_url"]},
-        "model": models.streamlearn_model_config(spec["model"], spec["categorical"]),
+        "model": model,
         "processing": {"guarantee": spec["guarantee"], "workers": spec["workers"], "commit_interval_ms": spec["commit_interval_ms"],
                        "checkpoint_every_events": spec.get("checkpoint_every_events", 10_000),
                        "checkpoint_every_s": spec.get("checkpoint_every_s", 5.0),
@@ -230,7 +231,15 @@ def streamlearn(spec: dict[str, Any]) -> None:
         **({"ray": {"worker_niceness": int(os.environ["BENCH_WORKER_NICENESS"])}} if "BENCH_WORKER_NICENESS" in os.environ else {}),
         # Label mode (`streamlearn_labels_1w`): unlabelled events, labels on a co-partitioned topic, joined exactly once.
         **({"labels": {"source": "topic", "journal_topic": spec["journal_topic"]}} if spec.get("labels") else {}),
-    })
+    }
+
+
+def streamlearn(spec: dict[str, Any]) -> None:
+    """The real product path: Runner (Ray + Coordinator + PartitionWorkers) against the private services."""
+    from streamlearn.config import AppConfig
+    from streamlearn.runtime.runner import Runner
+
+    cfg = AppConfig.model_validate(streamlearn_config(spec))
 
     if spec.get("in_process"):
         # Diagnostic: the same PartitionWorker loop on this process's main thread, without Ray.

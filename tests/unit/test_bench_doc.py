@@ -40,6 +40,7 @@ def data_values(obj: Any, into: set[float]) -> set[float]:
         return into
     if isinstance(obj, int | float):
         into.add(float(obj))
+        into.add(abs(float(obj)))  # _NUMBER reads no sign: a negative overhead shows as "-1.5"
     elif isinstance(obj, str):
         for m in _NUMBER.finditer(obj):
             into.add(float(m.group(0).replace(",", "")))
