@@ -22,10 +22,9 @@ from typing import Any
 
 import orjson
 
-from bench import common, provenance
+from bench import common, kill_target, provenance
 from bench.plan import Plan
 from bench.resources import TreeSampler
-from connectors.proctree import descendants_matching
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_N = 40  # events answered before a latency run starts: start-up is not latency
@@ -282,14 +281,17 @@ class Bench:
         paced = common.PacedProducer(self.svc.bootstrap, spec["input_topic"], events, rate=p.recovery_rate, duration_s=duration)
         paced.start()
         kills: list[tuple[float, list[int]]] = []
+        chosen: list[str] = []  # per kill: "owner" (its pid published in Redis) or "busiest" (fallback)
 
         def killer() -> None:
             for i in range(p.kills):
                 time.sleep(max(0.0, paced.started_at + 3.0 + i * p.kill_every_s - time.time()))
-                pids = busiest_worker(proc.pid)
+                pids, chosen_by = kill_target.worker_to_kill(proc.pid, spec, i, common.PARTITIONS)
                 kills.append((time.time(), pids))
+                chosen.append(chosen_by)
                 for pid in pids:
-                    os.kill(pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):  # gone since it was chosen: the kill is listed
+                        os.kill(pid, signal.SIGKILL)
 
         k = threading.Thread(target=killer, daemon=True)
         k.start()
@@ -302,6 +304,7 @@ class Bench:
                     if pids else {"killed_pids": [], "recovery_s": None, "first_output_after_kill_s": None, "note": "no worker to kill"}
                     for i, (at, pids) in enumerate(kills)]
         for i, r in enumerate(per_kill):
+            r["victim_chosen_by"] = chosen[i] if i < len(chosen) else None
             log(f"{label} kill {i}: recovery {r['recovery_s']} s, first output after {r['first_output_after_kill_s']} s")
         rec = {"label": label, "kind": "recovery", "run": run, "spec": self._public(spec), "offered_eps": p.recovery_rate,
                "kill_every_s": p.kill_every_s, "sent": paced.sent, "received": reader.count, "kills": per_kill,
@@ -338,19 +341,3 @@ def _timeline(samples: list[tuple[float, float, int]], t0: float) -> list[list[f
     return [[b / 10.0, c] for b, c in sorted(buckets.items())]
 
 
-def busiest_worker(root: int) -> list[int]:
-    """The `PartitionWorker` process under `root` that has used the most CPU: an owner, not an idle standby.
-
-    Not by process title: Ray names the running task in the title only from the actor's main thread, and
-    `run` executes on one of the actor's concurrency threads, so every worker's title keeps `__init__`
-    (the first full run's kills found no `PartitionWorker.run` and killed nothing).
-    """
-    def cpu_ticks(pid: int) -> int:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return -1
-        return int(fields[11]) + int(fields[12])  # utime + stime
-
-    pids = descendants_matching(root, "ray::PartitionWorker")
-    return sorted(pids, key=cpu_ticks, reverse=True)[:1]
