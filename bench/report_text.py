@@ -83,7 +83,8 @@ def method(summary: dict[str, Any]) -> str:
         f"in one system lifetime, the first {fmt(c.get('warmup_s'), 1)} s not counted; {fmt(c.get('latency_runs'))} runs; latency = arrival at "
         "the `read_committed` consumer minus the produce time written into the event (same clock), every fourth prediction; "
         "the table gives the median over runs and the spread (min–max).",
-        f"* **recovery**: {fmt(c.get('kills'))} SIGKILLs of a `ray::PartitionWorker` running partitions, "
+        f"* **recovery**: {fmt(c.get('kills'))} SIGKILLs of a `ray::PartitionWorker` that owns partitions (the pid the owner of "
+        "partition `kill % 4` publishes in Redis; `victim_chosen_by` in the raw files), "
         f"{fmt(c.get('kill_every_s'), 1)} s apart, under {fmt(c.get('recovery_offered_eps'))} ev/s offered; per kill, the time until every "
         "partition answered an event produced after the kill (`recovery_s`); median and worst.",
         "* **resources**: every process a system starts (for streamlearn: driver, Ray's GCS, raylet, dashboard, the",
