@@ -60,6 +60,39 @@ return {1, tonumber(v)}
 """
 
 
+# KEYS: versions, served   ARGV: version | newest | served | before_served, mode, channel, partition
+_SET_SERVED = """
+local want = ARGV[1]
+local v = nil
+if want == 'newest' then
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1)
+  v = last[1]
+  if not v then
+    if ARGV[2] == 'latest' then
+      redis.call('HSET', KEYS[2], 'mode', 'latest')
+      redis.call('PUBLISH', ARGV[3], ARGV[4] .. '::latest')
+    end
+    return {0, -1}
+  end
+elseif want == 'served' or want == 'before_served' then
+  local cur = redis.call('HGET', KEYS[2], 'version')
+  if not cur then return {0, -1} end
+  v = cur
+  if want == 'before_served' then
+    local older = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. cur, '-inf', 'LIMIT', 0, 1)
+    v = older[1]
+    if not v then return {0, -1} end
+  end
+else
+  v = want
+end
+if not redis.call('ZSCORE', KEYS[1], v) then return {0, -1} end
+redis.call('HSET', KEYS[2], 'version', v, 'mode', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ':' .. v .. ':' .. ARGV[2])
+return {1, tonumber(v)}
+"""
+
+
 @dataclass(frozen=True)
 class PublishResult:
     ok: bool
@@ -81,6 +114,7 @@ class VersionStore:
         self.r: redis.Redis = store.r
         self.channel = store.key(0, "x").rsplit(":", 2)[0] + ":models"
         self._publish = self.r.register_script(_PUBLISH)
+        self._set_served = self.r.register_script(_SET_SERVED)
 
     def _k(self, partition: int, kind: str) -> str:
         return self.store.key(partition, kind)
@@ -114,16 +148,16 @@ class VersionStore:
         version, mode = self.r.hmget(self._k(partition, "served"), ["version", "mode"])
         return Served(int(version) if version is not None else None, mode.decode() if mode is not None else "latest")
 
-    def set_served(self, partition: int, version: int | None, mode: str) -> None:
-        """Point serving at `version` (None with `latest`: the newest kept) and announce it."""
+    def set_served(self, partition: int, version: int | str, mode: str) -> int | None:
+        """Point serving at `version` and announce it, in one script so publishing can't trim it in between.
+
+        `version` is a number, or `newest` (the newest kept), `served` (the
+        one served now) or `before_served` (the newest kept older than it).
+        Returns the version now served, or None if there is no such kept
+        version (nothing changed). `latest` with nothing kept yet only sets
+        the mode, and returns None.
+        """
         assert mode in MODES
-        if version is None:
-            kept = self.versions(partition)
-            version = kept[-1] if kept else None
-        pipe = self.r.pipeline()
-        if version is None:
-            pipe.hset(self._k(partition, "served"), "mode", mode)
-        else:
-            pipe.hset(self._k(partition, "served"), mapping={"version": version, "mode": mode})
-        pipe.publish(self.channel, f"{partition}:{version if version is not None else ''}:{mode}")
-        pipe.execute()
+        code, val = self._set_served(keys=[self._k(partition, "versions"), self._k(partition, "served")],
+                                     args=[str(version), mode, self.channel, partition])
+        return int(val) if int(code) == 1 else None

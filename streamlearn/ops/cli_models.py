@@ -63,9 +63,20 @@ class _Ctx:
         if v is None:
             raise StreamlearnError(f"partition {p} has no published version yet", hint="run the learner for model.publish.every_s")
         if v not in self.versions.versions(p):
-            raise StreamlearnError(f"partition {p} has no version {v} (kept: {self.versions.versions(p)})",
-                                   hint=f"model.publish.keep={self.cfg.model.publish.keep} versions are kept per partition")
+            raise self.not_kept(p, v)
         return v
+
+    def before_served(self, p: int) -> int:
+        """The newest kept version older than the served one (rollback's default)."""
+        served = self.versions.served(p).version
+        older = [x for x in self.versions.versions(p) if served is not None and x < served]
+        if not older:
+            raise StreamlearnError(f"partition {p}: no version older than the served one ({served}) is kept", hint="name one with --version")
+        return older[-1]
+
+    def not_kept(self, p: int, v: int) -> StreamlearnError:
+        return StreamlearnError(f"partition {p} has no version {v} (kept: {self.versions.versions(p)})",
+                                hint=f"model.publish.keep={self.cfg.model.publish.keep} versions are kept per partition")
 
 
 def cmd_list(cfg: AppConfig, args: argparse.Namespace) -> int:
@@ -113,18 +124,23 @@ def cmd_export(cfg: AppConfig, args: argparse.Namespace) -> int:
 def cmd_rollback(cfg: AppConfig, args: argparse.Namespace) -> int:
     c = _Ctx(cfg)
     for p in c.partitions(args.partition):
+        target: int | str
         if args.version is not None:
-            v = c.version(p, args.version)
+            target = c.version(p, args.version)
+        elif args.restart_learning:  # the learner must be stopped (checked next): nothing publishes, nothing is trimmed
+            target = c.before_served(p)
         else:
-            served = c.versions.served(p).version
-            older = [x for x in c.versions.versions(p) if served is not None and x < served]
-            if not older:
-                raise StreamlearnError(f"partition {p}: no version older than the served one ({served}) is kept", hint="name one with --version")
-            v = older[-1]
+            target = "before_served"  # chosen in the script that sets it: a running learner's publishes can't trim it first
         if args.restart_learning:
-            _restart_learning(c, p, v)
-        c.versions.set_served(p, v, "rollback")
-        print(f"partition {p}: serving version {v} (rollback{', learning restarted from it' if args.restart_learning else ''}; "
+            assert isinstance(target, int)
+            _restart_learning(c, p, target)
+        chosen = c.versions.set_served(p, target, "rollback")
+        if chosen is None:
+            if isinstance(target, int):
+                raise c.not_kept(p, target)
+            c.before_served(p)  # raises, naming the served version, when nothing older is kept
+            raise StreamlearnError(f"partition {p}: no version older than the served one is kept", hint="name one with --version")
+        print(f"partition {p}: serving version {chosen} (rollback{', learning restarted from it' if args.restart_learning else ''}; "
               f"`streamlearn models unpin` follows the newest again)")
     return 0
 
@@ -172,8 +188,12 @@ def _restart_learning(c: _Ctx, p: int, v: int) -> None:
 def cmd_pin(cfg: AppConfig, args: argparse.Namespace) -> int:
     c = _Ctx(cfg)
     for p in c.partitions(args.partition):
-        v = c.version(p, args.version)
-        c.versions.set_served(p, v, "pinned")
+        # Checked and pinned in one script: with no --version, the version served at that instant.
+        v = c.versions.set_served(p, args.version if args.version is not None else "served", "pinned")
+        if v is None:
+            if args.version is not None:
+                raise c.not_kept(p, args.version)
+            raise StreamlearnError(f"partition {p} has no published version yet", hint="run the learner for model.publish.every_s")
         print(f"partition {p}: pinned on version {v} until `streamlearn models unpin`")
     return 0
 
@@ -181,8 +201,8 @@ def cmd_pin(cfg: AppConfig, args: argparse.Namespace) -> int:
 def cmd_unpin(cfg: AppConfig, args: argparse.Namespace) -> int:
     c = _Ctx(cfg)
     for p in c.partitions(args.partition):
-        c.versions.set_served(p, None, "latest")
-        print(f"partition {p}: serving the newest version again ({c.versions.served(p).version})")
+        v = c.versions.set_served(p, "newest", "latest")
+        print(f"partition {p}: serving the newest version again ({v})")
     return 0
 
 

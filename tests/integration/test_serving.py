@@ -159,9 +159,11 @@ def test_learner_publishes_serve_answers_pin_rollback_gate(running: Any, service
     poll(lambda: served(port)[p]["mode"] == "latest" and served(port)[p]["version"] > newest, PUSH_DEADLINE_S,
          "the newest version served after unpin", every_s=0.05)
 
-    # Pin: serving freezes on a version while the learner keeps publishing.
-    pinned = served(port)[p]["version"]
-    _models(path, services_env, "pin", "--partition", str(p), "--version", str(pinned))
+    # Pin (no --version: the version served at that instant, chosen in the same Redis script that pins it; a version
+    # read here first could be trimmed by the learner's publishes, every 1 s with keep 5, before the CLI is up):
+    # serving freezes on it while the learner keeps publishing.
+    out = _models(path, services_env, "pin", "--partition", str(p))
+    pinned = int(out.split("pinned on version ")[1].split()[0])
     poll(lambda: served(port)[p]["mode"] == "pinned", PUSH_DEADLINE_S, "the pin served", every_s=0.05)
     later = _newer_published(cfg, p, pinned)
     assert versions_of(cfg).served(p).version == pinned
