@@ -26,8 +26,8 @@ asked, by a ping, whether it is up: one ping in flight at a time, the next
   fails cannot tell "not up yet" from "up, then died again", a ping can;
 - partitions waiting on a restarting actor go to the first restarting
   standby that answers, if it answers first: the one they wait on may have
-  been killed again during its restart (the benchmark's kills pick the
-  busiest process, often one that is importing), and the old bounce at least
+  been killed again during its restart (back-to-back failures: a second
+  kill before the first restart is done), and the old bounce at least
   found whichever came up first. Not counted again: no owner has held them;
 - if a ping says the actor is gone for good (DEAD), or it is not up after
   `RESTART_WAIT_S`, it is killed: an owner's partitions go to another

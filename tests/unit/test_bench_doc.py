@@ -16,7 +16,8 @@ from typing import Any
 from bench import report
 
 ROOT = Path(__file__).resolve().parents[2]
-_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w])")
+# A leading minus is part of the figure when it follows a space or bracket ("(-8.8 to 5.5 %)"), not a word ("2k-10k").
+_NUMBER = re.compile(r"(?<![\w.,])([-\u2212](?=\d))?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w])")
 
 
 def _strip_code(text: str) -> str:
@@ -30,8 +31,8 @@ def doc_numbers(text: str) -> list[tuple[str, float, int]]:
     """(as shown, value, decimals shown) of every figure outside code."""
     out = []
     for m in _NUMBER.finditer(_strip_code(text)):
-        whole, frac = m.group(1).replace(",", ""), m.group(2)
-        out.append((m.group(0), float(f"{whole}.{frac}" if frac else whole), len(frac) if frac else 0))
+        sign, whole, frac = "-" if m.group(1) else "", m.group(2).replace(",", ""), m.group(3)
+        out.append((m.group(0), float(f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"), len(frac) if frac else 0))
     return out
 
 
@@ -40,10 +41,9 @@ def data_values(obj: Any, into: set[float]) -> set[float]:
         return into
     if isinstance(obj, int | float):
         into.add(float(obj))
-        into.add(abs(float(obj)))  # _NUMBER reads no sign: a negative overhead shows as "-1.5"
     elif isinstance(obj, str):
         for m in _NUMBER.finditer(obj):
-            into.add(float(m.group(0).replace(",", "")))
+            into.add(float(m.group(0).replace(",", "").replace("\u2212", "-")))
     elif isinstance(obj, dict):
         for k, v in obj.items():
             data_values(k, into)
@@ -78,6 +78,15 @@ def test_a_hand_written_figure_is_caught() -> None:
     page = report.render(summary, raws) + "\nRecovery takes 1,234.5 s and the p99 is 987.65 ms.\n"
     missing = [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)]
     assert missing == ["1,234.5", "987.65"]
+
+
+def test_a_figure_with_its_sign_flipped_is_caught() -> None:
+    summary, raws = report.load()
+    data = data_values([summary, raws, report.derived(summary, raws)], set())
+    eps = round(summary["systems"]["streamlearn_eos_1w"]["throughput_eps"])
+    page = f"Throughput {eps:,} ev/s; the overhead was -{eps:,} ev/s (2k-10k offered).\n"
+    missing = [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)]
+    assert missing == [f"-{eps:,}"]
 
 
 def _grid(p50: float, p99: float) -> dict[str, Any]:
