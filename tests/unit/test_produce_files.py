@@ -64,3 +64,19 @@ def test_pacer_holds_the_rate_even_when_waits_are_capped() -> None:
     unpaced = Pacer(rate=None)
     unpaced.tick(fake)  # type: ignore[arg-type]
     assert unpaced.sent == 1 and clock[0] == 3.0
+
+
+def test_pacer_never_busy_waits_a_gap_shorter_than_a_poll_can_sleep() -> None:
+    """At 5,000 msg/s the gap is 0.2 ms; poll() sleeps whole milliseconds, so waiting each gap out was a spin."""
+    from connectors.kafka_io import POLL_RESOLUTION_S, Pacer
+
+    clock = [0.0]
+    pacer = Pacer(rate=5000.0)
+    pacer._clock = lambda: clock[0]
+    pacer.started = 0.0
+    fake = _FakeProducer(clock)
+    for _ in range(1000):
+        pacer.tick(fake)  # type: ignore[arg-type]
+        clock[0] += 0.00002  # the cost of one produce()
+    assert fake.waits and min(fake.waits) >= POLL_RESOLUTION_S
+    assert 0.2 - POLL_RESOLUTION_S <= clock[0] <= 0.2 + POLL_RESOLUTION_S  # 1,000 messages still take 0.2 s
