@@ -195,8 +195,9 @@ def test_learner_publishes_serve_answers_pin_rollback_gate(running: Any, service
     before = served(port)[p]["version"]
     stop_run(procs["run"], signal.SIGKILL, timeout=60)
     status, answer = http(port, "POST", f"/predict?partition={p}", {"id": "after-kill", "features": features})
-    # (a checkpoint child of the killed learner may still land one last good version)
-    assert status == 200 and answer["model_version"] in {before, served(port)[p]["version"]}
+    # The killed driver's Ray workers (and their checkpoint children) die with it only some time later, publishing
+    # meanwhile: any version between the one served before the kill and the one served after the answer.
+    assert status == 200 and before <= answer["model_version"] <= served(port)[p]["version"], (before, answer)
 
     # A regressing candidate (test-only hook: the least likely class) is refused by the gate; the served version stays.
     env = {**services_env, "STREAMLEARN_MODEL__PUBLISH__GATE__TEST_FORCE_BAD": "true"}
