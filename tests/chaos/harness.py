@@ -221,6 +221,31 @@ class Scenario:
         self.produced += sent
         return sent
 
+    def produce_until(self, records: list[tuple[int, bytes | None, bytes | None]], done: Callable[[], bool], rate: float,
+                      then_rate: float | None = None) -> int:
+        """Send records at `rate` while `done()` is false (asked once per round over the partitions), then the rest at `then_rate`.
+
+        For faults that fire on the engine's commits or checkpoints: those need input to arrive, so
+        a stream that ended (or became a backlog read in a few large batches) before the faults were
+        in would leave them no chance. The tail keeps coming, slowly, until they are.
+        """
+        producer = make_producer(self.env.bootstrap)
+        sent = 0
+
+        def until_done() -> Iterable[Record]:
+            nonlocal sent
+            for p, key, value in records:
+                if sent % PARTITIONS == 0 and done():
+                    return
+                sent += 1
+                yield Record(key, value, p)
+
+        produce_records(producer, self.topic, until_done(), rate=rate, flush_s=300)
+        rest = [Record(key, value, p) for p, key, value in records[sent:]]
+        produce_records(producer, self.topic, rest, rate=then_rate, flush_s=300)
+        self.produced += len(records)
+        return len(records)
+
     def produce_in_background(self, records: list[tuple[int, bytes | None, bytes | None]], over_s: float = PRODUCE_S) -> threading.Thread:
         t = threading.Thread(target=self.produce, args=(records, over_s), daemon=True)
         t.start()

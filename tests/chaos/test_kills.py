@@ -28,6 +28,7 @@ from tests.chaos.checker import (
 )
 from tests.chaos.harness import (
     PARTITIONS,
+    PRODUCE_S,
     ChaosEnv,
     Driver,
     Scenario,
@@ -39,6 +40,7 @@ from tests.chaos.harness import (
 )
 
 DONE_TIMEOUT_S = 600
+TRICKLE = 20.0  # records/s of a stream held open for faults still to come: 5 per partition, each its own commit
 
 
 def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Driver, list[dict[str, Any]]]:
@@ -127,13 +129,21 @@ def test_injected_crash_point(chaos_env: ChaosEnv, point: str) -> None:
     sc = Scenario(chaos_env, f"crash-{point.replace('_', '-')}", faults=f"{spec},seed=7",
                   checkpoint_background=not point.endswith("_inline"))
     recs = sc.events()
+
+    def planned() -> bool:
+        return all(sc.crashes()[p] >= n for p, n in expected.items())
+
     with I4Sampler(sc) as i4:
         d = sc.start()
-        producer = sc.produce_in_background(recs)
-        producer.join()
+        # The stream's second half trickles (TRICKLE records/s: commits and checkpoints go on) for as long as a
+        # planned crash is still to come; once they are all in, it flows at the stream's rate, as the first half.
+        # (A slow start used to turn the whole stream into a backlog read in a few batches of max_batch: a point
+        # firing at 0.1 per commit then had ~20 chances for its 2 crashes, and nothing came after the stream.)
+        half, rate = len(recs) // 2, len(recs) / PRODUCE_S
+        sc.produce(recs[:half], over_s=PRODUCE_S / 2)
+        sc.produce_until(recs[half:], planned, rate=TRICKLE, then_rate=rate)
         # Every planned crash must have happened before the graceful stop (whose commits are crash points too).
-        wait_for(lambda: all(sc.crashes()[p] >= n for p, n in expected.items()), DONE_TIMEOUT_S,
-                 f"the planned crashes {expected} (so far {sc.crashes()})")
+        wait_for(planned, DONE_TIMEOUT_S, f"the planned crashes {expected} (so far {sc.crashes()})")
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the crashes")
         sc.stop(d)
     got = sc.crashes()

@@ -100,6 +100,11 @@ def test_zombie_woken_between_check_and_retake_is_refused(chaos_env: ChaosEnv) -
         sc.produce(recs[:half], over_s=PRODUCE_S / 2)
         wait_for(lambda: caught_up(sc, half), DONE_TIMEOUT_S, "the first half of the input committed")
         wait_for(lambda: all(r.exists(redis_key(sc, p, "lease")) for p in range(PARTITIONS)), 60, "every partition leased")
+        # Each partition's owner pid and epoch, read while the stream stands still. Read after the freeze they could
+        # already be the new owner's: the Coordinator hands the frozen worker's partitions on one lease (8 s) later,
+        # which a stalled test process can take to see the marker.
+        pids = {p: int(r.hget(redis_key(sc, p, "status"), "pid") or 0) for p in range(PARTITIONS)}
+        owned_epochs = {p: int(r.get(redis_key(sc, p, "epoch")) or 0) for p in range(PARTITIONS)}
         with UnownedSampler(r, sc) as unowned:
             # A new producer epoch for partition 0's transactional id, the Redis epoch untouched: to the
             # owner this is a broker-side fence (its own partition, to be re-taken), not a new owner.
@@ -111,9 +116,9 @@ def test_zombie_woken_between_check_and_retake_is_refused(chaos_env: ChaosEnv) -
             zombie = int(wait_for(lambda: marker.read_text().strip(), 10, "the frozen worker's pid"))
             try:
                 wait_for(lambda: frozen(zombie), 30, f"worker {zombie} to be frozen")
-                parts = [p for p in range(PARTITIONS) if int(r.hget(redis_key(sc, p, "status"), "pid") or 0) == zombie]
-                assert 0 in parts, f"partition 0 was not the frozen worker's: {parts}"
-                epochs = {p: int(r.get(redis_key(sc, p, "epoch")) or 0) for p in parts}
+                parts = [p for p in range(PARTITIONS) if pids[p] == zombie]
+                assert 0 in parts, f"partition 0 was not the frozen worker's: {parts} (owners {pids})"
+                epochs = {p: owned_epochs[p] for p in parts}
             except BaseException:
                 os.kill(zombie, signal.SIGCONT)
                 raise

@@ -35,6 +35,10 @@ PARTITIONS = 4
 TARGET_LAG = 100  # per worker: a few seconds of the load step's excess over one throttled worker
 RATE = 400.0  # events/s offered during the step, well above one worker committing one event per transaction
 MAX_EVENTS = 40_000  # bound on the step if the app never scales up (the test then fails at its deadline)
+# The warm-up backlog is at most one worker's target: its lag can never ask for a second worker (ceil(lag / target)
+# <= 1), however long a loaded machine takes to start the worker. At 200 the mean of the first three samples
+# (15 s after the Coordinator started) could still be ~200 and scale up before the step.
+WARMUP = TARGET_LAG
 DECIDED = re.compile(r"autoscale_decided .*?\bworkers=(\d+) desired=(\d+)")
 
 
@@ -84,21 +88,23 @@ def test_load_step_scales_up_then_down(
     cfg_path = eh.write_config(tmp_path, kafka_bootstrap, redis_url, topic,
                                processing={"workers": 1, "standby_workers": 0, "max_batch": 1, "autoscale": autoscale})
     cfg = eh.load(cfg_path)
-    events = list(synthetic_events(MAX_EVENTS + 200, seed=15))
-    eh.produce(cfg, eh.keyed(events[:200]))
+    events = list(synthetic_events(MAX_EVENTS + WARMUP, seed=15))
+    eh.produce(cfg, eh.keyed(events[:WARMUP]))
     # Ray's log deduplication could fold two decisions of the Coordinator into one line: counted below.
     proc = eh.start_run(cfg_path, {**services_env, "RAY_DEDUP_LOGS": "0"})
-    output, step = Output(proc), eh.SteadyLoad(cfg, events[200:], rate=RATE, chunk_s=0.25)
+    output, step = Output(proc), eh.SteadyLoad(cfg, events[WARMUP:], rate=RATE, chunk_s=0.25)
     output.start()
     try:
-        output.wait_for(lambda: eh.all_committed(cfg), 120, "the first 200 events committed")
+        output.wait_for(lambda: eh.all_committed(cfg), 120, f"the first {WARMUP} events committed")
         assert len(owners(cfg)) == 1
         step.start()
         output.wait_for(lambda: len(owners(cfg)) > 1, 90, "the autoscaler to give the partitions to more than 1 worker")
         step.stop.set()
         step.join(60)
         assert not step.is_alive()
-        output.wait_for(lambda: eh.all_committed(cfg), 120, "the backlog committed")
+        # The backlog grows at RATE for as long as the scale-up takes (a decision, then Ray starting workers): 12 s and
+        # 1,675 events left (drained in 15 s) at a load average of ~20; a minute-long actor start produces 24,000.
+        output.wait_for(lambda: eh.all_committed(cfg), 300, "the backlog committed")
         output.wait_for(lambda: len(owners(cfg)) == 1, 90, "the autoscaler to go back to 1 worker")
         # Ray forwards the Coordinator's log lines to the run's output a little later: the last decision is awaited.
         output.wait_for(lambda: any(b == 1 < a for a, b in output.decisions()), 30, "the scale-down decision logged")
@@ -116,7 +122,7 @@ def test_load_step_scales_up_then_down(
     assert ups and downs and downs[-1][1] == 1, decisions
     assert len(ups) <= 2 and len(downs) <= 2, f"flapping: {decisions}"
     assert all(1 <= b <= 3 for _, b in decisions), decisions
-    eh.assert_exactly_once_and_models_equal(cfg, PARTITIONS, 200 + step.produced)
+    eh.assert_exactly_once_and_models_equal(cfg, PARTITIONS, WARMUP + step.produced)
     assert_decisions_in_status(cfg_path, services_env, decisions)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from connectors import kafka_io
+from streamlearn.app import caught_up
 from streamlearn.eos.label_step import ensure_label_topics
 from streamlearn.errors import ConfigError
 from streamlearn.ops.status import read_status
@@ -37,13 +38,17 @@ def test_twenty_thousand_unlabelled_events_joined_exactly_once_with_delayed_labe
     # Produced once the learner runs, in event-time order, so labels come in behind their events. (From a
     # backlog the consumer may read one topic well ahead of the other: the joins are the same (I5), but a
     # model that gets its labels only after predicting on every event predicts untrained.)
-    proc = start_run(cfg_path, services_env, "--until-idle", "5")
+    # Stopped by the test once everything produced is read, not by --until-idle: an app that is caught up from its
+    # start (both topics empty) would count its idle seconds before the first record, and stop by itself if the
+    # producer (or this process) stalled that long on a loaded machine.
+    proc = start_run(cfg_path, services_env)
     wait_for(lambda: _all_running(cfg), 300, "every partition running", proc)
     producing = threading.Thread(target=produce_data, args=(cfg, data, 4, 2000.0), daemon=True)
     producing.start()
     producing.join(timeout=600)
-    proc.wait(timeout=900)  # --until-idle: it stops by itself once both streams are read
-    code, log = stop_run(proc)
+    assert not producing.is_alive()
+    wait_for(lambda: caught_up(read_status(cfg)), 900, "both streams read to their ends", proc)
+    code, log = stop_run(proc, timeout=180)
     assert code == 0, log[-3000:]
 
     rep = audit(cfg, probes(), {p: checkpointed_state(cfg, p) for p in range(4)})
