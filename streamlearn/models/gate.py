@@ -72,8 +72,11 @@ def evaluate(candidate: PublishedModel, window: Sequence[Labelled], served: Publ
     cand = metric_over(metric_factory, labels, preds)
     if cand is not None and not math.isfinite(cand):
         return Verdict(False, "non_finite", f"metric over the window is {cand}")
-    if served is None or cand is None:
-        return Verdict(True, candidate=cand)
+    if served is None:
+        return Verdict(True, candidate=cand)  # the first version: nothing to compare with
+    if cand is None:  # e.g. a restored learner in label mode before its first label joined: no evidence either way
+        return Verdict(False, "no_evidence", f"no labelled event in the gate window yet to compare with served v{served.version}; "
+                       "considered again at the next model.publish.every_s")
     served_value = metric_over(metric_factory, labels, [served.predict(x)[0] for x, _, _ in window])
     if served_value is None or not math.isfinite(served_value):
         return Verdict(True, candidate=cand, served=served_value)

@@ -105,7 +105,8 @@ def publish(c: Candidate, state: ModelState, store: CheckpointStore) -> str:
                             lambda: build_metric(cfg.model), cfg.model.publish.gate)
     if not verdict.ok:
         store.incr_counter(p, REFUSED_COUNTER + verdict.reason)
-        logs.event(log, logging.WARNING, "publish_refused", topic=cfg.kafka.input_topic, partition=p, epoch=c.epoch,
+        # No evidence yet is routine after a restore in label mode, not a warning.
+        logs.event(log, logging.INFO if verdict.reason == "no_evidence" else logging.WARNING, "publish_refused", topic=cfg.kafka.input_topic, partition=p, epoch=c.epoch,
                    offset=state.offset, reason=verdict.reason, detail=verdict.detail)
         return f"refused {verdict.reason} {verdict.detail}"
     version = versions.reserve(p)

@@ -68,7 +68,7 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("partition_running", "gauge", "1 when a live worker owns the partition and processes it, else 0."),
     MetricDoc("published_version", "gauge", "Newest model version published for the partition (model.publish)."),
     MetricDoc("served_version", "gauge", "Model version `streamlearn serve` answers with for the partition (latest, rollback or pinned)."),
-    MetricDoc("publish_refused", "counter", "Candidate versions refused by the validation gate; label `reason`: metric_drop, non_finite, too_large."),
+    MetricDoc("publish_refused", "counter", "Candidate versions refused by the validation gate; label `reason`: metric_drop, non_finite, too_large, no_evidence (an empty gate window while a version is served)."),
     MetricDoc("status_up", "gauge", "1 when the last status read from Kafka and Redis succeeded, else 0 (no `partition` label)."),
     MetricDoc("workers", "gauge", "PartitionWorkers holding the lease of at least one running partition (no `partition` label)."),
     MetricDoc("handoffs", "counter", "Partitions moved by a planned hand-off (`streamlearn scale`) and committing again (no `partition` label)."),

@@ -101,6 +101,16 @@ def test_gate_first_version_and_size_and_non_finite() -> None:
     assert (nan.ok, nan.reason) == (False, "non_finite")
 
 
+def test_gate_refuses_an_unjudged_candidate_while_a_version_is_served() -> None:
+    """An empty window (a restored label-mode learner before its first join) is no evidence: even a sabotaged model passed it."""
+    good = PublishedModel(_trained().model, {"version": 1}, True)
+    bad = PublishedModel(gate.Contrarian(good.model), {}, True)
+    metric = lambda: build_metric(SPEC)  # noqa: E731
+    unjudged = gate.evaluate(bad, [], good, 1000, metric, PublishGateConfig())
+    assert (unjudged.ok, unjudged.reason) == (False, "no_evidence") and "v1" in unjudged.detail
+    assert gate.evaluate(good, [], None, 1000, metric, PublishGateConfig()).ok  # the first version needs no window
+
+
 def test_publishing_settings_are_not_part_of_the_model_spec() -> None:
     """Changing model.publish must not make restore see a new spec (checkpoint.on_spec_change)."""
     other = SPEC.model_copy(update={"publish": SPEC.publish.model_copy(update={"every_s": 99.0})})
