@@ -14,8 +14,17 @@ So every kill after the first waits until all of:
 - every partition answered an event produced after the previous kill (it recovered);
 - the actor the previous kill hit is up again: the Coordinator's
   `worker_restarted_up` event after that kill (`streamlearn/runtime/restarts.py`
-  logs it at WARNING when a ping to the restarted actor first answers; Ray
-  forwards the Coordinator's stderr into the driver's output, the run's log file).
+  logs it at WARNING when a ping to the restarted actor first answers);
+- and warm: its `standby_warm` event (INFO, `runtime/warm.py`). Up is not ready:
+  a standby connects its clients in a background thread after its imports, and
+  a run called before that waits for it (once 3.5 s of a takeover's 4 s, load ~11).
+
+The first kill waits `FIRST_KILL_S` into the offered load and until every actor
+the run started logged `standby_warm`. The events are read from the run's log
+file: Ray forwards its actors' stderr to the driver's output (the recovery
+runs with INFO logs and Ray's log de-duplication off, which would hold back
+a second actor's `standby_warm` for 5 s). The same file gives each kill's
+engine timeline (`takeover_timeline` per partition, `eos/takeover.py`).
 
 The wait is capped (`MAX_WAIT_S` from the previous kill, Ray's own restart wait
 in `restarts.RESTART_WAIT_S`); a kill that waited that long goes anyway and
@@ -36,33 +45,37 @@ from typing import Any
 MAX_WAIT_S = 60.0
 FIRST_KILL_S = 3.0  # the first kill, this long into the offered load (the standby started with the system)
 POLL_S = 0.1
-#: The Coordinator's events a recovery timeline is made of (`supervisor`, `restarts`).
+#: The engine's events a recovery timeline is made of (the Coordinator's `supervisor`, `restarts`; the workers').
 EVENTS = ("worker_died_restarting", "worker_died_replacing", "partitions_moved_to_standby", "partitions_moved_to_restarted",
-          "worker_restarted_up", "standby_gone", "worker_replaced", "worker_failed_retrying")
+          "worker_restarted_up", "standby_gone", "worker_replaced", "worker_failed_retrying",
+          "standby_warm", "standby_warm_failed", "run_started", "takeover_timeline")
 UP = "worker_restarted_up"
-# `streamlearn.logs`: "<asctime> <LEVEL> streamlearn.coordinator <event> key=value ...", behind Ray's "(Coordinator pid=N) ".
-_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ streamlearn\.coordinator (\w+) ?(.*)$")
+WARM = ("standby_warm", "standby_warm_failed")  # failed: the run makes its own clients; nothing more to wait for
+LOG_ENV = {"RAY_DEDUP_LOGS": "0"}  # and STREAMLEARN_LOG_LEVEL at INFO at least (`measure`)
+# `streamlearn.logs`: "<asctime> <LEVEL> streamlearn.<logger> <event> key=value ...", behind Ray's "(Actor pid=N) ".
+_LINE = re.compile(r"(?:pid=(\d+)\)\S*\s+)?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ streamlearn\.\w+ (\w+) ?(.*)$")
 
 
 @dataclass(frozen=True)
 class Event:
-    at: float  # epoch seconds, the Coordinator's own timestamp (same machine, same clock as the kills)
+    at: float  # epoch seconds, the logging process's own timestamp (same machine, same clock as the kills)
     name: str
     fields: str
+    pid: int | None = None  # the Ray actor's process, from Ray's prefix
 
 
 def parse_events(lines: Sequence[str]) -> list[Event]:
     out = []
     for line in lines:
         m = _LINE.search(line)
-        if m and m.group(2) in EVENTS:
-            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()  # asctime: local time
-            out.append(Event(at, m.group(2), m.group(3).strip()))
+        if m and m.group(3) in EVENTS:
+            at = datetime.strptime(m.group(2), "%Y-%m-%d %H:%M:%S,%f").timestamp()  # asctime: local time
+            out.append(Event(at, m.group(3), m.group(4).strip(), int(m.group(1)) if m.group(1) else None))
     return out
 
 
-class CoordinatorLog:
-    """The Coordinator's events in the run's log file, read on demand (new whole lines only)."""
+class EngineLog:
+    """The engine's events in the run's log file, read on demand (new whole lines only)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -83,12 +96,17 @@ class CoordinatorLog:
         self.events += parse_events([w.decode(errors="replace") for w in whole])
         return self.events
 
-    def first_after(self, name: str, t: float) -> float | None:
-        return next((e.at for e in self.read() if e.name == name and e.at >= t), None)
+    def first_after(self, names: str | tuple[str, ...], t: float) -> float | None:
+        names = (names,) if isinstance(names, str) else names
+        return next((e.at for e in self.read() if e.name in names and e.at >= t), None)
+
+    def warm_actors(self) -> int:
+        """Distinct processes that logged their standby warm-up (done or failed) so far."""
+        return len({e.pid for e in self.read() if e.name in WARM})
 
     def between(self, t0: float, t1: float | None) -> list[list[Any]]:
-        """[s after t0, event, fields] of the events in [t0, t1): one kill's timeline."""
-        return [[round(e.at - t0, 3), e.name, e.fields] for e in self.read() if e.at >= t0 and (t1 is None or e.at < t1)]
+        """[s after t0, event, pid, fields] of the events in [t0, t1): one kill's timeline."""
+        return [[round(e.at - t0, 3), e.name, e.pid, e.fields] for e in self.read() if e.at >= t0 and (t1 is None or e.at < t1)]
 
 
 class Recovered:
@@ -118,6 +136,7 @@ class KillRecord:
     victim_chosen_by: str
     kill_after_prev_s: float | None = None  # None: the first kill
     standby_up_wait_s: float | None = None  # previous kill → the actor it hit up again (None: not seen, or first kill)
+    standby_warm_wait_s: float | None = None  # previous kill → that actor's clients warm (`standby_warm`)
     standby_wait_timed_out: bool = False
     prev_recovered_before_kill: bool | None = None
     gated_by: list[str] = field(default_factory=list)  # the conditions still unmet at the last look before it went
@@ -131,14 +150,30 @@ class KillRecord:
 
 @dataclass
 class Gate:
-    """The rule above, over injected signals (`up_after(t)`: when the restarted actor was up after t; `recovered(t)`)."""
+    """The rule above, over injected signals: `up_after(t)` / `warm_after(t)`, when the restarted actor was up /
+    warm after t (None: not yet); `recovered(t)`; `all_warm()`, every actor of the run warm (the first kill)."""
 
     kill_every_s: float
     up_after: Callable[[float], float | None]
     recovered: Callable[[float], bool]
+    warm_after: Callable[[float], float | None] = lambda t: t
+    all_warm: Callable[[], bool] = lambda: True
     max_wait_s: float = MAX_WAIT_S
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+
+    def first(self, at: float) -> KillRecord:
+        """The first kill: at `at`, once every actor is warm (at most max_wait_s later)."""
+        last: list[str] = []
+        while True:
+            now = self.clock()
+            pending = [why for why, ok in (("interval", now >= at), ("standby_warm", self.all_warm())) if not ok]
+            timed_out = now >= at + self.max_wait_s
+            if not pending or timed_out:
+                return KillRecord(at=now, pids=[], victim_chosen_by="", standby_wait_timed_out=timed_out and bool(pending),
+                                  gated_by=pending or last)
+            last = pending
+            self.sleep(POLL_S)
 
     def wait(self, prev: KillRecord) -> KillRecord:
         """Block until the next kill may go; a record with what was waited for (at/pids/victim filled by the caller)."""
@@ -147,17 +182,23 @@ class Gate:
         while True:
             now = self.clock()
             up = self.up_after(prev.at) if expect_restart else None
+            warm = self.warm_after(prev.at) if expect_restart else None
             rec = self.recovered(prev.at)
             pending = [why for why, ok in (("interval", now >= prev.at + self.kill_every_s),
-                                           ("standby_up", up is not None or not expect_restart), ("recovery", rec)) if not ok]
+                                           ("standby_up", up is not None or not expect_restart),
+                                           ("standby_warm", warm is not None or not expect_restart), ("recovery", rec)) if not ok]
             timed_out = now >= prev.at + self.max_wait_s
             if not pending or timed_out:
                 return KillRecord(at=now, pids=[], victim_chosen_by="", kill_after_prev_s=round(now - prev.at, 3),
-                                  standby_up_wait_s=round(up - prev.at, 3) if up is not None else None,
+                                  standby_up_wait_s=_since(up, prev.at), standby_warm_wait_s=_since(warm, prev.at),
                                   standby_wait_timed_out=timed_out and bool(pending), prev_recovered_before_kill=rec,
                                   gated_by=pending or last)
             last = pending
             self.sleep(POLL_S)
+
+
+def _since(t: float | None, t0: float) -> float | None:
+    return round(t - t0, 3) if t is not None else None
 
 
 def run_kills(n: int, first_at: float, gate: Gate, victim: Callable[[int], tuple[list[int], str]],
@@ -165,11 +206,7 @@ def run_kills(n: int, first_at: float, gate: Gate, victim: Callable[[int], tuple
     """n kills: the first at `first_at`, each next one when `gate` lets it; `victim(i)` → (pids, how chosen)."""
     out: list[KillRecord] = []
     for i in range(n):
-        if i == 0:
-            gate.sleep(max(0.0, first_at - gate.clock()))
-            rec = KillRecord(at=gate.clock(), pids=[], victim_chosen_by="")
-        else:
-            rec = gate.wait(out[-1])
+        rec = gate.first(first_at) if i == 0 else gate.wait(out[-1])
         rec.pids, rec.victim_chosen_by = victim(i)
         rec.at = gate.clock()  # after the victim's look-up (a Redis read): the kill's own time
         if out:

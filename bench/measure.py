@@ -76,9 +76,9 @@ class Bench:
             log(f"produced {n} unlabelled events to {t} and their labels to {lt}")
         return self.label_pairs[key]
 
-    def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLEARN_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-                   PYTHONWARNINGS="ignore")
+    def spawn(self, spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAMLEARN_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+               "PYTHONWARNINGS": "ignore", **(env_extra or {})}
         logf = open(self.tmp / f"{spec['app']}.log", "wb")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen([sys.executable, "-m", "bench.sysproc", orjson.dumps(spec).decode()], cwd=ROOT, env=env,
                                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -194,7 +194,7 @@ class Bench:
         return True
 
     # ---- latency grid and recovery: one system lifetime, offered load from a paced producer ---------------
-    def _start_warm(self, spec: dict[str, Any]) -> tuple[dict[str, Any], subprocess.Popen[bytes], common.OutputReader, TreeSampler,
+    def _start_warm(self, spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> tuple[dict[str, Any], subprocess.Popen[bytes], common.OutputReader, TreeSampler,
                                                           list[dict[str, Any]]]:
         topic_in, topic_out = common.uid("bench-lat-in"), common.uid("bench-lat-out")
         common.create_topics(self.svc.bootstrap, [topic_in, topic_out])
@@ -203,7 +203,7 @@ class Bench:
         reader = common.OutputReader(self.svc.bootstrap, topic_out, latency=True)
         reader.start()
         reader.ready.wait(30)
-        proc = self.spawn(spec)
+        proc = self.spawn(spec, env_extra)
         sampler = TreeSampler(proc.pid).start()
         common.produce_backlog(self.svc.bootstrap, topic_in, events[:WARM_N])
         deadline = time.monotonic() + self.run_timeout
@@ -272,7 +272,9 @@ class Bench:
         """
         p = self.plan
         load0 = provenance.loadavg()
-        spec, proc, reader, sampler, events = self._start_warm(spec)
+        # The pacing reads the engine's events from the run's log (`kill_pacing`): INFO at least, not de-duplicated.
+        level = "DEBUG" if os.environ.get("BENCH_LOG_LEVEL", "").upper() == "DEBUG" else "INFO"
+        spec, proc, reader, sampler, events = self._start_warm(spec, {**kill_pacing.LOG_ENV, "STREAMLEARN_LOG_LEVEL": level})
         if reader.count < WARM_N:
             log(f"{label}: no answer to the warm-up events (exit code {proc.poll()}); no recovery measured")
             self._stop(spec, proc, reader, sampler)
@@ -284,9 +286,12 @@ class Bench:
         paced.start()
         while not paced.started_at:
             time.sleep(0.01)
-        coord = kill_pacing.CoordinatorLog(self.tmp / f"{spec['app']}.log")
-        gate = kill_pacing.Gate(p.kill_every_s, lambda t: coord.first_after(kill_pacing.UP, t),
-                                kill_pacing.Recovered(reader.samples, common.PARTITIONS).since)
+        engine = kill_pacing.EngineLog(self.tmp / f"{spec['app']}.log")
+        actors = spec["workers"] + 1  # the owners and the standby (processing.standby_workers: 1)
+        gate = kill_pacing.Gate(p.kill_every_s, lambda t: engine.first_after(kill_pacing.UP, t),
+                                kill_pacing.Recovered(reader.samples, common.PARTITIONS).since,
+                                warm_after=lambda t: engine.first_after(kill_pacing.WARM, t),
+                                all_warm=lambda: engine.warm_actors() >= actors)
 
         def kill(pids: list[int]) -> None:
             for pid in pids:
@@ -294,8 +299,8 @@ class Bench:
                     os.kill(pid, signal.SIGKILL)
 
         def said(i: int, k: kill_pacing.KillRecord) -> None:
-            log(f"{label} kill {i} ({k.victim_chosen_by} {k.pids}): {k.kill_after_prev_s} s after the previous, "
-                f"standby up {k.standby_up_wait_s} s after it, gated by {k.gated_by}, load {provenance.loadavg()}")
+            log(f"{label} kill {i} ({k.victim_chosen_by} {k.pids}): {k.kill_after_prev_s} s after the previous, standby up "
+                f"{k.standby_up_wait_s} s / warm {k.standby_warm_wait_s} s after it, gated by {k.gated_by}, load {provenance.loadavg()}")
 
         kills = kill_pacing.run_kills(p.kills, paced.started_at + kill_pacing.FIRST_KILL_S, gate,
                                       lambda i: kill_target.worker_to_kill(proc.pid, spec, i, common.PARTITIONS), kill, said)
@@ -303,7 +308,7 @@ class Bench:
         paced.stop_flag.set()
         paced.join()
         self._wait_drained(reader, WARM_N + paced.sent, 30.0)
-        coord.read()
+        engine.read()
         self._stop(spec, proc, reader, sampler)
         # A kill that found no worker running partitions killed nothing: it is listed, not measured.
         per_kill = [self._one_recovery(reader.samples, k.at, k.pids, kills[i + 1].at if i + 1 < len(kills) else None)
@@ -311,8 +316,8 @@ class Bench:
                     for i, k in enumerate(kills)]
         for i, (r, k) in enumerate(zip(per_kill, kills, strict=True)):
             r.update({"victim_chosen_by": k.victim_chosen_by, **k.fields(),
-                      "restarted_up_after_s": _after(coord.first_after(kill_pacing.UP, k.at), k.at),
-                      "coordinator_events": coord.between(k.at, kills[i + 1].at if i + 1 < len(kills) else None)})
+                      "restarted_up_after_s": _after(engine.first_after(kill_pacing.UP, k.at), k.at),
+                      "engine_events": engine.between(k.at, kills[i + 1].at if i + 1 < len(kills) else None)})
             log(f"{label} kill {i}: recovery {r['recovery_s']} s, first output after {r['first_output_after_kill_s']} s, "
                 f"its actor up again after {r['restarted_up_after_s']} s")
         rec = {"label": label, "kind": "recovery", "run": run, "spec": self._public(spec), "offered_eps": p.recovery_rate,

@@ -69,8 +69,10 @@ def recovery_pacing(c: dict[str, Any]) -> str:
     """The kills' rule (`bench/kill_pacing.py`): each one a single failure of 1 worker + a standby that is up."""
     return (f"each from steady state: at least {fmt(c.get('kill_every_s'), 1)} s after the previous kill, once every partition "
             "answered an event produced after it and the actor it hit was up again as the standby (the Coordinator's "
-            f"`worker_restarted_up`), waiting at most {fmt(c.get('kill_max_wait_s'))} s (raw files: `kill_after_prev_s`, "
-            f"`standby_up_wait_s`, `standby_wait_timed_out`); the first kill {fmt(c.get('first_kill_s'), 1)} s into the offered load, ")
+            "`worker_restarted_up`) with its clients connected (its `standby_warm`), waiting at most "
+            f"{fmt(c.get('kill_max_wait_s'))} s (raw files: `kill_after_prev_s`, `standby_up_wait_s`, `standby_warm_wait_s`, "
+            f"`standby_wait_timed_out`, and each kill's engine events); the first kill {fmt(c.get('first_kill_s'), 1)} s into the "
+            "offered load, once every actor is warm, ")
 
 
 def method(summary: dict[str, Any]) -> str:

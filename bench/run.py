@@ -147,6 +147,7 @@ def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
                   # How each kill was paced (`bench/kill_pacing.py`): the state it was made in.
                   "recovery_kill_after_prev_s": [k.get("kill_after_prev_s") for k in rec["kills"]],
                   "recovery_standby_up_wait_s": [k.get("standby_up_wait_s") for k in rec["kills"]],
+                  "recovery_standby_warm_wait_s": [k.get("standby_warm_wait_s") for k in rec["kills"]],
                   "recovery_standby_wait_timeouts": sum(1 for k in rec["kills"] if k.get("standby_wait_timed_out"))})
 
 

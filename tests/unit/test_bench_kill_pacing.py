@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from bench import report_text
 from bench.kill_pacing import (
     UP,
-    CoordinatorLog,
+    WARM,
+    EngineLog,
     Gate,
     KillRecord,
     Recovered,
@@ -28,9 +30,15 @@ class FakeClock:
         self.t += s
 
 
-def gate(clock: FakeClock, up_at: float | None, recovered_at: float = 0.0, every: float = 8.0, max_wait: float = 60.0) -> Gate:
-    return Gate(every, up_after=lambda t: up_at if up_at is not None and up_at >= t and clock.t >= up_at else None,
-                recovered=lambda t: clock.t >= recovered_at, max_wait_s=max_wait, clock=clock, sleep=clock.sleep)
+def seen(clock: FakeClock, at: float | None) -> Callable[[float], float | None]:
+    """An event at `at` (None: never), seen once the clock passed it, and only as one after t."""
+    return lambda t: at if at is not None and at >= t and clock.t >= at else None
+
+
+def gate(clock: FakeClock, up_at: float | None, recovered_at: float = 0.0, every: float = 8.0, max_wait: float = 60.0,
+         warm_at: float | None = 0.0) -> Gate:
+    return Gate(every, up_after=seen(clock, up_at), recovered=lambda t: clock.t >= recovered_at,
+                warm_after=seen(clock, up_at if warm_at == 0.0 else warm_at), max_wait_s=max_wait, clock=clock, sleep=clock.sleep)
 
 
 def test_standby_up_early_the_kill_waits_for_the_interval() -> None:
@@ -45,7 +53,26 @@ def test_standby_up_late_the_kill_waits_for_it() -> None:
     clock = FakeClock()
     rec = gate(clock, up_at=1013.0).wait(KillRecord(at=1000.0, pids=[7], victim_chosen_by="owner"))
     assert 13.0 <= rec.kill_after_prev_s < 13.2
-    assert rec.standby_up_wait_s == 13.0 and rec.gated_by == ["standby_up"]
+    assert rec.standby_up_wait_s == 13.0 and rec.gated_by == ["standby_up", "standby_warm"]  # warm as it came up
+
+
+def test_up_is_not_ready_the_kill_waits_for_the_standbys_warm_up() -> None:
+    clock = FakeClock()
+    rec = gate(clock, up_at=1007.9, warm_at=1011.0).wait(KillRecord(at=1000.0, pids=[7], victim_chosen_by="owner"))
+    assert 11.0 <= rec.kill_after_prev_s < 11.2
+    assert rec.standby_up_wait_s == 7.9 and rec.standby_warm_wait_s == 11.0 and rec.gated_by == ["standby_warm"]
+
+
+def test_the_first_kill_waits_until_every_actor_of_the_run_is_warm() -> None:
+    clock = FakeClock()
+    g = Gate(8.0, up_after=lambda t: None, recovered=lambda t: True, all_warm=lambda: clock.t >= 1005.0, clock=clock, sleep=clock.sleep)
+    rec = g.first(1003.0)
+    assert 1005.0 <= rec.at < 1005.2 and rec.gated_by == ["standby_warm"] and not rec.standby_wait_timed_out
+    clock = FakeClock()
+    never = Gate(8.0, up_after=lambda t: None, recovered=lambda t: True, all_warm=lambda: False, max_wait_s=10.0, clock=clock,
+                 sleep=clock.sleep)
+    rec = never.first(1003.0)
+    assert 1013.0 <= rec.at < 1013.2 and rec.standby_wait_timed_out
 
 
 def test_an_unrecovered_partition_holds_the_kill_back() -> None:
@@ -58,7 +85,7 @@ def test_a_standby_that_never_comes_up_caps_the_wait_and_says_so() -> None:
     clock = FakeClock()
     rec = gate(clock, up_at=None, max_wait=30.0).wait(KillRecord(at=1000.0, pids=[7], victim_chosen_by="owner"))
     assert 30.0 <= rec.kill_after_prev_s < 30.2
-    assert rec.standby_wait_timed_out and rec.standby_up_wait_s is None and rec.gated_by == ["standby_up"]
+    assert rec.standby_wait_timed_out and rec.standby_up_wait_s is None and rec.gated_by == ["standby_up", "standby_warm"]
 
 
 def test_an_up_event_from_before_the_previous_kill_does_not_count() -> None:
@@ -90,42 +117,47 @@ def test_run_kills_paces_every_kill_after_the_first_by_the_gate() -> None:
     killed: list[list[int]] = []
     recs = run_kills(3, 1003.0, g, victim=lambda i: ([100 + i], "owner"), kill=killed.append)
     assert killed == [[100], [101], [102]]
-    assert recs[0].at == 1003.0 and recs[0].kill_after_prev_s is None and recs[0].standby_up_wait_s is None
+    assert 1003.0 <= recs[0].at < 1003.2 and recs[0].kill_after_prev_s is None and recs[0].standby_up_wait_s is None
     assert 8.0 <= recs[1].kill_after_prev_s < 8.2 and recs[1].standby_up_wait_s == 6.0
     assert recs[2].at >= 1030.0 and 19.0 <= recs[2].kill_after_prev_s < 19.3
-    assert set(recs[2].fields()) == {"kill_after_prev_s", "standby_up_wait_s", "standby_wait_timed_out",
+    assert set(recs[2].fields()) == {"kill_after_prev_s", "standby_up_wait_s", "standby_warm_wait_s", "standby_wait_timed_out",
                                      "prev_recovered_before_kill", "gated_by"}
 
 
-def _line(t: datetime, event: str, fields: str) -> str:
-    return f"(Coordinator pid=4242) {t.strftime('%Y-%m-%d %H:%M:%S')},250 WARNING streamlearn.coordinator {event} {fields}"
+def _line(t: datetime, event: str, fields: str, actor: str = "Coordinator", pid: int = 4242, level: str = "WARNING") -> str:
+    logger = "coordinator" if actor == "Coordinator" else "worker"
+    return (f"\x1b[36m({actor} pid={pid})\x1b[0m {t.strftime('%Y-%m-%d %H:%M:%S')},250 {level} streamlearn.{logger} "
+            f"{event} {fields}")
 
 
-def test_the_coordinators_events_are_read_from_the_run_log_with_their_own_time(tmp_path: Path) -> None:
+def test_the_engines_events_are_read_from_the_run_log_with_their_own_time_and_process(tmp_path: Path) -> None:
     t = datetime(2026, 11, 29, 9, 30, 1)
     log = tmp_path / "run.log"
     log.write_text("\n".join([
         "some driver line",
         _line(t, "worker_died_restarting", "worker=w0 partitions=\"[0, 1, 2, 3]\" error=ActorUnavailableError deaths=1"),
         _line(t, "worker_restarted_up", "worker=w0 down_s=6.1 partitions=[]"),
-        "2026-11-29 09:30:02,000 INFO streamlearn.worker standby_warm ms=300",  # not the Coordinator's
+        _line(t, "standby_warm", "topic=x ms=300.5", actor="PartitionWorker", pid=77, level="INFO"),
+        _line(t, "slow_loop_turn", "ms=250", actor="PartitionWorker", pid=77, level="INFO"),  # not a timeline event
     ]) + "\n" + _line(t, UP, "worker=w1")[:30])  # a line still being written: not read yet
-    coord = CoordinatorLog(log)
-    events = coord.read()
-    assert [e.name for e in events] == ["worker_died_restarting", UP]
+    engine = EngineLog(log)
+    events = engine.read()
+    assert [e.name for e in events] == ["worker_died_restarting", UP, "standby_warm"]
     assert events[1].at == t.timestamp() + 0.25 and events[1].fields == "worker=w0 down_s=6.1 partitions=[]"
-    assert coord.first_after(UP, t.timestamp()) == t.timestamp() + 0.25
-    assert coord.first_after(UP, t.timestamp() + 1) is None
+    assert events[1].pid == 4242 and events[2].pid == 77
+    assert engine.first_after(UP, t.timestamp()) == t.timestamp() + 0.25
+    assert engine.first_after(UP, t.timestamp() + 1) is None
+    assert engine.first_after(WARM, t.timestamp()) == t.timestamp() + 0.25 and engine.warm_actors() == 1
     with log.open("a") as f:  # the rest of the partial line, then a later event
         f.write(_line(t, UP, "worker=w1")[30:] + "\n")
-    assert [e.name for e in coord.read()] == ["worker_died_restarting", UP, UP]
-    assert coord.between(t.timestamp(), None)[0] == [0.25, "worker_died_restarting",
-                                                     "worker=w0 partitions=\"[0, 1, 2, 3]\" error=ActorUnavailableError deaths=1"]
+    assert [e.name for e in engine.read()] == ["worker_died_restarting", UP, "standby_warm", UP]
+    assert engine.between(t.timestamp(), None)[0] == [0.25, "worker_died_restarting", 4242,
+                                                      "worker=w0 partitions=\"[0, 1, 2, 3]\" error=ActorUnavailableError deaths=1"]
 
 
-def test_parse_ignores_other_loggers_and_events() -> None:
+def test_parse_ignores_events_outside_the_timeline() -> None:
     assert parse_events(["2026-11-29 09:30:02,000 WARNING streamlearn.coordinator monitor_error error=x",
-                         "2026-11-29 09:30:02,000 WARNING streamlearn.worker worker_restarted_up"]) == []
+                         "2026-11-29 09:30:02,000 INFO streamlearn.worker slow_loop_turn ms=3"]) == []
 
 
 def test_recovered_needs_every_partition_to_answer_an_event_produced_after_the_kill() -> None:
