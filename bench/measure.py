@@ -317,6 +317,8 @@ class Bench:
         for i, (r, k) in enumerate(zip(per_kill, kills, strict=True)):
             r.update({"victim_chosen_by": k.victim_chosen_by, **k.fields(),
                       "restarted_up_after_s": _after(engine.first_after(kill_pacing.UP, k.at), k.at),
+                      # Who had the CPU while the partitions came back (2 cores; the restart's imports compete).
+                      "cpu_s_in_recovery_by_pid": sampler.by_pid_between(k.at, k.at + (r["recovery_s"] or p.kill_every_s)),
                       "engine_events": engine.between(k.at, kills[i + 1].at if i + 1 < len(kills) else None)})
             log(f"{label} kill {i}: recovery {r['recovery_s']} s, first output after {r['first_output_after_kill_s']} s, "
                 f"its actor up again after {r['restarted_up_after_s']} s")
