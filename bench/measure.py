@@ -288,9 +288,9 @@ class Bench:
             time.sleep(0.01)
         engine = kill_pacing.EngineLog(self.tmp / f"{spec['app']}.log")
         actors = spec["workers"] + 1  # the owners and the standby (processing.standby_workers: 1)
-        gate = kill_pacing.Gate(p.kill_every_s, lambda t: engine.first_after(kill_pacing.UP, t),
-                                kill_pacing.Recovered(reader.samples, common.PARTITIONS).since,
-                                warm_after=lambda t: engine.first_after(kill_pacing.WARM, t),
+        answers = kill_pacing.Recovered(reader.samples, common.PARTITIONS)
+        gate = kill_pacing.Gate(p.kill_every_s, lambda t: engine.first_after(kill_pacing.UP, t), answers.since,
+                                warm_after=lambda t: engine.first_after(kill_pacing.WARM, t), caught_up=answers.caught_up,
                                 all_warm=lambda: engine.warm_actors() >= actors)
 
         def kill(pids: list[int]) -> None:

@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"events": plan.events, "runs": plan.runs, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
                    "latency_runs": plan.latency_runs, "latency_s": plan.latency_s, "warmup_s": plan.warmup_s, "kills": plan.kills,
                    "kill_every_s": plan.kill_every_s, "kill_rule": KILL_RULE, "kill_max_wait_s": kill_pacing.MAX_WAIT_S,
-                   "first_kill_s": kill_pacing.FIRST_KILL_S, "recovery_offered_eps": plan.recovery_rate, "quick": args.quick,
+                   "first_kill_s": kill_pacing.FIRST_KILL_S, "caught_up_ms": kill_pacing.CAUGHT_UP_MS,
+                   "recovery_offered_eps": plan.recovery_rate, "quick": args.quick,
                    "serving_s": plan.serving_s, "serving_rate": plan.serving_rate,
                    "model": "StandardScaler | LogisticRegression (numeric)", "estimated_s": est},
         "systems": {}, "variants": {}}

@@ -78,7 +78,15 @@ def test_the_first_kill_waits_until_every_actor_of_the_run_is_warm() -> None:
 def test_an_unrecovered_partition_holds_the_kill_back() -> None:
     clock = FakeClock()
     rec = gate(clock, up_at=1005.0, recovered_at=1020.0).wait(KillRecord(at=1000.0, pids=[7], victim_chosen_by="owner"))
-    assert rec.kill_after_prev_s >= 20.0 and rec.prev_recovered_before_kill and rec.gated_by == ["recovery"]
+    assert rec.kill_after_prev_s >= 20.0 and rec.prev_recovered_before_kill and rec.gated_by == ["recovery", "caught_up"]
+
+
+def test_recovered_but_still_behind_holds_the_kill_back_until_caught_up() -> None:
+    clock = FakeClock()
+    g = gate(clock, up_at=1005.0)
+    g.caught_up = lambda t: clock.t >= 1014.0
+    rec = g.wait(KillRecord(at=1000.0, pids=[7], victim_chosen_by="owner"))
+    assert 14.0 <= rec.kill_after_prev_s < 14.2 and rec.prev_caught_up_before_kill and rec.gated_by == ["caught_up"]
 
 
 def test_a_standby_that_never_comes_up_caps_the_wait_and_says_so() -> None:
@@ -121,7 +129,7 @@ def test_run_kills_paces_every_kill_after_the_first_by_the_gate() -> None:
     assert 8.0 <= recs[1].kill_after_prev_s < 8.2 and recs[1].standby_up_wait_s == 6.0
     assert recs[2].at >= 1030.0 and 19.0 <= recs[2].kill_after_prev_s < 19.3
     assert set(recs[2].fields()) == {"kill_after_prev_s", "standby_up_wait_s", "standby_warm_wait_s", "standby_wait_timed_out",
-                                     "prev_recovered_before_kill", "gated_by"}
+                                     "prev_recovered_before_kill", "prev_caught_up_before_kill", "gated_by"}
 
 
 def _line(t: datetime, event: str, fields: str, actor: str = "Coordinator", pid: int = 4242, level: str = "WARNING") -> str:
@@ -169,6 +177,16 @@ def test_recovered_needs_every_partition_to_answer_an_event_produced_after_the_k
     samples.append((1002.0, 1_001_000.0, 3))
     assert rec.since(1000.0)
     assert not rec.since(1010.0)  # a later kill starts over
+
+
+def test_caught_up_needs_every_partitions_latest_answer_close_to_its_production() -> None:
+    samples: list[tuple[float, float, int]] = [(1003.0, 1_000_100.0, p) for p in range(4)]  # answered 2.9 s late
+    rec = Recovered(samples, 4, caught_up_ms=1000.0)
+    assert rec.since(1000.0) and not rec.caught_up(1000.0)
+    samples += [(1004.0, 1_003_500.0, p) for p in (0, 1, 2)]  # 0.5 s: caught up, but partition 3 still behind
+    assert not rec.caught_up(1000.0)
+    samples.append((1004.1, 1_003_600.0, 3))
+    assert rec.caught_up(1000.0)
 
 
 def test_the_method_text_states_the_rule_only_for_data_measured_with_it() -> None:
