@@ -192,6 +192,7 @@ def test_caught_up_needs_every_partitions_latest_answer_close_to_its_production(
 def test_the_method_text_states_the_rule_only_for_data_measured_with_it() -> None:
     old = report_text.method({"config": {"kills": 5, "kill_every_s": 8.0, "recovery_offered_eps": 5000.0}})
     new = report_text.method({"config": {"kills": 5, "kill_every_s": 8.0, "recovery_offered_eps": 5000.0, "kill_rule": "steady",
-                                         "kill_max_wait_s": 60.0, "first_kill_s": 3.0}})
+                                         "kill_max_wait_s": 60.0, "first_kill_s": 3.0, "caught_up_ms": 1000.0}})
     assert "8.0 s apart" in old and "steady state" not in old
-    assert "steady state" in new and "`worker_restarted_up`" in new and "at most 60 s" in new and "8.0 s apart" not in new
+    assert "steady state" in new and "`worker_restarted_up`" in new and "`standby_warm`" in new and "within 1,000 ms" in new
+    assert "at most 60 s" in new and "8.0 s apart" not in new
