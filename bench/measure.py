@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench import common, kill_target, provenance
+from bench import common, kill_pacing, kill_target, provenance
 from bench.plan import Plan
 from bench.resources import TreeSampler
 
@@ -77,9 +76,9 @@ class Bench:
             log(f"produced {n} unlabelled events to {t} and their labels to {lt}")
         return self.label_pairs[key]
 
-    def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLEARN_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-                   PYTHONWARNINGS="ignore")
+    def spawn(self, spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAMLEARN_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+               "PYTHONWARNINGS": "ignore", **(env_extra or {})}
         logf = open(self.tmp / f"{spec['app']}.log", "wb")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen([sys.executable, "-m", "bench.sysproc", orjson.dumps(spec).decode()], cwd=ROOT, env=env,
                                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -195,7 +194,7 @@ class Bench:
         return True
 
     # ---- latency grid and recovery: one system lifetime, offered load from a paced producer ---------------
-    def _start_warm(self, spec: dict[str, Any]) -> tuple[dict[str, Any], subprocess.Popen[bytes], common.OutputReader, TreeSampler,
+    def _start_warm(self, spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> tuple[dict[str, Any], subprocess.Popen[bytes], common.OutputReader, TreeSampler,
                                                           list[dict[str, Any]]]:
         topic_in, topic_out = common.uid("bench-lat-in"), common.uid("bench-lat-out")
         common.create_topics(self.svc.bootstrap, [topic_in, topic_out])
@@ -204,7 +203,7 @@ class Bench:
         reader = common.OutputReader(self.svc.bootstrap, topic_out, latency=True)
         reader.start()
         reader.ready.wait(30)
-        proc = self.spawn(spec)
+        proc = self.spawn(spec, env_extra)
         sampler = TreeSampler(proc.pid).start()
         common.produce_backlog(self.svc.bootstrap, topic_in, events[:WARM_N])
         deadline = time.monotonic() + self.run_timeout
@@ -264,50 +263,68 @@ class Bench:
         return self.save(rec)
 
     def recovery(self, label: str, spec: dict[str, Any], run: int = 0) -> dict[str, Any]:
-        """`kills` SIGKILLs of a worker running partitions, kill_every_s apart, under recovery_rate offered load.
+        """`kills` SIGKILLs of a worker running partitions under recovery_rate offered load, each from steady
+        state (`kill_pacing`: kill_every_s after the previous one at least, once it recovered and the actor
+        it hit is up again as the standby). The producer runs until the last kill + kill_every_s.
 
         Per kill: time until every partition answered an event produced after the kill
         (`recovery_s`) and until any prediction arrived again.
         """
         p = self.plan
         load0 = provenance.loadavg()
-        spec, proc, reader, sampler, events = self._start_warm(spec)
+        # The pacing reads the engine's events from the run's log (`kill_pacing`): INFO at least, not de-duplicated.
+        level = "DEBUG" if os.environ.get("BENCH_LOG_LEVEL", "").upper() == "DEBUG" else "INFO"
+        spec, proc, reader, sampler, events = self._start_warm(spec, {**kill_pacing.LOG_ENV, "STREAMLEARN_LOG_LEVEL": level})
         if reader.count < WARM_N:
             log(f"{label}: no answer to the warm-up events (exit code {proc.poll()}); no recovery measured")
             self._stop(spec, proc, reader, sampler)
             return self.save({"label": label, "kind": "recovery", "run": run, "spec": self._public(spec), "failed": "no answer to warm-up",
                               "kills": [], "loadavg_before": load0, "loadavg_after": provenance.loadavg()})
-        duration = 3.0 + p.kills * p.kill_every_s
-        paced = common.PacedProducer(self.svc.bootstrap, spec["input_topic"], events, rate=p.recovery_rate, duration_s=duration)
+        # A cap only: the producer is stopped once the kills are done (their pace depends on the system).
+        cap = kill_pacing.FIRST_KILL_S + p.kills * (kill_pacing.MAX_WAIT_S + 5.0) + p.kill_every_s
+        paced = common.PacedProducer(self.svc.bootstrap, spec["input_topic"], events, rate=p.recovery_rate, duration_s=cap)
         paced.start()
-        kills: list[tuple[float, list[int]]] = []
-        chosen: list[str] = []  # per kill: "owner" (its pid published in Redis) or "busiest" (fallback)
+        while not paced.started_at:
+            time.sleep(0.01)
+        engine = kill_pacing.EngineLog(self.tmp / f"{spec['app']}.log")
+        actors = spec["workers"] + 1  # the owners and the standby (processing.standby_workers: 1)
+        answers = kill_pacing.Recovered(reader.samples, common.PARTITIONS)
+        gate = kill_pacing.Gate(p.kill_every_s, lambda t: engine.first_after(kill_pacing.UP, t), answers.since,
+                                warm_after=lambda t: engine.first_after(kill_pacing.WARM, t), caught_up=answers.caught_up,
+                                all_warm=lambda: engine.warm_actors() >= actors)
 
-        def killer() -> None:
-            for i in range(p.kills):
-                time.sleep(max(0.0, paced.started_at + 3.0 + i * p.kill_every_s - time.time()))
-                pids, chosen_by = kill_target.worker_to_kill(proc.pid, spec, i, common.PARTITIONS)
-                kills.append((time.time(), pids))
-                chosen.append(chosen_by)
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):  # gone since it was chosen: the kill is listed
-                        os.kill(pid, signal.SIGKILL)
+        def kill(pids: list[int]) -> None:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):  # gone since it was chosen: the kill is listed
+                    os.kill(pid, signal.SIGKILL)
 
-        k = threading.Thread(target=killer, daemon=True)
-        k.start()
+        def said(i: int, k: kill_pacing.KillRecord) -> None:
+            log(f"{label} kill {i} ({k.victim_chosen_by} {k.pids}): {k.kill_after_prev_s} s after the previous, standby up "
+                f"{k.standby_up_wait_s} s / warm {k.standby_warm_wait_s} s after it, gated by {k.gated_by}, load {provenance.loadavg()}")
+
+        kills = kill_pacing.run_kills(p.kills, paced.started_at + kill_pacing.FIRST_KILL_S, gate,
+                                      lambda i: kill_target.worker_to_kill(proc.pid, spec, i, common.PARTITIONS), kill, said)
+        time.sleep(max(0.0, kills[-1].at + p.kill_every_s - time.time()))  # the last kill's recovery, under load
+        paced.stop_flag.set()
         paced.join()
-        k.join()
         self._wait_drained(reader, WARM_N + paced.sent, 30.0)
+        engine.read()
         self._stop(spec, proc, reader, sampler)
         # A kill that found no worker running partitions killed nothing: it is listed, not measured.
-        per_kill = [self._one_recovery(reader.samples, at, pids, kills[i + 1][0] if i + 1 < len(kills) else None)
-                    if pids else {"killed_pids": [], "recovery_s": None, "first_output_after_kill_s": None, "note": "no worker to kill"}
-                    for i, (at, pids) in enumerate(kills)]
-        for i, r in enumerate(per_kill):
-            r["victim_chosen_by"] = chosen[i] if i < len(chosen) else None
-            log(f"{label} kill {i}: recovery {r['recovery_s']} s, first output after {r['first_output_after_kill_s']} s")
+        per_kill = [self._one_recovery(reader.samples, k.at, k.pids, kills[i + 1].at if i + 1 < len(kills) else None)
+                    if k.pids else {"killed_pids": [], "recovery_s": None, "first_output_after_kill_s": None, "note": "no worker to kill"}
+                    for i, k in enumerate(kills)]
+        for i, (r, k) in enumerate(zip(per_kill, kills, strict=True)):
+            r.update({"victim_chosen_by": k.victim_chosen_by, **k.fields(),
+                      "restarted_up_after_s": _after(engine.first_after(kill_pacing.UP, k.at), k.at),
+                      # Who had the CPU while the partitions came back (2 cores; the restart's imports compete).
+                      "cpu_s_in_recovery_by_pid": sampler.by_pid_between(k.at, k.at + (r["recovery_s"] or p.kill_every_s)),
+                      "engine_events": engine.between(k.at, kills[i + 1].at if i + 1 < len(kills) else None)})
+            log(f"{label} kill {i}: recovery {r['recovery_s']} s, first output after {r['first_output_after_kill_s']} s, "
+                f"its actor up again after {r['restarted_up_after_s']} s")
         rec = {"label": label, "kind": "recovery", "run": run, "spec": self._public(spec), "offered_eps": p.recovery_rate,
-               "kill_every_s": p.kill_every_s, "sent": paced.sent, "received": reader.count, "kills": per_kill,
+               "kill_every_s": p.kill_every_s, "kill_rule": KILL_RULE, "kill_max_wait_s": kill_pacing.MAX_WAIT_S,
+               "sent": paced.sent, "received": reader.count, "kills": per_kill,
                "resources": sampler.result(), "loadavg_before": load0, "loadavg_after": provenance.loadavg()}
         return self.save(rec)
 
@@ -327,8 +344,13 @@ class Bench:
 
 
 DRAIN_FLOOR_S = 5.0
+KILL_RULE = "steady"  # `kill_pacing`: each kill after the previous one recovered and its actor is up again
 EXITED_GRACE_S = 10.0  # after the system exited early, how long its committed output may take to reach the reader
 SAMPLES_GRACE_S = 30.0  # label mode: after the last prediction, how long the sample log may take to complete
+
+
+def _after(t: float | None, t0: float) -> float | None:
+    return round(t - t0, 3) if t is not None else None
 
 
 def _timeline(samples: list[tuple[float, float, int]], t0: float) -> list[list[float]]:

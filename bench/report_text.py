@@ -65,6 +65,17 @@ def header(summary: dict[str, Any]) -> str:
     ])
 
 
+def recovery_pacing(c: dict[str, Any]) -> str:
+    """The kills' rule (`bench/kill_pacing.py`): each one a single failure of 1 worker + a standby that is up."""
+    return (f"each from steady state: at least {fmt(c.get('kill_every_s'), 1)} s after the previous kill, once every partition "
+            "answered an event produced after it and caught up (its latest answer within "
+            f"{fmt(c.get('caught_up_ms'))} ms of the event's production), and the actor it hit was up again as the standby (the Coordinator's "
+            "`worker_restarted_up`) with its clients connected (its `standby_warm`), waiting at most "
+            f"{fmt(c.get('kill_max_wait_s'))} s (raw files: `kill_after_prev_s`, `standby_up_wait_s`, `standby_warm_wait_s`, "
+            f"`standby_wait_timed_out`, and each kill's engine events); the first kill {fmt(c.get('first_kill_s'), 1)} s into the "
+            "offered load, once every actor is warm, ")
+
+
 def method(summary: dict[str, Any]) -> str:
     c = summary.get("config", {})
     rates = ", ".join(fmt(r) for r in c.get("rates_eps", [])) or NOT_RECORDED
@@ -85,7 +96,8 @@ def method(summary: dict[str, Any]) -> str:
         "the table gives the median over runs and the spread (min–max).",
         f"* **recovery**: {fmt(c.get('kills'))} SIGKILLs of a `ray::PartitionWorker` that owns partitions (the pid the owner of "
         "partition `kill % 4` publishes in Redis; `victim_chosen_by` in the raw files), "
-        f"{fmt(c.get('kill_every_s'), 1)} s apart, under {fmt(c.get('recovery_offered_eps'))} ev/s offered; per kill, the time until every "
+        + (recovery_pacing(c) if c.get("kill_rule") == "steady" else f"{fmt(c.get('kill_every_s'), 1)} s apart, ")
+        + f"under {fmt(c.get('recovery_offered_eps'))} ev/s offered; per kill, the time until every "
         "partition answered an event produced after the kill (`recovery_s`); median and worst.",
         "* **resources**: every process a system starts (for streamlearn: driver, Ray's GCS, raylet, dashboard, the",
         "Coordinator, workers, standby, forked checkpoint children), sampled from `/proc` (`bench/resources.py`):",

@@ -203,6 +203,13 @@ class TreeSampler:
             agg["cpu_s"] = round(agg["cpu_s"] + cpu, 3)
         return dict(sorted(by.items(), key=lambda kv: -kv[1]["cpu_s"]))
 
+    def by_pid_between(self, t0: float, t1: float, top: int = 6) -> list[list[Any]]:
+        """[pid, command, CPU s] of the busiest processes in a window (a recovery: the new owner against the
+        actor Ray is restarting at the same time), busiest first."""
+        rows = [[pid, p.cmd, round(_at(p.series, t1) - _at(p.series, t0), 3)] for pid, p in self.procs.items()
+                if len(p.series) >= 2 and p.series[-1][0] >= t0 and p.series[0][0] <= t1]
+        return sorted(rows, key=lambda r: -r[2])[:top]
+
     def result(self, events: int | None = None, window: tuple[float, float] | None = None) -> dict[str, Any]:
         by_cmd: dict[str, dict[str, float]] = {}
         contrib = self._contributions()

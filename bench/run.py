@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from bench import ckpt_overhead, common, provenance
-from bench.measure import Bench, log
+from bench import ckpt_overhead, common, kill_pacing, provenance
+from bench.measure import KILL_RULE, Bench, log
 from bench.plan import Plan, estimate_s
 from bench.serving_row import serving_phase
 
@@ -143,7 +143,12 @@ def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
         s = systems.setdefault(name, {**GUARANTEES.get(name, {})})
         s.update({"recovery_s": median(ok), "recovery_worst_s": max(ok) if len(ok) == len(times) and ok else None,
                   "recovery_kills": len(times), "recovery_runs_s": times, "recovery_offered_eps": plan.recovery_rate,
-                  "first_output_after_kill_s": median(firsts), "first_output_after_kill_worst_s": max((f for f in firsts if f is not None), default=None)})
+                  "first_output_after_kill_s": median(firsts), "first_output_after_kill_worst_s": max((f for f in firsts if f is not None), default=None),
+                  # How each kill was paced (`bench/kill_pacing.py`): the state it was made in.
+                  "recovery_kill_after_prev_s": [k.get("kill_after_prev_s") for k in rec["kills"]],
+                  "recovery_standby_up_wait_s": [k.get("standby_up_wait_s") for k in rec["kills"]],
+                  "recovery_standby_warm_wait_s": [k.get("standby_warm_wait_s") for k in rec["kills"]],
+                  "recovery_standby_wait_timeouts": sum(1 for k in rec["kills"] if k.get("standby_wait_timed_out"))})
 
 
 def ckpt_phase(b: Bench, plan: Plan) -> dict[str, Any]:
@@ -269,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": prov, "machine": {**prov["machine"], "note": args.note},
         "config": {"events": plan.events, "runs": plan.runs, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
                    "latency_runs": plan.latency_runs, "latency_s": plan.latency_s, "warmup_s": plan.warmup_s, "kills": plan.kills,
-                   "kill_every_s": plan.kill_every_s, "recovery_offered_eps": plan.recovery_rate, "quick": args.quick,
+                   "kill_every_s": plan.kill_every_s, "kill_rule": KILL_RULE, "kill_max_wait_s": kill_pacing.MAX_WAIT_S,
+                   "first_kill_s": kill_pacing.FIRST_KILL_S, "caught_up_ms": kill_pacing.CAUGHT_UP_MS,
+                   "recovery_offered_eps": plan.recovery_rate, "quick": args.quick,
                    "serving_s": plan.serving_s, "serving_rate": plan.serving_rate,
                    "model": "StandardScaler | LogisticRegression (numeric)", "estimated_s": est},
         "systems": {}, "variants": {}}

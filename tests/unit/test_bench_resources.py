@@ -50,3 +50,15 @@ def test_reaped_children_count_once() -> None:
     # 0.6 s burnt by the children + the interpreter's own start-up; counting the sampled child twice would give ≥ 0.9.
     assert 0.6 <= res["cpu_s_total"] < 0.9, res
     assert res["processes"] >= 2  # the parent and at least the child held alive long enough to be seen
+
+
+def test_cpu_by_process_in_a_window_ranks_the_busiest() -> None:
+    from bench.resources import _Proc
+
+    s = TreeSampler(root=0)
+    owner, restarting, idle = _Proc(1, "ray::PartitionWorker"), _Proc(1, "ray::IDLE"), _Proc(1, "raylet")
+    owner.series = [(100.0, 5.0), (110.0, 9.0)]  # 0.4 of a core
+    restarting.series = [(104.0, 0.0), (110.0, 4.5)]  # born in the window: 0.75 of a core from then on
+    idle.series = [(100.0, 1.0), (110.0, 1.1)]
+    s.procs = {10: owner, 11: restarting, 12: idle}
+    assert s.by_pid_between(105.0, 110.0, top=2) == [[11, "ray::IDLE", 3.75], [10, "ray::PartitionWorker", 2.0]]
