@@ -93,7 +93,9 @@ def method(summary: dict[str, Any]) -> str:
         f"* **latency**: the same offered loads for every system ({rates} ev/s), each for {fmt(c.get('latency_s'), 1)} s "
         f"in one system lifetime, the first {fmt(c.get('warmup_s'), 1)} s not counted; {fmt(c.get('latency_runs'))} runs; latency = arrival at "
         "the `read_committed` consumer minus the produce time written into the event (same clock), every fourth prediction; "
-        "the table gives the median over runs and the spread (min–max).",
+        "the table gives the median over runs and the spread (min–max). The offered load comes from one paced producer in "
+        "the orchestrator (`linger.ms` 2, `connectors.kafka_io.Pacer`); it sends records up to 1 ms early rather than "
+        "busy-wait the gaps between them (until f56e72c it did, and used up to a core beside the system under test).",
         f"* **recovery**: {fmt(c.get('kills'))} SIGKILLs of a `ray::PartitionWorker` that owns partitions (the pid the owner of "
         "partition `kill % 4` publishes in Redis; `victim_chosen_by` in the raw files), "
         + (recovery_pacing(c) if c.get("kill_rule") == "steady" else f"{fmt(c.get('kill_every_s'), 1)} s apart, ")
