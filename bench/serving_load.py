@@ -7,10 +7,12 @@ The generator must not be the bottleneck it measures. Two things made it
 one: (1) a fixed pool of 8 connections caps an open-loop load at
 8 / service time (8 / 68 ms = 117 req/s, the 108 of 200 req/s achieved in
 raw/serving-2.json), so the pool is `connections` wide (default 32);
-(2) the learner's feeder (~12,000 events/s of JSON encoding) ran as a thread
-of this process and held the GIL the request threads wait on (a switch
-interval is 5 ms), so it runs in its own process now. The generator's own CPU
-share is reported (`client_cpu_share`) next to its numbers.
+(2) the learner's feeder (~12,000 events/s) ran as a thread of this process
+and held the GIL the request threads wait on (a switch interval is 5 ms), so
+it runs in its own process now; its pacer also busy-waited every sub-ms gap
+(0.9 cores) until `connectors.kafka_io.Pacer` stopped polling gaps shorter
+than a millisecond. The generator's own CPU share is reported
+(`client_cpu_share`) next to its numbers.
 """
 
 from __future__ import annotations
