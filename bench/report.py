@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from bench import report_ckpt, report_text
+from bench import report_ckpt, report_pairs, report_text
 from bench.report_text import ORDER, PEERS, fmt  # noqa: F401 - re-exported for callers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +60,7 @@ def derived(summary: dict[str, Any], raws: list[dict[str, Any]]) -> dict[str, An
     out["labels_over_inline"] = _ratio(lab, eos)
     out["labels_join_cost_us_per_event"] = (1e6 / lab - 1e6 / eos) if out["labels_over_inline"] is not None else None
     out.update(report_ckpt.derived(raws))  # per-round ratios of the checkpoint arms (bench.ckpt_overhead)
+    out.update(report_pairs.derived(raws))  # throughput ratios paired by round
     return out
 
 

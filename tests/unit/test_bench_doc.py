@@ -124,8 +124,8 @@ def test_the_shape_of_a_new_run_renders_and_verdicts_follow_the_data() -> None:
     data = data_values([summary, report.derived(summary, [])], set())
     assert [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)] == []
     targets = page[page.index("## Targets"):]
-    assert "| 36,000 / 30,000 (bytewax) = 1.20 | met |" in targets
-    assert "| 36,000 / 40,000 = 0.90 | met |" in targets
+    assert "| 36,000 / 30,000 (bytewax) = 1.20 (medians) | met |" in targets  # no raw files: no pairs, medians decide
+    assert "| 36,000 / 40,000 = 0.90 (medians) | met |" in targets
     assert "| 210 ms | met |" in targets and "| 260 ms | **not met** |" in targets
     assert "median 2.41 s, worst 2.93 s | met |" in targets
     assert "working tree dirty" in page
@@ -147,3 +147,25 @@ def test_label_mode_row_renders_its_ratio_only_when_both_systems_were_measured()
     data = data_values([summary, d], set())
     assert [shown for shown, v, k in doc_numbers(page) if not matches(v, k, data)] == []
     assert "| streamlearn_labels_1w | 15,000 |" in page
+
+
+def _thr(label: str, run: int, eps: float) -> dict[str, Any]:
+    return {"label": label, "kind": "throughput", "run": run, "complete": True, "throughput_eps": eps}
+
+
+def test_throughput_verdicts_follow_the_ratios_paired_by_round() -> None:
+    """A host that speeds up between rounds: the medians say 1.20, the rounds say 0.60, 1.00, 1.20."""
+    raws = [_thr("streamlearn_eos_1w", 0, 18000.0), _thr("streamlearn_eos_1w", 1, 36000.0), _thr("streamlearn_eos_1w", 2, 36000.0),
+            _thr("io_baseline", 0, 20000.0), _thr("io_baseline", 1, 40000.0), _thr("io_baseline", 2, 40000.0),
+            _thr("bytewax", 0, 30000.0), _thr("bytewax", 1, 36000.0), _thr("bytewax", 2, 30000.0),
+            _thr("quixstreams_eos", 0, 10000.0)]
+    d = report.derived({"systems": {}}, raws)
+    peer = d["paired_eos_over_fastest_peer"]
+    assert peer["ratios"] == [0.6, 1.0, 1.2] and peer["median"] == 1.0  # each round against that round's fastest peer
+    assert d["paired_eos_over_io_baseline"]["ratios"] == [0.9, 0.9, 0.9]
+    from bench import report_pairs
+
+    assert report_pairs.verdict(peer, 1.1).startswith("undecided")
+    assert report_pairs.verdict(d["paired_eos_over_io_baseline"], 0.85) == "met"
+    assert report_pairs.verdict(d["paired_eos_over_io_baseline"], 0.95) == "**not met**"
+    assert report_pairs.verdict(None, 0.85) is None
