@@ -189,8 +189,10 @@ def is_retriable(exc: BaseException) -> bool:
 
 
 def admin(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
-    # Admin takes only the client-level (security) settings of the consumer section.
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 3}
+    # Admin takes only the client-level (security) settings of the consumer section. Its calls raise
+    # (KafkaUnavailable names the broker), so librdkafka's own connect-error lines (level 3) would only
+    # print raw noise above that message: log_level 2 keeps critical ones.
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 2}
     for k, v in (extra or {}).items():
         if k.startswith(("security.", "sasl.", "ssl.")) or k in {"client.id"}:
             conf[k] = v

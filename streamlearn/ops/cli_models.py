@@ -50,6 +50,10 @@ class _Ctx:
         self.versions = VersionStore(self.store)
 
     def partitions(self, only: int | None) -> list[int]:
+        """The partitions to act on. A named partition with published versions needs no Kafka: a rollback or
+        pin must work while the broker is slow or down (it changes only what is served, in Redis)."""
+        if only is not None and (self.versions.versions(only) or self.versions.served(only).version is not None):
+            return [only]
         parts = kafka_io.topic_partitions(kafka_io.admin(self.cfg.kafka.bootstrap, self.cfg.kafka.consumer), self.cfg.kafka.input_topic)
         if parts is None:
             raise ConfigError(f"kafka.input_topic: topic '{self.cfg.kafka.input_topic}' does not exist", hint="produce to it first")

@@ -9,12 +9,18 @@ nothing.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import redis
 
 from connectors.redis_store import CheckpointStore
 from connectors.version_store import VersionStore
+from tests.integration.engine_helpers import REPO, write_config
+from tests.integration.engine_helpers import load as load_cfg
+from tests.integration.serving_helpers import versions_of
 
 
 def _store(redis_url: str) -> VersionStore:
@@ -61,3 +67,30 @@ def test_rollback_before_served_picks_the_newest_older_kept_version(redis_url: s
     assert vs.set_served(2, "before_served", "rollback") == published[0]
     assert vs.set_served(2, "before_served", "rollback") is None  # nothing older is kept: still on the oldest
     assert vs.served(2).version == published[0] and vs.served(2).mode == "rollback"
+
+
+def test_pin_and_rollback_of_a_named_partition_work_while_kafka_is_unreachable(tmp_path: Path, redis_url: str,
+                                                                               services_env: dict[str, str]) -> None:
+    """What is served lives in Redis: an operator rolling back during a broker incident must not need the broker.
+
+    (The landing CI once saw the shared broker not answer a metadata request for 10 s mid-test, and `models pin` failed.)
+    """
+    path = write_config(tmp_path, "127.0.0.1:1", redis_url, "t-no-broker")  # nothing listens on port 1
+    vs = versions_of(load_cfg(path))
+    epoch = vs.store.next_epoch(0)
+    published = [_publish(vs, 0, epoch, keep=5) for _ in range(3)]
+
+    env = {**services_env, "STREAMLEARN_KAFKA__BOOTSTRAP": "127.0.0.1:1", "KAFKA_BOOTSTRAP": "127.0.0.1:1"}  # not the session's
+
+    def models(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "streamlearn", "models", *args, "-c", str(path)], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+
+    pin = models("pin", "--partition", "0")
+    assert pin.returncode == 0 and f"pinned on version {published[-1]}" in pin.stdout, pin.stdout + pin.stderr
+    back = models("rollback", "--partition", "0")
+    assert back.returncode == 0 and f"serving version {published[-2]}" in back.stdout, back.stdout + back.stderr
+    assert vs.served(0).version == published[-2] and vs.served(0).mode == "rollback"
+    # Every partition (no --partition) needs the topic's partition list: a clear error naming Kafka, not a trace.
+    every = models("unpin")
+    assert every.returncode != 0 and "Kafka" in every.stderr and "Traceback" not in every.stderr, every.stderr
