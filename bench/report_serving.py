@@ -28,6 +28,17 @@ def _nice(sv: dict[str, Any]) -> str:
     return f", `serving.nice: {sv['serve_nice']}`" if sv.get("serve_nice") is not None else ""
 
 
+def _method_since_warmup(sv: dict[str, Any]) -> list[str]:
+    """What rows measured with a warm-up and a generator in its own session add (absent from older summaries)."""
+    if sv.get("warmup_s") is None:
+        return []
+    nice = sv.get("client_nice")
+    return [f"The first {fmt(sv['warmup_s'])} s of the same load are offered and not counted (the learner's and both Rays'",
+            "start-up work ends in them). The generator stands in for callers on other machines: it runs in a session of its",
+            "own" + (f" at serve's priority (nice and autogroup {nice})" if nice is not None else "") +
+            f", and what is left of its own delay (scheduled → actual send) is reported: p99 {fmt(sv.get('late_p99_ms'), 1)} ms."]
+
+
 def serving_section(summary: dict[str, Any]) -> str | None:
     sv = summary.get("serving")
     if not sv:
@@ -39,7 +50,7 @@ def serving_section(summary: dict[str, Any]) -> str | None:
             "rate of one-event requests. Latency counts from each request's scheduled send time, so a slow server is not",
             "hidden by the generator waiting for it; service time counts from the actual send. Publish → served: from the",
             "publish announcement on the model channel to the replica swapping the version in (`GET /models` `since_ms`).",
-            ""]
+            *_method_since_warmup(sv), ""]
     if "error" in sv:
         return "\n".join([*rows, f"{NOT_MEASURED}: {sv['error']}."])
     la, lb = sv.get("loadavg_at_start") or [], sv.get("loadavg_after_load") or []

@@ -1,6 +1,6 @@
 """Serving benchmark: request latency at a fixed offered load while the learner runs, and publish → served delay.
 
-    python -m bench.serving [--rate 200] [--duration 60] [--learner-rate N] [--shared]
+    python -m bench.serving [--rate 200] [--duration 60] [--warmup 20] [--learner-rate N] [--shared]
 
 Setup on one machine: `streamlearn run` (1 worker) learning a paced stream at
 `--learner-rate` events/s (default: half the committed single-worker
@@ -8,7 +8,11 @@ throughput in bench/results/summary.json), `streamlearn serve` (one replica),
 and an open-loop load generator offering `--rate` requests/s to POST /predict
 (each request is one event, routed by its id). Latency is measured from each
 request's *scheduled* send time to its answer, so a slow server is not hidden
-by the generator waiting for it (no coordinated omission).
+by the generator waiting for it (no coordinated omission). The first
+`--warmup` seconds of the same load are not counted. The generator runs in a
+process and session of its own, at serve's priority (`--serve-nice`) unless
+`--client-nice` says otherwise: it stands in for callers on other machines
+(bench/serving_load.py), and `late_p99_ms` reports its remaining own delay.
 
 Publish → served: the bench subscribes to the app's model channel and takes
 each publish announcement's arrival as the publish time; serving reports when
@@ -47,7 +51,7 @@ from bench.common import (
     percentile,
     uid,
 )
-from bench.serving_load import Feeder, cpu_shares, cpu_snapshot, load, machine_busy
+from bench.serving_load import Feeder, cpu_shares, cpu_snapshot, load_in_own_session, machine_busy
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW = ROOT / "bench" / "results" / "raw"
@@ -115,7 +119,10 @@ class Announcements(threading.Thread):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rate", type=float, default=200.0, help="offered requests/s (default 200)")
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds of offered load (default 60)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of offered load measured (default 60)")
+    ap.add_argument("--warmup", type=float, default=20.0,
+                    help="seconds of the same load offered first and not counted (default 20): the learner's and both Rays' "
+                         "start-up work (idle workers importing, first publishes) ends in it")
     ap.add_argument("--learner-rate", type=float, default=None, help="events/s into the learner (default: half its throughput)")
     ap.add_argument("--publish-every", type=float, default=2.0, help="model.publish.every_s (default 2)")
     ap.add_argument("--shared", action="store_true", help="use the Kafka/Redis on 127.0.0.1:9092/6379")
@@ -127,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, default=1, help="serving.replicas (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="client connections of the load generator (default 32)")
     ap.add_argument("--serve-nice", type=int, default=None, help="serving.nice (default: inherited; negative needs root)")
+    ap.add_argument("--client-nice", type=int, default=None,
+                    help="the generator's nice (own session and autogroup too; default: --serve-nice)")
     ap.add_argument("--learner-nice", type=int, default=None,
                     help="start the learner under `nice -n N`, its session's autogroup at N too (its Ray inherits both)")
     args = ap.parse_args(argv)
@@ -135,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadavg_at_start = os.getloadavg()  # (machine_info's is taken when the JSON is written, at the end)
     learner_rate = args.learner_rate or _half_learner_throughput()
+    client_nice = args.client_nice if args.client_nice is not None else args.serve_nice
     root = Path(tempfile.mkdtemp(prefix="streamlearn-bench-serving-"))
     if args.bootstrap and args.redis_url:
         services = Services(args.bootstrap, args.redis_url)
@@ -164,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     events = dataset(20_000, 0)
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
-    feeder = Feeder(services.bootstrap, topic, events, learner_rate, args.duration + 240)
+    feeder = Feeder(services.bootstrap, topic, events, learner_rate, args.warmup + args.duration + 240)
     ann = Announcements(services.redis_url, f"bench:{app}:{topic}:models")
     result: dict[str, Any] = {}
     try:
@@ -204,16 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         since = time.time() * 1000  # versions announced from now on (earlier ones were served at serve's start)
         watcher.start()
         roots = {"serve": procs[1].pid, "learner": procs[0].pid, "feeder": feeder.pid or 0, "bench": os.getpid()}
+        if args.warmup > 0:
+            load_in_own_session(client_nice, port, args.rate, args.warmup, events, args.connections)
         cpu0, busy0, t_load = cpu_snapshot(roots), machine_busy(), time.monotonic()
-        result = load(port, args.rate, args.duration, events, args.connections)
+        result = load_in_own_session(client_nice, port, args.rate, args.duration, events, args.connections)
+        result["warmup_s"] = args.warmup
         result["loadavg_after_load"] = os.getloadavg()
         result["cpu"] = cpu_shares(cpu0, cpu_snapshot(roots), time.monotonic() - t_load, (busy0, machine_busy()))
         watching.set()
         watcher.join()
-        delays = [served_at[k] - t for k, t in ann.seen.items() if k in served_at and t >= since]
+        seen = dict(ann.seen)  # a copy: the announcement thread still adds to it
+        delays = [served_at[k] - t for k, t in seen.items() if k in served_at and t >= since]
         result.update({
             "publish_to_served_p50_ms": percentile(delays, 50), "publish_to_served_p99_ms": percentile(delays, 99),
-            "publish_to_served_max_ms": max(delays) if delays else None, "publishes_seen": len(ann.seen), "delays": len(delays),
+            "publish_to_served_max_ms": max(delays) if delays else None, "publishes_seen": len(seen), "delays": len(delays),
             "learner_offered_eps": learner_rate, "learner_sent": feeder.sent,
         })
     finally:
@@ -230,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         services.stop()
     out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared or bool(args.bootstrap), "publish_every_s": args.publish_every,
            "replicas": args.replicas, "workers": 1,
-           "connections": args.connections, "ingress": args.ingress, "serve_nice": args.serve_nice, "learner_nice": args.learner_nice, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
+           "connections": args.connections, "ingress": args.ingress, "serve_nice": args.serve_nice, "client_nice": client_nice, "learner_nice": args.learner_nice, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
     raw = Path(args.raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
     n = 0

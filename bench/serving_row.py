@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KEEP = ("offered_rps", "achieved_rps", "requests", "ok", "errors", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
         "service_p50_ms", "service_p95_ms", "service_p99_ms", "publish_to_served_p50_ms", "publish_to_served_p99_ms",
         "publishes_seen", "delays", "learner_offered_eps", "learner_sent", "connections", "client_cpu_share",
-        "loadavg_at_start", "loadavg_after_load")
+        "loadavg_at_start", "loadavg_after_load", "late_p99_ms", "warmup_s", "client_nice")
 TARGET_P99_MS, TARGET_RPS = 20.0, 200.0
 #: serving.nice of the row's `streamlearn serve` where the bench may raise a priority (root or
 #: CAP_SYS_NICE): request-time serving ahead of the learner and the broker, as docs/serving-latency.md
@@ -39,7 +39,7 @@ def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
     result = b.tmp / "serving-result.json"
     cmd = [sys.executable, "-m", "bench.serving", "--bootstrap", b.svc.bootstrap, "--redis-url", b.svc.redis_url,
            "--rate", str(plan.serving_rate), "--duration", str(plan.serving_s), "--raw-dir", str(b.raw_dir),
-           "--result-file", str(result)]
+           "--result-file", str(result), "--warmup", str(plan.serving_warmup_s)]
     if eos:
         cmd += ["--learner-rate", str(eos / 2)]
     serve_nice = SERVE_NICE if os.geteuid() == 0 else None
