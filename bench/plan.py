@@ -44,6 +44,7 @@ class Plan:
     throughput_only: list[str] = field(default_factory=list)  # no latency grid (label mode)
     serving_s: float = 0.0  # seconds of offered requests in the serving row (0: no serving row)
     serving_rate: float = 200.0  # requests/s offered to POST /predict
+    recovery_checkpoint_every_s: float | None = None  # the recovery runs' checkpoint.every_s (None: the systems' own)
     ckpt_rounds: int = 5  # checkpoint overhead (bench.ckpt_overhead): rounds of never / every 1 s, paired per round
     ckpt_side_rounds: int = 3  # of those, rounds that also run every 1 s + publish and every 1 s inline
     ckpt_only: bool = False  # the variants phase runs the checkpoint arms only

@@ -136,13 +136,16 @@ def latency_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
 
 def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
     for name in plan.recovery_systems:
-        rec = b.recovery(name, base_spec(b, name))
+        ckpt = {"checkpoint_every_s": plan.recovery_checkpoint_every_s, "checkpoint_every_events": 0} \
+            if plan.recovery_checkpoint_every_s is not None else {}
+        rec = b.recovery(name, base_spec(b, name, **ckpt))
         times = [k["recovery_s"] for k in rec["kills"]]
         firsts = [k["first_output_after_kill_s"] for k in rec["kills"]]
         ok = [t for t in times if t is not None]
         s = systems.setdefault(name, {**GUARANTEES.get(name, {})})
         s.update({"recovery_s": median(ok), "recovery_worst_s": max(ok) if len(ok) == len(times) and ok else None,
                   "recovery_kills": len(times), "recovery_runs_s": times, "recovery_offered_eps": plan.recovery_rate,
+                  "recovery_checkpoint_every_s": plan.recovery_checkpoint_every_s,
                   "first_output_after_kill_s": median(firsts), "first_output_after_kill_worst_s": max((f for f in firsts if f is not None), default=None),
                   # How each kill was paced (`bench/kill_pacing.py`): the state it was made in.
                   "recovery_kill_after_prev_s": [k.get("kill_after_prev_s") for k in rec["kills"]],
@@ -195,7 +198,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if unknown:
         raise SystemExit(f"unknown --systems {unknown}; choose from model_limit,{','.join(SYSTEMS)}")
     plan = Plan.quick(wanted) if args.quick else Plan.full(wanted)
-    for attr in ("events", "runs", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate"):
+    for attr in ("events", "runs", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate", "recovery_checkpoint_every_s"):
         v = getattr(args, attr)
         if v is not None:
             setattr(plan, attr, v)
@@ -234,6 +237,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--kills", type=int, help="SIGKILLs per recovery configuration (full 5)")
     ap.add_argument("--kill-every-s", type=float, help="seconds between kills (full 8)")
     ap.add_argument("--recovery-rate", type=float, help="offered ev/s during the kills (full 5000)")
+    ap.add_argument("--recovery-checkpoint-every-s", type=float,
+                    help="checkpoint.every_s of the recovery runs, by time only (default: the systems' own, 5 s / 10,000 events)")
     ap.add_argument("--systems", default=None, help="comma-separated subset of model_limit," + ",".join(SYSTEMS))
     ap.add_argument("--run-timeout", type=float, default=600.0)
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")
