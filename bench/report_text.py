@@ -194,7 +194,9 @@ def recovery_table(summary: dict[str, Any]) -> str:
             continue
         kills = s.get("recovery_kills")
         per = ", ".join(fmt(x, 2) for x in s.get("recovery_runs_s", [])) or NA
-        rows.append(f"| {name} | {fmt(s.get('recovery_offered_eps', s.get('offered_eps')))} | {fmt(kills) if kills else '1 (old method)'} | "
+        ckpt = s.get("recovery_checkpoint_every_s")  # set only by --recovery-checkpoint-every-s
+        name_cell = f"{name}, checkpoint every {fmt(ckpt, 1)} s" if ckpt is not None else name
+        rows.append(f"| {name_cell} | {fmt(s.get('recovery_offered_eps', s.get('offered_eps')))} | {fmt(kills) if kills else '1 (old method)'} | "
                     f"{fmt(s['recovery_s'], 2)} | {fmt(s.get('recovery_worst_s'), 2)} | {fmt(s.get('first_output_after_kill_s'), 2)} | {per} |")
     return "\n".join(rows)
 
