@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import time
+from typing import Any
 
 import orjson
 
@@ -52,7 +53,7 @@ def main() -> None:
     for start in range(0, args.n, args.chunk):
         recs = []
         for i in range(start, min(start + args.chunk, args.n)):
-            doc = {"id": f"e-{i}", "features": {f"x{j}": round(rng.gauss(0, 1), 6) for j in range(10)}, "ts": T0 + i}
+            doc: dict[str, Any] = {"id": f"e-{i}", "features": {f"x{j}": round(rng.gauss(0, 1), 6) for j in range(10)}, "ts": T0 + i}
             recs.append(TRec(i, orjson.dumps(doc), doc["id"].encode()))
         joiner.run_chunk(state, js, recs, [], (start, start + len(recs)), (0, 0), {}, None)
     feed_s = time.monotonic() - t0
