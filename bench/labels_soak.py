@@ -43,7 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(1)
     dec, is_clf = _decoder()
-    lc = LabelsConfig(source="topic", window_s=30 * 86400, early_window_s=120, max_pending=args.n + 1)
+    # model_validate (the same validation), not the constructor: mypy without pydantic's plugin misses Field()'s positional defaults.
+    lc = LabelsConfig.model_validate({"source": "topic", "window_s": 30 * 86400, "early_window_s": 120, "max_pending": args.n + 1})
     joiner = Joiner(lc, dec, ("id", "label", "ts"), 0, is_clf)
     state = ModelState(build_model(SPEC), build_metric(SPEC), 0, 0, 0)
     js = state.extra["labels"] = JoinState(label_offset=0, journal_offset=0)
