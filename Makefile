@@ -39,7 +39,7 @@ test-extended: setup
 
 lint: setup
 	$(VENV)/bin/ruff check streamlearn connectors tests bench
-	$(VENV)/bin/mypy streamlearn connectors
+	$(VENV)/bin/mypy streamlearn connectors bench
 
 demo: setup
 	$(PY) -m streamlearn.tools.demo

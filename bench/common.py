@@ -168,9 +168,12 @@ class OutputReader(threading.Thread):
                     n += 1
                     # Latency from every 4th prediction: parsing all of them would take CPU from the system under test.
                     if self.latency and (self.count + n) % 4 == 0:
-                        ts = loads(m.value()).get("event_ts")
+                        value, part = m.value(), m.partition()
+                        # A consumed message without an error has a partition, and a prediction is never a tombstone.
+                        assert value is not None and part is not None
+                        ts = loads(value).get("event_ts")
                         if ts is not None:
-                            self.samples.append((now, ts, m.partition()))
+                            self.samples.append((now, ts, part))
                 if n:
                     self.count += n
                     self.batches.append((now, n))

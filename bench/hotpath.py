@@ -47,7 +47,8 @@ def setup(model: str, n: int, categorical: bool = False) -> tuple[Any, list[Rec]
     mc = ModelConfig(**models.streamlearn_model_config(model, categorical))
     m = build_model(mc)
     kind = model_kind(m)
-    dec = EventDecoder(FieldsConfig(), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None,
+    # model_validate (the same validation), not the constructor: mypy without pydantic's plugin misses Field()'s positional defaults.
+    dec = EventDecoder(FieldsConfig.model_validate({}), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None,
                        max_value_bytes=262_144)
     evs = dataset(n, 5 if categorical else 0)
     recs = [Rec(i, orjson.dumps(e), e["id"].encode()) for i, e in enumerate(evs)]

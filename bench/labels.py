@@ -35,7 +35,10 @@ from streamlearn.model.step import process
 from streamlearn.state.checkpoint import ModelState
 
 RAW = Path(__file__).resolve().parent / "results" / "raw"
-SPEC = ModelConfig(estimator="river.linear_model.LogisticRegression", preprocessing=["river.preprocessing.StandardScaler"])
+# The configs here are built with model_validate (the constructor's validation): mypy, without pydantic's
+# plugin, does not see Field()'s positional defaults and would call every omitted field required.
+SPEC = ModelConfig.model_validate({"estimator": "river.linear_model.LogisticRegression",
+                                   "preprocessing": ["river.preprocessing.StandardScaler"]})
 T0 = 1_764_000_000_000
 
 
@@ -65,7 +68,7 @@ def streams(n: int, seed: int = 3) -> tuple[list[TRec], list[TRec], list[TRec]]:
 
 def _decoder() -> tuple[EventDecoder, bool]:
     kind = model_kind(build_model(SPEC))
-    return EventDecoder(FieldsConfig(), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None,
+    return EventDecoder(FieldsConfig.model_validate({}), is_classifier=kind.is_classifier, is_multiclass=kind.is_multiclass, classes=None,
                         max_value_bytes=262_144), kind.is_classifier
 
 
@@ -82,7 +85,8 @@ def run_inline(recs: list[TRec], chunk: int) -> float:
 
 def run_labels(events: list[TRec], labels: list[TRec], chunk: int) -> tuple[float, dict[str, Any]]:
     dec, is_clf = _decoder()
-    lc = LabelsConfig(source="topic", window_s=60, early_window_s=10, on_expiry="default", default_label=False)
+    lc = LabelsConfig.model_validate({"source": "topic", "window_s": 60, "early_window_s": 10, "on_expiry": "default",
+                                      "default_label": False})
     joiner = Joiner(lc, dec, ("id", "label", "ts"), 0, is_clf)
     state = ModelState(build_model(SPEC), build_metric(SPEC), 0, 0, 0)
     js = state.extra["labels"] = JoinState(label_offset=0, journal_offset=0)

@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import time
+from typing import Any
 
 import orjson
 
@@ -42,7 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(1)
     dec, is_clf = _decoder()
-    lc = LabelsConfig(source="topic", window_s=30 * 86400, early_window_s=120, max_pending=args.n + 1)
+    # model_validate (the same validation), not the constructor: mypy without pydantic's plugin misses Field()'s positional defaults.
+    lc = LabelsConfig.model_validate({"source": "topic", "window_s": 30 * 86400, "early_window_s": 120, "max_pending": args.n + 1})
     joiner = Joiner(lc, dec, ("id", "label", "ts"), 0, is_clf)
     state = ModelState(build_model(SPEC), build_metric(SPEC), 0, 0, 0)
     js = state.extra["labels"] = JoinState(label_offset=0, journal_offset=0)
@@ -52,7 +54,7 @@ def main() -> None:
     for start in range(0, args.n, args.chunk):
         recs = []
         for i in range(start, min(start + args.chunk, args.n)):
-            doc = {"id": f"e-{i}", "features": {f"x{j}": round(rng.gauss(0, 1), 6) for j in range(10)}, "ts": T0 + i}
+            doc: dict[str, Any] = {"id": f"e-{i}", "features": {f"x{j}": round(rng.gauss(0, 1), 6) for j in range(10)}, "ts": T0 + i}
             recs.append(TRec(i, orjson.dumps(doc), doc["id"].encode()))
         joiner.run_chunk(state, js, recs, [], (start, start + len(recs)), (0, 0), {}, None)
     feed_s = time.monotonic() - t0

@@ -47,20 +47,20 @@ def tail_times(window: list[tuple[float, float]], t0: float) -> list[list[float]
 class Bench:
     def __init__(self, plan: Plan, svc: common.Services, tmp: Path, raw_dir: Path, run_timeout: float) -> None:
         self.plan, self.svc, self.tmp, self.raw_dir, self.run_timeout = plan, svc, tmp, raw_dir, run_timeout
-        self.inputs: dict[bool, str] = {}
+        self.inputs: dict[tuple[bool, int], str] = {}
         self.label_pairs: dict[tuple[bool, int], tuple[str, str]] = {}
         self.raw: list[dict[str, Any]] = []
 
     # ---- helpers ---------------------------------------------------------------------------------
     def input_topic(self, categorical: bool, n: int) -> str:
         key = (categorical, n)
-        if key not in self.inputs:  # type: ignore[comparison-overlap]
+        if key not in self.inputs:
             t = common.uid("bench-in-cat" if categorical else "bench-in")
             common.create_topics(self.svc.bootstrap, [t])
             common.produce_backlog(self.svc.bootstrap, t, common.dataset(n, 5 if categorical else 0))
-            self.inputs[key] = t  # type: ignore[index]
+            self.inputs[key] = t
             log(f"produced {n} events to {t}")
-        return self.inputs[key]  # type: ignore[index]
+        return self.inputs[key]
 
     def label_inputs(self, categorical: bool, n: int) -> tuple[str, str]:
         """(input, label topic) of label mode: the same events without labels, their labels on a co-partitioned topic."""

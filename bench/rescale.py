@@ -44,7 +44,8 @@ class CommitSampler(threading.Thread):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(daemon=True)
-        self.cfg, self.stop, self.samples = cfg, threading.Event(), []  # (t, {p: (offset, epoch)})
+        self.cfg, self.stop = cfg, threading.Event()
+        self.samples: list[tuple[float, dict[int, tuple[int | None, int]]]] = []  # (t, {p: (offset, epoch)})
 
     def run(self) -> None:
         consumer = kafka_io.make_consumer(self.cfg.kafka.bootstrap, self.cfg.group_id)

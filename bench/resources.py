@@ -206,7 +206,7 @@ class TreeSampler:
     def by_pid_between(self, t0: float, t1: float, top: int = 6) -> list[list[Any]]:
         """[pid, command, CPU s] of the busiest processes in a window (a recovery: the new owner against the
         actor Ray is restarting at the same time), busiest first."""
-        rows = [[pid, p.cmd, round(_at(p.series, t1) - _at(p.series, t0), 3)] for pid, p in self.procs.items()
+        rows: list[list[Any]] = [[pid, p.cmd, round(_at(p.series, t1) - _at(p.series, t0), 3)] for pid, p in self.procs.items()
                 if len(p.series) >= 2 and p.series[-1][0] >= t0 and p.series[0][0] <= t1]
         return sorted(rows, key=lambda r: -r[2])[:top]
 

@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ THROUGHPUT_ONLY = {"streamlearn_labels_1w"}
 KINDS = {name: ("streamlearn_labels" if s.get("labels") else s["system"]) for name, s in SYSTEMS.items()}
 
 
-def median(xs: list[float | None]) -> float | None:
+def median(xs: Sequence[float | None]) -> float | None:
     ys = [x for x in xs if x is not None]
     return statistics.median(ys) if ys else None
 
@@ -121,7 +122,7 @@ def latency_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
         for name in names:
             by[name].append(b.latency_grid(name, base_spec(b, name), r))
     for name, runs in by.items():
-        grid = {}
+        grid: dict[str, dict[str, Any]] = {}
         for rate in plan.rates:
             rows = [row for run in runs for row in run["rates"] if row["offered_eps"] == rate]
             grid[str(int(rate))] = {q: spread([row[f"latency_{q}_ms"] for row in rows]) for q in ("p50", "p95", "p99")}

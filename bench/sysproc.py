@@ -72,13 +72,15 @@ def io_baseline(spec: dict[str, Any]) -> None:
         for m in msgs:
             if m.error() is not None:
                 continue
-            part = m.partition()
+            part, offset, value = m.partition(), m.offset(), m.value()
+            # A consumed message without an error has a partition and an offset; the input has no tombstones.
+            assert part is not None and offset is not None and value is not None
             model = ms.get(part)
             if model is None:
                 model = ms[part] = models.build(spec["model"], spec["categorical"])
-            ev = orjson.loads(m.value())
+            ev = orjson.loads(value)
             pred, proba = step(model, ev["features"], ev["label"])
-            val = _out(pred, proba, part, m.offset(), ev)
+            val = _out(pred, proba, part, offset, ev)
             while True:
                 try:
                     p.produce(out, val, m.key(), part)

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,7 +246,7 @@ class Scenario:
         self.produced += len(records)
         return len(records)
 
-    def produce_in_background(self, records: list[tuple[int, bytes | None, bytes | None]], over_s: float = PRODUCE_S) -> threading.Thread:
+    def produce_in_background(self, records: Sequence[tuple[int, bytes | None, bytes | None]], over_s: float = PRODUCE_S) -> threading.Thread:
         t = threading.Thread(target=self.produce, args=(records, over_s), daemon=True)
         t.start()
         return t
