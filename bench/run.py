@@ -203,6 +203,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         v = getattr(args, attr)
         if v is not None:
             setattr(plan, attr, v)
+    if plan.recovery_checkpoint_every_s == 0:  # 0: the systems' own checkpoint settings
+        plan.recovery_checkpoint_every_s = None
     if args.rates:
         plan.rates = [float(x) for x in args.rates.split(",")]
     plan.variant_events = min(plan.variant_events, plan.events)
@@ -239,7 +241,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--kill-every-s", type=float, help="seconds between kills (full 8)")
     ap.add_argument("--recovery-rate", type=float, help="offered ev/s during the kills (full 5000)")
     ap.add_argument("--recovery-checkpoint-every-s", type=float,
-                    help="checkpoint.every_s of the recovery runs, by time only (default: the systems' own, 5 s / 10,000 events)")
+                    help="checkpoint.every_s of the recovery runs, by time only (default 1; 0: the systems' own, 5 s / 10,000 events)")
     ap.add_argument("--systems", default=None, help="comma-separated subset of model_limit," + ",".join(SYSTEMS))
     ap.add_argument("--run-timeout", type=float, default=600.0)
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")
