@@ -141,7 +141,9 @@ class ProcessingConfig(_Section):
                     "(each transaction costs a few ms; 1000 spent 11 % of the loop committing, 5000 about 5 %).",
     )
     checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")
-    checkpoint_every_s: float = Field(5.0, ge=0, description="Checkpoint after this many seconds (0: never by time).")
+    checkpoint_every_s: float = Field(5.0, ge=0, description=(
+        "Checkpoint after this many seconds (0: never by time). It bounds what a new owner replays after a crash: "
+        "1 s recovers faster than the default 5 s at the cost of a checkpoint a second (docs/recovery-timeline.md)."))
     max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited).")
     owner_lease_s: float = Field(
         10.0, gt=0, description="A worker that has not renewed its lease for this long loses its partitions to another worker."
