@@ -13,13 +13,26 @@ benchmark issue renders docs/benchmarks.md from there):
 End to end the broker and the transactions cost the same in both modes per
 record; label mode has about 1.9 records per event (the event and its
 label) plus one journal record per chunk.
+
+`--breakdown` (printed, not written): where label mode's extra CPU per event
+goes, as the worker runs it (the publish gate's window on, as with the
+default `model.publish.every_s`; the worker's GC settings, `runtime.heap`;
+sinks that drop what they get, as produce() copies it). Rounds of
+interleaved runs of: inline; label mode; label mode without the gate's
+window (its prediction before each learning step); label mode without the
+sample log; and inline and label mode with a model that does nothing (the
+engine's own per-event Python). Medians and the spread per mode, in CPU us
+per event (docs/labels.md, "Where label mode's CPU goes").
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,26 +85,52 @@ def _decoder() -> tuple[EventDecoder, bool]:
                         max_value_bytes=262_144), kind.is_classifier
 
 
-def run_inline(recs: list[TRec], chunk: int) -> float:
+class NullModel:
+    """Predicts a constant and learns nothing: what is left is the engine's own per-event Python."""
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[bool, float]:
+        return {True: 0.5, False: 0.5}
+
+    def predict_one(self, x: dict[str, Any]) -> bool:
+        return True
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        pass
+
+
+def _model(null: bool) -> Any:
+    return NullModel() if null else build_model(SPEC)
+
+
+def _sinks(keep: bool) -> Callable[[Any, bytes], None]:
+    if keep:  # the default: every output kept (the hotpath's historical sink)
+        out: list[bytes] = []
+        return lambda k, v: out.append(v)
+    return lambda k, v: None  # produce() copies the value: nothing outlives the call
+
+
+def run_inline(recs: list[TRec], chunk: int, *, null: bool = False, gate: bool = False, keep: bool = True) -> float:
     dec, is_clf = _decoder()
-    state = ModelState(build_model(SPEC), build_metric(SPEC), 0, 0, 0)
-    out: list[bytes] = []
-    emit = lambda k, v: out.append(v)  # noqa: E731 - the cheapest possible sink
+    state = ModelState(_model(null), build_metric(SPEC), 0, 0, 0)
+    emit = _sinks(keep)
+    observe = deque[tuple[Any, Any, Any]](maxlen=1000).append if gate else None  # the publish gate's window (models.publisher)
     t0 = time.process_time()
     for i in range(0, len(recs), chunk):
-        process(state, recs[i:i + chunk], dec, 0, is_clf, emit, None)
+        process(state, recs[i:i + chunk], dec, 0, is_clf, emit, None, observe)
     return len(recs) / (time.process_time() - t0)
 
 
-def run_labels(events: list[TRec], labels: list[TRec], chunk: int) -> tuple[float, dict[str, Any]]:
+def run_labels(events: list[TRec], labels: list[TRec], chunk: int, *, null: bool = False, gate: bool = False,
+               samples: bool = True, keep: bool = True) -> tuple[float, dict[str, Any]]:
     dec, is_clf = _decoder()
     lc = LabelsConfig.model_validate({"source": "topic", "window_s": 60, "early_window_s": 10, "on_expiry": "default",
                                       "default_label": False})
     joiner = Joiner(lc, dec, ("id", "label", "ts"), 0, is_clf)
-    state = ModelState(build_model(SPEC), build_metric(SPEC), 0, 0, 0)
+    if gate:
+        joiner.observe = deque[tuple[Any, Any, Any]](maxlen=1000).append
+    state = ModelState(_model(null), build_metric(SPEC), 0, 0, 0)
     js = state.extra["labels"] = JoinState(label_offset=0, journal_offset=0)
-    sink: list[bytes] = []
-    outs = Outputs(lambda k, v: sink.append(v), lambda k, v: sink.append(v), lambda r, c, d: None, lambda r, c, d: None)
+    outs = Outputs(_sinks(keep), _sinks(keep) if samples else None, lambda r, c, d: None, lambda r, c, d: None)
     # Chunks as a poll would bring them: events and the labels up to the same event time.
     step = max(chunk * len(events) // (len(events) + len(labels)), 1)
     label_ts = [orjson.loads(r.value())["ts"] for r in labels]  # the bench's own chunking, outside the timing
@@ -119,12 +158,50 @@ def hotpath(n: int, repeat: int, chunk: int) -> dict[str, Any]:
             "join": {k: summary[k] for k in ("joined", "expired", "late", "duplicate", "orphan", "pending")}}
 
 
+#: --breakdown's modes: (name, run) over the streams; run returns events/s.
+BREAKDOWN: tuple[tuple[str, Callable[[list[TRec], list[TRec], list[TRec], int], float]], ...] = (
+    ("inline", lambda i, b, lb, c: run_inline(i, c, gate=True, keep=False)),
+    ("labels", lambda i, b, lb, c: run_labels(b, lb, c, gate=True, keep=False)[0]),
+    ("labels_no_gate_window", lambda i, b, lb, c: run_labels(b, lb, c, keep=False)[0]),
+    ("labels_no_sample_log", lambda i, b, lb, c: run_labels(b, lb, c, gate=True, samples=False, keep=False)[0]),
+    ("inline_null_model", lambda i, b, lb, c: run_inline(i, c, null=True, gate=True, keep=False)),
+    ("labels_null_model", lambda i, b, lb, c: run_labels(b, lb, c, null=True, gate=True, keep=False)[0]),
+)
+
+
+def breakdown(n: int, repeat: int, chunk: int) -> dict[str, Any]:
+    """CPU us per event of each BREAKDOWN mode: rounds of one run each, interleaved (the machine's speed drifts)."""
+    from streamlearn.runtime import heap
+
+    streams_ = streams(n)
+    heap.settle()  # the worker's GC settings (a Ray worker settles its heap before its run)
+    runs: dict[str, list[float]] = {name: [] for name, _ in BREAKDOWN}
+    for _ in range(repeat):
+        for name, run in BREAKDOWN:
+            runs[name].append(1e6 / run(*streams_, chunk))
+    # Each part as the median of its per-round differences: runs of one round share the machine's speed.
+    parts = {"label_mode_extra": ("labels", "inline"), "gate_window_predict": ("labels", "labels_no_gate_window"),
+             "sample_log": ("labels", "labels_no_sample_log"), "model_predict_learn": ("inline", "inline_null_model"),
+             "join_engine_python": ("labels_null_model", "inline_null_model")}
+    return {"level": "breakdown", "n": n, "chunk": chunk, "us_per_event": {
+        name: {"median": round(statistics.median(v), 2), "min": round(min(v), 2), "max": round(max(v), 2),
+               "runs": [round(u, 2) for u in v]} for name, v in runs.items()},
+        "paired_us_per_event": {part: round(statistics.median(x - y for x, y in zip(runs[a], runs[b], strict=True)), 2)
+                                for part, (a, b) in parts.items()},
+        "labels_over_inline_paired": round(statistics.median(
+            i / lb for i, lb in zip(runs["inline"], runs["labels"], strict=True)), 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=1000, help="records per chunk (a poll's worth)")
+    ap.add_argument("--breakdown", action="store_true", help="where label mode's extra CPU goes (printed only)")
     args = ap.parse_args()
+    if args.breakdown:
+        print(orjson.dumps(breakdown(args.n, args.repeat, args.chunk), option=orjson.OPT_INDENT_2).decode())
+        return
     write_raw("labels-hotpath", {"bench": "labels", "machine": machine_info(), **hotpath(args.n, args.repeat, args.chunk)})
 
 

@@ -217,6 +217,12 @@ def ensure_label_topics(admin: AdminClient, cfg: AppConfig, partitions: int) -> 
 
 
 def _sample_emitter(producer: Producer, topic: str, partition: int) -> Callable[[bytes, bytes], None]:
+    """One call per learning step: produce() bound once, positional; a full local queue waits as produce_blocking does."""
+    produce = producer.produce
+
     def sample(key: bytes, value: bytes) -> None:
-        kafka_io.produce_blocking(producer, topic, value, key, partition)
+        try:
+            produce(topic, value, key, partition)
+        except BufferError:
+            kafka_io.produce_blocking(producer, topic, value, key, partition)
     return sample

@@ -289,15 +289,10 @@ class Joiner:
     def _learn(self, ms: ModelState, js: JoinState, eid: Id, feats: Features, label: Any, pred: Any, version: int,
                ets: float, lts: float | None, outcome: bytes, out: Outputs | None) -> None:
         """One learning step, and its sample record: the features used for the prediction, never a later copy."""
-        x: dict[str, Any]
-        features: bytes | None
-        if isinstance(feats, dict):
-            x, features = feats, None
-        else:
-            x, features = orjson.loads(feats), feats
+        x: dict[str, Any] = feats if isinstance(feats, dict) else orjson.loads(feats)
         sample = out.sample if out is not None else None
-        if sample is not None and features is None:
-            features = orjson.dumps(x)  # before learning: the sample holds what was learned, whatever the model does to x
+        # Encoded before learning: the sample holds what was learned, whatever the model does to x.
+        record = encode_sample(eid, feats, label, pred, version, ets, lts, outcome) if sample is not None else None
         observe = self.observe if lts is not None else None  # the gate compares on real labels, not expiry defaults
         if observe is not None:
             try:
@@ -318,8 +313,8 @@ class Joiner:
             js.delay_sum_s += delay_s
             js.delay_hist[_bucket(delay_s)] += 1
         if sample is not None:
-            assert features is not None
-            sample(str(eid).encode(), encode_sample(eid, features, label, pred, version, ets, lts, outcome))
+            assert record is not None
+            sample(str(eid).encode(), record)
 
 
 _kind = itemgetter(1)  # of a merge item

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import orjson
 
 from streamlearn.errors import DecodeError
-from streamlearn.labels.pending import Id
+from streamlearn.labels.pending import Features, Id
 from streamlearn.model.codec import EventDecoder
 
 
@@ -115,11 +115,13 @@ _dumps = orjson.dumps
 _Fragment = orjson.Fragment
 
 
-def encode_sample(eid: Id, features: bytes, label: Any, pred: Any, version: int, ets: float, lts: float | None,
+def encode_sample(eid: Id, features: Features, label: Any, pred: Any, version: int, ets: float, lts: float | None,
                   outcome: bytes) -> bytes:
-    """The training-sample record; the features bytes go in as stored (a Fragment: never re-encoded)."""
-    return _dumps({"id": eid, "features": _Fragment(features), "label": label, "prediction": pred, "model_version": version,
-                   "event_ts": _ms(ets), "label_ts": _ms(lts), "outcome": _OUTCOMES[outcome]})
+    """The training-sample record. Features as stored: orjson bytes go in as a Fragment (never re-encoded), a
+    dict is encoded in the same pass as the record (the same bytes as encoding it apart first, one pass less)."""
+    return _dumps({"id": eid, "features": features if isinstance(features, dict) else _Fragment(features), "label": label,
+                   "prediction": pred, "model_version": version, "event_ts": _ms(ets), "label_ts": _ms(lts),
+                   "outcome": _OUTCOMES[outcome]})
 
 
 _OUTCOMES = {b"joined": "joined", b"expired": "expired"}
