@@ -14,7 +14,7 @@ import resource
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -110,7 +110,7 @@ def quixstreams(spec: dict[str, Any]) -> None:
     from quixstreams import Application, message_context
     from quixstreams.state.rocksdb import RocksDBOptions
 
-    guarantee = "exactly-once" if spec["guarantee"] == "exactly_once" else "at-least-once"
+    guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once" if spec["guarantee"] == "exactly_once" else "at-least-once"
     stateful = bool(spec.get("state"))
     app = Application(
         broker_address=spec["bootstrap"],
