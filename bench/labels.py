@@ -197,10 +197,10 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=1000, help="records per chunk (a poll's worth)")
-    ap.add_argument("--breakdown", action="store_true", help="where label mode's extra CPU goes (printed only)")
+    ap.add_argument("--breakdown", action="store_true", help="where label mode's extra CPU goes (raw file labels-breakdown-*.json)")
     args = ap.parse_args()
     if args.breakdown:
-        print(orjson.dumps(breakdown(args.n, args.repeat, args.chunk), option=orjson.OPT_INDENT_2).decode())
+        write_raw("labels-breakdown", {"bench": "labels", "machine": machine_info(), **breakdown(args.n, args.repeat, args.chunk)})
         return
     write_raw("labels-hotpath", {"bench": "labels", "machine": machine_info(), **hotpath(args.n, args.repeat, args.chunk)})
 

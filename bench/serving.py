@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         watcher = threading.Thread(target=watch, daemon=True)
         since = time.time() * 1000  # versions announced from now on (earlier ones were served at serve's start)
         watcher.start()
+        # "bench" is this orchestrator: the generator is a process of its own that has exited by the second
+        # snapshot, so its CPU is the result's `client_cpu_share`, not part of this group.
         roots = {"serve": procs[1].pid, "learner": procs[0].pid, "feeder": feeder.pid or 0, "bench": os.getpid()}
         if args.warmup > 0:
             load_in_own_session(client_nice, port, args.rate, args.warmup, events, args.connections)
