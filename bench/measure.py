@@ -289,7 +289,7 @@ class Bench:
         engine = kill_pacing.EngineLog(self.tmp / f"{spec['app']}.log")
         actors = spec["workers"] + 1  # the owners and the standby (processing.standby_workers: 1)
         answers = kill_pacing.Recovered(reader.samples, common.PARTITIONS)
-        gate = kill_pacing.Gate(p.kill_every_s, lambda t: engine.first_after(kill_pacing.UP, t), answers.since,
+        gate = kill_pacing.Gate(p.kill_every_s, lambda t: engine.first_after(kill_pacing.UP_OR_REFILLED, t), answers.since,
                                 warm_after=lambda t: engine.first_after(kill_pacing.WARM, t), caught_up=answers.caught_up,
                                 all_warm=lambda: engine.warm_actors() >= actors)
 

@@ -196,6 +196,8 @@ def recovery_table(summary: dict[str, Any]) -> str:
         per = ", ".join(fmt(x, 2) for x in s.get("recovery_runs_s", [])) or NA
         ckpt = s.get("recovery_checkpoint_every_s")  # set only by --recovery-checkpoint-every-s
         name_cell = f"{name}, checkpoint every {fmt(ckpt, 1)} s" if ckpt is not None else name
+        if (refill := s.get("recovery_standby_refill_delay_s")) is not None:  # set by --recovery-standby-refill-delay-s
+            name_cell += f", standby refilled {fmt(refill, 0)} s after a takeover"
         rows.append(f"| {name_cell} | {fmt(s.get('recovery_offered_eps', s.get('offered_eps')))} | {fmt(kills) if kills else '1 (old method)'} | "
                     f"{fmt(s['recovery_s'], 2)} | {fmt(s.get('recovery_worst_s'), 2)} | {fmt(s.get('first_output_after_kill_s'), 2)} | {per} |")
     return "\n".join(rows)

@@ -137,9 +137,11 @@ def latency_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
 
 def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
     for name in plan.recovery_systems:
-        ckpt = {"checkpoint_every_s": plan.recovery_checkpoint_every_s, "checkpoint_every_events": 0} \
+        settings: dict[str, Any] = {"checkpoint_every_s": plan.recovery_checkpoint_every_s, "checkpoint_every_events": 0} \
             if plan.recovery_checkpoint_every_s is not None else {}
-        rec = b.recovery(name, base_spec(b, name, **ckpt))
+        if plan.recovery_standby_refill_delay_s is not None:
+            settings["standby_refill_delay_s"] = plan.recovery_standby_refill_delay_s
+        rec = b.recovery(name, base_spec(b, name, **settings))
         times = [k["recovery_s"] for k in rec["kills"]]
         firsts = [k["first_output_after_kill_s"] for k in rec["kills"]]
         ok = [t for t in times if t is not None]
@@ -147,6 +149,7 @@ def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
         s.update({"recovery_s": median(ok), "recovery_worst_s": max(ok) if len(ok) == len(times) and ok else None,
                   "recovery_kills": len(times), "recovery_runs_s": times, "recovery_offered_eps": plan.recovery_rate,
                   "recovery_checkpoint_every_s": plan.recovery_checkpoint_every_s,
+                  "recovery_standby_refill_delay_s": plan.recovery_standby_refill_delay_s,
                   "first_output_after_kill_s": median(firsts), "first_output_after_kill_worst_s": max((f for f in firsts if f is not None), default=None),
                   # How each kill was paced (`bench/kill_pacing.py`): the state it was made in.
                   "recovery_kill_after_prev_s": [k.get("kill_after_prev_s") for k in rec["kills"]],
@@ -199,12 +202,15 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if unknown:
         raise SystemExit(f"unknown --systems {unknown}; choose from model_limit,{','.join(SYSTEMS)}")
     plan = Plan.quick(wanted) if args.quick else Plan.full(wanted)
-    for attr in ("events", "runs", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate", "recovery_checkpoint_every_s"):
+    for attr in ("events", "runs", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate", "recovery_checkpoint_every_s",
+                 "recovery_standby_refill_delay_s"):
         v = getattr(args, attr)
         if v is not None:
             setattr(plan, attr, v)
     if plan.recovery_checkpoint_every_s == 0:  # 0: the systems' own checkpoint settings
         plan.recovery_checkpoint_every_s = None
+    if plan.recovery_standby_refill_delay_s == 0:  # 0: the default (Ray restarts the dead worker at once)
+        plan.recovery_standby_refill_delay_s = None
     if args.rates:
         plan.rates = [float(x) for x in args.rates.split(",")]
     plan.variant_events = min(plan.variant_events, plan.events)
@@ -242,6 +248,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--recovery-rate", type=float, help="offered ev/s during the kills (full 5000)")
     ap.add_argument("--recovery-checkpoint-every-s", type=float,
                     help="checkpoint.every_s of the recovery runs, by time only (default 1; 0: the systems' own, 5 s / 10,000 events)")
+    ap.add_argument("--recovery-standby-refill-delay-s", type=float,
+                    help="processing.standby_refill_delay_s of the recovery runs (default 5; 0: the default, Ray restarts the dead worker)")
     ap.add_argument("--systems", default=None, help="comma-separated subset of model_limit," + ",".join(SYSTEMS))
     ap.add_argument("--run-timeout", type=float, default=600.0)
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")

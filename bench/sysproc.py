@@ -224,7 +224,8 @@ def streamlearn_config(spec: dict[str, Any]) -> dict[str, Any]:
                        "checkpoint_every_events": spec.get("checkpoint_every_events", 10_000),
                        "checkpoint_every_s": spec.get("checkpoint_every_s", 5.0),
                        "owner_lease_s": spec.get("owner_lease_s", 10.0),
-                       **({"max_batch": spec["max_batch"]} if "max_batch" in spec else {})},
+                       **({"max_batch": spec["max_batch"]} if "max_batch" in spec else {}),
+                       **({"standby_refill_delay_s": spec["standby_refill_delay_s"]} if "standby_refill_delay_s" in spec else {})},
         # The benchmark's private Redis holds only throw-away checkpoints: the development key signs them.
         "checkpoint": {"allow_dev_key": True,
                        **({"background": spec["checkpoint_background"]} if "checkpoint_background" in spec else {})},

@@ -62,12 +62,14 @@ class RayPort(Protocol):
 
 class Supervisor:
     def __init__(self, ray: RayPort, spawn: Callable[[str], Any], lease_owner: Callable[[int], str | None],
-                 count: Callable[[int, str], None], *, lease_s: float, standby_workers: int,
+                 count: Callable[[int, str], None], *, lease_s: float, standby_workers: int, refill_delay_s: float = 0.0,
                  clock: Callable[[], float] = time.monotonic, placement: Placement | None = None) -> None:
         self.ray, self.spawn, self.lease_owner, self.count, self.clock = ray, spawn, lease_owner, count, clock
         self.placement = placement  # None: no node knowledge (unit tests, a local instance behaves the same)
         self.lease_s = lease_s
         self.standby_workers = standby_workers
+        self.refill_delay_s = refill_delay_s
+        self.refill_at: float | None = None  # a delayed standby refill is due then (`standby_refill_delay_s`)
         self.roster = Roster()
         self.stopping = threading.Event()
         self._last_lease_check = clock()
@@ -117,11 +119,14 @@ class Supervisor:
         w.launched_at = self.clock()
 
     def fill_standby(self) -> None:
+        self.refill_at = None
         while len(self.roster.standby()) < self.standby_workers:
             self.roster.add(self.spawn)
 
     def check_runs(self) -> None:
         now = self.clock()
+        if self.refill_at is not None and now >= self.refill_at and not self.stopping.is_set():
+            self.fill_standby()
         for w in self.roster.with_role(Role.OWNER):
             if w.run is None and w.relaunch_at is not None and now >= w.relaunch_at:
                 self.launch(w)
@@ -163,11 +168,12 @@ class Supervisor:
         self.roster.worker_restarts += 1
         w.deaths += 1
         self.count_recoveries(w.partitions)
-        logs.event(log, logging.WARNING, "worker_died_replacing" if gone else "worker_died_restarting",
-                   worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
-        if not gone:
-            restarts.mark_down(self, w)
         spare = self.spare_after_loss(w)
+        delay = spare is not None and self.refill_delay_s > 0
+        logs.event(log, logging.WARNING, "worker_died_replacing" if gone or delay else "worker_died_restarting",
+                   worker=w.wid, partitions=w.partitions, error=error, deaths=w.deaths)
+        if not gone and not delay:
+            restarts.mark_down(self, w)
         if spare is None:
             if gone:
                 self.replace(w, reason="actor gone for good (restarts exhausted, killed or failed to start)")
@@ -177,10 +183,15 @@ class Supervisor:
         spare.partitions, w.partitions = w.partitions, []
         logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=w.wid, standby=spare.wid, partitions=spare.partitions)
         self.launch(spare)
-        if gone:
+        if gone or delay:
+            # With a refill delay, Ray's restart of w is ended too: its start-up would compete with the catch-up.
             self.ray.kill(w.handle)
             self.roster.drop(w)
-            self.fill_standby()
+            if delay:
+                self.refill_at = self.clock() + self.refill_delay_s
+                logs.event(log, logging.WARNING, "standby_refill_delayed", dead=w.wid, refill_in_s=self.refill_delay_s)
+            else:
+                self.fill_standby()
         else:
             self.roster.to_standby(w)  # Ray is restarting it; once up it waits as the next standby
 

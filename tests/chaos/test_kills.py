@@ -75,6 +75,23 @@ def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
     assert bursts >= 2, f"the schedule must include a burst: {kills}"
 
 
+def test_worker_kills_with_a_delayed_standby_refill(chaos_env: ChaosEnv) -> None:
+    """`standby_refill_delay_s`: no Ray restarts; a dead worker's partitions go to the standby and a fresh one
+    starts after the delay, so the bursts (0.1-0.4 s apart) find no standby and are replaced at once."""
+    sc = Scenario(chaos_env, "refill-delay-kills", processing={"standby_refill_delay_s": 2.0})
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d, kills = _stream_under_kills(sc, recs, seed=11)
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the kills")
+        sc.stop(d)
+    log = d.log()
+    assert "standby_refill_delayed" in log, "no death was taken over by a standby with its refill delayed"
+    assert "worker_died_restarting" not in log, "Ray restarted a worker although standby_refill_delay_s ends restarts"
+    bursts = sum(1 for k in kills if k["burst"])
+    finish(sc, i4, "SIGKILL of a random worker (incl. bursts), standby refilled 2 s after a takeover, no Ray restarts",
+           len(kills), bursts=bursts)
+
+
 def test_driver_sigkill_then_fresh_start(chaos_env: ChaosEnv) -> None:
     sc = Scenario(chaos_env, "driver-kill")
     recs = sc.events()

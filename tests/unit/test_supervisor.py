@@ -93,13 +93,13 @@ def raised(cause: Exception) -> Outcome:
 
 
 class Harness:
-    def __init__(self, partitions: int = 5, workers: int = 2, standby: int = 1) -> None:
+    def __init__(self, partitions: int = 5, workers: int = 2, standby: int = 1, refill_delay_s: float = 0.0) -> None:
         self.ray = FakeRay()
         self.clock = Clock()
         self.leases: dict[int, str | None] = {}
         self.counted: list[tuple[int, str]] = []
         self.sup = Supervisor(self.ray, Actor, self.leases.get, lambda p, name: self.counted.append((p, name)),
-                              lease_s=LEASE_S, standby_workers=standby, clock=self.clock)
+                              lease_s=LEASE_S, standby_workers=standby, refill_delay_s=refill_delay_s, clock=self.clock)
         self.sup.start(list(range(partitions)), workers)
 
     def w(self, wid: str) -> Worker:
@@ -138,6 +138,37 @@ def test_actor_gone_for_good_is_killed_and_a_fresh_standby_started() -> None:
     assert h.view()["assignment"] == {"w1": [1, 3], "w2": [0, 2, 4]}
     assert h.view()["standby"] == ["w3"] and "w0" not in h.sup.roster.workers
     assert h.ray.killed == [("w0", False)]
+
+
+@pytest.mark.parametrize("death", [ActorUnavailableError("The actor is temporarily unavailable", None), ActorDiedError()])
+def test_with_a_refill_delay_the_restart_is_ended_and_a_fresh_standby_starts_after_it(death: RayError) -> None:
+    h = Harness(refill_delay_s=5.0)
+    h.end_run("w0", failed(death))
+    assert h.view()["assignment"] == {"w1": [1, 3], "w2": [0, 2, 4]} and h.ray.runs("w2") == [[0, 2, 4]]
+    assert h.ray.killed == [("w0", False)] and "w0" not in h.sup.roster.workers  # no restart: no CPU spent on it now
+    assert h.view()["standby"] == [] and h.view()["worker_restarts"] == 1 and h.recoveries() == [0, 2, 4]
+    h.clock.now += 4.9
+    h.sup.check_runs()
+    assert h.view()["standby"] == []
+    h.clock.now += 0.2
+    h.sup.check_runs()
+    assert h.view()["standby"] == ["w3"] and h.sup.refill_at is None
+
+
+def test_a_death_during_the_refill_delay_goes_to_a_new_worker_at_once() -> None:
+    h = Harness(refill_delay_s=5.0)
+    h.end_run("w0", failed(ActorDiedError()))
+    h.end_run("w1", failed(ActorDiedError()))  # no standby left: replaced by a fresh worker now, not after the delay
+    assert h.view()["assignment"] == {"w2": [0, 2, 4], "w3": [1, 3]} and h.ray.runs("w3") == [[1, 3]]
+    assert h.view()["standby"] == ["w4"] and h.sup.refill_at is None
+
+
+def test_without_a_standby_a_refill_delay_changes_nothing() -> None:
+    h = Harness(standby=0, refill_delay_s=5.0)
+    h.end_run("w1", failed(ActorUnavailableError("connection reset", None)))
+    assert h.ray.killed == [] and h.sup.refill_at is None
+    h.sup.check_runs()  # the ping answered: Ray's restart of w1 runs its partitions again
+    assert h.ray.runs("w1") == [[1, 3], [1, 3]]
 
 
 def test_without_standby_a_restarting_worker_is_called_again_once_it_answers_a_ping() -> None:
@@ -330,3 +361,14 @@ def test_a_worker_whose_partitions_were_all_handed_on_waits_as_a_standby() -> No
     h.end_run("w0", Outcome(value={"result": "retired", "lost": [0, 2, 4]}))
     assert h.ray.runs("w0") == [[0, 2, 4]]  # not called again with nothing to own
     assert h.view()["standby"] == ["w3", "w0"]
+
+
+@pytest.mark.parametrize(("delay", "standby", "max_restarts", "expected"),
+                         [(0.0, 1, -1, -1), (5.0, 1, -1, 0), (5.0, 0, -1, -1), (0.0, 1, 3, 3)])
+def test_a_refill_delay_ends_rays_restarts_only_where_a_standby_takes_over(delay: float, standby: int, max_restarts: int,
+                                                                          expected: int) -> None:
+    from streamlearn.config import ProcessingConfig
+    from streamlearn.runtime.coordinator import worker_max_restarts
+
+    pc = ProcessingConfig(standby_refill_delay_s=delay, standby_workers=standby, max_restarts=max_restarts)
+    assert worker_max_restarts(pc) == expected
