@@ -26,8 +26,9 @@ SERVE_STARTUP_S, SERVE_FIRST_VERSIONS_S, SERVE_STOP_S = 20.0, 6.0, 8.0
 #: The recovery runs checkpoint every second (by time only): what is replayed after a kill is at most about a
 #: second of input instead of five (docs/recovery-timeline.md measures both). The other rows keep the default.
 RECOVERY_CHECKPOINT_EVERY_S = 1.0
-#: And a takeover's next standby starts 5 s after it (`processing.standby_refill_delay_s`), not at once by a Ray restart:
-#: the restart's start-up took a core from the new owner's catch-up (docs/recovery-timeline.md measures both).
+#: A takeover's next standby starts 5 s after it (`processing.standby_refill_delay_s`, the product default since
+#: it was measured; explicit so the row records it), not at once by a Ray restart: the restart's start-up took a
+#: core from the new owner's catch-up (docs/recovery-timeline.md measures both).
 RECOVERY_STANDBY_REFILL_DELAY_S = 5.0
 SERVE_WARMUP_S, SERVE_QUICK_WARMUP_S = 20.0, 5.0  # offered before the measured window, not counted (bench/serving_row.py)
 
@@ -51,7 +52,7 @@ class Plan:
     serving_s: float = 0.0  # seconds of offered requests in the serving row (0: no serving row)
     serving_rate: float = 200.0  # requests/s offered to POST /predict
     recovery_checkpoint_every_s: float | None = None  # the recovery runs' checkpoint.every_s (None: the systems' own)
-    recovery_standby_refill_delay_s: float | None = None  # their processing.standby_refill_delay_s (None: the default, 0)
+    recovery_standby_refill_delay_s: float | None = None  # their processing.standby_refill_delay_s (None: the default)
     ckpt_rounds: int = 5  # checkpoint overhead (bench.ckpt_overhead): rounds of never / every 1 s, paired per round
     ckpt_side_rounds: int = 3  # of those, rounds that also run every 1 s + publish and every 1 s inline
     ckpt_only: bool = False  # the variants phase runs the checkpoint arms only

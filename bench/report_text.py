@@ -58,6 +58,9 @@ def header(summary: dict[str, Any]) -> str:
         f"| load average at end | {', '.join(fmt(x, 2) for x in m['loadavg_at_end']) if m.get('loadavg_at_end') else NOT_RECORDED} |",
         f"| wall time of the run, s | {fmt(summary.get('wall_s'))} (estimated beforehand: {fmt((c.get('estimated_s') or {}).get('total'))}) |",
         f"| note | {m.get('note') or NA} |",
+        *[f"| re-measured after the run: {', '.join(r.get('rows', []))} | commit {_code(r.get('commit'))}, {_code(r.get('command'))}, "
+          f"load average at start {', '.join(fmt(x, 2) for x in r.get('loadavg_at_start') or []) or NOT_RECORDED}: {r.get('why', NA)} |"
+          for r in summary.get("reruns", [])],
         "",
         "The machine's cores are shared by the broker (a JVM), Redis, the measuring consumer and producer and the",
         "system under test; the load average says how busy it was. Each raw file carries the load average",

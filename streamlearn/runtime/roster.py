@@ -35,6 +35,7 @@ class Worker:
     down_since: float | None = None  # Ray is restarting it since then (`restarts`); None: up as far as known
     probe: Any = None  # the ref of the ping in flight that asks whether it is up again
     probe_at: float = 0.0  # when to send the next such ping
+    health: Any = None  # an idle standby's ping in flight when Ray does not restart it (`Supervisor.check_standbys`)
 
     @property
     def label(self) -> str:

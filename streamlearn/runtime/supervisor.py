@@ -5,6 +5,10 @@ Two failure paths:
 - a worker process dies: its `run` call fails with an actor error. Its
   partitions move at once to a standby worker (an idle actor started ahead,
   `processing.standby_workers`), whose process and imports are already up.
+  With a standby, workers are by default not restarted by Ray
+  (`standby_refill_delay_s`): the dead one is dropped and a fresh standby is
+  started after the delay, once the new owner has had the CPU to catch up;
+  idle standbys are pinged so a dead one is replaced too (`check_standbys`).
   If Ray is restarting the dead actor (`max_restarts`), it becomes the next
   standby, once a ping shows it up (`restarts`: a standby that is down is
   given partitions only when none is up, and its `run` waits for the ping);
@@ -109,6 +113,7 @@ class Supervisor:
         if self.clock() - self._last_lease_check >= self.lease_s / 4:
             self._last_lease_check = self.clock()
             self.check_leases()
+            self.check_standbys()
 
     # ---- runs ----------------------------------------------------------------------
     def launch(self, w: Worker) -> None:
@@ -117,6 +122,26 @@ class Supervisor:
             return  # Ray is restarting it: `restarts` calls this again once a ping answers
         w.run = self.ray.call(w.handle, "run", list(w.partitions))
         w.launched_at = self.clock()
+
+    def check_standbys(self) -> None:
+        """Without Ray restarts (`standby_refill_delay_s`), an idle standby that died would stay dead until a
+        takeover handed it partitions (then a cold start). So each is pinged once a lease quarter; one found gone
+        for good is dropped and refilled after the delay. A slow answer is not a death: only DEAD counts."""
+        if self.refill_delay_s <= 0 or self.stopping.is_set():
+            return
+        for w in self.roster.standby():
+            if w.health is not None and self.ray.ready([w.health]):
+                out, w.health = self.ray.outcome(w.health), None
+                if out.failure is Failure.DEAD:
+                    logs.event(log, logging.WARNING, "standby_gone", worker=w.wid, reason="idle standby died",
+                               refill_in_s=self.refill_delay_s)
+                    self.ray.kill(w.handle)
+                    self.roster.drop(w)
+                    if self.refill_at is None:
+                        self.refill_at = self.clock() + self.refill_delay_s
+                    continue
+            if w.health is None:
+                w.health = self.ray.call(w.handle, "ping")
 
     def fill_standby(self) -> None:
         self.refill_at = None

@@ -63,7 +63,9 @@ def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Drive
 
 
 def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
-    sc = Scenario(chaos_env, "worker-kills")
+    """With Ray restarting each killed worker as the next standby (`standby_refill_delay_s: 0`; the default's
+    path, fresh standbys after a delay, is the next test)."""
+    sc = Scenario(chaos_env, "worker-kills", processing={"standby_refill_delay_s": 0.0})
     recs = sc.events()
     with I4Sampler(sc) as i4:
         d, kills = _stream_under_kills(sc, recs, seed=4)
@@ -71,7 +73,8 @@ def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
         sc.stop(d)
     assert all(k["partitions"] for k in kills), f"a kill of a process that owned no partition was counted: {kills}"
     bursts = sum(1 for k in kills if k["burst"])
-    finish(sc, i4, "SIGKILL of a random worker (incl. bursts 0.1-0.4 s apart)", len(kills), bursts=bursts)
+    finish(sc, i4, "SIGKILL of a random worker (incl. bursts 0.1-0.4 s apart), Ray restarts (standby_refill_delay_s 0)",
+           len(kills), bursts=bursts)
     assert bursts >= 2, f"the schedule must include a burst: {kills}"
 
 
@@ -90,6 +93,45 @@ def test_worker_kills_with_a_delayed_standby_refill(chaos_env: ChaosEnv) -> None
     bursts = sum(1 for k in kills if k["burst"])
     finish(sc, i4, "SIGKILL of a random worker (incl. bursts), standby refilled 2 s after a takeover, no Ray restarts",
            len(kills), bursts=bursts)
+
+
+def _idle_standby(sc: Scenario, d: Driver) -> int | None:
+    """The pid of a PartitionWorker that owns nothing and is not a forked checkpoint child (whose parent is a
+    PartitionWorker): an idle standby."""
+    workers = set(d.worker_pids())
+    owners = sc.owner_pids(d)
+    idle = [p for p in workers if p not in owners and _parent(p) not in workers]
+    return idle[0] if len(idle) == 1 else None
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_an_idle_standby_killed_is_replaced_and_takes_the_next_death(chaos_env: ChaosEnv) -> None:
+    """Without Ray restarts (the default standby_refill_delay_s), a standby that dies while idle is found by its
+    ping and replaced; the next owner's death then goes to the new standby, not to a cold new worker."""
+    sc = Scenario(chaos_env, "standby-kill", processing={"standby_refill_delay_s": 1.0})
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        first = wait_for(lambda: _idle_standby(sc, d), 180, "an idle standby")
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: "standby_gone" in d.log(), 60, "the dead standby found by its ping")
+        wait_for(lambda: (p := _idle_standby(sc, d)) is not None and p != first, 180, "a new standby")
+        victim = wait_for(lambda: next(iter(sc.owner_pids(d)), None), 60, "an owner to kill")
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "partitions_moved_to_standby" in d.log(), 60, "the owner's partitions moved to the new standby")
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the kills")
+        sc.stop(d)
+    assert "worker_replaced" not in d.log(), "a death went to a cold new worker although a standby had been refilled"
+    finish(sc, i4, "SIGKILL of the idle standby (found by its ping, refilled), then of an owner", 2)
 
 
 def test_driver_sigkill_then_fresh_start(chaos_env: ChaosEnv) -> None:

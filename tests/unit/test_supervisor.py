@@ -372,3 +372,32 @@ def test_a_refill_delay_ends_rays_restarts_only_where_a_standby_takes_over(delay
 
     pc = ProcessingConfig(standby_refill_delay_s=delay, standby_workers=standby, max_restarts=max_restarts)
     assert worker_max_restarts(pc) == expected
+
+
+def test_with_a_refill_delay_an_idle_standby_found_dead_is_dropped_and_refilled_after_the_delay() -> None:
+    h = Harness(refill_delay_s=5.0)
+    h.sup.check_standbys()  # pings w2
+    assert [r.method for r in h.ray.calls if r.actor.wid == "w2"] == ["ping"]
+    h.sup.check_standbys()  # it answered: pinged again, kept
+    assert h.view()["standby"] == ["w2"]
+    w2 = h.w("w2")
+    h.ray.done[w2.health] = failed(ActorDiedError())
+    h.sup.check_standbys()
+    assert h.view()["standby"] == [] and ("w2", False) in h.ray.killed and h.sup.refill_at == h.clock.now + 5.0
+    h.clock.now += 5.0
+    h.sup.check_runs()
+    assert h.view()["standby"] == ["w3"]
+
+
+def test_a_standby_that_is_slow_to_answer_is_kept() -> None:
+    h = Harness(refill_delay_s=5.0)
+    h.sup.check_standbys()
+    h.ray.done[h.w("w2").health] = failed(GetTimeoutError())
+    h.sup.check_standbys()
+    assert h.view()["standby"] == ["w2"] and h.ray.killed == []
+
+
+def test_without_a_refill_delay_standbys_are_left_to_rays_restarts() -> None:
+    h = Harness()
+    h.sup.check_standbys()
+    assert [r for r in h.ray.calls if r.method == "ping"] == []
