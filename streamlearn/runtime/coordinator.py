@@ -257,9 +257,8 @@ class Coordinator:
 
 
 def worker_max_restarts(pc: ProcessingConfig) -> int:
-    """Ray's restarts of a PartitionWorker. None with a standby refill delay: Ray starts the restart's process at
+    """Ray's restarts of a PartitionWorker: 0 with a standby refill delay. Ray starts a restart's process at
     the death, before the Coordinator hears of it, so ending the restart then saved only the actor's own
     imports (measured: the new process's 1.1-1.4 CPU-s still fell into the takeover). A dead worker is replaced
     by a fresh actor instead: its partitions to the standby at once, the next standby after the delay."""
     return 0 if pc.standby_refill_delay_s > 0 and pc.standby_workers > 0 else pc.max_restarts
-

@@ -209,7 +209,8 @@ class Supervisor:
         logs.event(log, logging.WARNING, "partitions_moved_to_standby", dead=w.wid, standby=spare.wid, partitions=spare.partitions)
         self.launch(spare)
         if gone or delay:
-            # With a refill delay, Ray's restart of w is ended too: its start-up would compete with the catch-up.
+            # Gone, or not restarted (a refill delay: no Ray restarts, `worker_max_restarts`): w is dropped; with a
+            # delay its replacement starts after the new owner's catch-up instead of competing with it.
             self.ray.kill(w.handle)
             self.roster.drop(w)
             if delay:
