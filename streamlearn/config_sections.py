@@ -150,7 +150,7 @@ class ProcessingConfig(_Section):
     standby_refill_delay_s: float = Field(
         5.0, ge=0, le=3600,
         description="> 0 (with standby_workers > 0): workers are not restarted by Ray; a dead worker's partitions go to "
-                    "the standby and a fresh standby starts this many seconds later, so its start-up (1.3-2.9 CPU-s "
+                    "the standby and a fresh standby starts this many seconds later, so its start-up (0.8-3.4 CPU-s "
                     "measured) does not take CPU from the new owner's catch-up (recovery median 1.8-2.4 s against "
                     "2.5-4.3 s on 2 cores). Idle standbys are pinged each quarter lease; a dead one is replaced. A death "
                     "within the delay finds no standby: its partitions go to a new worker at once. 0: Ray restarts a dead "
