@@ -72,8 +72,9 @@ def recovery_pacing(c: dict[str, Any]) -> str:
     """The kills' rule (`bench/kill_pacing.py`): each one a single failure of 1 worker + a standby that is up."""
     return (f"each from steady state: at least {fmt(c.get('kill_every_s'), 1)} s after the previous kill, once every partition "
             "answered an event produced after it and caught up (its latest answer within "
-            f"{fmt(c.get('caught_up_ms'))} ms of the event's production), and the actor it hit was up again as the standby (the Coordinator's "
-            "`worker_restarted_up`) with its clients connected (its `standby_warm`), waiting at most "
+            f"{fmt(c.get('caught_up_ms'))} ms of the event's production), and the next standby was up (the actor it hit, restarted by "
+            "Ray: the Coordinator's `worker_restarted_up`; or, with `standby_refill_delay_s` > 0, the fresh standby started after the "
+            "delay) with its clients connected (its `standby_warm`), waiting at most "
             f"{fmt(c.get('kill_max_wait_s'))} s (raw files: `kill_after_prev_s`, `standby_up_wait_s`, `standby_warm_wait_s`, "
             f"`standby_wait_timed_out`, and each kill's engine events); the first kill {fmt(c.get('first_kill_s'), 1)} s into the "
             "offered load, once every actor is warm, ")
