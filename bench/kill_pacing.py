@@ -57,7 +57,7 @@ EVENTS = ("worker_died_restarting", "worker_died_replacing", "partitions_moved_t
           "standby_warm", "standby_warm_failed", "run_started", "takeover_timeline")
 UP = "worker_restarted_up"
 WARM = ("standby_warm", "standby_warm_failed")  # failed: the run makes its own clients; nothing more to wait for
-#: The next standby is up: the restarted actor, or a fresh one (`processing.standby_refill_delay_s` ends the restart).
+#: The next standby is up: the actor Ray restarted, or the fresh one started after `processing.standby_refill_delay_s`.
 UP_OR_REFILLED = (UP, *WARM)
 LOG_ENV = {"RAY_DEDUP_LOGS": "0"}  # and STREAMLEARN_LOG_LEVEL at INFO at least (`measure`)
 # `streamlearn.logs`: "<asctime> <LEVEL> streamlearn.<logger> <event> key=value ...", behind Ray's "(Actor pid=N) ".
