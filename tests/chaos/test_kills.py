@@ -97,9 +97,12 @@ def test_worker_kills_with_a_delayed_standby_refill(chaos_env: ChaosEnv) -> None
 
 def _idle_standby(sc: Scenario, d: Driver) -> int | None:
     """The pid of a PartitionWorker that owns nothing and is not a forked checkpoint child (whose parent is a
-    PartitionWorker): an idle standby."""
+    PartitionWorker): an idle standby. Only once every partition's owner has published its pid: before that an
+    owner looks idle too (CI once killed an owner for the standby while the standby's process was still starting)."""
     workers = set(d.worker_pids())
     owners = sc.owner_pids(d)
+    if sorted(p for parts in owners.values() for p in parts) != list(range(PARTITIONS)):
+        return None
     idle = [p for p in workers if p not in owners and _parent(p) not in workers]
     return idle[0] if len(idle) == 1 else None
 
