@@ -26,9 +26,9 @@ SERVE_STARTUP_S, SERVE_FIRST_VERSIONS_S, SERVE_STOP_S = 20.0, 6.0, 8.0
 #: The recovery runs checkpoint every second (by time only): what is replayed after a kill is at most about a
 #: second of input instead of five (docs/recovery-timeline.md measures both). The other rows keep the default.
 RECOVERY_CHECKPOINT_EVERY_S = 1.0
-#: A takeover's next standby starts 5 s after it (`processing.standby_refill_delay_s`, the product default since
-#: it was measured; explicit so the row records it), not at once by a Ray restart: the restart's start-up took a
-#: core from the new owner's catch-up (docs/recovery-timeline.md measures both).
+#: A takeover's next standby starts 5 s after it (`processing.standby_refill_delay_s: 5`; the product default is 0),
+#: not at once by a Ray restart: the restart's start-up took a core from the new owner's catch-up
+#: (docs/recovery-timeline.md measures both). The row's name says so.
 RECOVERY_STANDBY_REFILL_DELAY_S = 5.0
 SERVE_WARMUP_S, SERVE_QUICK_WARMUP_S = 20.0, 5.0  # offered before the measured window, not counted (bench/serving_row.py)
 

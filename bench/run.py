@@ -247,7 +247,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--recovery-checkpoint-every-s", type=float,
                     help="checkpoint.every_s of the recovery runs, by time only (default 1; 0: the systems' own, 5 s / 10,000 events)")
     ap.add_argument("--recovery-standby-refill-delay-s", type=float,
-                    help="processing.standby_refill_delay_s of the recovery runs (default 5, the product's; 0: Ray restarts the dead worker)")
+                    help="processing.standby_refill_delay_s of the recovery runs (default 5; 0, the product default: Ray restarts the dead worker)")
     ap.add_argument("--systems", default=None, help="comma-separated subset of model_limit," + ",".join(SYSTEMS))
     ap.add_argument("--run-timeout", type=float, default=600.0)
     ap.add_argument("--no-variants", action="store_true", help="skip commit-interval, checkpoint and model variants")

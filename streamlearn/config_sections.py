@@ -145,16 +145,17 @@ class ProcessingConfig(_Section):
         "Checkpoint after this many seconds (0: never by time). It bounds what a new owner replays after a crash: "
         "1 s recovers faster than the default 5 s at the cost of a checkpoint a second (docs/recovery-timeline.md)."))
     max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited). Not used when "
-                              "standby_refill_delay_s > 0 and standby_workers > 0 (the default): a dead worker is then "
+                              "standby_refill_delay_s > 0 and standby_workers > 0: a dead worker is then "
                               "replaced by a fresh one.")
     standby_refill_delay_s: float = Field(
-        5.0, ge=0, le=3600,
-        description="> 0 (with standby_workers > 0): workers are not restarted by Ray; a dead worker's partitions go to "
+        0.0, ge=0, le=3600,
+        description="0 (default): Ray restarts a dead worker at once (`max_restarts`) and it becomes the next standby. "
+                    "> 0, e.g. 5 on a small machine (with standby_workers > 0): workers are not restarted by Ray; a dead worker's partitions go to "
                     "the standby and a fresh standby starts this many seconds later, so its start-up (0.8-3.4 CPU-s "
                     "measured) does not take CPU from the new owner's catch-up (recovery median 1.8-2.4 s against "
                     "2.5-4.3 s on 2 cores). Idle standbys are pinged each quarter lease; a dead one is replaced. A death "
-                    "within the delay finds no standby: its partitions go to a new worker at once. 0: Ray restarts a dead "
-                    "worker at once (`max_restarts`) and it becomes the next standby (docs/recovery-timeline.md).")
+                    "within the delay finds no standby: its partitions go to a new worker at once. Not the default yet: one CI "
+                    "run hung after a broker outage with it on (docs/recovery-timeline.md).")
     owner_lease_s: float = Field(
         10.0, gt=0, description="A worker that has not renewed its lease for this long loses its partitions to another worker."
     )

@@ -5,8 +5,8 @@ Two failure paths:
 - a worker process dies: its `run` call fails with an actor error. Its
   partitions move at once to a standby worker (an idle actor started ahead,
   `processing.standby_workers`), whose process and imports are already up.
-  With a standby, workers are by default not restarted by Ray
-  (`standby_refill_delay_s`): the dead one is dropped and a fresh standby is
+  With a standby and `standby_refill_delay_s` > 0, workers are not restarted
+  by Ray: the dead one is dropped and a fresh standby is
   started after the delay, once the new owner has had the CPU to catch up;
   idle standbys are pinged so a dead one is replaced too (`check_standbys`).
   If Ray is restarting the dead actor (`max_restarts`), it becomes the next

@@ -63,8 +63,8 @@ def _stream_under_kills(sc: Scenario, recs: list[Any], seed: int) -> tuple[Drive
 
 
 def test_random_worker_kills_with_bursts(chaos_env: ChaosEnv) -> None:
-    """With Ray restarting each killed worker as the next standby (`standby_refill_delay_s: 0`; the default's
-    path, fresh standbys after a delay, is the next test)."""
+    """With Ray restarting each killed worker as the next standby (`standby_refill_delay_s: 0`, the default; the
+    other path, fresh standbys after a delay, is the next test)."""
     sc = Scenario(chaos_env, "worker-kills", processing={"standby_refill_delay_s": 0.0})
     recs = sc.events()
     with I4Sampler(sc) as i4:
@@ -116,7 +116,7 @@ def _parent(pid: int) -> int | None:
 
 
 def test_an_idle_standby_killed_is_replaced_and_takes_the_next_death(chaos_env: ChaosEnv) -> None:
-    """Without Ray restarts (the default standby_refill_delay_s), a standby that dies while idle is found by its
+    """Without Ray restarts (standby_refill_delay_s > 0), a standby that dies while idle is found by its
     ping and replaced; the next owner's death then goes to the new standby, not to a cold new worker."""
     sc = Scenario(chaos_env, "standby-kill", processing={"standby_refill_delay_s": 1.0})
     recs = sc.events()
