@@ -48,6 +48,15 @@ _FENCED = {
     # state, not the message's. Taken as permanent, it halted a partition whose producer was
     # merely fenced, where re-owning it (a new producer) is the cure.
     KafkaError._FATAL,
+    # The idempotent producer's sequence bookkeeping, not the message: after a broker that stopped
+    # answering (requests timed out, then retried) the broker may report the batch's sequence out of
+    # order, and librdkafka raises a fatal error. Taken as permanent, it halted a partition (seen with
+    # a broker frozen for 20 s) where a new producer, re-owning the partition, sends the batch again.
+    KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    KafkaError.DUPLICATE_SEQUENCE_NUMBER,
+    KafkaError.UNKNOWN_PRODUCER_ID,
+    KafkaError._GAPLESS_GUARANTEE,
+    KafkaError._INCONSISTENT,
 }
 
 

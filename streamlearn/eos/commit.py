@@ -84,8 +84,15 @@ class Verdict(enum.Enum):
 
 
 def delivery_verdict(reports: DeliveryReports, verdict: Verdict) -> Verdict:
-    """A permanent delivery failure turns any failed outcome into HALT (it cannot commit anyway)."""
-    return Verdict.HALT if reports.permanent is not None and verdict is not Verdict.COMMITTED else verdict
+    """A permanent delivery failure turns a failed outcome into HALT (it cannot commit anyway).
+
+    Except REOWN: the producer itself failed (fenced, or a fatal error), so what it could not
+    deliver says nothing about the message. A zombie finds it is one (the epoch check), and an
+    owner re-sends with a new producer; a message that is refused for good is refused again
+    then, by a healthy producer, and halts the partition on that attempt."""
+    if verdict is Verdict.REOWN or verdict is Verdict.COMMITTED:
+        return verdict
+    return Verdict.HALT if reports.permanent is not None else verdict
 
 
 def commit_transaction(

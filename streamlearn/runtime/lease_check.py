@@ -74,7 +74,7 @@ def check_leases(sup: Supervisor) -> None:
             # Kafka/Redis call may take: stuck in a client library. Restart it (Ray
             # re-creates the actor, its run fails, and check_runs hands its partitions on).
             logs.event(log, logging.WARNING, "worker_stuck_restarting", worker=w.wid, partitions=w.partitions,
-                       loop_age_s=round(float(reply["loop_age_s"]), 1))
+                       loop_age_s=round(float(reply["loop_age_s"]), 1), loop_stack=" < ".join(reversed(reply.get("loop_stack", []))))
             sup.ray.kill(w.handle, restart=True)
         else:
             # Alive (e.g. paused on Redis): leave it be, except what it has dropped.

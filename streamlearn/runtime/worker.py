@@ -22,8 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
+import traceback
 from typing import Any
+
+from confluent_kafka import KafkaException
 
 from streamlearn import logs
 from streamlearn.config import AppConfig, config_from_wire
@@ -33,6 +37,18 @@ from streamlearn.runtime import heap, niceness, orphan_watch, ray_api, warm
 from streamlearn.runtime.run_loop import Run
 
 log = logs.get("worker")
+#: A ping while the run loop has not turned for this long also returns where the loop thread is:
+#: the Coordinator logs it with `worker_stuck_restarting`, so a stuck client call names itself.
+LOOP_STACK_AFTER_S = 10.0
+LOOP_STACK_FRAMES = 8
+
+
+def thread_stack(ident: int | None, frames: int = LOOP_STACK_FRAMES) -> list[str]:
+    """The innermost `frames` frames of thread `ident` as "file:line in function" (oldest first); [] if gone."""
+    frame = sys._current_frames().get(ident) if ident is not None else None
+    if frame is None:
+        return []
+    return [f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in traceback.extract_stack(frame)[-frames:]]
 
 
 class PartitionWorker:
@@ -52,6 +68,7 @@ class PartitionWorker:
             niceness.check(self.cfg.ray.worker_niceness, worker=worker_id, **self.node)
         self._stop = threading.Event()
         self._heartbeat = Heartbeat()  # last sign of life of the run loop (ping reports its age)
+        self._loop_thread: int | None = None  # the thread of the run in flight (its stack goes in a late ping)
         self._run: Run | None = None
         self._phase = "idle"  # outside a run: idle, then the last run's result
         self._idle = threading.Condition()  # notified when a run ends (join_run waits on it)
@@ -63,12 +80,14 @@ class PartitionWorker:
     def ping(self) -> dict[str, Any]:
         run = self._run
         partitions = list(run.partition_ids) if run is not None else []
+        loop_age = self._heartbeat.age() if partitions else 0.0
+        stuck = {"loop_stack": thread_stack(self._loop_thread)} if loop_age > LOOP_STACK_AFTER_S else {}
         # "lost": partitions this run dropped to another owner, so the Coordinator can hand
         # on any that nobody holds (a worker that answers pings is otherwise left alone).
         return {"worker": self.worker_id, "pid": os.getpid(), "partitions": partitions,
                 "lost": list(run.lost) if run is not None else [],
                 "phase": run.phase if run is not None else self._phase,
-                "loop_age_s": self._heartbeat.age() if partitions else 0.0,
+                "loop_age_s": loop_age, **stuck,
                 # The forked checkpoint children's memory belongs to this worker's footprint.
                 "checkpoint_children_rss_bytes": run.forker.rss_bytes() if run is not None and run.forker is not None else 0,
                 **self.node}
@@ -107,6 +126,7 @@ class PartitionWorker:
             return self.join_run()
         self._stop.clear()
         self._heartbeat.beat()
+        self._loop_thread = threading.get_ident()
         if self._settle is not None:
             self._settle()  # idempotent: next to nothing when the standby's warm-up has done it
         clients = self._standby.take() if self._standby is not None else None
@@ -118,6 +138,11 @@ class PartitionWorker:
             run.start()  # inside the try: a failed start must not leave join_run waiting on it
             result = run.loop()
             run.finish()
+        except KafkaException as exc:
+            # Its KafkaError cannot be pickled: Ray would hand the Coordinator "isn't serializable"
+            # instead of the reason. The run is retried either way (`Supervisor.settle`).
+            raise RuntimeError(f"worker {self.worker_id} partitions {list(partitions)}: Kafka call failed: "
+                               f"{exc.args[0] if exc.args else exc}") from None
         finally:
             run.handoffs.cancel(f"run ended: {result}")
             run.close()

@@ -127,3 +127,35 @@ def test_kafka_broker_down_longer_than_transaction_timeout(chaos_env: ChaosEnv) 
         sc.stop(d)
     finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
             fenced_by_broker="transaction_fenced" in d.log())
+
+
+def test_kafka_broker_frozen_longer_than_transaction_timeout(chaos_env: ChaosEnv) -> None:
+    """The broker stops answering (SIGSTOP) instead of refusing connections, as a broker in a long GC
+    pause or on a stalled disk does: requests time out in flight rather than fail at once.
+
+    Its produce requests are retried after the freeze, and the idempotent producer can then find its
+    sequence numbers out of order (a fatal producer error). That once halted the partition, taken
+    for a refusal of the message; it is the producer's state, so the partition is re-owned with a new
+    producer and its batch sent again (connectors/kafka_delivery.py, eos/commit.py `delivery_verdict`).
+    """
+    sc = Scenario(chaos_env, "kafka-frozen", sections={"kafka": {"transaction_timeout_ms": TXN_TIMEOUT_MS}})
+    recs = sc.events()
+    frozen_s = 20.0  # > TXN_TIMEOUT_MS: the broker aborts the open transactions when it wakes
+    pid = chaos_env.kafka.pid
+    assert pid is not None, "the chaos broker is not running"
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(frozen_s)  # the freeze itself, not a synchronisation
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the freeze")
+        sc.stop(d)
+    log = d.log()
+    finish(sc, i4, f"Kafka broker frozen (SIGSTOP) for {frozen_s:.0f} s (> transaction timeout)", 1,
+            aborted="transaction_aborted" in log)
+    assert "partition_halted" not in log, "a partition halted on what a frozen broker did to its producer"

@@ -17,7 +17,7 @@ from connectors.kafka_delivery import DeliveryReports, is_permanent
 from connectors.redis_store import CasResult
 from streamlearn.config import AppConfig
 from streamlearn.eos import pacing
-from streamlearn.eos.commit import Verdict, flush_and_record
+from streamlearn.eos.commit import Verdict, delivery_verdict, flush_and_record
 from streamlearn.eos.emitter import VALUE_DROPPED_HEADER, emitters, input_offset
 from streamlearn.eos.pacing import Pace
 from streamlearn.eos.phase import Phase
@@ -73,6 +73,8 @@ def test_reports_classify_and_name_the_largest_refused_message() -> None:
     (KafkaError.MSG_SIZE_TOO_LARGE, True), (KafkaError.TOPIC_AUTHORIZATION_FAILED, True),
     (KafkaError._MSG_TIMED_OUT, False), (KafkaError._STATE, False), (KafkaError.PRODUCER_FENCED, False),
     (KafkaError._FATAL, False),  # the producer failed (fenced), not the message: re-own, never halt
+    (KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, False),  # idempotence bookkeeping after timed-out requests
+    (KafkaError.UNKNOWN_PRODUCER_ID, False),
 ])
 def test_permanent_errors(code: int, permanent: bool) -> None:
     assert is_permanent(KafkaError(code)) is permanent
@@ -257,3 +259,12 @@ def test_a_slow_model_commits_early_instead_of_outliving_the_transaction(monkeyp
     clock[0] += 1.0
     left = task.process([Rec(i) for i in range(30, 60)], until=clock[0] + 0.2)
     assert 0 < len(left) < 30 and left[0].offset() == task.state.offset
+
+
+def test_a_failed_producer_re_owns_rather_than_halts_on_what_it_could_not_deliver() -> None:
+    reports = DeliveryReports(input_offset)
+    reports(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Msg("out", prediction(7)))
+    assert reports.permanent is not None
+    assert delivery_verdict(reports, Verdict.ABORT) is Verdict.HALT  # a healthy producer was refused: halt
+    assert delivery_verdict(reports, Verdict.REOWN) is Verdict.REOWN  # a fenced/failed one: a new producer retries
+    assert delivery_verdict(reports, Verdict.COMMITTED) is Verdict.COMMITTED
