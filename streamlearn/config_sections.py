@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 SECRET_ENV = "STREAMLEARN_CHECKPOINT_SECRET"
+# processing.stuck_loop_s's default margin over owner_lease_s: beyond every bounded client call.
+STUCK_MARGIN_S = 60.0
 
 
 class _Section(BaseModel):
@@ -159,6 +161,13 @@ class ProcessingConfig(_Section):
     owner_lease_s: float = Field(
         10.0, gt=0, description="A worker that has not renewed its lease for this long loses its partitions to another worker."
     )
+    stuck_loop_s: float | None = Field(
+        None, gt=0, le=86_400,
+        description="A worker whose loop has not turned for this long, while it still answers pings, is stuck in a "
+                    "client call: it is killed and its partitions recovered elsewhere (`worker_stuck_restarting`, with "
+                    "the call it was stuck in). Default (empty): owner_lease_s + 60, beyond every bounded Kafka call "
+                    "(one transactional call may take 30 s); a lower value restarts workers that merely wait on a slow "
+                    "broker. Must be more than owner_lease_s: it is checked once a lease has lapsed.")
     poll_timeout_ms: int = Field(50, ge=1, le=10_000, description="Longest wait for new records in one poll.")
     max_value_bytes: int = Field(
         262_144, ge=1, description="Records whose value is larger go to the DLQ (reason value_too_large)."
@@ -180,6 +189,19 @@ class ProcessingConfig(_Section):
                     "from R; predictions of the events after R that were already committed are written again.",
     )
     autoscale: AutoscaleConfig = Field(default_factory=AutoscaleConfig)  # type: ignore[arg-type]
+
+    @property
+    def stuck_after_s(self) -> float:
+        """`stuck_loop_s`, or its default owner_lease_s + 60."""
+        return self.stuck_loop_s if self.stuck_loop_s is not None else self.owner_lease_s + STUCK_MARGIN_S
+
+    @model_validator(mode="after")
+    def _stuck_after_the_lease(self) -> ProcessingConfig:
+        if self.stuck_loop_s is not None and self.stuck_loop_s <= self.owner_lease_s:
+            raise ValueError(f"processing.stuck_loop_s ({self.stuck_loop_s}) must be more than processing.owner_lease_s "
+                             f"({self.owner_lease_s}); fix: raise it (default: owner_lease_s + {STUCK_MARGIN_S:.0f}) "
+                             "or remove it")
+        return self
 
     @model_validator(mode="after")
     def _workers_within_autoscale_bounds(self) -> ProcessingConfig:

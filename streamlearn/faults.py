@@ -15,6 +15,9 @@ entries:
   point and the test decides when it wakes (SIGCONT): how a chaos test makes
   a zombie wake in the middle of a step, e.g. between a recovery's epoch
   check and its re-take (`recover_before_take`).
+- `mode=hang`: only the calling thread blocks, for good; the process lives on
+  and answers pings. A run loop stuck in a client call that never returns:
+  what `processing.stuck_loop_s` is there for (the Coordinator restarts it).
 - `limit=N` and `dir=/path`: at most N crashes per point, counted across every
   process (and every restart) through marker files `dir/<point>.<k>` created
   with O_EXCL just before the kill, so a test can say "crash exactly once at
@@ -49,20 +52,21 @@ POINTS = (
 
 
 _SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
+_HANG = "hang"  # not a signal: the thread that reaches the point waits forever
 
 
-def _parse(spec: str) -> tuple[dict[str, float], int | None, int | None, str | None, signal.Signals]:
+def _parse(spec: str) -> tuple[dict[str, float], int | None, int | None, str | None, signal.Signals | str]:
     probs: dict[str, float] = {}
     seed: int | None = None
     limit: int | None = None
     directory: str | None = None
-    sig = signal.SIGKILL
+    sig: signal.Signals | str = signal.SIGKILL
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, _, val = item.partition("=")
         if name == "mode":
-            if val not in _SIGNALS:
-                raise ValueError(f"STREAMLEARN_FAULTS: mode={val} is not one of {', '.join(_SIGNALS)}")
-            sig = _SIGNALS[val]
+            if val not in (*_SIGNALS, _HANG):
+                raise ValueError(f"STREAMLEARN_FAULTS: mode={val} is not one of {', '.join((*_SIGNALS, _HANG))}")
+            sig = _SIGNALS.get(val, val)
             continue
         if name == "seed":
             seed = int(val)
@@ -115,9 +119,12 @@ def _claim(name: str) -> bool:
 
 
 def point(name: str) -> None:
-    """SIGKILL (or SIGSTOP, `mode=stop`) this process with the configured probability (the fault a test wants)."""
+    """SIGKILL (or SIGSTOP, `mode=stop`; or block this thread, `mode=hang`) with the configured probability."""
     p = _PROBS.get(name)
     if p and _rng.random() < p and _claim(name):
+        if not isinstance(_SIGNAL, signal.Signals):  # mode=hang
+            threading.Event().wait()  # never set: this thread is stuck here until the process dies
+            return
         # To this thread, not the process: a process-directed SIGSTOP may be taken by another
         # thread first, and the caller ran on (seen under load: a recovery froze only after its
         # re-take, not before it). Either signal still stops or kills the whole process.

@@ -73,6 +73,7 @@ class Coordinator:
         self.sup = Supervisor(ray_api, self._spawn, lambda p: self.store.lease(p)[0], self._count,
                               lease_s=self.cfg.processing.owner_lease_s, standby_workers=self.cfg.processing.standby_workers,
                               refill_delay_s=self.cfg.processing.standby_refill_delay_s,
+                              stuck_after_s=self.cfg.processing.stuck_after_s,
                               placement=self.placement)
         self.namespace, self.worker_prefix = worker_names(self.cfg.app)
         scaling = self.cfg.processing.autoscale

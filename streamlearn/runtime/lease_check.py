@@ -22,8 +22,6 @@ log = logs.get("coordinator")
 PING_TIMEOUT_S = 2.0
 # A worker that has never held a lease gets this long to start before it counts as hung.
 STARTUP_GRACE_S = 60.0
-# A run loop that has not turned for owner_lease_s + this is stuck (beyond every client timeout).
-STUCK_MARGIN_S = 60.0
 
 
 class Supervisor(Protocol):
@@ -32,6 +30,7 @@ class Supervisor(Protocol):
     roster: Roster
     ray: Any
     lease_s: float
+    stuck_after_s: float
     clock: Callable[[], float]
     lease_owner: Callable[[int], str | None]
 
@@ -46,12 +45,14 @@ def check_leases(sup: Supervisor) -> None:
     """Every owner whose run is in flight: its leases held, or hung (replaced), stuck (restarted), or dropped some."""
     for w in sup.roster.with_role(Role.OWNER):
         age = sup.clock() - w.launched_at
-        if w.run is None or not w.partitions or age < sup.lease_s * 2:
+        if w.run is None or not w.partitions:
             continue
         owners = {p: sup.lease_owner(p) for p in w.partitions}
         mine = {p for p, o in owners.items() if o is not None and o.startswith(f"{w.wid}@")}
         if mine:
-            w.has_owned = True
+            w.has_owned = True  # seen even while it is too fresh to judge: a loop stuck early is no start-up
+        if age < sup.lease_s * 2:
+            continue
         expired = [p for p, o in owners.items() if o is None]
         if len(mine) == len(owners):
             continue
@@ -69,7 +70,7 @@ def check_leases(sup: Supervisor) -> None:
         if reply is None:
             sup.count_recoveries(w.partitions)
             sup.replace(w, reason=f"lease expired on partitions {expired} and no answer to ping")
-        elif float(reply.get("loop_age_s", 0.0)) > sup.lease_s + STUCK_MARGIN_S:
+        elif float(reply.get("loop_age_s", 0.0)) > sup.stuck_after_s:
             # The process answers but its loop has not turned for longer than any bounded
             # Kafka/Redis call may take: stuck in a client library. Restart it (Ray
             # re-creates the actor, its run fails, and check_runs hands its partitions on).

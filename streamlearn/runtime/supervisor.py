@@ -42,14 +42,17 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from streamlearn import logs
+from streamlearn.config_sections import (
+    STUCK_MARGIN_S,  # processing.stuck_loop_s's default margin over the lease
+)
 from streamlearn.runtime import adoption, lease_check, restarts
-from streamlearn.runtime.lease_check import PING_TIMEOUT_S, STARTUP_GRACE_S, STUCK_MARGIN_S
+from streamlearn.runtime.lease_check import PING_TIMEOUT_S, STARTUP_GRACE_S
 from streamlearn.runtime.placement import Placement
 from streamlearn.runtime.ray_api import Failure, Outcome
 from streamlearn.runtime.roster import Role, Roster, Worker
 
 log = logs.get("coordinator")
-__all__ = ["PING_TIMEOUT_S", "STARTUP_GRACE_S", "STUCK_MARGIN_S", "RayPort", "Supervisor"]  # the thresholds live in lease_check
+__all__ = ["PING_TIMEOUT_S", "STARTUP_GRACE_S", "STUCK_MARGIN_S", "RayPort", "Supervisor"]  # thresholds: lease_check, config
 # A run that raised (e.g. Kafka unreachable while taking ownership) is called again after this.
 RETRY_S = 2.0
 _DIED = (Failure.RESTARTING, Failure.DEAD)
@@ -67,10 +70,12 @@ class RayPort(Protocol):
 class Supervisor:
     def __init__(self, ray: RayPort, spawn: Callable[[str], Any], lease_owner: Callable[[int], str | None],
                  count: Callable[[int, str], None], *, lease_s: float, standby_workers: int, refill_delay_s: float = 0.0,
+                 stuck_after_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic, placement: Placement | None = None) -> None:
         self.ray, self.spawn, self.lease_owner, self.count, self.clock = ray, spawn, lease_owner, count, clock
         self.placement = placement  # None: no node knowledge (unit tests, a local instance behaves the same)
         self.lease_s = lease_s
+        self.stuck_after_s = stuck_after_s if stuck_after_s is not None else lease_s + STUCK_MARGIN_S  # `stuck_loop_s`
         self.standby_workers = standby_workers
         self.refill_delay_s = refill_delay_s
         self.refill_at: float | None = None  # a delayed standby refill is due then (`standby_refill_delay_s`)

@@ -180,7 +180,16 @@ of `streamlearn status --json` and `streamlearn config`.
   far past its 30 s timeout, with the process still answering pings, so the
   partitions were never re-owned. Commits are sequential again, and the
   coordinator now restarts a worker whose process answers but whose run
-  loop has not turned for `owner_lease_s` + 60 s (`worker_stuck_restarting`).
+  loop has not turned for `processing.stuck_loop_s` (default `owner_lease_s`
+  + 60 s; `worker_stuck_restarting`, whose `loop_stack` names the call the
+  loop was stuck in). The "loop stuck" rows inject such a hang
+  (`mode=hang`), with and without Ray restarts.
+- A broker that stops answering (SIGSTOP for 20 s, the "frozen" row) made
+  the idempotent producer find its retried batch's sequence numbers out of
+  order (`OUT_OF_ORDER_SEQUENCE_NUMBER`, a fatal producer error). Its
+  delivery report was taken for a refusal of the message and the partition
+  halted. It is the producer's state: the partition is now re-owned with a
+  new producer (a failed producer's verdict, REOWN, wins over HALT).
 - **A real exactly-once bug**: when `send_offsets_to_transaction` failed
   with a retriable error (broker down), the retry skipped it and committed
   the transaction without the input offsets; after the restart those

@@ -137,6 +137,31 @@ def test_an_idle_standby_killed_is_replaced_and_takes_the_next_death(chaos_env: 
     finish(sc, i4, "SIGKILL of the idle standby (found by its ping, refilled), then of an owner", 2)
 
 
+@pytest.mark.parametrize("refill_delay_s", [2.0, 0.0])
+def test_a_loop_stuck_in_a_call_is_restarted_and_its_partitions_recovered(chaos_env: ChaosEnv, refill_delay_s: float) -> None:
+    """A worker's loop blocks for good mid-transaction (`mode=hang`: the process lives and answers pings).
+    Its leases lapse, its ping says the loop has not turned for `stuck_loop_s`: it is killed, the log line
+    names where it was stuck, and its partitions recover elsewhere. Both paths: no Ray restarts (a refill
+    delay; a CI run once never caught up after such a kill on it) and Ray's restart."""
+    sc = Scenario(chaos_env, f"stuck-loop-{int(refill_delay_s)}", faults="after_produce_before_commit=1,mode=hang,limit=1",
+                  processing={"standby_refill_delay_s": refill_delay_s, "stuck_loop_s": 15.0})
+    recs = sc.events()
+    with I4Sampler(sc) as i4:
+        d = sc.start()
+        producer = sc.produce_in_background(recs)
+        wait_for(lambda: "worker_stuck_restarting" in d.log(), 180, "the stuck worker found and restarted")
+        producer.join()
+        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the restart")
+        sc.stop(d)
+    log = d.log()
+    stuck = next(line for line in log.splitlines() if "worker_stuck_restarting" in line)
+    assert "faults.py" in stuck and "in point" in stuck, f"the log line does not name where the loop was stuck: {stuck}"
+    if refill_delay_s:
+        assert "worker_died_restarting" not in log, "Ray restarted a worker although standby_refill_delay_s ends restarts"
+    finish(sc, i4, f"a worker's loop stuck mid-transaction (restarted after stuck_loop_s 15 s, refill delay {refill_delay_s:.0f} s)",
+           sum(sc.crashes().values()))
+
+
 def test_driver_sigkill_then_fresh_start(chaos_env: ChaosEnv) -> None:
     sc = Scenario(chaos_env, "driver-kill")
     recs = sc.events()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.config import load_config
+from streamlearn.config import AppConfig, load_config
 from streamlearn.errors import ConfigError
 
 
@@ -40,6 +40,8 @@ def test_env_overrides_nested_keys_with_yaml_scalars(tmp_path: Path) -> None:
                  id="guarantee_must_be_known"),
     pytest.param("model:\n  estimator: river.linear_model.LogisticRegresion\n",
                  ("model.estimator", "river.linear_model.LogisticRegression"), id="estimator_path_is_checked_with_a_suggestion"),
+    pytest.param("processing:\n  stuck_loop_s: 5\n", ("processing.stuck_loop_s", "more than processing.owner_lease_s", "fix:"),
+                 id="stuck_loop_after_the_lease"),
 ])
 def test_wrong_config_is_refused_naming_the_key_and_the_fix(tmp_path: Path, text: str, expected: tuple[str, ...]) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -98,3 +100,8 @@ def test_label_mode_without_a_default_label_fails_naming_the_key() -> None:
         load_config(None, environ={}, overrides={"labels": {"source": "topic", "on_expiry": "default"}})
     with pytest.raises(ConfigError, match=r"labels\.on_expiry"):
         load_config(None, environ={}, overrides={"labels": {"on_expiry": "keep"}})
+
+
+def test_stuck_loop_defaults_to_the_lease_plus_a_minute() -> None:
+    assert AppConfig().processing.stuck_after_s == AppConfig().processing.owner_lease_s + 60
+    assert AppConfig.model_validate({"processing": {"stuck_loop_s": 15}}).processing.stuck_after_s == 15

@@ -273,12 +273,36 @@ def test_a_worker_that_answers_is_left_alone_unless_its_loop_is_stuck() -> None:
     assert h.ray.killed == [("w1", True)]  # restarted by Ray; its run then fails and check_runs fails it over
 
 
+def test_stuck_after_s_sets_when_an_answering_worker_counts_as_stuck() -> None:
+    h = Harness()
+    h.sup.stuck_after_s = 15.0  # processing.stuck_loop_s
+    for wid in ("w0", "w1"):
+        h.w(wid).has_owned = True
+    h.w("w0").handle.ping_reply = {"pid": 100, "loop_age_s": 14.0}
+    h.w("w1").handle.ping_reply = {"pid": 101, "loop_age_s": 16.0, "loop_stack": ["a.py:1 in run", "b.py:2 in commit"]}
+    _lease_check_after(h, 2 * LEASE_S)
+    assert h.ray.killed == [("w1", True)]
+
+
 def test_a_fresh_launch_is_not_judged_before_two_leases() -> None:
     h = Harness()
     h.w("w0").has_owned = True
     h.w("w0").handle.ping_reply = None
     _lease_check_after(h, 2 * LEASE_S - 0.1)
     assert h.view()["zombies"] == []
+
+
+def test_a_lease_seen_while_the_launch_is_fresh_ends_the_startup_grace() -> None:
+    """A loop stuck soon after it took its leases is judged after two leases, not after the start-up grace."""
+    h = Harness()
+    _owned(h, "w0")
+    _lease_check_after(h, LEASE_S / 4)  # too fresh to judge, but its leases are seen
+    assert h.w("w0").has_owned and h.view()["zombies"] == []
+    for p in h.w("w0").partitions:
+        h.leases[p] = None  # its loop stopped renewing them
+    h.w("w0").handle.ping_reply = None
+    _lease_check_after(h, 2 * LEASE_S)
+    assert h.view()["zombies"] == ["w0-zombie"]
 
 
 def test_tick_checks_leases_every_quarter_lease() -> None:
