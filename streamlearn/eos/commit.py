@@ -35,6 +35,7 @@ from connectors import kafka_io
 from connectors.kafka_delivery import DeliveryReports
 from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
 from streamlearn import logs
+from streamlearn.eos.bounded import BoundedCalls, CallStuck
 from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.ownership import TXN_TIMEOUT_S, Ownership, RedisCall, direct
 from streamlearn.errors import OwnershipLostError
@@ -83,6 +84,11 @@ class Verdict(enum.Enum):
     HALT = "halt"  # a delivery failed for good: abort and stop the partition (replaying would fail the same way)
 
 
+def _direct(fn: Callable[..., Any], timeout_s: float, *args: Any) -> Any:
+    """A call bounded by librdkafka's timeout alone (unit tests, at_least_once tools)."""
+    return fn(*args, timeout_s)
+
+
 def delivery_verdict(reports: DeliveryReports, verdict: Verdict) -> Verdict:
     """A permanent delivery failure turns a failed outcome into HALT (it cannot commit anyway).
 
@@ -105,6 +111,7 @@ def commit_transaction(
     heartbeat: Heartbeat,
     ctx: Callable[..., dict[str, Any]],
     also: Sequence[TopicPartition] = (),
+    calls: BoundedCalls | None = None,
 ) -> Verdict:
     """Offsets into the transaction, then commit; retry only what librdkafka says is retriable.
 
@@ -117,14 +124,21 @@ def commit_transaction(
     # One call may not outlive the transaction itself: past that the broker aborts it anyway.
     call_timeout = min(TXN_TIMEOUT_S, transaction_timeout_ms / 1000)
     offsets_added = False
+    run = calls.run if calls is not None else _direct
     for attempt in range(_COMMIT_RETRIES):
         heartbeat.beat()
         try:
             if not offsets_added:
-                producer.send_offsets_to_transaction(offsets, meta, call_timeout)
+                run(producer.send_offsets_to_transaction, call_timeout, offsets, meta)
                 offsets_added = True
-            producer.commit_transaction(call_timeout)
+            run(producer.commit_transaction, call_timeout)
             return Verdict.COMMITTED
+        except CallStuck as exc:
+            # librdkafka did not return within its own timeout (`bounded`): the outcome is unknown,
+            # as after a fatal error; a new producer fences this one and the partition is restored.
+            logs.event(log, logging.WARNING, "transaction_call_stuck", **ctx(
+                offset=next_offset, step="commit" if offsets_added else "send_offsets", reason=str(exc)))
+            return Verdict.REOWN
         except KafkaException as exc:
             if kafka_io.is_fenced(exc):
                 # Fenced by a newer owner (then the Redis epoch moved: recovery raises
@@ -152,8 +166,9 @@ def batch_verdict(producer: Producer, consumer: Consumer, store: CheckpointStore
     # have served the report that explains it, so reports are served again then.
     failed = _serve_reports(producer, ownership.ctx)
     verdict = failed or (Verdict.HALT if reports.permanent is not None else commit_transaction(
-        producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms, heartbeat, ownership.ctx, also))
-    if verdict is not Verdict.COMMITTED and failed is None:
+        producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms, heartbeat, ownership.ctx, also,
+        ownership.calls))
+    if verdict is not Verdict.COMMITTED and failed is None and not ownership.calls.stuck:
         verdict = _serve_reports(producer, ownership.ctx, log_fatal=verdict is not Verdict.REOWN) or verdict
     return delivery_verdict(reports, verdict)
 

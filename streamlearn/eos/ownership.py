@@ -33,6 +33,7 @@ from connectors import kafka_io
 from connectors.redis_store import CheckpointStore
 from streamlearn import faults, logs
 from streamlearn.config import AppConfig
+from streamlearn.eos.bounded import BoundedCalls, CallStuck
 from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.errors import OwnershipLostError
 
@@ -78,6 +79,7 @@ class Ownership:
         self.epoch = 0
         # exactly_once: this partition's transactional producer; at_least_once: the worker's shared one.
         self.producer: Producer | None = shared_producer
+        self.calls = BoundedCalls()  # the transactional producer's blocking calls, bounded by our clock (`bounded`)
 
     def ctx(self, **more: Any) -> dict[str, Any]:
         """The fields every protocol log line carries, so one partition's history can be grepped."""
@@ -102,6 +104,7 @@ class Ownership:
         if self.eos:
             if self.producer is not None:
                 self.close()
+            self.calls = BoundedCalls()
             self.producer = kafka_io.make_transactional_producer(
                 self.cfg.kafka.bootstrap,
                 f"{self.cfg.app}-{self.topic}-{self.partition_id}",
@@ -151,19 +154,22 @@ class Ownership:
         """Abort the open transaction; False if the producer could not (fenced or failed: it must be replaced)."""
         if self.eos and self.producer is not None:
             try:
-                self.producer.abort_transaction(TXN_TIMEOUT_S)
-            except KafkaException:
+                self.calls.run(self.producer.abort_transaction, TXN_TIMEOUT_S)
+            except (KafkaException, CallStuck):
                 return False
         return True
 
     def close(self) -> None:
-        if self.producer is not None and self.eos:
+        if self.producer is not None and self.eos and not self.calls.stuck:
             try:
                 self.producer.flush(5)
             except KafkaException as exc:
                 # A fenced or fatally failed producer has nothing left that could ever commit.
                 logs.event(log, logging.INFO, "producer_closed_with_error", **self.ctx(error=str(exc.args[0])[:200]))
+        # A producer whose call is stuck is not flushed (that would block too): the new owner's
+        # init_transactions fences it, and the stuck call's thread holds it until it returns.
         self.producer = None
+        self.calls.close()
 
 
 MAX_TXN_LINGER_MS = 1000  # bounds what waits in the client's queue between a long interval's commits

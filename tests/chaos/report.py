@@ -184,6 +184,14 @@ of `streamlearn status --json` and `streamlearn config`.
   + 60 s; `worker_stuck_restarting`, whose `loop_stack` names the call the
   loop was stuck in). The "loop stuck" rows inject such a hang
   (`mode=hang`), with and without Ray restarts.
+- After a broker outage, `commit_transaction(5 s)` and
+  `send_offsets_to_transaction(5 s)` blocked a worker's loop for over 70 s
+  (the `loop_stack` above named them; librdkafka 2.12.1): every partition of
+  the worker waited for the Coordinator to kill it. These calls now run on a
+  helper thread, waited for their timeout plus 5 s; past that the producer is
+  given up (`transaction_call_stuck`) and the partition re-owned and restored
+  (`streamlearn/eos/bounded.py`). The broker rows record `calls_given_up` and
+  `stuck_restarts`.
 - A broker that stops answering (SIGSTOP for 20 s, the "frozen" row) made
   the idempotent producer find its retried batch's sequence numbers out of
   order (`OUT_OF_ORDER_SEQUENCE_NUMBER`, a fatal producer error). Its

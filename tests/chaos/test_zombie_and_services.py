@@ -125,8 +125,12 @@ def test_kafka_broker_down_longer_than_transaction_timeout(chaos_env: ChaosEnv) 
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the outage")
         sc.stop(d)
+    log = d.log()
+    # How the loop got past calls that outlived their timeout: given up by the worker (eos/bounded.py),
+    # or, had one blocked the loop for stuck_loop_s, by the Coordinator killing the worker.
     finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
-            fenced_by_broker="transaction_fenced" in d.log())
+            fenced_by_broker="transaction_fenced" in log, calls_given_up=log.count("transaction_call_stuck"),
+            stuck_restarts=log.count("worker_stuck_restarting"))
 
 
 def test_kafka_broker_frozen_longer_than_transaction_timeout(chaos_env: ChaosEnv) -> None:
@@ -157,5 +161,6 @@ def test_kafka_broker_frozen_longer_than_transaction_timeout(chaos_env: ChaosEnv
         sc.stop(d)
     log = d.log()
     finish(sc, i4, f"Kafka broker frozen (SIGSTOP) for {frozen_s:.0f} s (> transaction timeout)", 1,
-            aborted="transaction_aborted" in log)
+            aborted="transaction_aborted" in log, calls_given_up=log.count("transaction_call_stuck"),
+            stuck_restarts=log.count("worker_stuck_restarting"))
     assert "partition_halted" not in log, "a partition halted on what a frozen broker did to its producer"
