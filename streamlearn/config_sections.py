@@ -157,7 +157,8 @@ class ProcessingConfig(_Section):
                     "measured) does not take CPU from the new owner's catch-up (recovery median 1.8-2.4 s against "
                     "2.5-4.3 s on 2 cores). Idle standbys are pinged each quarter lease; a dead one is replaced. A death "
                     "within the delay finds no standby: its partitions go to a new worker at once. Not the default yet: one CI "
-                    "run hung after a broker outage with it on (docs/recovery-timeline.md).")
+                    "run never caught up after a broker outage with it on, a hang not reproduced since "
+                    "(docs/recovery-timeline.md).")
     owner_lease_s: float = Field(
         10.0, gt=0, description="A worker that has not renewed its lease for this long loses its partitions to another worker."
     )
