@@ -7,9 +7,11 @@ as its issue tracker reports for `send_offsets_to_transaction` and
 `abort_transaction` too (confluentinc/librdkafka#3013, #3779). The loop then only
 moved again when the Coordinator killed the whole worker, every partition of it.
 
-So the commit's calls run on a helper thread, and the loop waits for the call's
-own timeout plus `GRACE_S`. Past that the producer is given up (`CallStuck`):
-the commit's verdict is REOWN, as for any commit whose outcome is unknown. A new
+So the producer's transactional calls (init, send_offsets, commit, abort) run on
+a helper thread, and the loop waits for the call's own timeout plus `GRACE_S`.
+Past that the producer is given up (`CallStuck`). In a commit the verdict is
+REOWN, as for any commit whose outcome is unknown; an abort counts as failed
+(re-own); an init_transactions fails the take (the run is called again). A new
 producer with the same transactional.id runs init_transactions, which fences the
 stuck one (the coordinator first completes or aborts its transaction), and the
 partition is restored from its checkpoint and Kafka's committed offset, so

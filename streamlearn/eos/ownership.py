@@ -115,7 +115,13 @@ class Ownership:
             # Fences the previous owner and aborts its open transaction.
             self.heartbeat.beat()
             mark("producer_created")
-            self.producer.init_transactions(TXN_TIMEOUT_S)
+            # Bounded like the commit's calls (`bounded`): one that outlives its timeout fails this take
+            # (the run is called again) instead of holding the loop until the worker is killed.
+            try:
+                self.calls.run(self.producer.init_transactions, TXN_TIMEOUT_S)
+            except CallStuck as exc:
+                logs.event(log, logging.WARNING, "transaction_call_stuck", **self.ctx(step="init_transactions", reason=str(exc)))
+                raise
             mark("init_transactions")
             # Kafka has no compare-and-set: an owner paused between its Redis bump and this init
             # fences, when it wakes, the newer owner's producer. Checked after the init, the two
@@ -155,7 +161,10 @@ class Ownership:
         if self.eos and self.producer is not None:
             try:
                 self.calls.run(self.producer.abort_transaction, TXN_TIMEOUT_S)
-            except (KafkaException, CallStuck):
+            except KafkaException:
+                return False
+            except CallStuck as exc:
+                logs.event(log, logging.WARNING, "transaction_call_stuck", **self.ctx(step="abort", reason=str(exc)))
                 return False
         return True
 

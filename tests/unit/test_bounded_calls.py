@@ -75,3 +75,38 @@ def test_a_given_up_producer_is_dropped_without_a_flush() -> None:
     owner.calls.stuck = True
     owner.close()
     assert owner.producer is None
+
+
+class BlocksForever:
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.release.wait(60)
+
+    def init_transactions(self, timeout: float) -> None:
+        self.release.wait(60)
+
+
+def test_a_stuck_abort_counts_as_failed_and_a_stuck_init_fails_the_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlearn.config import load_config
+    from streamlearn.eos import ownership
+
+    class Store:
+        def take_epoch(self, *a: Any, **k: Any) -> Any:
+            from connectors.redis_store import CasResult
+            return CasResult(True, 0, 2)
+
+    stuck = BlocksForever()
+    monkeypatch.setattr(ownership, "TXN_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(ownership.kafka_io, "make_transactional_producer", lambda *a, **k: stuck)
+    monkeypatch.setattr(ownership, "BoundedCalls", lambda: BoundedCalls(grace_s=0.1))
+    owner = ownership.Ownership(load_config(environ={}), Store(), 0, "w0", Heartbeat())  # type: ignore[arg-type]
+    try:
+        owner.producer, owner.calls = stuck, BoundedCalls(grace_s=0.1)  # type: ignore[assignment]
+        assert owner.abort() is False and owner.calls.stuck  # recover() then re-owns with a new producer
+        with pytest.raises(CallStuck, match="init_transactions"):
+            owner.take()
+        assert owner.calls.stuck
+    finally:
+        stuck.release.set()
