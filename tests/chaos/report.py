@@ -183,7 +183,8 @@ of `streamlearn status --json` and `streamlearn config`.
   loop has not turned for `processing.stuck_loop_s` (default `owner_lease_s`
   + 60 s; `worker_stuck_restarting`, whose `loop_stack` names the call the
   loop was stuck in). The "loop stuck" rows inject such a hang
-  (`mode=hang`), with and without Ray restarts.
+  (`mode=hang`) with a standby refill delay (no Ray restarts), and in the
+  extended tier with Ray's restart.
 - After a broker outage, `commit_transaction(5 s)` and
   `send_offsets_to_transaction(5 s)` blocked a worker's loop for over 70 s
   (the `loop_stack` above named them; librdkafka 2.12.1): every partition of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 import redis as redis_lib
@@ -110,27 +111,36 @@ def test_kafka_broker_down_longer_than_transaction_timeout(chaos_env: ChaosEnv) 
     10 s, so that an outage longer than it costs 8 s of the run, not 15 s, and
     the commit retries during the outage (each bounded by the timeout) turn faster.
     """
-    sc = Scenario(chaos_env, "kafka-down", sections={"kafka": {"transaction_timeout_ms": TXN_TIMEOUT_MS}})
-    recs = sc.events()
     down_s = 8.0  # > TXN_TIMEOUT_MS (5 s), and the broker's JVM start adds to it
+    sc, i4, log = _broker_away(chaos_env, "kafka-down", chaos_env.kafka.stop, chaos_env.kafka.start, down_s)
+    finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
+            fenced_by_broker="transaction_fenced" in log, **_past_stuck_calls(log))
+
+
+def _broker_away(chaos_env: ChaosEnv, name: str, away: Callable[[], object], back: Callable[[], object],
+                 seconds: float) -> tuple[Scenario, I4Sampler, str]:
+    """A third of the stream in, the broker away for `seconds` (away(), then back()), the rest in, a graceful stop."""
+    sc = Scenario(chaos_env, name, sections={"kafka": {"transaction_timeout_ms": TXN_TIMEOUT_MS}})
+    recs = sc.events()
     with I4Sampler(sc) as i4:
         d = sc.start()
         producer = sc.produce_in_background(recs)
         wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
-        chaos_env.kafka.stop()
+        away()
         try:
-            time.sleep(down_s)  # the outage itself, not a synchronisation
+            time.sleep(seconds)  # the outage itself, not a synchronisation
         finally:
-            chaos_env.kafka.start()
+            back()
         producer.join()
         wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the outage")
         sc.stop(d)
-    log = d.log()
-    # How the loop got past calls that outlived their timeout: given up by the worker (eos/bounded.py),
-    # or, had one blocked the loop for stuck_loop_s, by the Coordinator killing the worker.
-    finish(sc, i4, f"Kafka broker down for {down_s:.0f} s (> transaction timeout)", 1,
-            fenced_by_broker="transaction_fenced" in log, calls_given_up=log.count("transaction_call_stuck"),
-            stuck_restarts=log.count("worker_stuck_restarting"))
+    return sc, i4, d.log()
+
+
+def _past_stuck_calls(log: str) -> dict[str, int]:
+    """How the loop got past calls that outlived their timeout: given up by the worker (eos/bounded.py),
+    or, had one blocked the loop for stuck_loop_s, by the Coordinator killing the worker."""
+    return {"calls_given_up": log.count("transaction_call_stuck"), "stuck_restarts": log.count("worker_stuck_restarting")}
 
 
 def test_kafka_broker_frozen_longer_than_transaction_timeout(chaos_env: ChaosEnv) -> None:
@@ -142,25 +152,11 @@ def test_kafka_broker_frozen_longer_than_transaction_timeout(chaos_env: ChaosEnv
     for a refusal of the message; it is the producer's state, so the partition is re-owned with a new
     producer and its batch sent again (connectors/kafka_delivery.py, eos/commit.py `delivery_verdict`).
     """
-    sc = Scenario(chaos_env, "kafka-frozen", sections={"kafka": {"transaction_timeout_ms": TXN_TIMEOUT_MS}})
-    recs = sc.events()
-    frozen_s = 20.0  # > TXN_TIMEOUT_MS: the broker aborts the open transactions when it wakes
+    frozen_s = 12.0  # > TXN_TIMEOUT_MS and > a call's bound (its 5 s + 5 s): the broker aborts the open transactions when it wakes
     pid = chaos_env.kafka.pid
     assert pid is not None, "the chaos broker is not running"
-    with I4Sampler(sc) as i4:
-        d = sc.start()
-        producer = sc.produce_in_background(recs)
-        wait_for(lambda: caught_up(sc, len(recs) // 3), DONE_TIMEOUT_S, "a third of the input committed")
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(frozen_s)  # the freeze itself, not a synchronisation
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        producer.join()
-        wait_for(lambda: caught_up(sc, len(recs)), DONE_TIMEOUT_S, "all input committed after the freeze")
-        sc.stop(d)
-    log = d.log()
+    sc, i4, log = _broker_away(chaos_env, "kafka-frozen", lambda: os.kill(pid, signal.SIGSTOP),
+                               lambda: os.kill(pid, signal.SIGCONT), frozen_s)
     finish(sc, i4, f"Kafka broker frozen (SIGSTOP) for {frozen_s:.0f} s (> transaction timeout)", 1,
-            aborted="transaction_aborted" in log, calls_given_up=log.count("transaction_call_stuck"),
-            stuck_restarts=log.count("worker_stuck_restarting"))
+            aborted="transaction_aborted" in log, **_past_stuck_calls(log))
     assert "partition_halted" not in log, "a partition halted on what a frozen broker did to its producer"
