@@ -376,11 +376,19 @@ def git_commit() -> str:
     return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def _command() -> str:
+    """How the run was started: an xdist worker's own argv is only `-c`, so it says it was one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        return f"pytest -n {os.environ.get('PYTEST_XDIST_WORKER_COUNT', '?')} (xdist worker {worker}; `make test`, `.ci/run`)"
+    return " ".join(["pytest" if "pytest" in a else a for a in sys.argv[:1]] + sys.argv[1:])
+
+
 def record_result(row: dict[str, Any]) -> None:
     """One scenario's result, stamped with the commit and the command that produced it."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     stamp = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chaos_events": CHAOS_EVENTS,
-             "commit": git_commit(), "command": " ".join(["pytest" if "pytest" in a else a for a in sys.argv[:1]] + sys.argv[1:])}
+             "commit": git_commit(), "command": _command()}
     with RESULTS.open("a") as fh:
         fh.write(json.dumps({**stamp, **row}) + "\n")
 

@@ -193,7 +193,8 @@ of `streamlearn status --json` and `streamlearn config`.
   given up (`transaction_call_stuck`) and the partition re-owned and restored
   (`streamlearn/eos/bounded.py`). The broker rows record `calls_given_up` and
   `stuck_restarts`.
-- A broker that stops answering (SIGSTOP for 20 s, the "frozen" row) made
+- A broker that stops answering (SIGSTOP longer than the transaction
+  timeout, the "frozen" row) made
   the idempotent producer find its retried batch's sequence numbers out of
   order (`OUT_OF_ORDER_SEQUENCE_NUMBER`, a fatal producer error). Its
   delivery report was taken for a refusal of the message and the partition
@@ -283,7 +284,9 @@ def stamp(rows: dict[str, dict[str, Any]], render_command: str, render_commit: s
     """Where this page comes from: the commits and commands of the runs, and of the rendering."""
     runs = sorted({(r.get("commit") or "unrecorded", r.get("command") or "unrecorded") for r in rows.values()})
     lines = [f"Rendered at commit `{render_commit}` by `{render_command}`, from the results of:"]
-    lines += [f"- commit `{commit}`: `{command}`" for commit, command in runs]
+    # Runs recorded before the harness named xdist workers stored their argv, `-c`.
+    lines += [f"- commit `{commit}`: " + ("pytest under xdist (`make test` of `.ci/run`)" if command == "-c" else f"`{command}`")
+              for commit, command in runs]
     return "\n".join(lines)
 
 
