@@ -167,7 +167,7 @@ class ProcessingConfig(_Section):
         description="A worker whose loop has not turned for this long, while it still answers pings, is stuck in a "
                     "client call: it is killed and its partitions recovered elsewhere (`worker_stuck_restarting`, with "
                     "the call it was stuck in). Default (empty): owner_lease_s + 60, beyond every bounded Kafka call "
-                    "(one transactional call may take 30 s); a lower value restarts workers that merely wait on a slow "
+                    "(one transactional call is waited for up to 35 s, its 30 s timeout + 5); a lower value restarts workers that merely wait on a slow "
                     "broker. Must be more than owner_lease_s: it is checked once a lease has lapsed.")
     poll_timeout_ms: int = Field(50, ge=1, le=10_000, description="Longest wait for new records in one poll.")
     max_value_bytes: int = Field(
