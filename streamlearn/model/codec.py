@@ -9,7 +9,7 @@ code (it becomes the DLQ header `streamlearn.error.code`) and a detail.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -41,11 +41,9 @@ def _reject_feature(feats: dict[str, Any]) -> None:
             raise DecodeError("bad_feature_type", f"feature '{name}' has type {'null' if v is None else t.__name__}; expected number, string or bool")
 
 
-class Event(NamedTuple):
-    id: str | int
-    features: dict[str, Any]
-    label: Any
-    ts: int | float | None
+#: (id, features, label, ts) of a decoded event: a plain tuple, not a NamedTuple, because building
+#: one costs about 0.45 µs more per event on this path (`bench.ab_hotpath`), and every caller unpacks it.
+Event = tuple[str | int, dict[str, Any], Any, int | float | None]
 
 
 class EventDecoder:
@@ -109,7 +107,7 @@ class EventDecoder:
         ts = doc.get(self._ts)
         if ts is not None and type(ts) is not int and type(ts) is not float:
             raise DecodeError("bad_ts", f"field '{self._ts}' must be epoch milliseconds, got {type(ts).__name__}")
-        return Event(eid, feats, label, ts)
+        return (eid, feats, label, ts)
 
     def validate_label(self, label: Any) -> Any:
         """A label from elsewhere than an event (a label record, a configured default): checked like one."""
@@ -151,13 +149,16 @@ def encode_prediction(
     event_ts: int | float | None,
     predicted_at: int,
 ) -> bytes:
-    # One dict literal and one dumps; every key is a str (proba_to_json makes the class keys
-    # strings), so no OPT_NON_STR_KEYS pass is needed.
+    # One dict literal and one dumps. The class keys of `proba` (bool, int or str: what the decoder
+    # lets a label be) are written by orjson's OPT_NON_STR_KEYS as proba_to_json would write them
+    # (true/false, the int's digits, the str), about 0.8 µs an event less than building that dict.
     if proba is None:
         return _dumps({"id": event_id, "prediction": prediction, "partition": partition, "offset": offset,
                        "model_version": model_version, "event_ts": event_ts, "predicted_at": predicted_at})
-    return _dumps({"id": event_id, "prediction": prediction, "proba": proba_to_json(proba), "partition": partition,
-                   "offset": offset, "model_version": model_version, "event_ts": event_ts, "predicted_at": predicted_at})
+    return _dumps({"id": event_id, "prediction": prediction, "proba": proba, "partition": partition,
+                   "offset": offset, "model_version": model_version, "event_ts": event_ts, "predicted_at": predicted_at},
+                  option=_NON_STR_KEYS)
 
 
 _dumps = orjson.dumps
+_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS

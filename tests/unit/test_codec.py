@@ -7,7 +7,7 @@ import pytest
 
 from streamlearn.config import FieldsConfig
 from streamlearn.errors import DecodeError
-from streamlearn.model.codec import EventDecoder, encode_prediction
+from streamlearn.model.codec import EventDecoder, encode_prediction, proba_to_json
 
 
 @pytest.fixture
@@ -22,13 +22,12 @@ def ok(**kw: object) -> bytes:
 
 
 def test_valid_event(binary: EventDecoder) -> None:
-    ev = binary.decode(ok())
-    assert ev.id == "e-1" and ev.features == {"a": 1.5, "c": "FR", "b": True} and ev.label is True and ev.ts == 17
+    assert binary.decode(ok()) == ("e-1", {"a": 1.5, "c": "FR", "b": True}, True, 17)
 
 
 def test_label_is_optional_and_int_labels_map_to_bool(binary: EventDecoder) -> None:
-    assert binary.decode(orjson.dumps({"id": 3, "features": {"a": 1}})).label is None
-    assert binary.decode(ok(label=0)).label is False
+    assert binary.decode(orjson.dumps({"id": 3, "features": {"a": 1}}))[2] is None
+    assert binary.decode(ok(label=0))[2] is False
 
 
 @pytest.mark.parametrize(
@@ -68,11 +67,11 @@ def test_deep_nesting_is_rejected_not_crashing() -> None:
 
 def test_multiclass_classes_and_regressor_labels() -> None:
     multi = EventDecoder(FieldsConfig(), is_classifier=True, is_multiclass=True, classes=["a", "b"], max_value_bytes=1000)
-    assert multi.decode(orjson.dumps({"id": 1, "features": {}, "label": "a"})).label == "a"
+    assert multi.decode(orjson.dumps({"id": 1, "features": {}, "label": "a"}))[2] == "a"
     with pytest.raises(DecodeError, match="unknown_label"):
         multi.decode(orjson.dumps({"id": 1, "features": {}, "label": "z"}))
     reg = EventDecoder(FieldsConfig(), is_classifier=False, is_multiclass=False, classes=None, max_value_bytes=1000)
-    assert reg.decode(orjson.dumps({"id": 1, "features": {}, "label": 2.5})).label == 2.5
+    assert reg.decode(orjson.dumps({"id": 1, "features": {}, "label": 2.5}))[2] == 2.5
     with pytest.raises(DecodeError, match="bad_label"):
         reg.decode(orjson.dumps({"id": 1, "features": {}, "label": True}))
 
@@ -80,8 +79,7 @@ def test_multiclass_classes_and_regressor_labels() -> None:
 def test_custom_field_names() -> None:
     dec = EventDecoder(FieldsConfig(id="uid", features="x", label="y", ts="t"), is_classifier=True,
                        is_multiclass=False, classes=None, max_value_bytes=1000)
-    ev = dec.decode(orjson.dumps({"uid": "u", "x": {"f": 1}, "y": False, "t": 5}))
-    assert (ev.id, ev.features, ev.label, ev.ts) == ("u", {"f": 1}, False, 5)
+    assert dec.decode(orjson.dumps({"uid": "u", "x": {"f": 1}, "y": False, "t": 5})) == ("u", {"f": 1}, False, 5)
 
 
 def test_prediction_encoding_matches_contract() -> None:
@@ -90,3 +88,11 @@ def test_prediction_encoding_matches_contract() -> None:
                    "offset": 1041, "model_version": 1041, "event_ts": 1764000000000, "predicted_at": 1764000000100}
     reg = orjson.loads(encode_prediction(7, 2.5, None, 0, 0, 1, None, 1))
     assert "proba" not in reg and reg["prediction"] == 2.5
+
+
+@pytest.mark.parametrize("proba", [{True: 0.91, False: 0.09}, {"a": 0.5, "b": 0.3, "c": 0.2}, {0: 0.25, 7: 0.75}])
+def test_prediction_proba_keys_are_written_as_proba_to_json_writes_them(proba: dict[object, float]) -> None:
+    """The encoder lets orjson write the class keys (OPT_NON_STR_KEYS); the serving path uses proba_to_json: same bytes."""
+    out = encode_prediction(1, None, proba, 0, 0, 0, None, 0)
+    assert orjson.loads(out)["proba"] == proba_to_json(proba)
+    assert b'"proba":' + orjson.dumps(proba_to_json(proba)) in out
