@@ -162,13 +162,29 @@ def batch_verdict(producer: Producer, consumer: Consumer, store: CheckpointStore
     topic, partition_id = ownership.topic, ownership.partition_id
     if not ownership.eos:
         return flush_and_record(producer, store, reports, topic, partition_id, ownership.epoch, next_offset, redis_call)
-    # A refused message must be seen before committing; a commit that failed early may not
-    # have served the report that explains it, so reports are served again then.
+    early = verdict_before_commit(producer, reports, ownership)
+    verdict = early or commit_transaction(producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms,
+                                          heartbeat, ownership.ctx, also, ownership.calls)
+    # Only a REOWN comes from the poll itself (`_serve_reports`); a HALT is the reports' own verdict.
+    return verdict_after_commit(producer, reports, ownership, verdict, served_failed=early is Verdict.REOWN)
+
+
+def verdict_before_commit(producer: Producer, reports: DeliveryReports, ownership: Ownership) -> Verdict | None:
+    """exactly_once, on the loop's thread before the transactional calls: a verdict already known, or None to commit.
+
+    A refused message must be seen before committing (HALT), and a producer already failed
+    fatally or fenced says so on poll (REOWN)."""
     failed = _serve_reports(producer, ownership.ctx)
-    verdict = failed or (Verdict.HALT if reports.permanent is not None else commit_transaction(
-        producer, consumer, topic, partition_id, next_offset, transaction_timeout_ms, heartbeat, ownership.ctx, also,
-        ownership.calls))
-    if verdict is not Verdict.COMMITTED and failed is None and not ownership.calls.stuck:
+    return failed or (Verdict.HALT if reports.permanent is not None else None)
+
+
+def verdict_after_commit(producer: Producer, reports: DeliveryReports, ownership: Ownership, verdict: Verdict,
+                         *, served_failed: bool) -> Verdict:
+    """exactly_once, on the loop's thread once the commit's outcome is known: the batch's verdict.
+
+    A commit that failed may not have served the delivery report that explains it, so reports
+    are served again then (not after a failed poll, `served_failed`, nor on a given-up producer)."""
+    if verdict is not Verdict.COMMITTED and not served_failed and not ownership.calls.stuck:
         verdict = _serve_reports(producer, ownership.ctx, log_fatal=verdict is not Verdict.REOWN) or verdict
     return delivery_verdict(reports, verdict)
 

@@ -10,6 +10,8 @@ that must restore) returns a verdict and the task acts on it.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,10 +24,20 @@ from connectors.redis_store import CheckpointStore
 from streamlearn import faults
 from streamlearn.config import AppConfig
 from streamlearn.eos.checkpointing import Checkpoints
-from streamlearn.eos.commit import COMMIT_BUCKETS_MS, CommitStats, OpenBatch, Verdict, batch_verdict
+from streamlearn.eos.commit import (
+    COMMIT_BUCKETS_MS,
+    CommitStats,
+    OpenBatch,
+    Verdict,
+    batch_verdict,
+    commit_transaction,
+    verdict_after_commit,
+    verdict_before_commit,
+)
 from streamlearn.eos.emitter import input_offset
 from streamlearn.eos.halting import halt
 from streamlearn.eos.heartbeat import Heartbeat
+from streamlearn.eos.inflight import Committer, InFlight
 from streamlearn.eos.joined_step import partition_step
 from streamlearn.eos.ownership import Ownership, RedisCall, direct
 from streamlearn.eos.phase import Phase
@@ -37,7 +49,12 @@ from streamlearn.model.codec import EventDecoder
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
-__all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
+__all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]
+
+#: How long closing a partition waits for its in-flight commit: a send_offsets + commit that honour
+#: their timeouts (kafka.transaction_timeout_ms each, 10 s by default) end within it. Past it the
+#: producer is given up like one whose call is stuck (`bounded`): not flushed; its thread ends on its own.
+CLOSE_WAIT_S = 25.0  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
 
 
 class PartitionTask:
@@ -58,6 +75,8 @@ class PartitionTask:
         self.checkpoints = Checkpoints.of(cfg, store, partition_id, ckpt_key, is_classifier, self.ownership.ctx)
         self.commit_stats = CommitStats()
         self.batch = OpenBatch()
+        self.committer = Committer()
+        self.in_flight: InFlight | None = None  # exactly_once: the open batch's commit, started and not yet applied
         self.state: ModelState | None = None
         self.replay_until = 0  # K at the last restore: below it, records are replayed silently
         self.committed_offset = 0
@@ -134,9 +153,25 @@ class PartitionTask:
             records = ran.rest
         return []
 
-    # ---- 4. commit (commit.py, halting.py) --------------------------------------------
+    # ---- 4. commit (commit.py, inflight.py, halting.py) -----------------------------------
     def commit(self) -> bool:
-        """Commit the open batch; False if it was aborted and the partition restored (or halted)."""
+        """Commit the open batch and wait; False if it was aborted and the partition restored (or halted).
+
+        A commit already in flight (`start_commit`) is the open batch's: it is waited for."""
+        if self.in_flight is None:
+            concluded = self.start_commit()
+            if concluded is not None:
+                return concluded
+        return self.finish_commit()
+
+    def start_commit(self) -> bool | None:
+        """Start committing the open batch; None while it is in flight (exactly_once, `finish_commit` ends it).
+
+        Otherwise the outcome as `commit` gives it: nothing open, at_least_once (flush + offset
+        write, here), or a verdict known before any transactional call (a failed producer, a
+        refused message). In flight, the partition must not be processed or checkpointed."""
+        if self.in_flight is not None:
+            return None
         if not self.batch.open:
             return True
         state, producer = self.state, self.ownership.producer
@@ -145,9 +180,31 @@ class PartitionTask:
             faults.point("after_produce_before_commit")
         t0 = time.perf_counter()
         next_offset = state.offset
-        verdict = batch_verdict(producer, self.consumer, self.store, self.deliveries, self.ownership, next_offset,
-                                self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.mode.commit_offsets(state),
-                                self.redis_call)
+        if not self.ownership.eos:
+            return self._conclude(batch_verdict(producer, self.consumer, self.store, self.deliveries, self.ownership,
+                                                next_offset, self.cfg.kafka.transaction_timeout_ms, self.heartbeat, (),
+                                                self.redis_call), next_offset, t0)
+        early = verdict_before_commit(producer, self.deliveries, self.ownership)
+        if early is not None:
+            return self._conclude(verdict_after_commit(producer, self.deliveries, self.ownership, early,
+                                                       served_failed=early is Verdict.REOWN), next_offset, t0)
+        self.in_flight = self.committer.start(functools.partial(
+            commit_transaction, producer, self.consumer, self.topic, self.partition_id, next_offset,
+            self.cfg.kafka.transaction_timeout_ms, self.heartbeat, self.ownership.ctx, self.mode.commit_offsets(state),
+            self.ownership.calls), next_offset)
+        return None
+
+    def finish_commit(self) -> bool:
+        """The in-flight commit's verdict, applied on the loop's thread (waits for it if still running).
+
+        The wait is bounded: each transactional call is (`bounded`), so a stuck one is a REOWN."""
+        flight, self.in_flight = self.in_flight, None
+        assert flight is not None and self.ownership.producer is not None
+        verdict = flight.future.result()
+        return self._conclude(verdict_after_commit(self.ownership.producer, self.deliveries, self.ownership, verdict,
+                                                   served_failed=False), flight.next_offset, flight.started)
+
+    def _conclude(self, verdict: Verdict, next_offset: int, t0: float) -> bool:
         if verdict is Verdict.HALT:
             self.halt(self.deliveries.permanent)
             return False
@@ -233,4 +290,12 @@ class PartitionTask:
         self.ownership.release_lease()
 
     def close(self) -> None:
+        """The producer is closed only once no commit of it is running (a dropped partition's may be)."""
+        if self.in_flight is not None:
+            # Bounded by its calls' own bounds; past this, closing goes on and the thread ends on its own.
+            done, _ = concurrent.futures.wait([self.in_flight.future], timeout=CLOSE_WAIT_S)
+            if not done:  # given up like a stuck call: not flushed, not waited for again
+                self.ownership.calls.stuck = True
+            self.in_flight = None
+        self.committer.close()
         self.ownership.close()

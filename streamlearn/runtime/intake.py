@@ -44,6 +44,10 @@ class Backlog:
             by_partition[m.partition()].append(m)
         self._held = {p: (restores.get(p, 0), recs) for p, recs in by_partition.items()}
 
+    def partitions(self) -> set[int]:
+        """The partitions something is held for."""
+        return set(self._held)
+
     def take(self, restores: dict[int, int]) -> list[tuple[int, list[Any]]]:
         """Everything held for partitions that have not restored since it was fetched."""
         held, self._held = self._held, {}

@@ -29,6 +29,7 @@ from streamlearn import logs
 from streamlearn.config import AppConfig
 from streamlearn.eos.commit import CommitCadence
 from streamlearn.eos.heartbeat import Heartbeat
+from streamlearn.eos.inflight import wait_any
 from streamlearn.eos.phase import Phase
 from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
@@ -46,6 +47,8 @@ log = logs.get("worker")
 
 #: Longest a graceful stop spends finishing replays (`Run._finish_replays`) before it checkpoints.
 REPLAY_AT_STOP_S = 30.0
+#: A poll's longest wait while a commit is in flight: its end is applied (and the partition goes on) this soon.
+IN_FLIGHT_POLL_S = 0.002
 
 
 class Run:
@@ -109,15 +112,18 @@ class Run:
             self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
             turn.mark("poll_process")
             now = time.monotonic()
-            committing = cadence.due({p: t.batch.records for p, t in self.tasks.items()}, now)
-            if not committing:
+            # exactly_once commits run in flight (`eos.inflight`): the next turns process the other partitions.
+            committing = cadence.due({p: t.batch.records for p, t in self.tasks.items() if t.in_flight is None}, now)
+            self.each([self.tasks[p] for p in committing], PartitionTask.start_commit)
+            finished = self._finish_commits()
+            if not committing and not finished:
                 turn.end()
                 continue
-            self.each([self.tasks[p] for p in committing], PartitionTask.commit)
             self.handoffs.after_commits(self)
             turn.mark("commit")
-            # Checkpoints only for partitions whose transaction was just committed (checkpoint_due
-            # refuses an open one): the blob is exactly the state at the committed offset (I4).
+            # Checkpoints only for partitions whose transaction was just committed, before they process
+            # more (checkpoint_due refuses an open batch, or one in flight): the blob is exactly the state
+            # at the committed offset (I4).
             inline = self._dispatch_checkpoints(now)
             turn.mark("checkpoint_fork")
             publish = now - last_status >= pc.status_interval_s
@@ -147,6 +153,7 @@ class Run:
         checkpoints equal to a fault-free run's, so the replay, learning only and at most about one
         checkpoint interval of records, is finished first, within REPLAY_AT_STOP_S. Partitions already
         running may process (and commit, below) what the same polls return: ordinary exactly-once work."""
+        self._commit_all()  # nothing in flight from here on: these turns commit only synchronously
         pc = self.cfg.processing
         commit_every = pc.commit_interval_ms / 1000.0
         deadline = time.monotonic() + REPLAY_AT_STOP_S
@@ -190,18 +197,37 @@ class Run:
             raise
 
     def _poll_and_process(self, wait_s: float, until: float) -> None:
-        """Poll (unless records are still held), then give each partition its turn until `until`."""
+        """Poll (unless records are still held), then give each partition its turn until `until`.
+
+        A partition whose commit is in flight keeps what was fetched for it until the commit is
+        applied. When only such records are held there is nothing to do but wait for a commit;
+        while any is in flight a poll waits at most IN_FLIGHT_POLL_S, so a commit's end is seen soon."""
+        flying = {p: t.in_flight for p, t in self.tasks.items() if t.in_flight is not None}
+        if flying and self.backlog and self.backlog.partitions() <= flying.keys():
+            wait_any(list(flying.values()), wait_s)
+            return
+        if flying:
+            wait_s = min(wait_s, IN_FLIGHT_POLL_S)
         restores = {p: t.restores for p, t in self.tasks.items()}
         self.backlog.fill(self.consumer, self.cfg.processing.max_batch, wait_s, restores, self.topic)
         for p, records in self.backlog.take(restores):
             task = self.tasks.get(p)
-            if task is not None:
+            if task is not None and task.in_flight is not None:
+                self.backlog.keep(p, restores[p], records)
+            elif task is not None:
                 rest = self._guarded(task, task.process, records, until)
                 if rest and self.tasks.get(p) is task:
                     self.backlog.keep(p, task.restores, list(rest))
 
     def _commit_all(self) -> None:
+        """Every open batch committed, and every commit in flight applied, before returning."""
         self.each(self.tasks.values(), PartitionTask.commit)
+
+    def _finish_commits(self) -> int:
+        """Apply the verdict of every in-flight commit that has ended; how many there were."""
+        done = [t for t in self.tasks.values() if t.in_flight is not None and t.in_flight.done()]
+        self.each(done, PartitionTask.finish_commit)
+        return len(done)
 
     def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
         """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""

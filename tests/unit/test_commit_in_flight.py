@@ -1,0 +1,109 @@
+"""A partition whose commit is in flight waits, with what was fetched for it; the others go on (`eos.inflight`)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from streamlearn.eos.commit import Verdict
+from streamlearn.eos.inflight import Committer, InFlight
+from streamlearn.runtime.intake import Backlog
+from streamlearn.runtime.run_loop import Run
+
+
+class Rec:
+    def __init__(self, partition: int, offset: int) -> None:
+        self._p, self._o = partition, offset
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def error(self) -> None:
+        return None
+
+
+class Consumer:
+    def __init__(self, fetched: list[Rec]) -> None:
+        self.fetched = fetched
+        self.polls = 0
+
+    def poll(self, timeout: float) -> Rec | None:
+        self.polls += 1
+        return self.fetched.pop(0) if self.fetched else None
+
+    def consume(self, num_messages: int, timeout: float) -> list[Rec]:
+        out, self.fetched = self.fetched, []
+        return out
+
+
+class Task:
+    def __init__(self, p: int, in_flight: InFlight | None = None) -> None:
+        self.partition_id, self.restores, self.in_flight = p, 0, in_flight
+        self.processed: list[int] = []
+
+    def process(self, records: list[Rec], until: float) -> list[Rec]:
+        self.processed += [r.offset() for r in records]
+        return []
+
+
+def run_with(tasks: dict[int, Task], consumer: Consumer) -> Any:
+    return SimpleNamespace(tasks=tasks, backlog=Backlog(), consumer=consumer, topic="in",
+                           cfg=SimpleNamespace(processing=SimpleNamespace(max_batch=100)),
+                           _guarded=lambda task, fn, *args: fn(*args))
+
+
+def test_the_partition_in_flight_keeps_its_records_and_the_others_are_processed() -> None:
+    flight = InFlight(concurrent.futures.Future(), 3, time.perf_counter())
+    tasks = {0: Task(0, flight), 1: Task(1)}
+    run = run_with(tasks, Consumer([Rec(0, 3), Rec(1, 7), Rec(0, 4), Rec(1, 8)]))
+    Run._poll_and_process(run, 0.0, time.monotonic() + 1)
+    assert tasks[1].processed == [7, 8] and tasks[0].processed == []
+    assert run.backlog.partitions() == {0}
+
+    # Only the in-flight partition holds records: the loop waits for its commit instead of polling.
+    polls = run.consumer.polls
+    threading.Timer(0.05, flight.future.set_result, (Verdict.COMMITTED,)).start()
+    Run._poll_and_process(run, 10.0, time.monotonic() + 1)
+    assert flight.done() and run.consumer.polls == polls and tasks[0].processed == []
+
+    # Applied (finish_commit clears in_flight): its held records are processed, in order.
+    tasks[0].in_flight = None
+    Run._poll_and_process(run, 0.0, time.monotonic() + 1)
+    assert tasks[0].processed == [3, 4] and not run.backlog
+
+
+def test_finish_commits_applies_only_the_commits_that_ended() -> None:
+    ended: concurrent.futures.Future[Verdict] = concurrent.futures.Future()
+    ended.set_result(Verdict.COMMITTED)
+    running: concurrent.futures.Future[Verdict] = concurrent.futures.Future()
+    applied: list[int] = []
+
+    class Finishing(Task):
+        def finish_commit(self) -> bool:
+            applied.append(self.partition_id)
+            self.in_flight = None
+            return True
+
+    tasks = {0: Finishing(0, InFlight(ended, 1, 0.0)), 1: Finishing(1, InFlight(running, 1, 0.0)), 2: Finishing(2)}
+    # Run.each calls PartitionTask.finish_commit on each; the fake's own method stands in for it.
+    run: Any = SimpleNamespace(tasks=tasks, each=lambda ts, action: [getattr(t, action.__name__)() for t in list(ts)])
+    assert Run._finish_commits(run) == 1 and applied == [0] and tasks[1].in_flight is not None
+
+
+def test_a_committer_runs_the_commit_off_the_calling_thread() -> None:
+    committer, seen = Committer(), []
+
+    def commit() -> Verdict:
+        seen.append(threading.current_thread().name)
+        return Verdict.COMMITTED
+
+    flight = committer.start(commit, 9)
+    assert flight.future.result(5) is Verdict.COMMITTED and flight.next_offset == 9
+    assert seen and seen[0] != threading.current_thread().name and seen[0].startswith("txn-commit")
+    committer.close()
