@@ -65,6 +65,10 @@ def main() -> None:
                          "cpu_s_per_1k_median": statistics.median(cpu)}
         print(f"{side:6s}: median {statistics.median(eps):.0f} ev/s ({min(eps):.0f} to {max(eps):.0f}), "
               f"CPU {statistics.median(cpu):.4f} s per 1k events")
+    # Paired by round (the two sides ran back to back): the figure a slow phase of the machine moves least.
+    ratios = [a["eps"] / b["eps"] for a, b in zip(runs["after"], runs["before"], strict=True)]
+    summary["after_over_before"] = {"per_round": [round(x, 3) for x in ratios], "median": statistics.median(ratios)}
+    print(f"after / before, paired by round: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
     load1 = provenance.loadavg()
     print(f"load average before {load0} after {load1}")
     if args.json:
