@@ -182,8 +182,8 @@ class PartitionTask:
         next_offset = state.offset
         if not self.ownership.eos:
             return self._conclude(batch_verdict(producer, self.consumer, self.store, self.deliveries, self.ownership,
-                                                next_offset, self.cfg.kafka.transaction_timeout_ms, self.heartbeat, (),
-                                                self.redis_call), next_offset, t0)
+                                                next_offset, self.cfg.kafka.transaction_timeout_ms, self.heartbeat,
+                                                self.mode.commit_offsets(state), self.redis_call), next_offset, t0)
         early = verdict_before_commit(producer, self.deliveries, self.ownership)
         if early is not None:
             return self._conclude(verdict_after_commit(producer, self.deliveries, self.ownership, early,
