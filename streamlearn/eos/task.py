@@ -49,12 +49,12 @@ from streamlearn.model.codec import EventDecoder
 from streamlearn.state.checkpoint import ModelState
 from streamlearn.state.forked import Outcome, Snapshot
 
-__all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]
+__all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
 
 #: How long closing a partition waits for its in-flight commit: a send_offsets + commit that honour
 #: their timeouts (kafka.transaction_timeout_ms each, 10 s by default) end within it. Past it the
 #: producer is given up like one whose call is stuck (`bounded`): not flushed; its thread ends on its own.
-CLOSE_WAIT_S = 25.0  # COMMIT_BUCKETS_MS: ops.metrics reads the bounds from here
+CLOSE_WAIT_S = 25.0
 
 
 class PartitionTask:
