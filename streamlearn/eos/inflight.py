@@ -1,7 +1,7 @@
 """A commit in flight: one partition's transactional commit, run off the loop's thread.
 
 Why: a commit waits for the broker (the batch's produce requests, the offsets into the
-transaction, EndTxn), 3 to 6 ms at 15k ev/s on this 2-core machine, which was 8 to 16 %
+transaction, EndTxn), 2.4 to 6 ms at 16-19k ev/s on this 2-core machine, which was 8 to 16 %
 of the run loop's wall time (measured in `bench.profile_worker`). The loop did nothing
 else meanwhile, although the worker's other partitions have their own producers and
 their own transactions. So an exactly_once commit is started here, and the loop goes on
