@@ -35,7 +35,7 @@ from connectors import kafka_io
 from connectors.kafka_delivery import DeliveryReports
 from connectors.redis_store import CAS_STALE_EPOCH, CheckpointStore
 from streamlearn import logs
-from streamlearn.eos.bounded import BoundedCalls, CallStuck
+from streamlearn.eos.bounded import GRACE_S, BoundedCalls, CallStuck
 from streamlearn.eos.heartbeat import Heartbeat
 from streamlearn.eos.ownership import TXN_TIMEOUT_S, Ownership, RedisCall, direct
 from streamlearn.errors import OwnershipLostError
@@ -99,6 +99,12 @@ def delivery_verdict(reports: DeliveryReports, verdict: Verdict) -> Verdict:
     if verdict is Verdict.REOWN or verdict is Verdict.COMMITTED:
         return verdict
     return Verdict.HALT if reports.permanent is not None else verdict
+
+
+def commit_bound_s(transaction_timeout_ms: int) -> float:
+    """The longest `commit_transaction` can take when every call honours its bound (`bounded`): every
+    attempt's two calls waited out in full. Past it, something else is blocking (`eos.inflight`)."""
+    return _COMMIT_RETRIES * 2 * (min(TXN_TIMEOUT_S, transaction_timeout_ms / 1000) + GRACE_S)
 
 
 def commit_transaction(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from connectors import kafka_io
 from connectors.kafka_delivery import DeliveryReports, Failure
 from connectors.redis_store import CheckpointStore
-from streamlearn import faults
+from streamlearn import faults, logs
 from streamlearn.config import AppConfig
 from streamlearn.eos.checkpointing import Checkpoints
 from streamlearn.eos.commit import (
@@ -30,6 +31,7 @@ from streamlearn.eos.commit import (
     OpenBatch,
     Verdict,
     batch_verdict,
+    commit_bound_s,
     commit_transaction,
     verdict_after_commit,
     verdict_before_commit,
@@ -55,6 +57,10 @@ __all__ = ["COMMIT_BUCKETS_MS", "PartitionTask"]  # COMMIT_BUCKETS_MS: ops.metri
 #: their timeouts (kafka.transaction_timeout_ms each, 10 s by default) end within it. Past it the
 #: producer is given up like one whose call is stuck (`bounded`): not flushed; its thread ends on its own.
 CLOSE_WAIT_S = 25.0
+#: Beyond `commit_bound_s` before an in-flight commit is given up (`give_up_commit`).
+OVERDUE_MARGIN_S = 10.0
+
+log = logs.get("protocol")
 
 
 class PartitionTask:
@@ -77,6 +83,7 @@ class PartitionTask:
         self.batch = OpenBatch()
         self.committer = Committer()
         self.in_flight: InFlight | None = None  # exactly_once: the open batch's commit, started and not yet applied
+        self.commit_bound_s = commit_bound_s(cfg.kafka.transaction_timeout_ms) + OVERDUE_MARGIN_S
         self.state: ModelState | None = None
         self.replay_until = 0  # K at the last restore: below it, records are replayed silently
         self.committed_offset = 0
@@ -203,6 +210,26 @@ class PartitionTask:
         verdict = flight.future.result()
         return self._conclude(verdict_after_commit(self.ownership.producer, self.deliveries, self.ownership, verdict,
                                                    served_failed=False), flight.next_offset, flight.started)
+
+    def overdue_commit(self, now: float) -> bool:
+        """An in-flight commit running past what its bounded calls allow (`commit_bound_s`)."""
+        flight = self.in_flight
+        return flight is not None and not flight.done() and now - flight.started > self.commit_bound_s
+
+    def give_up_commit(self) -> bool:
+        """An overdue in-flight commit: its producer is given up as after a stuck call (REOWN; `bounded`).
+
+        The backstop for a commit blocked outside its bounded calls: the loop keeps turning while a
+        commit is in flight, so the stuck-loop kill would never see it; without this the partition
+        would wait for good. The new producer's init_transactions fences the old one, and the
+        restore reads Kafka's committed offset, so either outcome of that transaction is handled."""
+        flight, self.in_flight = self.in_flight, None
+        assert flight is not None
+        self.ownership.calls.stuck = True  # neither flushed nor called again
+        logs.event(log, logging.WARNING, "commit_in_flight_stuck", **self.ownership.ctx(
+            offset=flight.next_offset, running_s=round(time.perf_counter() - flight.started, 1),
+            bound_s=self.commit_bound_s))
+        return self._conclude(Verdict.REOWN, flight.next_offset, flight.started)
 
     def _conclude(self, verdict: Verdict, next_offset: int, t0: float) -> bool:
         if verdict is Verdict.HALT:

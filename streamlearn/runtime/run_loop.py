@@ -224,10 +224,13 @@ class Run:
         self.each(self.tasks.values(), PartitionTask.commit)
 
     def _finish_commits(self) -> int:
-        """Apply the verdict of every in-flight commit that has ended; how many there were."""
+        """Apply the verdict of every in-flight commit that has ended, and give up overdue ones; how many."""
         done = [t for t in self.tasks.values() if t.in_flight is not None and t.in_flight.done()]
         self.each(done, PartitionTask.finish_commit)
-        return len(done)
+        now = time.perf_counter()
+        overdue = [t for t in self.tasks.values() if t.overdue_commit(now)]
+        self.each(overdue, PartitionTask.give_up_commit)
+        return len(done) + len(overdue)
 
     def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
         """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""

@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from streamlearn.eos.commit import Verdict
+from streamlearn.eos.commit import Verdict, commit_bound_s
 from streamlearn.eos.inflight import Committer, InFlight
 from streamlearn.runtime.intake import Backlog
 from streamlearn.runtime.run_loop import Run
@@ -84,16 +84,38 @@ def test_finish_commits_applies_only_the_commits_that_ended() -> None:
     running: concurrent.futures.Future[Verdict] = concurrent.futures.Future()
     applied: list[int] = []
 
+    given_up: list[int] = []
+
     class Finishing(Task):
+        overdue = False
+
         def finish_commit(self) -> bool:
             applied.append(self.partition_id)
             self.in_flight = None
             return True
 
+        def overdue_commit(self, now: float) -> bool:
+            return self.in_flight is not None and not self.in_flight.done() and self.overdue
+
+        def give_up_commit(self) -> bool:
+            given_up.append(self.partition_id)
+            self.in_flight = None
+            return False
+
     tasks = {0: Finishing(0, InFlight(ended, 1, 0.0)), 1: Finishing(1, InFlight(running, 1, 0.0)), 2: Finishing(2)}
-    # Run.each calls PartitionTask.finish_commit on each; the fake's own method stands in for it.
+    # Run.each calls PartitionTask's methods on each; the fake's own methods stand in for them.
     run: Any = SimpleNamespace(tasks=tasks, each=lambda ts, action: [getattr(t, action.__name__)() for t in list(ts)])
-    assert Run._finish_commits(run) == 1 and applied == [0] and tasks[1].in_flight is not None
+    assert Run._finish_commits(run) == 1 and applied == [0] and tasks[1].in_flight is not None and not given_up
+
+    # Past its bound a commit still running is given up (REOWN), so the partition cannot wait for good.
+    tasks[1].overdue = True
+    assert Run._finish_commits(run) == 1 and given_up == [1] and tasks[1].in_flight is None
+
+
+def test_the_commit_bound_is_every_attempt_of_both_calls_waited_out() -> None:
+    # 5 attempts x (send_offsets + commit) x (the call's 10 s timeout + the 5 s grace of `bounded`)
+    assert commit_bound_s(10_000) == 150.0
+    assert commit_bound_s(900_000) == 5 * 2 * (30 + 5)  # a call's timeout is capped at TXN_TIMEOUT_S
 
 
 def test_a_committer_runs_the_commit_off_the_calling_thread() -> None:
