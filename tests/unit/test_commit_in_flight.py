@@ -129,3 +129,32 @@ def test_a_committer_runs_the_commit_off_the_calling_thread() -> None:
     assert flight.future.result(5) is Verdict.COMMITTED and flight.next_offset == 9
     assert seen and seen[0] != threading.current_thread().name and seen[0].startswith("txn-commit")
     committer.close()
+
+
+def test_the_real_overdue_check_and_give_up_reown_the_partition() -> None:
+    # PartitionTask's own methods (not a fake's): overdue only while still running past its bound;
+    # giving up marks the producer stuck (never flushed or called again) and concludes REOWN.
+    from streamlearn.eos.task import PartitionTask
+
+    running: concurrent.futures.Future[Verdict] = concurrent.futures.Future()
+    ended: concurrent.futures.Future[Verdict] = concurrent.futures.Future()
+    ended.set_result(Verdict.COMMITTED)
+    concluded: list[tuple[Verdict, int]] = []
+
+    def conclude(verdict: Verdict, next_offset: int, t0: float) -> bool:
+        concluded.append((verdict, next_offset))
+        return False
+
+    task: Any = SimpleNamespace(
+        in_flight=InFlight(running, 42, 100.0), commit_bound_s=160.0,
+        ownership=SimpleNamespace(calls=SimpleNamespace(stuck=False), ctx=lambda **kw: {"partition": 3, **kw}),
+        _conclude=conclude)
+    assert not PartitionTask.overdue_commit(task, 100.0 + 159.0)
+    assert PartitionTask.overdue_commit(task, 100.0 + 161.0)
+    settled: Any = SimpleNamespace(in_flight=InFlight(ended, 42, 100.0), commit_bound_s=160.0)
+    idle: Any = SimpleNamespace(in_flight=None, commit_bound_s=160.0)
+    assert not PartitionTask.overdue_commit(settled, 1e9)
+    assert not PartitionTask.overdue_commit(idle, 1e9)
+
+    assert PartitionTask.give_up_commit(task) is False
+    assert concluded == [(Verdict.REOWN, 42)] and task.ownership.calls.stuck and task.in_flight is None
