@@ -25,14 +25,18 @@ class PartitionLister:
     def __init__(self, cfg: AppConfig) -> None:
         self.cfg = cfg
         self._label_wait: dict[str, int] | None = None  # label-mode topics new input partitions wait for (logged once)
+        self._admin: kafka_io.AdminClient | None = None  # kept between listings: a new client is a new connection
 
     def partitions(self, *, known: list[int], starting: bool = False) -> list[int]:
         """The input partitions to own; in label mode while running, only those the label-mode topics have too."""
         k = self.cfg.kafka
-        adm = kafka_io.admin(k.bootstrap, k.consumer)
+        if self._admin is None:
+            self._admin = kafka_io.admin(k.bootstrap, k.consumer)
+        adm = self._admin
         try:
             parts = kafka_io.topic_partitions(adm, k.input_topic)
         except kafka_io.KafkaUnavailable as exc:
+            self._admin = None  # the next listing starts from a fresh client
             raise ServiceUnavailableError(f"Kafka at {k.bootstrap}: {exc}", hint="start it with `streamlearn services up` or fix kafka.bootstrap") from None
         if parts is None:
             raise ConfigError(f"kafka.input_topic: topic '{k.input_topic}' does not exist on {k.bootstrap}",
