@@ -23,18 +23,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = ("confluent-kafka", "ray", "river", "quixstreams", "bytewax", "orjson", "redis")
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, root: Path = ROOT) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
 
 
-def code_version() -> dict[str, Any]:
+def code_version(root: Path = ROOT) -> dict[str, Any]:
     """The commit and whether tracked files differ from it (a dirty tree is not that commit)."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": _git("rev-parse", "HEAD"), "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+    status = _git("status", "--porcelain", "--untracked-files=no", root=root)
+    return {"commit": _git("rev-parse", "HEAD", root=root), "branch": _git("rev-parse", "--abbrev-ref", "HEAD", root=root),
             "dirty": bool(status) if status is not None else None,
             "dirty_files": status.splitlines()[:50] if status else []}
 

@@ -252,7 +252,8 @@ def streamlearn(spec: dict[str, Any]) -> None:
         signal.signal(signal.SIGTERM, lambda *_: w.stop())
         w.run(list(range(spec.get("partitions", 4))))
         return
-    Runner(cfg).run(status_every_s=1.0)
+    # As `streamlearn run` (not --quiet): the status every --progress-every (5 s), for its progress line.
+    Runner(cfg).run(on_status=lambda _st: None, status_every_s=5.0)
 
 
 SYSTEMS = {"model_limit": model_limit, "io_baseline": io_baseline, "quixstreams": quixstreams, "bytewax": bytewax,

@@ -73,13 +73,18 @@ class App:
         return cls(load_config(path, overrides=overrides), ray_address)
 
     def run(self, until_idle_s: float | None = None, on_status: StatusHook | None = None,
-            install_signals: bool = True) -> dict[str, Any]:
-        """Run in this thread until stopped (``stop``, SIGINT/SIGTERM) or idle; the final status."""
+            install_signals: bool = True, status_every_s: float = 1.0) -> dict[str, Any]:
+        """Run in this thread until stopped (``stop``, SIGINT/SIGTERM) or idle; the final status.
+
+        ``on_status`` gets the status every ``status_every_s`` (each costs Redis and broker round
+        trips for every partition); ``until_idle_s`` reads it every second at the least."""
         from streamlearn.runtime.runner import Runner
 
         self._runner = Runner(self.config, self.ray_address)
         stop_when = IdleStop(until_idle_s) if until_idle_s is not None else None
-        return dict(self._runner.run(on_status=on_status, stop_when=stop_when, install_signals=install_signals))
+        every = min(status_every_s, 1.0) if stop_when is not None else status_every_s
+        return dict(self._runner.run(on_status=on_status, stop_when=stop_when, install_signals=install_signals,
+                                     status_every_s=every))
 
     def start(self, until_idle_s: float | None = None, on_status: StatusHook | None = None) -> App:
         """Run in a background thread (no signal handlers); ``wait`` or ``stop`` it later."""

@@ -296,6 +296,23 @@ class RayConfig(_Section):
                     "environment, docs/scale-out.md); workers log worker_niceness_differs when theirs is not this one.",
     )
 
+    metrics: bool = Field(
+        False,
+        description="Ray's own metrics on the local Ray instance (every Ray process exporting its gauges to the node's "
+                    "metrics agent; Ray's `enable_metrics_collection`). Off by default: streamlearn's /metrics "
+                    "endpoints do not use them, and the export cost about 1.7 % of a core on an idle 1-worker app "
+                    "(bench/results/raw/control-plane-s28/). Set true to scrape Ray's own metrics. A cluster keeps "
+                    "its head's setting.",
+    )
+    idle_workers: bool = Field(
+        False,
+        description="Keep Ray's pool of idle worker processes (`ray::IDLE`) warm on the local Ray instance (Ray's "
+                    "default: one per logical CPU). Off by default: streamlearn's actors are long-lived, a standby "
+                    "takes over a dead owner's partitions, and each idle process cost about 1 % of a core doing "
+                    "nothing (bench/results/raw/control-plane-s28/); a new actor then starts its own process. A "
+                    "cluster keeps its head's setting.",
+    )
+
     @field_validator("worker_niceness", mode="before")
     @classmethod
     def _niceness(cls, v: Any) -> int:

@@ -69,7 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if metrics_server is not None and not args.quiet:
             print(f"[streamlearn] metrics on http://{cfg.metrics.host}:{metrics_server.port}/metrics", file=sys.stderr)
     try:
-        final = App(cfg, args.ray_address).run(until_idle_s=args.until_idle, on_status=printer)
+        # The status is read as often as the progress line is printed (a ping in between, `Runner`).
+        final = App(cfg, args.ray_address).run(until_idle_s=args.until_idle, on_status=printer,
+                                               status_every_s=max(min(args.progress_every, 5.0), 0.1) if printer else 1.0)
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -57,7 +57,8 @@ class Runner:
         # A local instance reserves room for the most owners autoscaling may ask for, not only the
         # start count: otherwise its last worker (or the standby) would never get a CPU slot.
         most = max(pc.workers, pc.autoscale.max_workers) if pc.autoscale.enabled else pc.workers
-        ray_api.init(self.ray_address, most + pc.standby_workers, self.cfg.ray.worker_niceness)
+        ray_api.init(self.ray_address, most + pc.standby_workers, self.cfg.ray.worker_niceness,
+                     metrics=self.cfg.ray.metrics, idle_workers=self.cfg.ray.idle_workers)
         # After ray.init: Ray installs a fatal-signal handler for SIGTERM (abort, no
         # graceful stop) when it starts the core worker; ours must replace it.
         if install_signals and threading.current_thread() is threading.main_thread():
@@ -68,14 +69,20 @@ class Runner:
             self.coordinator = ray_api.spawn(Coordinator, self.cfg.to_wire(), name=f"Coordinator-{self.cfg.app}", num_cpus=0,
                                              max_concurrency=8, on_head=True, max_restarts=-1)
             ray_api.get(ray_api.call(self.coordinator, "start"))
+            # The full status reads every partition's keys in Redis and its watermarks from the broker:
+            # asked for only when a hook reads it; otherwise a ping tells that the Coordinator is alive.
+            wants_status = on_status is not None or stop_when is not None
             while not self.stop_requested.wait(status_every_s):
-                out = ray_api.outcome(ray_api.call(self.coordinator, "status"), timeout=30)
+                out = ray_api.outcome(ray_api.call(self.coordinator, "status" if wants_status else "alive"), timeout=30)
                 if out.failure is ray_api.Failure.TIMEOUT:
                     continue
                 if out.failure in _TRANSIENT:  # status is best effort (Kafka briefly away, the Coordinator restarting)
                     logs.event(log, logging.WARNING, "status_failed", failure=out.failure.value, error=out.describe())
                     continue
-                last = out.unwrap()  # the Coordinator is gone for good: nothing left to drive
+                if not wants_status:
+                    out.unwrap()  # the Coordinator is gone for good: nothing left to drive
+                    continue
+                last = out.unwrap()
                 if on_status is not None:
                     on_status(last)
                 if stop_when is not None and stop_when(last):

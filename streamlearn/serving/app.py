@@ -107,7 +107,7 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
     if ray_address is None:  # inherited by the controller, proxy and replicas of the local Ray started below
         os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if cfg.serving.ingress == "haproxy" else "0"
         ingress.apply(ingress.ingress_env(cfg.serving.ingress, host, work))
-    ray_api.init(ray_address, 1, cfg.ray.worker_niceness)
+    ray_api.init(ray_address, 1, cfg.ray.worker_niceness, metrics=cfg.ray.metrics, idle_workers=cfg.ray.idle_workers)
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stop.set())
     try:
