@@ -300,8 +300,9 @@ class RayConfig(_Section):
         False,
         description="Ray's own metrics on the local Ray instance (every Ray process exporting its gauges to the node's "
                     "metrics agent; Ray's `enable_metrics_collection`). Off by default: streamlearn's /metrics "
-                    "endpoints do not use them, and the export cost about 1.7 % of a core on an idle 1-worker app "
-                    "(bench/results/raw/control-plane-s28/). Set true to scrape Ray's own metrics. A cluster keeps "
+                    "endpoints do not use them, and the export costs CPU in every Ray process and the agent (turning it "
+                    "off together with ray.idle_workers, and a driver that reads the status less often, took an idle "
+                    "1-worker app from 15.7-17.8 to 11.8-12.6 % of a core: bench/results/raw/control-plane-s28/). Set true to scrape Ray's own metrics. A cluster keeps "
                     "its head's setting.",
     )
     idle_workers: bool = Field(
