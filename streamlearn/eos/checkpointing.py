@@ -72,12 +72,16 @@ class Checkpoints:
         if self.publisher is not None:
             self.publisher.restored(state)
 
-    def due(self, state: ModelState, now: float) -> bool:
+    def due(self, state: ModelState, now: float, share: float = 1.0) -> bool:
+        """Something new to write, and `share` of an interval (by events or by time) since the last checkpoint.
+
+        A `share` under 1 asks whether this partition is close enough to due to join another's
+        checkpoint round (`runtime.run_loop`); a model version due to publish counts only when due."""
         if progress(state) == self.progress:
             return False
         every_events, every_s = self.pc.checkpoint_every_events, self.pc.checkpoint_every_s
-        by_count = every_events > 0 and state.events - self.events >= every_events
-        by_time = every_s > 0 and now - self.started >= every_s
+        by_count = every_events > 0 and state.events - self.events >= every_events * share
+        by_time = every_s > 0 and now - self.started >= every_s * share
         return by_count or by_time or (self.publisher is not None and self.publisher.due(state, now))
 
     def _after(self, state: ModelState, epoch: int, final: bool = False) -> Callable[[ModelState, CheckpointStore], str] | None:

@@ -274,11 +274,18 @@ class PartitionTask:
         self.phase = Phase.FAILED
 
     # ---- 5. checkpoint (checkpointing.py) ------------------------------------------------
-    def checkpoint_due(self, now: float) -> bool:
+    def checkpoint_due(self, now: float, share: float = 1.0) -> bool:
+        """A checkpoint can be taken now (between commits, running) and is due (`share`: see `Checkpoints.due`)."""
         assert self.state is not None
         if self.batch.open or self.phase is not Phase.RUNNING:
             return False
-        return self.checkpoints.due(self.state, now)
+        return self.checkpoints.due(self.state, now, share)
+
+    def checkpoint_near(self, now: float, share: float) -> bool:
+        """Running and `share` of the way to a checkpoint, whether or not a batch is open: worth committing
+        now to join a checkpoint round (`runtime.run_loop`)."""
+        assert self.state is not None
+        return self.phase is Phase.RUNNING and self.checkpoints.due(self.state, now, share)
 
     def write_checkpoint(self, *, final: bool = False) -> None:
         """Only after commit: the blob reflects exactly the committed offset (I4). `final`: a graceful stop."""

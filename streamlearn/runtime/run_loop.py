@@ -5,7 +5,8 @@ Coordinator's calls from other threads (ping, stop, hand-off requests, join);
 this is the single thread that owns the consumer and the tasks. The loop is:
 poll → process per partition, each for at most one commit interval (what is
 left waits for the next turn, see `intake`) → commit each partition at its
-staggered deadline → checkpoint what is due (in a forked child, or inline) →
+staggered deadline → checkpoint what is due (in a forked child, with the partitions
+close to due joining it, or inline) →
 renew leases and publish status; hand-off requests (`handoff`) are served
 between commit cycles.
 """
@@ -47,6 +48,9 @@ log = logs.get("worker")
 
 #: Longest a graceful stop spends finishing replays (`Run._finish_replays`) before it checkpoints.
 REPLAY_AT_STOP_S = 30.0
+#: How far to its own checkpoint (a share of `processing.checkpoint_every_s` or `_events`) a partition
+#: must be to join another partition's checkpoint round (`Run._dispatch_checkpoints`).
+CHECKPOINT_JOIN_SHARE = 0.5
 #: A poll's longest wait while a commit is in flight: its end is applied (and the partition goes on) this soon.
 IN_FLIGHT_POLL_S = 0.002
 
@@ -223,6 +227,14 @@ class Run:
         """Every open batch committed, and every commit in flight applied, before returning."""
         self.each(self.tasks.values(), PartitionTask.commit)
 
+    def _commit_together(self, tasks: list[PartitionTask]) -> None:
+        """Commit these partitions' open batches at once and wait for them: all between commits after.
+
+        Every transaction starts before any is waited for, so the wait is the slowest commit,
+        not their sum (the reason commits are staggered, `eos.commit.CommitCadence`)."""
+        self.each([t for t in tasks if t.in_flight is None], PartitionTask.start_commit)
+        self.each([t for t in tasks if t.in_flight is not None], PartitionTask.finish_commit)
+
     def _finish_commits(self) -> int:
         """Apply the verdict of every in-flight commit that has ended, and give up overdue ones; how many."""
         done = [t for t in self.tasks.values() if t.in_flight is not None and t.in_flight.done()]
@@ -233,12 +245,28 @@ class Run:
         return len(done) + len(overdue)
 
     def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
-        """Due checkpoints go to forked children (one in flight per partition); returns those to write inline."""
-        due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
+        """Due checkpoints go to forked children (one in flight per partition); returns those to write inline.
+
+        A checkpoint round: when one partition is due, the others at least CHECKPOINT_JOIN_SHARE of
+        the way there commit now and join it, so one child writes them all. A child's fixed cost
+        (the fork, its copy-on-write faults, tearing down its copy of the address space) is about
+        the whole 5 % budget of a checkpoint a second (bench/results/raw/ckpt-profile-s27/);
+        with staggered commits every partition used to find its own turn, about two children a
+        second for four partitions. The round also aligns the partitions' schedules (each
+        counts from the checkpoint just taken), so the next round is due for all at once.
+        """
         if self.forker is None:
-            return due
+            return [t for t in self.tasks.values() if t.checkpoint_due(now)]
+        # Children's reports first: a partition whose child has just landed is not due again.
         self.apply_forked(self.forker.poll())
+        due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
         in_flight = self.forker.in_flight
+        if any(t.partition_id not in in_flight for t in due):
+            joining = [t for t in self.tasks.values()
+                       if t not in due and t.partition_id not in in_flight and t.checkpoint_near(now, CHECKPOINT_JOIN_SHARE)]
+            if joining:
+                self._commit_together(joining)
+                due += [t for t in joining if self.tasks.get(t.partition_id) is t and t.checkpoint_due(now, CHECKPOINT_JOIN_SHARE)]
         ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
         inline = [t for t in ready if self.forker.take_inline(t.partition_id)]  # its last child timed out
         ready = [t for t in ready if t not in inline]

@@ -1,0 +1,82 @@
+"""Checkpoint rounds (`runtime.run_loop.Run._dispatch_checkpoints`) on the real broker and Redis.
+
+Partitions commit at staggered moments, so each used to find its own turn for a
+checkpoint: about two forked children a second for four partitions checkpointed
+once a second, and a partition whose child had just landed was checkpointed
+again at once (its due check ran before the child's report was applied). A
+child's fixed cost is most of the checkpoint budget, so the loop now lets the
+partitions close to due commit and join a due one: one child for all.
+
+The worker runs in-process (no Ray: what is under test is its loop) on a steady
+load spread over four partitions; every child it forks is recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamlearn.runtime import run_loop
+from streamlearn.runtime.worker import PartitionWorker
+from streamlearn.state import forked
+from streamlearn.state.forked import ForkedCheckpointer, Snapshot
+from streamlearn.tools.datasets import synthetic_events
+from tests.integration.engine_helpers import SteadyLoad, all_committed, assert_exactly_once_and_models_equal, load, wait_for, write_config
+
+pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="needs fork()")
+
+PARTITIONS = 4
+EVERY_S = 0.5
+EVENTS = 8_000
+RATE = 2_000.0  # events/s over all partitions: every partition has something new at each round
+
+
+def test_partitions_close_to_due_share_one_checkpoint_child(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = unique_topic(partitions=PARTITIONS)
+    cfg = load(write_config(
+        tmp_path, kafka_bootstrap, redis_url, topic,
+        kafka={"output_topic": unique_topic(partitions=PARTITIONS), "dlq_topic": unique_topic(partitions=PARTITIONS)},
+        processing={"workers": 1, "checkpoint_every_s": EVERY_S, "checkpoint_every_events": 0}))
+
+    children: list[tuple[float, list[int]]] = []
+    start = ForkedCheckpointer.start
+
+    def recorded(self: ForkedCheckpointer, snapshots: list[Snapshot]) -> Any:
+        children.append((time.monotonic(), [s.partition_id for s in snapshots]))
+        return start(self, snapshots)
+
+    monkeypatch.setattr(ForkedCheckpointer, "start", recorded)
+
+    worker = PartitionWorker(cfg.to_wire(), "rounds-test")
+    result: dict[str, Any] = {}
+    loop = threading.Thread(target=lambda: result.update(worker.run(list(range(PARTITIONS)))), daemon=True)
+    feed = SteadyLoad(cfg, list(synthetic_events(EVENTS, seed=11)), RATE)
+    loop.start()
+    feed.start()
+    try:
+        feed.join(120)
+        wait_for(lambda: feed.produced == EVENTS and all_committed(cfg), 120, "every partition committed to its end")
+    finally:
+        feed.stop.set()
+        worker.stop()
+        loop.join(120)
+    assert not loop.is_alive() and result.get("result") == "stopped", result
+
+    # The rounds changed when partitions commit, not what they commit: I1 and I2 as ever.
+    assert_exactly_once_and_models_equal(cfg, PARTITIONS, EVENTS)
+
+    assert len(children) >= 3, children
+    # Never again right after its last child: at least a share of the interval between two of a partition's.
+    for p in range(PARTITIONS):
+        times = [t for t, parts in children if p in parts]
+        gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+        assert all(g >= EVERY_S * run_loop.CHECKPOINT_JOIN_SHARE for g in gaps), (p, gaps)
+    # Together: on average at least three of the four partitions per child (about two without rounds).
+    per_child = [len(parts) for _t, parts in children]
+    assert sum(per_child) >= 3 * len(per_child), per_child
