@@ -13,6 +13,7 @@ load spread over four partitions; every child it forks is recorded.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,14 @@ from streamlearn.runtime.worker import PartitionWorker
 from streamlearn.state import forked
 from streamlearn.state.forked import ForkedCheckpointer, Snapshot
 from streamlearn.tools.datasets import synthetic_events
-from tests.integration.engine_helpers import SteadyLoad, all_committed, assert_exactly_once_and_models_equal, load, wait_for, write_config
+from tests.integration.engine_helpers import (
+    SteadyLoad,
+    all_committed,
+    assert_exactly_once_and_models_equal,
+    load,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="needs fork()")
 
@@ -75,7 +83,7 @@ def test_partitions_close_to_due_share_one_checkpoint_child(
     # Never again right after its last child: at least a share of the interval between two of a partition's.
     for p in range(PARTITIONS):
         times = [t for t, parts in children if p in parts]
-        gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+        gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
         assert all(g >= EVERY_S * run_loop.CHECKPOINT_JOIN_SHARE for g in gaps), (p, gaps)
     # Together: on average at least three of the four partitions per child (about two without rounds).
     per_child = [len(parts) for _t, parts in children]
