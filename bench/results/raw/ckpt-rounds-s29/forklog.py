@@ -8,7 +8,6 @@ from __future__ import annotations
 import runpy
 import sys
 import time
-from typing import Any
 
 from streamlearn.state import forked
 
@@ -16,12 +15,12 @@ _start = forked.ForkedCheckpointer.start
 _t0 = time.monotonic()
 
 
-def _logged(self: forked.ForkedCheckpointer, snaps: list[forked.Snapshot]) -> Any:
+def _logged(self: forked.ForkedCheckpointer, snaps: list[forked.Snapshot]) -> list[forked.Job]:
     print(f"FORK t={time.monotonic() - _t0:.3f} parts={[s.partition_id for s in snaps]} inflight={sorted(self.in_flight)}",
           file=sys.stderr)
     return _start(self, snaps)
 
 
-forked.ForkedCheckpointer.start = _logged  # type: ignore[method-assign]
+forked.ForkedCheckpointer.start = _logged  # type: ignore[method-assign,assignment]
 sys.argv = ["profile_worker", *sys.argv[1:]]
 runpy.run_module("bench.profile_worker", run_name="__main__")
