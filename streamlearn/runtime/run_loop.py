@@ -109,36 +109,39 @@ class Run:
         cadence = CommitCadence(self.tasks, commit_every, pc.max_batch, time.monotonic())
         last_status = 0.0
         turn = TurnTimer(topic=self.topic)
-        while (self.tasks or not self.retiring) and not self.stop.is_set():
-            turn.start()
-            self.handoffs.serve(self)
-            now = self.heartbeat.beat()
-            self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
-            turn.mark("poll_process")
-            now = time.monotonic()
-            # exactly_once commits run in flight (`eos.inflight`): the next turns process the other partitions.
-            committing = cadence.due({p: t.batch.records for p, t in self.tasks.items() if t.in_flight is None}, now)
-            self.each([self.tasks[p] for p in committing], PartitionTask.start_commit)
-            finished = self._finish_commits()
-            if not committing and not finished:
+        try:
+            while (self.tasks or not self.retiring) and not self.stop.is_set():
+                turn.start()
+                self.handoffs.serve(self)
+                now = self.heartbeat.beat()
+                self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
+                turn.mark("poll_process")
+                now = time.monotonic()
+                # exactly_once commits run in flight (`eos.inflight`): the next turns process the other partitions.
+                committing = cadence.due({p: t.batch.records for p, t in self.tasks.items() if t.in_flight is None}, now)
+                self.each([self.tasks[p] for p in committing], PartitionTask.start_commit)
+                finished = self._finish_commits()
+                if not committing and not finished:
+                    turn.end()
+                    continue
+                self.handoffs.after_commits(self)
+                turn.mark("commit")
+                # Checkpoints only for partitions whose transaction was just committed, before they process
+                # more (checkpoint_due refuses an open batch, or one in flight): the blob is exactly the state
+                # at the committed offset (I4).
+                inline = self._dispatch_checkpoints(now)
+                turn.mark("checkpoint_fork")
+                publish = now - last_status >= pc.status_interval_s
+                if inline or publish:
+                    elapsed = (now - last_status if last_status else 0.0) if publish else None
+                    on_pause = self._commit_all if pc.guarantee == "exactly_once" else None
+                    self.with_redis(list(self.tasks.values()), self._checkpoint_and_publish, inline, elapsed, on_pause=on_pause)
+                    if publish:
+                        last_status = now
+                    turn.mark("redis")
                 turn.end()
-                continue
-            self.handoffs.after_commits(self)
-            turn.mark("commit")
-            # Checkpoints only for partitions whose transaction was just committed, before they process
-            # more (checkpoint_due refuses an open batch, or one in flight): the blob is exactly the state
-            # at the committed offset (I4).
-            inline = self._dispatch_checkpoints(now)
-            turn.mark("checkpoint_fork")
-            publish = now - last_status >= pc.status_interval_s
-            if inline or publish:
-                elapsed = (now - last_status if last_status else 0.0) if publish else None
-                on_pause = self._commit_all if pc.guarantee == "exactly_once" else None
-                self.with_redis(list(self.tasks.values()), self._checkpoint_and_publish, inline, elapsed, on_pause=on_pause)
-                if publish:
-                    last_status = now
-                turn.mark("redis")
-            turn.end()
+        finally:
+            turn.close()
         return "retired" if self.retiring and not self.tasks else "stopped"
 
     def finish(self) -> None:

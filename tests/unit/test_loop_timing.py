@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from streamlearn.runtime import loop_timing
@@ -23,8 +25,9 @@ def test_a_turn_over_the_threshold_is_logged_with_each_phase(caplog: pytest.LogC
     for key in ("ms=", "cpu_ms=", "commit_ms=", "redis_ms="):
         assert f" {key}" in message
     assert total > 0 and timer.slow_turns == 1
-    if loop_timing.runqueue_wait_ns() is not None:  # Linux: the run-queue wait is reported too
+    if loop_timing.RunQueueClock().read() is not None:  # Linux: the run-queue wait is reported too
         assert " runqueue_ms=" in message
+    timer.close()
 
 
 def test_a_fast_turn_is_not_logged_and_phases_reset_each_turn(caplog: pytest.LogCaptureFixture) -> None:
@@ -40,3 +43,18 @@ def test_a_fast_turn_is_not_logged_and_phases_reset_each_turn(caplog: pytest.Log
     [record] = caplog.records
     assert "redis_ms=" in record.getMessage() and "poll_process_ms=" not in record.getMessage()
     assert timer.slow_turns == 1
+
+
+def test_the_run_queue_clock_rereads_its_open_file_and_closes() -> None:
+    clock = loop_timing.RunQueueClock()
+    before = clock.fields()
+    if before is None:
+        pytest.skip("no /proc/thread-self/schedstat here")
+    deadline = time.thread_time() + 0.05
+    while time.thread_time() < deadline:  # 50 ms on a CPU: the thread's own count must move
+        pass
+    after = clock.fields()
+    assert after is not None and after[0] >= before[0] + 40_000_000, (before, after)  # read again, not the first content
+    assert after[1] >= before[1] and clock.read() is not None
+    clock.close()
+    assert clock.read() is None
