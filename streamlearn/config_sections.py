@@ -145,7 +145,9 @@ class ProcessingConfig(_Section):
     checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")
     checkpoint_every_s: float = Field(5.0, ge=0, description=(
         "Checkpoint after this many seconds (0: never by time). It bounds what a new owner replays after a crash: "
-        "1 s recovers faster than the default 5 s at the cost of a checkpoint a second (docs/recovery-timeline.md)."))
+        "1 s recovers faster than the default 5 s at the cost of a checkpoint a second (docs/recovery-timeline.md). "
+        "When one partition's checkpoint is due, the worker's other partitions at least half-way to theirs (by either "
+        "setting) commit and are checkpointed with it, by one forked child: their next ones then fall due together."))
     max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited). Not used when "
                               "standby_refill_delay_s > 0 and standby_workers > 0: a dead worker is then "
                               "replaced by a fresh one.")
