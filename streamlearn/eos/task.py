@@ -276,10 +276,7 @@ class PartitionTask:
     # ---- 5. checkpoint (checkpointing.py) ------------------------------------------------
     def checkpoint_due(self, now: float, share: float = 1.0) -> bool:
         """A checkpoint can be taken now (between commits, running) and is due (`share`: see `Checkpoints.due`)."""
-        assert self.state is not None
-        if self.batch.open or self.phase is not Phase.RUNNING:
-            return False
-        return self.checkpoints.due(self.state, now, share)
+        return not self.batch.open and self.checkpoint_near(now, share)
 
     def checkpoint_near(self, now: float, share: float) -> bool:
         """Running and `share` of the way to a checkpoint, whether or not a batch is open: worth committing
