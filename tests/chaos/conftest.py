@@ -8,7 +8,7 @@ start costs a JVM boot on a 2-core machine.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -35,6 +35,28 @@ def chaos_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosEnv]:
     finally:
         kafka.stop()
         redis.stop()
+
+
+#: How much of each driver's log a failed test's report shows (its end: the Coordinator's last decisions).
+LOG_TAIL_CHARS = 12_000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """A failed chaos test shows the end of each of its drivers' logs.
+
+    A timeout alone ("timed out waiting for X") does not say whether the
+    Coordinator saw the death, chose another path, or never ran: its log
+    lines do, and the scenario's files are gone with the CI machine.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for sc in LIVE:
+        for i, d in enumerate(sc.drivers):
+            text = d.log()
+            report.sections.append((f"driver log {sc.app} #{i} (last {LOG_TAIL_CHARS} characters)", text[-LOG_TAIL_CHARS:]))
 
 
 @pytest.fixture(autouse=True)
