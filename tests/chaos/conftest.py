@@ -41,22 +41,22 @@ def chaos_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosEnv]:
 LOG_TAIL_CHARS = 12_000
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed chaos test shows the end of each of its drivers' logs.
 
     A timeout alone ("timed out waiting for X") does not say whether the
     Coordinator saw the death, chose another path, or never ran: its log
     lines do, and the scenario's files are gone with the CI machine.
     """
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.when != "call" or not report.failed:
-        return
+        return report
     for sc in LIVE:
         for i, d in enumerate(sc.drivers):
             text = d.log()
             report.sections.append((f"driver log {sc.app} #{i} (last {LOG_TAIL_CHARS} characters)", text[-LOG_TAIL_CHARS:]))
+    return report
 
 
 @pytest.fixture(autouse=True)
