@@ -98,12 +98,15 @@ def test_worker_kills_with_a_delayed_standby_refill(chaos_env: ChaosEnv) -> None
 def _idle_standby(sc: Scenario, d: Driver) -> int | None:
     """The pid of a PartitionWorker that owns nothing and is not a forked checkpoint child (whose parent is a
     PartitionWorker): an idle standby. Only once every partition's owner has published its pid: before that an
-    owner looks idle too (CI once killed an owner for the standby while the standby's process was still starting)."""
+    owner looks idle too (CI once killed an owner for the standby while the standby's process was still starting).
+    A process whose parent cannot be read is not counted: a checkpoint child that exits between the listing and
+    the read looked like a standby (CI once took one for the refilled standby, killed the owner before the refill,
+    and the death rightly went to a cold new worker)."""
     workers = set(d.worker_pids())
     owners = sc.owner_pids(d)
     if sorted(p for parts in owners.values() for p in parts) != list(range(PARTITIONS)):
         return None
-    idle = [p for p in workers if p not in owners and _parent(p) not in workers]
+    idle = [p for p in workers if p not in owners and (parent := _parent(p)) is not None and parent not in workers]
     return idle[0] if len(idle) == 1 else None
 
 
