@@ -83,6 +83,9 @@ class PartitionTask:
         self.batch = OpenBatch()
         self.committer = Committer()
         self.in_flight: InFlight | None = None  # exactly_once: the open batch's commit, started and not yet applied
+        # The open batch used its time budget and `process` was told not to wait for its commit: the loop
+        # starts it (in flight) at the end of its turn. Cleared when a commit starts.
+        self.commit_wanted = False
         self.commit_bound_s = commit_bound_s(cfg.kafka.transaction_timeout_ms) + OVERDUE_MARGIN_S
         self.state: ModelState | None = None
         self.replay_until = 0  # K at the last restore: below it, records are replayed silently
@@ -125,22 +128,25 @@ class PartitionTask:
         return [TopicPartition(self.topic, self.partition_id, offset), *self.mode.assignment(self.state)]
 
     # ---- 3. process (inline_step.py or joined_step.py) ---------------------------------
-    def process(self, records: Sequence[Any], until: float | None = None) -> Sequence[Any]:
+    def process(self, records: Sequence[Any], until: float | None = None, defer_commit: bool = False) -> Sequence[Any]:
         """Replay or process fetched records; returns those left for later once `until` (monotonic) passes.
 
-        Commits early when the open transaction has used its time budget. A producer
-        failing fatally mid-batch restores the partition (nothing is left then: the seek
-        fetches again).
+        Commits early when the open transaction has used its time budget; with `defer_commit`
+        (the run loop, exactly_once) it stops there instead, returns the rest and sets
+        `commit_wanted`, so the commit goes in flight at the end of the loop's turn while the
+        other partitions are processed, rather than the whole loop waiting for the broker's
+        round trips. A producer failing fatally mid-batch restores the partition (nothing is
+        left then: the seek fetches again).
         """
         try:
-            return self._process(records, until)
+            return self._process(records, until, defer_commit)
         except KafkaException as exc:
             self.ownership.producer_failed(exc)  # raises again unless the producer failed fatally
             # Aborts the batch; raises OwnershipLostError if another owner holds the partition now.
             self.recover(fatal=True)
             return []
 
-    def _process(self, records: Sequence[Any], until: float | None) -> Sequence[Any]:
+    def _process(self, records: Sequence[Any], until: float | None, defer_commit: bool) -> Sequence[Any]:
         state, producer = self.state, self.ownership.producer
         assert state is not None
         if not records or self.phase is Phase.FAILED:
@@ -153,6 +159,9 @@ class PartitionTask:
         while records:
             assert producer is not None
             ran = self.mode.run(state, records, until, producer, self.batch)
+            if ran.commit_now and defer_commit:
+                self.commit_wanted = True
+                return ran.rest
             if ran.commit_now and (not self.commit() or self.phase is Phase.FAILED):
                 return []  # aborted (restored, the seek fetches again) or halted: nothing here is still valid
             if ran.deadline_passed:
@@ -179,6 +188,7 @@ class PartitionTask:
         refused message). In flight, the partition must not be processed or checkpointed."""
         if self.in_flight is not None:
             return None
+        self.commit_wanted = False
         if not self.batch.open:
             return True
         state, producer = self.state, self.ownership.producer

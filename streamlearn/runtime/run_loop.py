@@ -107,6 +107,7 @@ class Run:
         commit_every = pc.commit_interval_ms / 1000.0
         poll_s = min(pc.poll_timeout_ms / 1000.0, commit_every)
         cadence = CommitCadence(self.tasks, commit_every, pc.max_batch, time.monotonic())
+        eos = pc.guarantee == "exactly_once"
         last_status = 0.0
         turn = TurnTimer(topic=self.topic)
         try:
@@ -114,11 +115,15 @@ class Run:
                 turn.start()
                 self.handoffs.serve(self)
                 now = self.heartbeat.beat()
-                self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every)
+                self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every,
+                                       defer_commits=eos)
                 turn.mark("poll_process")
                 now = time.monotonic()
                 # exactly_once commits run in flight (`eos.inflight`): the next turns process the other partitions.
-                committing = cadence.due({p: t.batch.records for p, t in self.tasks.items() if t.in_flight is None}, now)
+                # Due by the cadence, or because the batch used its time budget mid-turn (`commit_wanted`).
+                idle = {p: t for p, t in self.tasks.items() if t.in_flight is None}
+                committing = cadence.due({p: t.batch.records for p, t in idle.items()}, now)
+                committing += [p for p, t in idle.items() if t.commit_wanted and p not in committing]
                 self.each([self.tasks[p] for p in committing], PartitionTask.start_commit)
                 finished = self._finish_commits()
                 if not committing and not finished:
@@ -203,8 +208,11 @@ class Run:
                 t.close()
             raise
 
-    def _poll_and_process(self, wait_s: float, until: float) -> None:
+    def _poll_and_process(self, wait_s: float, until: float, defer_commits: bool = False) -> None:
         """Poll (unless records are still held), then give each partition its turn until `until`.
+
+        `defer_commits`: a partition whose batch used its time budget stops and is committed (in
+        flight) at the end of the turn, instead of the loop waiting for that commit here.
 
         A partition whose commit is in flight keeps what was fetched for it until the commit is
         applied. When only such records are held there is nothing to do but wait for a commit;
@@ -222,7 +230,7 @@ class Run:
             if task is not None and task.in_flight is not None:
                 self.backlog.keep(p, restores[p], records)
             elif task is not None:
-                rest = self._guarded(task, task.process, records, until)
+                rest = self._guarded(task, task.process, records, until, defer_commits)
                 if rest and self.tasks.get(p) is task:
                     self.backlog.keep(p, task.restores, list(rest))
 

@@ -47,7 +47,7 @@ class Task:
         self.partition_id, self.restores, self.in_flight = p, 0, in_flight
         self.processed: list[int] = []
 
-    def process(self, records: list[Rec], until: float) -> list[Rec]:
+    def process(self, records: list[Rec], until: float, defer_commit: bool = False) -> list[Rec]:
         self.processed += [r.offset() for r in records]
         return []
 

@@ -261,6 +261,25 @@ def test_a_slow_model_commits_early_instead_of_outliving_the_transaction(monkeyp
     assert 0 < len(left) < 30 and left[0].offset() == task.state.offset
 
 
+def test_a_spent_budget_with_defer_commit_stops_for_the_loop_to_commit_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run loop's mode: no commit inside `process` (the loop would wait for the broker's round trips
+    instead of processing the other partitions); the rest is handed back and the loop commits at its turn's end."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    cfg = AppConfig.model_validate({"processing": {"commit_interval_ms": 100, "guarantee": "at_least_once"}})
+    decoder = EventDecoder(cfg.fields, is_classifier=True, is_multiclass=False, classes=None, max_value_bytes=1 << 20)
+    store, producer = Store(), FlushingProducer()
+    task = PartitionTask(cfg, store, Consumer(), 0, "w0", b"k", decoder, True, 1, shared_producer=producer)  # type: ignore[arg-type]
+    task.state = ModelState(SlowModel(clock), Metric(), offset=0, model_version=0, events=0)
+    task.phase = Phase.RUNNING
+    left = task.process([Rec(i) for i in range(30)], defer_commit=True)
+    # The budget (100 ms) is spent within a few 40-ms events: processing stopped there, nothing committed.
+    assert 0 < task.state.offset <= 4 and len(left) == 30 - task.state.offset and left[0].offset() == task.state.offset
+    assert task.commit_wanted and task.batch.open and store.offsets == []
+    assert task.start_commit() is True  # at_least_once concludes at once (exactly_once: in flight)
+    assert not task.commit_wanted and not task.batch.open and store.offsets == [task.state.offset]
+
+
 def test_a_failed_producer_re_owns_rather_than_halts_on_what_it_could_not_deliver() -> None:
     reports = DeliveryReports(input_offset)
     reports(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Msg("out", prediction(7)))
