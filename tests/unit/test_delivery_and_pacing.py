@@ -241,7 +241,8 @@ class Rec(Msg):
         return self._o
 
 
-def test_a_slow_model_commits_early_instead_of_outliving_the_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+def slow_task(monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], Store, FlushingProducer, PartitionTask]:
+    """A running at_least_once task whose model costs 40 ms of a fake clock per event; commit budget 100 ms."""
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     cfg = AppConfig.model_validate({"processing": {"commit_interval_ms": 100, "guarantee": "at_least_once"}})
@@ -250,6 +251,12 @@ def test_a_slow_model_commits_early_instead_of_outliving_the_transaction(monkeyp
     task = PartitionTask(cfg, store, Consumer(), 0, "w0", b"k", decoder, True, 1, shared_producer=producer)  # type: ignore[arg-type]
     task.state = ModelState(SlowModel(clock), Metric(), offset=0, model_version=0, events=0)
     task.phase = Phase.RUNNING
+    return clock, store, producer, task
+
+
+def test_a_slow_model_commits_early_instead_of_outliving_the_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, store, producer, task = slow_task(monkeypatch)
+    assert task.state is not None
     left = task.process([Rec(i) for i in range(30)])
     assert left == [] and task.state.offset == 30 and len(producer.produced) == 30
     # 30 events × 40 ms = 1.2 s of model time: committed in batches that each fit the 100 ms budget (+ one event).
@@ -264,14 +271,8 @@ def test_a_slow_model_commits_early_instead_of_outliving_the_transaction(monkeyp
 def test_a_spent_budget_with_defer_commit_stops_for_the_loop_to_commit_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     """The run loop's mode: no commit inside `process` (the loop would wait for the broker's round trips
     instead of processing the other partitions); the rest is handed back and the loop commits at its turn's end."""
-    clock = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
-    cfg = AppConfig.model_validate({"processing": {"commit_interval_ms": 100, "guarantee": "at_least_once"}})
-    decoder = EventDecoder(cfg.fields, is_classifier=True, is_multiclass=False, classes=None, max_value_bytes=1 << 20)
-    store, producer = Store(), FlushingProducer()
-    task = PartitionTask(cfg, store, Consumer(), 0, "w0", b"k", decoder, True, 1, shared_producer=producer)  # type: ignore[arg-type]
-    task.state = ModelState(SlowModel(clock), Metric(), offset=0, model_version=0, events=0)
-    task.phase = Phase.RUNNING
+    _, store, _, task = slow_task(monkeypatch)
+    assert task.state is not None
     left = task.process([Rec(i) for i in range(30)], defer_commit=True)
     # The budget (100 ms) is spent within a few 40-ms events: processing stopped there, nothing committed.
     assert 0 < task.state.offset <= 4 and len(left) == 30 - task.state.offset and left[0].offset() == task.state.offset
