@@ -243,6 +243,9 @@ class CommitStats:
     hist: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS_MS) + 1))
     sum_ms: float = 0.0
     count: int = 0
+    # Batches cut because their transaction had been open for its time budget before the turn's
+    # deadline (a model too slow for processing.commit_interval_ms, or a backlog): `PartitionTask.process`.
+    budget: int = 0
 
     def observe(self, ms: float) -> None:
         self.count += 1

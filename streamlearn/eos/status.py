@@ -87,6 +87,7 @@ def status_fields(
         "commits": commits.count,
         "commit_sum_ms": round(commits.sum_ms, 3),
         "commit_hist": ",".join(map(str, commits.hist)),
+        "budget_commits": commits.budget,
         "updated_ms": int(time.time() * 1000),
     }
     fields.update(NODE)

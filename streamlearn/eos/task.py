@@ -159,6 +159,8 @@ class PartitionTask:
         while records:
             assert producer is not None
             ran = self.mode.run(state, records, until, producer, self.batch)
+            if ran.commit_now:
+                self.commit_stats.budget += 1
             if ran.commit_now and defer_commit:
                 self.commit_wanted = True
                 return ran.rest

@@ -80,6 +80,7 @@ def collect(cfg: AppConfig, store: CheckpointStore, consumer: Consumer, partitio
                 "commits": _num(st.get("commits")) or 0,
                 "commit_sum_ms": _num(st.get("commit_sum_ms"), float) or 0.0,
                 "commit_hist": [int(x) for x in st.get("commit_hist", "").split(",") if x],
+                "budget_commits": _num(st.get("budget_commits")) or 0,
                 "recoveries": counters.get("recoveries", 0),
                 "checkpoints_refused": counters.get("checkpoints_refused", 0),
                 "error": st.get("error") or None,

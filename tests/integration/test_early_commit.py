@@ -29,6 +29,7 @@ from tests.integration.engine_helpers import (
     keyed,
     load,
     produce,
+    store_of,
     wait_for,
     write_config,
 )
@@ -77,5 +78,8 @@ def test_batches_stopped_at_their_budget_commit_in_flight_exactly_once(
     assert all(n >= 5 for n in per_partition.values()), per_partition
     # Each deferral stopped mid-backlog: records were handed back, not dropped (I1 below counts them all).
     assert all(0 < offset < EVENTS for _, offset in deferred)
+    # And an operator sees them: the status (and streamlearn_budget_commits_total) counts every batch cut at its budget.
+    store = store_of(cfg)
+    assert all(int(store.read_status(p)["budget_commits"]) >= n for p, n in per_partition.items()), per_partition
 
     assert_exactly_once_and_models_equal(cfg, PARTITIONS, EVENTS)

@@ -19,6 +19,7 @@ def _row(p: int, **over: object) -> dict[str, object]:
         "checkpoint_offset": 100, "checkpoint_age_s": 1.5, "checkpoint_bytes": 2048, "events": 120,
         "dlq": 2, "lag": 7, "events_per_s": 55.5, "metric": {"name": "Accuracy", "value": 0.9},
         "commits": 4, "commit_sum_ms": 6012.0, "commit_hist": hist, "recoveries": 1, "checkpoints_refused": 0, "checkpoint_child_timeouts": 0,
+        "budget_commits": 9,
         "published_version": 7, "served_version": 6, "served_mode": "pinned", "publish_refused": {"metric_drop": 2},
     }
     row.update(over)
@@ -47,6 +48,7 @@ def test_per_partition_series_carry_app_and_partition() -> None:
     assert got[("streamlearn_lag_events", lab0)] == 7
     assert got[("streamlearn_dlq_total", lab0)] == 2
     assert got[("streamlearn_recoveries_total", lab0)] == 1
+    assert got[("streamlearn_budget_commits_total", lab0)] == 9
     assert got[("streamlearn_checkpoint_size_bytes", lab0)] == 2048
     assert got[("streamlearn_epoch", lab0)] == 4
     assert got[("streamlearn_partition_running", lab0)] == 1
