@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,33 @@ def load(path: Path) -> AppConfig:
     return load_config(path, environ={k: v for k, v in os.environ.items() if k == "STREAMLEARN_CHECKPOINT_SECRET"})
 
 
+def in_process_config(tmp_path: Path, bootstrap: str, redis_url: str, unique_topic: Any, partitions: int,
+                      **processing: Any) -> AppConfig:
+    """One worker's config over `partitions` partitions, with output and DLQ topics of as many partitions."""
+    return load(write_config(
+        tmp_path, bootstrap, redis_url, unique_topic(partitions=partitions),
+        kafka={"output_topic": unique_topic(partitions=partitions), "dlq_topic": unique_topic(partitions=partitions)},
+        processing={"workers": 1, **processing}))
+
+
+@contextlib.contextmanager
+def worker_in_process(cfg: AppConfig, partitions: int, name: str) -> Iterator[None]:
+    """`PartitionWorker.run` on a thread of this process (what is under test is its loop, not Ray),
+    stopped gracefully on leaving the block, which must then have ended as "stopped"."""
+    from streamlearn.runtime.worker import PartitionWorker
+
+    worker = PartitionWorker(cfg.to_wire(), name)
+    result: dict[str, Any] = {}
+    loop = threading.Thread(target=lambda: result.update(worker.run(list(range(partitions)))), daemon=True)
+    loop.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        loop.join(120)
+    assert not loop.is_alive() and result.get("result") == "stopped", result
+
+
 def assert_exactly_once_and_models_equal(cfg: AppConfig, partitions: int, total: int) -> None:
     """After a graceful stop: I1 over every input record (`total` of them) and I2 on every partition."""
     bootstrap = cfg.kafka.bootstrap
@@ -191,10 +219,12 @@ class HeldBackStream(threading.Thread):
 class SteadyLoad(threading.Thread):
     """Events produced in chunks of `chunk_s` seconds' worth at `rate` until stopped (or the events run out).
 
-    One producer for every chunk: a new idempotent producer per chunk held each chunk's first
-    records until it had connected, and they reached a consumer as one burst per chunk (in a
-    check here, p50 150-400 ms and at worst 0.5-1 s behind their timestamps, against p50 7 ms
-    with one producer): a period that a test checkpointing every `chunk_s` aliased with.
+    One producer for every chunk: a new idempotent producer per chunk holds the chunk's first
+    records until it has connected, which on a broker started a moment before took long enough for
+    a consumer to see each chunk as one burst (p50 297 ms, max 601 ms behind the records'
+    timestamps, against 16 / 79 ms with one producer; alike on a warm broker:
+    bench/results/raw/ckpt-rounds-s31/feed_arrival*.txt): a period that a test checkpointing
+    every `chunk_s` aliased with.
     """
 
     def __init__(self, cfg: AppConfig, events: list[dict[str, Any]], rate: float, chunk_s: float = 0.5) -> None:

@@ -8,13 +8,14 @@ child's fixed cost is most of the checkpoint budget, so the loop now lets the
 partitions close to due commit and join a due one: one child for all.
 
 The worker runs in-process (no Ray: what is under test is its loop) on a steady
-load spread over four partitions; every child it forks is recorded.
+load spread over four partitions; every child it forks is recorded. A round due
+while a child is still writing waits for it (tests/unit/test_checkpoint_round_wait.py;
+child lifetimes and the split rounds it prevents: bench/results/raw/ckpt-rounds-s31/).
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from typing import Any
 import pytest
 
 from streamlearn.runtime import run_loop
-from streamlearn.runtime.worker import PartitionWorker
 from streamlearn.state import forked
 from streamlearn.state.forked import ForkedCheckpointer, Snapshot
 from streamlearn.tools.datasets import synthetic_events
@@ -30,9 +30,9 @@ from tests.integration.engine_helpers import (
     SteadyLoad,
     all_committed,
     assert_exactly_once_and_models_equal,
-    load,
+    in_process_config,
     wait_for,
-    write_config,
+    worker_in_process,
 )
 
 pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="needs fork()")
@@ -46,11 +46,8 @@ RATE = 2_000.0  # events/s over all partitions: every partition has something ne
 def test_partitions_close_to_due_share_one_checkpoint_child(
     tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = unique_topic(partitions=PARTITIONS)
-    cfg = load(write_config(
-        tmp_path, kafka_bootstrap, redis_url, topic,
-        kafka={"output_topic": unique_topic(partitions=PARTITIONS), "dlq_topic": unique_topic(partitions=PARTITIONS)},
-        processing={"workers": 1, "checkpoint_every_s": EVERY_S, "checkpoint_every_events": 0}))
+    cfg = in_process_config(tmp_path, kafka_bootstrap, redis_url, unique_topic, PARTITIONS,
+                            checkpoint_every_s=EVERY_S, checkpoint_every_events=0)
 
     children: list[tuple[float, list[int]]] = []
     start = ForkedCheckpointer.start
@@ -61,20 +58,14 @@ def test_partitions_close_to_due_share_one_checkpoint_child(
 
     monkeypatch.setattr(ForkedCheckpointer, "start", recorded)
 
-    worker = PartitionWorker(cfg.to_wire(), "rounds-test")
-    result: dict[str, Any] = {}
-    loop = threading.Thread(target=lambda: result.update(worker.run(list(range(PARTITIONS)))), daemon=True)
     feed = SteadyLoad(cfg, list(synthetic_events(EVENTS, seed=11)), RATE)
-    loop.start()
-    feed.start()
-    try:
-        feed.join(120)
-        wait_for(lambda: feed.produced == EVENTS and all_committed(cfg), 120, "every partition committed to its end")
-    finally:
-        feed.stop.set()
-        worker.stop()
-        loop.join(120)
-    assert not loop.is_alive() and result.get("result") == "stopped", result
+    with worker_in_process(cfg, PARTITIONS, "rounds-test"):
+        feed.start()
+        try:
+            feed.join(120)
+            wait_for(lambda: feed.produced == EVENTS and all_committed(cfg), 120, "every partition committed to its end")
+        finally:
+            feed.stop.set()
 
     # The rounds changed when partitions commit, not what they commit: I1 and I2 as ever.
     assert_exactly_once_and_models_equal(cfg, PARTITIONS, EVENTS)

@@ -13,7 +13,6 @@ The worker runs in-process (no Ray: what is under test is its loop), as in test_
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,16 @@ from typing import Any
 import pytest
 
 from streamlearn.eos.task import PartitionTask
-from streamlearn.runtime.worker import PartitionWorker
 from streamlearn.tools.datasets import synthetic_events
 from tests.integration.engine_helpers import (
     all_committed,
     assert_exactly_once_and_models_equal,
+    in_process_config,
     keyed,
-    load,
     produce,
     store_of,
     wait_for,
-    write_config,
+    worker_in_process,
 )
 
 PARTITIONS = 4
@@ -42,12 +40,8 @@ BUDGET_MS = 1  # a fetched batch of a few hundred events takes longer than this 
 def test_batches_stopped_at_their_budget_commit_in_flight_exactly_once(
     tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = unique_topic(partitions=PARTITIONS)
-    cfg = load(write_config(
-        tmp_path, kafka_bootstrap, redis_url, topic,
-        kafka={"output_topic": unique_topic(partitions=PARTITIONS), "dlq_topic": unique_topic(partitions=PARTITIONS)},
-        processing={"workers": 1, "guarantee": "exactly_once", "commit_interval_ms": BUDGET_MS,
-                    "checkpoint_every_s": 0.5, "checkpoint_every_events": 0}))
+    cfg = in_process_config(tmp_path, kafka_bootstrap, redis_url, unique_topic, PARTITIONS, guarantee="exactly_once",
+                            commit_interval_ms=BUDGET_MS, checkpoint_every_s=0.5, checkpoint_every_events=0)
     assert produce(cfg, keyed(synthetic_events(EVENTS, seed=5))) == EVENTS  # a backlog: full fetches from the start
 
     deferred: list[tuple[int, int]] = []  # (partition, offset) where a batch stopped for the loop to commit
@@ -62,16 +56,8 @@ def test_batches_stopped_at_their_budget_commit_in_flight_exactly_once(
 
     monkeypatch.setattr(PartitionTask, "process", counted)
 
-    worker = PartitionWorker(cfg.to_wire(), "early-commit-test")
-    result: dict[str, Any] = {}
-    loop = threading.Thread(target=lambda: result.update(worker.run(list(range(PARTITIONS)))), daemon=True)
-    loop.start()
-    try:
+    with worker_in_process(cfg, PARTITIONS, "early-commit-test"):
         wait_for(lambda: all_committed(cfg), 180, "every partition committed to its end")
-    finally:
-        worker.stop()
-        loop.join(120)
-    assert not loop.is_alive() and result.get("result") == "stopped", result
 
     # The path under test was taken, on every partition, many times (not once by luck).
     per_partition = {p: sum(1 for q, _ in deferred if q == p) for p in range(PARTITIONS)}
