@@ -267,11 +267,11 @@ class Run:
         counts from the checkpoint just taken), so the next round is due for all at once.
 
         A partition whose child is still writing cannot join, and a child can outlive half an
-        interval (the fork and exit of a large worker on a busy machine: 0.3-0.9 s measured here for
-        a process with 6 GB resident beside two busy cores). Rounds once split then stayed split:
-        each group was due while the other's child was in flight. So a due round waits for the
-        children in flight to land, and their partitions, close to due by then, join it; it waits
-        at most CHECKPOINT_JOIN_SHARE of an interval past due.
+        interval (the fork and exit of a large worker on a busy machine: 0.3-1.0 s measured for a
+        process with 6 GB resident beside two busy cores, bench/results/raw/ckpt-rounds-s31/).
+        Rounds once split then stayed split: each group was due while the other's child was in
+        flight. So a due round waits for the children in flight to land, and their partitions,
+        close to due by then, join it; it waits at most CHECKPOINT_JOIN_SHARE of an interval past due.
         """
         if self.forker is None:
             return [t for t in self.tasks.values() if t.checkpoint_due(now)]
