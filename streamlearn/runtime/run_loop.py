@@ -91,6 +91,9 @@ class Run:
         self.rescale = RescaleStore(self.store)
         self.handoffs = Handoffs()
         self.retiring = False  # the last partition left was lost to another owner: the run ends
+        # A due checkpoint round is waiting for a child in flight (`_dispatch_checkpoints`): the loop
+        # checks again every turn, commits or not (an idle partition would otherwise wait for new data).
+        self.round_waiting = False
 
     def start(self) -> None:
         """Steps 1 and 2 for every partition, then read each from where its restore says."""
@@ -126,7 +129,7 @@ class Run:
                 committing += [p for p, t in idle.items() if t.commit_wanted and p not in committing]
                 self.each([self.tasks[p] for p in committing], PartitionTask.start_commit)
                 finished = self._finish_commits()
-                if not committing and not finished:
+                if not committing and not finished and not self.round_waiting:
                     turn.end()
                     continue
                 self.handoffs.after_commits(self)
@@ -280,8 +283,10 @@ class Run:
         due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
         in_flight = self.forker.in_flight
         free = [t for t in due if t.partition_id not in in_flight]
-        if free and in_flight & self.tasks.keys() and not any(t.checkpoint_due(now, 1 + CHECKPOINT_JOIN_SHARE) for t in free):
-            return []  # checked again after the next commit: the batches opened meanwhile commit to join
+        self.round_waiting = bool(free and in_flight & self.tasks.keys()
+                                  and not any(t.checkpoint_due(now, 1 + CHECKPOINT_JOIN_SHARE) for t in free))
+        if self.round_waiting:
+            return []  # checked again next turn (`loop`); batches opened meanwhile commit to join
         if free:
             joining = [t for t in self.tasks.values()
                        if t not in due and t.partition_id not in in_flight and t.checkpoint_near(now, CHECKPOINT_JOIN_SHARE)]

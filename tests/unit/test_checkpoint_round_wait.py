@@ -58,7 +58,18 @@ def test_a_due_round_waits_while_another_partitions_child_is_still_writing() -> 
     # Partition 0 is due; 1-3 were snapshotted 0.3 s ago (stale `started`: their child has not landed).
     run, forker = make_run({0: 0.0, 1: -0.5, 2: -0.5, 3: -0.5}, in_flight={1, 2, 3})
     assert run._dispatch_checkpoints(0.55) == []
-    assert forker.children == []
+    assert forker.children == [] and run.round_waiting  # the loop asks again next turn, commits or not
+
+
+def test_the_waiting_round_goes_when_the_child_lands_without_another_commit() -> None:
+    # An idle stream: no partition commits again, so only the loop's next turns can end the wait.
+    run, forker = make_run({0: 0.0, 1: -0.5, 2: -0.5, 3: -0.5}, in_flight={1, 2, 3})
+    run._dispatch_checkpoints(0.55)
+    forker.in_flight.clear()
+    for t in (1, 2, 3):
+        run.tasks[t].started = 0.25  # their child landed: each counts from its snapshot
+    assert run._dispatch_checkpoints(0.56) == [] and not run.round_waiting
+    assert forker.children == [[0, 1, 2, 3]]
 
 
 def test_once_the_child_landed_its_partitions_join_the_waiting_round() -> None:
