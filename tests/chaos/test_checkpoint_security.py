@@ -1,6 +1,7 @@
 """Tampered checkpoints are refused before unpickling; secrets never reach logs, status or config output.
 
-Phase 1 runs the app to a graceful stop (checkpoints at K and earlier).
+Phase 1 runs the app to a graceful stop (checkpoints at K and earlier: a quarter of the events,
+a wait for every partition's checkpoint, another quarter, the stop's final checkpoint).
 Then Redis is attacked directly: flipped bytes in one blob, a malicious
 pickle (one that would create a marker file when unpickled) planted with and
 without the streamlearn header, both checkpoints of one partition replaced,
@@ -53,11 +54,21 @@ def test_tampered_checkpoints_are_refused(chaos_env: ChaosEnv, policy: str, tmp_
     def key(p: int, kind: str) -> str:
         return f"streamlearn:{sc.app}:{sc.topic}:{p}:{kind}"
 
-    half = sc.n_events // 2
-    first, second = sc.events(half), sc.events(sc.n_events - half, start=half)
+    half, quarter = sc.n_events // 2, sc.n_events // 4
+    second = sc.events(sc.n_events - half, start=half)
     d1 = sc.start()
-    sc.produce(first)
-    wait_for(lambda: caught_up(sc, len(first)), 600, "phase 1 committed")
+    # Two checkpoints per partition by construction: one within the first quarter (each partition's
+    # 250th event is due by count, if none was taken earlier by time), waited for; then at least one
+    # more, since the second quarter's events are new to the stop's final checkpoint. Produced at
+    # once, the interleaving of fetches, commits and checkpoint rounds decided, and three CI runs
+    # (of which one on the engine of runs that passed) left a partition with a single checkpoint;
+    # locally, with the worker started before or after the half was produced, every partition had two.
+    assert quarter // 4 >= 250, "CHAOS_EVENTS too small: a quarter must reach checkpoint_every_events (250) per partition"
+    sc.produce(sc.events(quarter))
+    wait_for(lambda: caught_up(sc, quarter), 600, "phase 1, first quarter committed")
+    wait_for(lambda: all(r.hget(key(p, "ckpt"), "blob") for p in range(4)), 120, "a checkpoint of every partition")
+    sc.produce(sc.events(half - quarter, start=quarter))
+    wait_for(lambda: caught_up(sc, half), 600, "phase 1 committed")
     sc.stop(d1)
     for p in range(3):
         assert r.hget(key(p, "ckpt:prev"), "blob"), f"partition {p} needs a previous checkpoint for this test"
