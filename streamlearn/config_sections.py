@@ -147,7 +147,8 @@ class ProcessingConfig(_Section):
         "Checkpoint after this many seconds (0: never by time). It bounds what a new owner replays after a crash: "
         "1 s recovers faster than the default 5 s at the cost of a checkpoint a second (docs/recovery-timeline.md). "
         "When one partition's checkpoint is due, the worker's other partitions at least half-way to theirs (by either "
-        "setting) commit and are checkpointed with it, by one forked child: their next ones then fall due together."))
+        "setting) commit and are checkpointed with it, by one forked child: their next ones then fall due together. "
+        "A round due while another partition's child is still writing waits for it, at most half an interval."))
     max_restarts: int = Field(-1, ge=-1, description="Ray restarts of a dead worker (-1: unlimited). Not used when "
                               "standby_refill_delay_s > 0 and standby_workers > 0: a dead worker is then "
                               "replaced by a fresh one.")

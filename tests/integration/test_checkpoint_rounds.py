@@ -8,8 +8,9 @@ child's fixed cost is most of the checkpoint budget, so the loop now lets the
 partitions close to due commit and join a due one: one child for all.
 
 The worker runs in-process (no Ray: what is under test is its loop) on a steady
-load spread over four partitions; every child it forks is recorded. Children that
-outlive half the interval can keep rounds split (bench/results/raw/ckpt-rounds-s31/).
+load spread over four partitions; every child it forks is recorded. A round due
+while a child is still writing waits for it (tests/unit/test_checkpoint_round_wait.py;
+child lifetimes and the split rounds it prevents: bench/results/raw/ckpt-rounds-s31/).
 """
 
 from __future__ import annotations
