@@ -247,18 +247,31 @@ class Timeline:
 
     def _run(self) -> None:
         """A first commit counts once the new owner holds the partition (its epoch is bumped) and the
-        offset moves past where it stood then: a commit of the old owner can never be taken for it."""
+        offset moves past where it stood before: a commit of the old owner is not taken for it (the
+        first read is after the kill, when the killed owner's last transaction has ended).
+
+        Each sample reads the offsets before the epochs, and the baseline is the offsets of the last
+        sample that saw no bump: those were read before an epoch read that found the new owner not
+        yet there, so they hold none of its commits. (The baseline used to be the offsets read just
+        after the bump was seen; a new owner that committed its whole backlog before that read, as
+        when the takeover outlasted the producer or a sample stalled on a busy machine, had no
+        commit counted: a CI run failed on it.)"""
         m = self.moves
         at_ownership: dict[int, int] = {}
+        before: dict[int, int | None] | None = None
+        with contextlib.suppress(Exception):
+            before = self._committed()  # after the kill: the old owner is gone
         while not self._stop.wait(0.1) and len(m.first_commit) < len(self.partitions):
             with contextlib.suppress(Exception):  # a sample lost to a slow service: the next one counts
-                epochs, offsets, t = self._epochs(), self._committed(), time.time() - self.since
+                offsets = self._committed()
+                epochs, t = self._epochs(), time.time() - self.since
                 for p in self.partitions:
                     if p not in m.ownership and epochs[p] > self.start_epochs[p]:
                         m.ownership[p] = t
-                        at_ownership[p] = offsets.get(p) or 0
-                    elif p in at_ownership and p not in m.first_commit and (offsets.get(p) or 0) > at_ownership[p]:
+                        at_ownership[p] = (before or {}).get(p) or 0
+                    if p in at_ownership and p not in m.first_commit and (offsets.get(p) or 0) > at_ownership[p]:
                         m.first_commit[p] = t
+                before = offsets
 
     def stop(self) -> Moves:
         self._stop.set()
