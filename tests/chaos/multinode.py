@@ -268,7 +268,8 @@ class Timeline:
                 for p in self.partitions:
                     if p not in m.ownership and epochs[p] > self.start_epochs[p]:
                         m.ownership[p] = t
-                        at_ownership[p] = (before or {}).get(p) or 0
+                        # No earlier sample (the first read failed): this one's offsets, as a floor.
+                        at_ownership[p] = (before if before is not None else offsets).get(p) or 0
                     if p in at_ownership and p not in m.first_commit and (offsets.get(p) or 0) > at_ownership[p]:
                         m.first_commit[p] = t
                 before = offsets
