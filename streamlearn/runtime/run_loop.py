@@ -36,7 +36,8 @@ from streamlearn.eos.task import PartitionTask
 from streamlearn.errors import OwnershipLostError
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_model, model_kind
-from streamlearn.runtime import warm
+from streamlearn.runtime import checkpoint_rounds, warm
+from streamlearn.runtime.checkpoint_rounds import CHECKPOINT_JOIN_SHARE
 from streamlearn.runtime.handoff import Handoffs
 from streamlearn.runtime.intake import Backlog
 from streamlearn.runtime.loop_timing import TurnTimer
@@ -48,9 +49,6 @@ log = logs.get("worker")
 
 #: Longest a graceful stop spends finishing replays (`Run._finish_replays`) before it checkpoints.
 REPLAY_AT_STOP_S = 30.0
-#: How far to its own checkpoint (a share of `processing.checkpoint_every_s` or `_events`) a partition
-#: must be to join another partition's checkpoint round (`Run._dispatch_checkpoints`).
-CHECKPOINT_JOIN_SHARE = 0.5
 #: A poll's longest wait while a commit is in flight: its end is applied (and the partition goes on) this soon.
 IN_FLIGHT_POLL_S = 0.002
 
@@ -259,40 +257,19 @@ class Run:
         return len(done) + len(overdue)
 
     def _dispatch_checkpoints(self, now: float) -> list[PartitionTask]:
-        """Due checkpoints go to forked children (one in flight per partition); returns those to write inline.
-
-        A checkpoint round: when one partition is due, the others at least CHECKPOINT_JOIN_SHARE of
-        the way there commit now and join it, so one child writes them all. A child's fixed cost
-        (the fork, its copy-on-write faults, tearing down its copy of the address space) is about
-        the whole 5 % budget of a checkpoint a second (bench/results/raw/ckpt-profile-s27/);
-        with staggered commits every partition used to find its own turn, about two children a
-        second for four partitions. The round also aligns the partitions' schedules (each
-        counts from the checkpoint just taken), so the next round is due for all at once.
-
-        A partition whose child is still writing cannot join, and a child can outlive half an
-        interval (the fork and exit of a large worker on a busy machine: 0.3-1.0 s measured for a
-        process with 6 GB resident beside two busy cores, bench/results/raw/ckpt-rounds-s31/).
-        Rounds once split then stayed split: each group was due while the other's child was in
-        flight. So a due round waits for the children in flight to land, and their partitions,
-        close to due by then, join it; it waits at most CHECKPOINT_JOIN_SHARE of an interval past due.
-        """
+        """Due checkpoints go to forked children (one in flight per partition), a round at a time
+        (`runtime.checkpoint_rounds`); returns those to write inline."""
         if self.forker is None:
             return [t for t in self.tasks.values() if t.checkpoint_due(now)]
         # Children's reports first: a partition whose child has just landed is not due again.
         self.apply_forked(self.forker.poll())
-        due = [t for t in self.tasks.values() if t.checkpoint_due(now)]
         in_flight = self.forker.in_flight
-        free = [t for t in due if t.partition_id not in in_flight]
-        self.round_waiting = bool(free and in_flight & self.tasks.keys()
-                                  and not any(t.checkpoint_due(now, 1 + CHECKPOINT_JOIN_SHARE) for t in free))
-        if self.round_waiting:
-            return []  # checked again next turn (`loop`); batches opened meanwhile commit to join
-        if free:
-            joining = [t for t in self.tasks.values()
-                       if t not in due and t.partition_id not in in_flight and t.checkpoint_near(now, CHECKPOINT_JOIN_SHARE)]
-            if joining:
-                self._commit_together(joining)
-                due += [t for t in joining if self.tasks.get(t.partition_id) is t and t.checkpoint_due(now, CHECKPOINT_JOIN_SHARE)]
+        plan = checkpoint_rounds.plan(list(self.tasks.values()), in_flight, now)
+        self.round_waiting = plan.waiting  # checked again next turn (`loop`); batches opened meanwhile commit to join
+        due = list(plan.due)
+        if plan.joining:
+            self._commit_together(plan.joining)
+            due += [t for t in plan.joining if self.tasks.get(t.partition_id) is t and t.checkpoint_due(now, CHECKPOINT_JOIN_SHARE)]
         ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
         inline = [t for t in ready if self.forker.take_inline(t.partition_id)]  # its last child timed out
         ready = [t for t in ready if t not in inline]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from streamlearn.runtime import run_loop
+from streamlearn.runtime import checkpoint_rounds
 from streamlearn.state import forked
 from streamlearn.state.forked import ForkedCheckpointer, Snapshot
 from streamlearn.tools.datasets import synthetic_events
@@ -75,7 +75,7 @@ def test_partitions_close_to_due_share_one_checkpoint_child(
     for p in range(PARTITIONS):
         times = [t for t, parts in children if p in parts]
         gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
-        assert all(g >= EVERY_S * run_loop.CHECKPOINT_JOIN_SHARE for g in gaps), (p, gaps)
+        assert all(g >= EVERY_S * checkpoint_rounds.CHECKPOINT_JOIN_SHARE for g in gaps), (p, gaps)
     # Together: on average at least three of the four partitions per child (about two without rounds).
     per_child = [len(parts) for _t, parts in children]
     assert sum(per_child) >= 3 * len(per_child), per_child

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamlearn.runtime.run_loop import CHECKPOINT_JOIN_SHARE, Run
+from streamlearn.runtime.checkpoint_rounds import CHECKPOINT_JOIN_SHARE
+from streamlearn.runtime.run_loop import Run
 
 EVERY_S = 0.5
 
