@@ -116,8 +116,7 @@ class Run:
                 turn.start()
                 self.handoffs.serve(self)
                 now = self.heartbeat.beat()
-                self._poll_and_process(max(0.0, min(poll_s, cadence.soonest(self.tasks) - now)), now + commit_every,
-                                       defer_commits=eos)
+                self._poll_and_process(poll_wait(cadence, self.tasks, poll_s, now), now + commit_every, defer_commits=eos)
                 turn.mark("poll_process")
                 now = time.monotonic()
                 # exactly_once commits run in flight (`eos.inflight`): the next turns process the other partitions.
@@ -325,6 +324,16 @@ class Run:
         self.consumer.incremental_assign(assignment)
         self.partition_ids = tuple(sorted(self.tasks))
         self.retiring = False
+
+
+def poll_wait(cadence: CommitCadence, tasks: dict[int, PartitionTask], poll_s: float, now: float) -> float:
+    """How long this turn's poll may wait: until the next commit deadline of a partition that can commit.
+
+    A partition whose commit is in flight cannot commit again before that commit lands, so its
+    deadline (passed, once its batch was cut by the time budget) does not count: it made every
+    wait zero and the loop spun, tens of thousands of empty turns a run, taking a core and the GIL
+    from the commit thread and the broker it was waiting for (`bench/results/raw/loop-spin-s33/`)."""
+    return max(0.0, min(poll_s, cadence.soonest(p for p, t in tasks.items() if t.in_flight is None) - now))
 
 
 def _renew_and_publish(task: PartitionTask, elapsed_s: float) -> None:

@@ -8,10 +8,12 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from streamlearn.eos.commit import Verdict, commit_bound_s
+import pytest
+
+from streamlearn.eos.commit import CommitCadence, Verdict, commit_bound_s
 from streamlearn.eos.inflight import Committer, InFlight
 from streamlearn.runtime.intake import Backlog
-from streamlearn.runtime.run_loop import Run
+from streamlearn.runtime.run_loop import Run, poll_wait
 
 
 class Rec:
@@ -158,3 +160,15 @@ def test_the_real_overdue_check_and_give_up_reown_the_partition() -> None:
 
     assert PartitionTask.give_up_commit(task) is False
     assert concluded == [(Verdict.REOWN, 42)] and task.ownership.calls.stuck and task.in_flight is None
+
+
+def test_a_partition_in_flight_past_its_deadline_does_not_make_the_poll_wait_zero() -> None:
+    """Its deadline cannot be acted on before its commit lands: counting it spun the loop (empty turns)."""
+    cadence = CommitCadence([0, 1], 0.1, 100, now=0.0)  # deadlines 0.05 and 0.1
+    flight = InFlight(concurrent.futures.Future(), 3, time.perf_counter())
+    tasks: Any = {0: Task(0, flight), 1: Task(1)}
+    assert poll_wait(cadence, tasks, 0.05, now=0.08) == pytest.approx(0.02)  # partition 1's deadline, not 0
+    tasks[1].in_flight = flight
+    assert poll_wait(cadence, tasks, 0.05, now=0.08) == 0.05  # all in flight: the poll's own bound
+    tasks[0].in_flight = tasks[1].in_flight = None
+    assert poll_wait(cadence, tasks, 0.05, now=0.08) == 0.0  # partition 0 is due: no wait
