@@ -6,6 +6,10 @@ next turn of the loop, after the commits that came due meanwhile. Left-over
 records are tagged with the task's restore count: once the task has
 restored (an aborted commit seeks the partition back), they belong to a
 position the task no longer has and are dropped; the seek fetches them again.
+
+A poll appends to what is held (a partition's records stay in fetch order),
+so a partition whose commit is in flight keeps its records without stopping
+the others from being fetched; polls stop while `max_batch` records are held.
 """
 
 from __future__ import annotations
@@ -31,22 +35,37 @@ class Backlog:
         return bool(self._held)
 
     def fill(self, consumer: Any, max_batch: int, wait_s: float, restores: dict[int, int], topic: str) -> None:
-        """Poll once (only when nothing is held: per partition, order must be kept) and hold what came."""
-        if self._held:
+        """Poll once, up to `max_batch` records held in all, and hold what came after what was held.
+
+        Held records of a partition that has restored since are stale (`take` would drop them):
+        the new ones, fetched from the restored position, replace them.
+        """
+        room = max_batch - self.count()
+        if room <= 0:
             return
         by_partition: dict[int, list[Any]] = defaultdict(list)
-        for m in poll_batch(consumer, max_batch, wait_s):
+        for m in poll_batch(consumer, room, wait_s):
             err = m.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     logs.event(log, logging.DEBUG, "consume_error", topic=topic, error=str(err))
                 continue
             by_partition[m.partition()].append(m)
-        self._held = {p: (restores.get(p, 0), recs) for p, recs in by_partition.items()}
+        for p, recs in by_partition.items():
+            gen = restores.get(p, 0)
+            held = self._held.get(p)
+            if held is not None and held[0] == gen:
+                held[1].extend(recs)
+            else:
+                self._held[p] = (gen, recs)
 
     def partitions(self) -> set[int]:
         """The partitions something is held for."""
         return set(self._held)
+
+    def count(self) -> int:
+        """Records held, all partitions."""
+        return sum(len(recs) for _, recs in self._held.values())
 
     def take(self, restores: dict[int, int]) -> list[tuple[int, list[Any]]]:
         """Everything held for partitions that have not restored since it was fetched."""
@@ -58,8 +77,10 @@ class Backlog:
         self._held.pop(partition, None)
 
     def keep(self, partition: int, generation: int, records: list[Any]) -> None:
+        """Records taken and not processed: back in front (they were fetched before anything held now)."""
         if records:
-            self._held[partition] = (generation, records)
+            held = self._held.get(partition)
+            self._held[partition] = (generation, records + held[1] if held is not None and held[0] == generation else records)
 
 
 def poll_batch(consumer: Any, max_batch: int, wait_s: float) -> list[Any]:

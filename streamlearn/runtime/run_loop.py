@@ -209,19 +209,24 @@ class Run:
             raise
 
     def _poll_and_process(self, wait_s: float, until: float, defer_commits: bool = False) -> None:
-        """Poll (unless records are still held), then give each partition its turn until `until`.
+        """Poll (up to `max_batch` records held), then give each partition its turn until `until`.
 
         `defer_commits`: a partition whose batch used its time budget stops and is committed (in
         flight) at the end of the turn, instead of the loop waiting for that commit here.
 
         A partition whose commit is in flight keeps what was fetched for it until the commit is
-        applied. When only such records are held there is nothing to do but wait for a commit;
-        while any is in flight a poll waits at most IN_FLIGHT_POLL_S, so a commit's end is seen soon."""
+        applied, and the poll goes on for the others (`Backlog.fill` appends). The poll does not
+        wait while held records are ready to process; while a commit is in flight it waits at most
+        IN_FLIGHT_POLL_S, so the commit's end is seen soon. Only when `max_batch` records are held,
+        all for partitions in flight, is there nothing to do but wait for a commit."""
         flying = {p: t.in_flight for p, t in self.tasks.items() if t.in_flight is not None}
-        if flying and self.backlog and self.backlog.partitions() <= flying.keys():
-            wait_any(list(flying.values()), wait_s)
-            return
-        if flying:
+        held = self.backlog.partitions()
+        if held - flying.keys():
+            wait_s = 0.0
+        elif flying:
+            if self.backlog.count() >= self.cfg.processing.max_batch:
+                wait_any(list(flying.values()), wait_s)
+                return
             wait_s = min(wait_s, IN_FLIGHT_POLL_S)
         restores = {p: t.restores for p, t in self.tasks.items()}
         self.backlog.fill(self.consumer, self.cfg.processing.max_batch, wait_s, restores, self.topic)

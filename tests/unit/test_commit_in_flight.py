@@ -68,16 +68,29 @@ def test_the_partition_in_flight_keeps_its_records_and_the_others_are_processed(
     assert tasks[1].processed == [7, 8] and tasks[0].processed == []
     assert run.backlog.partitions() == {0}
 
-    # Only the in-flight partition holds records: the loop waits for its commit instead of polling.
+    # The poll goes on while it is in flight: the others' records are processed, its own appended in order.
+    run.consumer.fetched = [Rec(0, 5), Rec(1, 9)]
+    Run._poll_and_process(run, 10.0, time.monotonic() + 1)
+    assert tasks[1].processed == [7, 8, 9] and tasks[0].processed == [] and run.backlog.count() == 3
+
+    # max_batch records held, all for the partition in flight: the loop waits for its commit instead of polling.
+    run.cfg.processing.max_batch = 3
     polls = run.consumer.polls
     threading.Timer(0.05, flight.future.set_result, (Verdict.COMMITTED,)).start()
     Run._poll_and_process(run, 10.0, time.monotonic() + 1)
     assert flight.done() and run.consumer.polls == polls and tasks[0].processed == []
 
-    # Applied (finish_commit clears in_flight): its held records are processed, in order.
+    # Applied (finish_commit clears in_flight): its held records are processed, in fetch order.
     tasks[0].in_flight = None
     Run._poll_and_process(run, 0.0, time.monotonic() + 1)
-    assert tasks[0].processed == [3, 4] and not run.backlog
+    assert tasks[0].processed == [3, 4, 5] and not run.backlog
+
+
+def test_a_poll_after_a_restore_replaces_the_stale_records_held() -> None:
+    backlog = Backlog()
+    backlog.fill(Consumer([Rec(0, 3), Rec(0, 4), Rec(1, 7)]), 100, 0.0, {0: 0, 1: 0}, "in")
+    backlog.fill(Consumer([Rec(0, 1), Rec(1, 8)]), 100, 0.0, {0: 1, 1: 0}, "in")  # partition 0 restored: read again from 1
+    assert sorted((p, [r.offset() for r in recs]) for p, recs in backlog.take({0: 1, 1: 0})) == [(0, [1]), (1, [7, 8])]
 
 
 def test_finish_commits_applies_only_the_commits_that_ended() -> None:
