@@ -139,7 +139,9 @@ class ProcessingConfig(_Section):
     commit_interval_ms: int = Field(100, ge=1, le=600_000, description="Longest time a transaction stays open (latency vs throughput).")
     max_batch: int = Field(
         5000, ge=1, le=1_000_000,
-        description="Most events per partition per transaction, and per poll. Under a backlog it sets the transaction size "
+        description="Most events per partition per transaction, and most fetched records a worker holds unprocessed "
+                    "(all its partitions together: the loop keeps polling while a partition's commit is in flight, up to "
+                    "this many). Under a backlog it sets the transaction size "
                     "(each transaction costs a few ms; 1000 spent 11 % of the loop committing, 5000 about 5 %).",
     )
     checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")
