@@ -118,8 +118,9 @@ class Bench:
                           "loadavg_before": load0, "loadavg_after": provenance.loadavg(), **res})
 
     def throughput(self, label: str, spec: dict[str, Any], run: int, n: int, *, extra: dict[str, Any] | None = None,
-                   probe: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
-        """`extra`: stored in the raw file as is; `probe(spec)`: read once the output is complete, before the stop."""
+                   probe: Callable[[dict[str, Any]], dict[str, Any]] | None = None, kind: str = "throughput") -> dict[str, Any]:
+        """`extra`: stored in the raw file as is; `probe(spec)`: read once the output is complete, before the stop;
+        `kind`: `throughput_warmup` for a warm-up round (kept, never counted)."""
         topic_out = common.uid("bench-out")
         extra_topics: list[str] = []
         if spec.get("labels"):
@@ -162,7 +163,7 @@ class Bench:
         if services and all(c is not None for c in svc_cpu):
             resources["services_cpu_s_window"] = round(sum(c for c in svc_cpu if c is not None), 3)
             resources["services_cpu_s_per_1k_events"] = round(1000.0 * resources["services_cpu_s_window"] / n, 4)
-        rec = {"label": label, "kind": "throughput", "run": run, "spec": self._public(spec), "events": n,
+        rec = {"label": label, "kind": kind, "run": run, "spec": self._public(spec), "events": n,
                "complete": finished, "predictions": reader.count, "exited_early": exited,
                "startup_s": (reader.batches[0][0] - t0) if reader.batches else None,
                "loadavg_before": load0, "loadavg_after": provenance.loadavg(), "resources": resources, **res,
@@ -176,7 +177,7 @@ class Bench:
                         "samples_throughput_eps": samples.throughput(n)["throughput_eps"] if samples.batches else None,
                         "last_sample_after_last_prediction_s": round(last_sample - last_pred, 3)
                         if last_pred is not None and last_sample is not None else None})
-        log(f"{label} run {run}: {res['throughput_eps']:.0f} ev/s ({reader.count}/{n}, complete={finished}) "
+        log(f"{label} {'warm-up ' if kind != 'throughput' else ''}run {run}: {res['throughput_eps']:.0f} ev/s ({reader.count}/{n}, complete={finished}) "
             f"cpu/1k={resources.get('cpu_s_per_1k_events')}s pss={resources['peak_pss_total_mb']}MB over {resources['processes']} processes"
             + (f"; samples {rec['samples']}/{n}" if samples is not None else ""))
         common.delete_topics(self.svc.bootstrap, [topic_out, *extra_topics])

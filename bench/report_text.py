@@ -93,7 +93,9 @@ def method(summary: dict[str, Any]) -> str:
         "",
         f"* **throughput**: {fmt(c.get('events'))} events in the input topic before the system starts, "
         f"{fmt(c.get('partitions'))} partitions; events/s from the first to the last committed prediction "
-        f"(start-up not counted); median of {fmt(c.get('runs'))} interleaved runs (all listed).",
+        f"(start-up not counted); median of {fmt(c.get('runs'))} interleaved runs (all listed)"
+        + (f", after {fmt(c.get('warmup_rounds'))} warm-up round(s) of the same runs, not counted (listed below the table)."
+           if c.get("warmup_rounds") else "."),
         f"* **latency**: the same offered loads for every system ({rates} ev/s), each for {fmt(c.get('latency_s'), 1)} s "
         f"in one system lifetime, the first {fmt(c.get('warmup_s'), 1)} s not counted; {fmt(c.get('latency_runs'))} runs; latency = arrival at "
         "the `read_committed` consumer minus the produce time written into the event (same clock), every fourth prediction; "
@@ -150,6 +152,10 @@ def throughput_table(summary: dict[str, Any]) -> str:
         rows.append(f"| {name} | {fmt(s.get('throughput_eps'))} | {runs} | {_or_nm(s.get('cpu_s_per_1k_events'), 3)} | "
                     f"{_or_nm(s.get('services_cpu_s_per_1k_events'), 3)} | "
                     f"{_or_nm(s.get('peak_pss_total_mb'))} | {_or_nm(s.get('peak_rss_total_mb'))} | {_or_nm(s.get('processes'))} |")
+    warm = [f"{name} {', '.join(fmt(r) for r in s['warmup_runs'])}" for name in ORDER
+            if (s := summary.get("systems", {}).get(name)) and s.get("warmup_runs")]
+    if warm:
+        rows += ["", "Warm-up round, not counted (ev/s; raw kind `throughput_warmup`): " + "; ".join(warm) + "."]
     return "\n".join(rows)
 
 

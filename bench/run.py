@@ -88,7 +88,17 @@ def base_spec(b: Bench, name: str, **extra: Any) -> dict[str, Any]:
 
 
 def throughput_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
-    """Median of runs; rounds interleave the systems (A B C, A B C, ...) so a slow phase of the VM spreads over all."""
+    """Median of runs; rounds interleave the systems (A B C, A B C, ...) so a slow phase of the VM spreads over all.
+
+    `plan.warmup_rounds` rounds go first, the same runs, kept as raw files (kind `throughput_warmup`) and listed
+    in summary.json (`warmup_runs`), never counted: a first round on a freshly started broker ran slow for the
+    systems at its start. model_limit (no broker) has none."""
+    warm: dict[str, list[float]] = {}
+    for w in range(plan.warmup_rounds):
+        for name in plan.systems:
+            if name != "model_limit":
+                rec = b.throughput(name, base_spec(b, name), w, plan.events, kind="throughput_warmup")
+                warm.setdefault(name, []).append(round(rec["throughput_eps"], 1))
     by: dict[str, list[dict[str, Any]]] = {name: [] for name in plan.systems}
     for r in range(plan.runs):
         for name in plan.systems:
@@ -108,6 +118,8 @@ def throughput_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
                          "peak_rss_total_mb": median([x.get("peak_rss_total_mb") for x in res]),
                          "peak_pss_total_mb": median([x.get("peak_pss_total_mb") for x in res]),
                          "processes": median([x.get("processes") for x in res])}
+        if name in warm:
+            systems[name]["warmup_runs"] = warm[name]
         if any("samples" in r for r in runs):  # label mode: the sample log, read alongside the predictions
             systems[name].update({"samples_complete_runs": sum(1 for r in ok if r.get("samples_complete")),
                                   "samples_throughput_eps": median([r.get("samples_throughput_eps") for r in ok]),
@@ -202,7 +214,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if unknown:
         raise SystemExit(f"unknown --systems {unknown}; choose from model_limit,{','.join(SYSTEMS)}")
     plan = Plan.quick(wanted) if args.quick else Plan.full(wanted)
-    for attr in ("events", "runs", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate", "recovery_checkpoint_every_s",
+    for attr in ("events", "runs", "warmup_rounds", "latency_runs", "latency_s", "kills", "kill_every_s", "recovery_rate", "recovery_checkpoint_every_s",
                  "recovery_standby_refill_delay_s"):
         v = getattr(args, attr)
         if v is not None:
@@ -238,6 +250,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smoke test: 20k events, 1 run, 2 rates, 2 kills, 6 systems (a few minutes)")
     ap.add_argument("--events", type=int, help="events per throughput run (full 120000; quick 20000)")
     ap.add_argument("--runs", type=int, help="throughput runs per system (median; full 3)")
+    ap.add_argument("--warmup-rounds", type=int, help="throughput rounds run first and not counted (full 1; quick 0)")
     ap.add_argument("--rates", help="offered loads of the latency grid, ev/s, comma-separated (full 2000,5000,10000)")
     ap.add_argument("--latency-runs", type=int, help="latency runs per system and rate (full 3)")
     ap.add_argument("--latency-s", type=float, help="seconds of offered load per rate (full 5; the first second not counted)")
@@ -286,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     prov = provenance.stamp(sys.argv if argv is None else ["bench.run", *argv])
     summary: dict[str, Any] = {
         "provenance": prov, "machine": {**prov["machine"], "note": args.note},
-        "config": {"events": plan.events, "runs": plan.runs, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
+        "config": {"events": plan.events, "runs": plan.runs, "warmup_rounds": plan.warmup_rounds, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
                    "latency_runs": plan.latency_runs, "latency_s": plan.latency_s, "warmup_s": plan.warmup_s, "kills": plan.kills,
                    "kill_every_s": plan.kill_every_s, "kill_rule": KILL_RULE, "kill_max_wait_s": kill_pacing.MAX_WAIT_S,
                    "first_kill_s": kill_pacing.FIRST_KILL_S, "caught_up_ms": kill_pacing.CAUGHT_UP_MS,

@@ -170,3 +170,19 @@ def test_throughput_verdicts_follow_the_ratios_paired_by_round() -> None:
     assert report_pairs.verdict(d["paired_eos_over_io_baseline"], 0.85) == "met"
     assert report_pairs.verdict(d["paired_eos_over_io_baseline"], 0.95) == "**not met**"
     assert report_pairs.verdict(None, 0.85) is None
+
+
+def test_a_warm_up_round_is_listed_and_never_counted() -> None:
+    """`bench.run`'s warm-up rounds: raw kind `throughput_warmup`, shown under the table, outside every ratio."""
+    raws = [_thr("streamlearn_eos_1w", 0, 36000.0), _thr("io_baseline", 0, 40000.0), _thr("bytewax", 0, 30000.0),
+            {**_thr("streamlearn_eos_1w", 0, 9000.0), "kind": "throughput_warmup"},
+            {**_thr("io_baseline", 0, 90000.0), "kind": "throughput_warmup"}]
+    d = report.derived({"systems": {}}, raws)
+    assert d["paired_eos_over_fastest_peer"]["ratios"] == [1.2]
+    assert d["paired_eos_over_io_baseline"]["ratios"] == [0.9]
+    summary = {"config": {"runs": 1, "warmup_rounds": 1}, "variants": {}, "machine": {"cpu_count": 2},
+               "systems": {"streamlearn_eos_1w": {"throughput_eps": 36000.0, "runs": [36000.0], "warmup_runs": [9000.0]},
+                           "io_baseline": {"throughput_eps": 40000.0, "runs": [40000.0], "warmup_runs": [90000.0]}}}
+    page = report.render(summary, raws)
+    assert "after 1 warm-up round(s) of the same runs, not counted" in page
+    assert "Warm-up round, not counted (ev/s; raw kind `throughput_warmup`): io_baseline 90,000; streamlearn_eos_1w 9,000." in page
