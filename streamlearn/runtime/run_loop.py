@@ -274,7 +274,7 @@ class Run:
         if plan.joining:
             self._commit_together(plan.joining)
             due += [t for t in plan.joining if self.tasks.get(t.partition_id) is t and t.checkpoint_due(now, CHECKPOINT_JOIN_SHARE)]
-        ready = [t for t in due if t.partition_id in self.tasks and t.partition_id not in in_flight]
+        ready = [t for t in due if t.partition_id in self.tasks]  # `plan` leaves out partitions with a child in flight
         inline = [t for t in ready if self.forker.take_inline(t.partition_id)]  # its last child timed out
         ready = [t for t in ready if t not in inline]
         if ready:
