@@ -8,8 +8,7 @@ to the checkpoint's offset): the records held were fetched for a position it no 
 count); processing them would learn past a gap and emit predictions the replay emits again.
 
 Here the worker runs in-process on the real broker and Redis (what is under test is its loop),
-four partitions, a backlog produced before the start and a 1-ms commit budget, so commits are
-in flight most of the time. Some of partition 0's commits are made to fail in flight, on its
+four partitions and a 1-ms commit budget, so commits are in flight most of the time. Some of partition 0's commits are made to fail in flight, on its
 own commit thread: the verdict is held back until the loop has fetched more of partition 0
 while its commit is in flight and another partition's commit is in flight too, then the
 transaction is left to abort (ABORT: aborted by the same producer) or its producer given up
@@ -18,12 +17,14 @@ as if no commit had ever failed: I1 over every record, I2 on every partition.
 
 Two loads: a backlog produced before the start (polls fill the backlog to `max_batch`; when a
 restore finds it full, the next turn does not poll and `take` drops the stale records) and a
-steady load below the worker's throughput (the next poll fetches the victim again while the
-stale records are held, and `fill` must replace them; asserted to have happened).
+steady load below the worker's throughput (the first poll after a restore is repeated until it
+brings the victim's re-fetched records while the stale ones are held, so `fill` must replace
+them; asserted to have happened).
 
 Seen while writing this (librdkafka 2.12.1, Kafka 4.1.1): an ABORT injected before any
 transactional call of the batch is sometimes refused by the broker (`abort_transaction` fails
-with INVALID_TXN_STATE, about 1 run in 3; the coordinator has not yet seen the transaction).
+with INVALID_TXN_STATE, in about 1 run in 3; not investigated further, presumably the
+transaction coordinator has not yet registered the transaction).
 `Ownership.abort` returns False and the partition is re-owned with a new producer, the designed
 fallback; I1 and I2 hold either way. A real ABORT verdict comes after the commit's own calls.
 """
