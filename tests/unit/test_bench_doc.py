@@ -127,7 +127,8 @@ def test_the_shape_of_a_new_run_renders_and_verdicts_follow_the_data() -> None:
     targets = page[page.index("## Targets"):]
     assert "| 36,000 / 30,000 (bytewax) = 1.20 (medians) | met |" in targets  # no raw files: no pairs, medians decide
     assert "| 36,000 / 40,000 = 0.90 (medians) | met |" in targets
-    assert "| 210 ms | met |" in targets and "| 260 ms | **not met** |" in targets
+    assert "| 210 ms, median of 3 runs (189 to 231) | met |" in targets
+    assert "| 260 ms, median of 3 runs (234 to 286) | undecided: the runs' range spans `250 ms` |" in targets
     assert "median 2.41 s, worst 2.93 s | met |" in targets
     assert "working tree dirty" in page
 
@@ -170,6 +171,17 @@ def test_throughput_verdicts_follow_the_ratios_paired_by_round() -> None:
     assert report_pairs.verdict(d["paired_eos_over_io_baseline"], 0.85) == "met"
     assert report_pairs.verdict(d["paired_eos_over_io_baseline"], 0.95) == "**not met**"
     assert report_pairs.verdict(None, 0.85) is None
+
+
+def test_latency_verdicts_follow_every_run_like_the_throughput_ones() -> None:
+    """A median within the bound is not enough: one run over it makes the target undecided."""
+    from bench.report_text import latency_verdict
+
+    assert latency_verdict({"median": 163.0, "min": 136.0, "max": 249.0, "n": 3}, 250) == "met"
+    assert latency_verdict({"median": 163.0, "min": 136.0, "max": 441.0, "n": 3}, 250).startswith("undecided")
+    assert latency_verdict({"median": 300.0, "min": 251.0, "max": 441.0, "n": 3}, 250) == "**not met**"
+    assert latency_verdict({"median": 200.0}, 250) == "met"  # one run (an older summary without the range)
+    assert latency_verdict({}, 250) == "not measured"
 
 
 def test_a_warm_up_round_is_listed_and_never_counted() -> None:
