@@ -140,8 +140,8 @@ class ProcessingConfig(_Section):
     max_batch: int = Field(
         5000, ge=1, le=1_000_000,
         description="Most events per partition per transaction, and most fetched records a worker holds unprocessed "
-                    "per partition it owns (the loop keeps polling while a partition's commit is in flight, up to "
-                    "this many times its partitions, all together). Under a backlog it sets the transaction size "
+                    "(all its partitions together: the loop keeps polling while a partition's commit is in flight, up to "
+                    "this many). Under a backlog it sets the transaction size "
                     "(each transaction costs a few ms; 1000 spent 11 % of the loop committing, 5000 about 5 %).",
     )
     checkpoint_every_events: int = Field(10_000, ge=0, description="Checkpoint after this many events (0: never by count).")

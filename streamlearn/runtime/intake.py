@@ -1,6 +1,6 @@
 """What the worker has fetched and not yet processed, per partition.
 
-A poll returns up to `hold_limit` records at once; the tasks process them
+A poll returns up to `max_batch` records at once; the tasks process them
 under a time bound (`eos.pacing`), so part of a poll can be left for the
 next turn of the loop, after the commits that came due meanwhile. Left-over
 records are tagged with the task's restore count: once the task has
@@ -9,7 +9,7 @@ position the task no longer has and are dropped; the seek fetches them again.
 
 A poll appends to what is held (a partition's records stay in fetch order),
 so a partition whose commit is in flight keeps its records without stopping
-the others from being fetched; polls stop while `hold_limit` records are held.
+the others from being fetched; polls stop while `max_batch` records are held.
 """
 
 from __future__ import annotations
@@ -25,19 +25,6 @@ from streamlearn import logs
 log = logs.get("worker")
 
 
-def hold_limit(max_batch: int, partitions: int) -> int:
-    """Most records held at once: `max_batch` per partition owned.
-
-    The consumer hands out a backlog in long runs of one partition (a fetch response's
-    chunk each). With one `max_batch` for the whole worker, the records fetched for a
-    partition right after its batch went in flight filled the backlog, and the loop
-    waited for that commit while the other partitions' records sat behind them in the
-    consumer's queue (2-3 % of the loop's time on a backlog, `wait_any`). A batch's
-    worth per partition lets the poll reach the others.
-    """
-    return max_batch * max(1, partitions)
-
-
 class Backlog:
     """Fetched records per partition, each list with the restore count it was fetched under."""
 
@@ -47,13 +34,13 @@ class Backlog:
     def __bool__(self) -> bool:
         return bool(self._held)
 
-    def fill(self, consumer: Any, limit: int, wait_s: float, restores: dict[int, int], topic: str) -> None:
-        """Poll once, up to `limit` records held in all, and hold what came after what was held.
+    def fill(self, consumer: Any, max_batch: int, wait_s: float, restores: dict[int, int], topic: str) -> None:
+        """Poll once, up to `max_batch` records held in all, and hold what came after what was held.
 
         Held records of a partition that has restored since are stale (`take` would drop them):
         the new ones, fetched from the restored position, replace them.
         """
-        room = limit - self.count()
+        room = max_batch - self.count()
         if room <= 0:
             return
         by_partition: dict[int, list[Any]] = defaultdict(list)

@@ -39,7 +39,7 @@ from streamlearn.model.spec import build_model, model_kind
 from streamlearn.runtime import checkpoint_rounds, warm
 from streamlearn.runtime.checkpoint_rounds import CHECKPOINT_JOIN_SHARE
 from streamlearn.runtime.handoff import Handoffs
-from streamlearn.runtime.intake import Backlog, hold_limit
+from streamlearn.runtime.intake import Backlog
 from streamlearn.runtime.loop_timing import TurnTimer
 from streamlearn.runtime.redis_pause import RedisPause
 from streamlearn.state import checkpoint, forked
@@ -209,7 +209,7 @@ class Run:
             raise
 
     def _poll_and_process(self, wait_s: float, until: float, defer_commits: bool = False) -> None:
-        """Poll (up to `hold_limit` records held), then give each partition its turn until `until`.
+        """Poll (up to `max_batch` records held), then give each partition its turn until `until`.
 
         `defer_commits`: a partition whose batch used its time budget stops and is committed (in
         flight) at the end of the turn, instead of the loop waiting for that commit here.
@@ -217,19 +217,19 @@ class Run:
         A partition whose commit is in flight keeps what was fetched for it until the commit is
         applied, and the poll goes on for the others (`Backlog.fill` appends). The poll does not
         wait while held records are ready to process; while a commit is in flight it waits at most
-        IN_FLIGHT_POLL_S, so the commit's end is seen soon. Only when the backlog is full
-        (`hold_limit`), all of it for partitions in flight, is there nothing to do but wait for a commit."""
+        IN_FLIGHT_POLL_S, so the commit's end is seen soon. Only when `max_batch` records are held,
+        all for partitions in flight, is there nothing to do but wait for a commit."""
         flying = {p: t.in_flight for p, t in self.tasks.items() if t.in_flight is not None}
         held = self.backlog.partitions()
         if held - flying.keys():
             wait_s = 0.0
         elif flying:
-            if self.backlog.count() >= hold_limit(self.cfg.processing.max_batch, len(self.tasks)):
+            if self.backlog.count() >= self.cfg.processing.max_batch:
                 wait_any(list(flying.values()), wait_s)
                 return
             wait_s = min(wait_s, IN_FLIGHT_POLL_S)
         restores = {p: t.restores for p, t in self.tasks.items()}
-        self.backlog.fill(self.consumer, hold_limit(self.cfg.processing.max_batch, len(self.tasks)), wait_s, restores, self.topic)
+        self.backlog.fill(self.consumer, self.cfg.processing.max_batch, wait_s, restores, self.topic)
         for p, records in self.backlog.take(restores):
             task = self.tasks.get(p)
             if task is not None and task.in_flight is not None:

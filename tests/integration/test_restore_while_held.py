@@ -15,12 +15,11 @@ transaction is left to abort (ABORT: aborted by the same producer) or its produc
 (REOWN: a new producer fences it and the broker aborts it). The output and the models must be
 as if no commit had ever failed: I1 over every record, I2 on every partition.
 
-Two loads: a backlog produced before the start (polls fill the backlog to its limit,
-`max_batch` per partition, set below the backlog's size; when a restore finds it full, the
-next turn does not poll and `take` drops the stale records) and a steady load below the
-worker's throughput (the first poll after a restore is repeated until it brings the victim's
-re-fetched records while the stale ones are held, so `fill` must replace them; asserted to
-have happened).
+Two loads: a backlog produced before the start (polls fill the backlog to `max_batch`; when a
+restore finds it full, the next turn does not poll and `take` drops the stale records) and a
+steady load below the worker's throughput (the first poll after a restore is repeated until it
+brings the victim's re-fetched records while the stale ones are held, so `fill` must replace
+them; asserted to have happened).
 
 Seen while writing this (librdkafka 2.12.1, Kafka 4.1.1): an ABORT injected before any
 transactional call of the batch is sometimes refused by the broker (`abort_transaction` fails
@@ -59,7 +58,6 @@ from tests.polling import poll
 
 PARTITIONS = 4
 EVENTS = 6_000
-MAX_BATCH = 1_000  # so the backlog's limit (max_batch per partition: 4,000) is below EVENTS
 RATE = 2_000.0  # events/s of the steady load: below the worker's throughput, so the backlog is not full
 VICTIM = 0
 FAIL_EVERY = 3  # every third commit of partition 0 fails...
@@ -73,10 +71,10 @@ def test_a_restore_while_records_are_held_for_the_partition_keeps_exactly_once(
     load: str, tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = in_process_config(tmp_path, kafka_bootstrap, redis_url, unique_topic, PARTITIONS, guarantee="exactly_once",
-                            commit_interval_ms=1, checkpoint_every_s=0.5, checkpoint_every_events=0, max_batch=MAX_BATCH)
+                            commit_interval_ms=1, checkpoint_every_s=0.5, checkpoint_every_events=0)
     events = list(synthetic_events(EVENTS, seed=11))
     steady = SteadyLoad(cfg, events, RATE)
-    if load == "backlog":  # produced before the start: every poll fills the backlog to its limit
+    if load == "backlog":  # produced before the start: every poll fills the backlog to max_batch
         assert produce(cfg, keyed(events)) == EVENTS
 
     runs: list[Run] = []
@@ -137,13 +135,13 @@ def test_a_restore_while_records_are_held_for_the_partition_keeps_exactly_once(
     replaced: list[int] = []
     fill = Backlog.fill
 
-    def refilled(self: Backlog, consumer: Any, limit: int, wait_s: float, restores: dict[int, int], topic: str) -> None:
+    def refilled(self: Backlog, consumer: Any, max_batch: int, wait_s: float, restores: dict[int, int], topic: str) -> None:
         held = self._held.get(VICTIM)
         stale = held is not None and held[0] != restores.get(VICTIM)
-        fill(self, consumer, limit, wait_s, restores, topic)
+        fill(self, consumer, max_batch, wait_s, restores, topic)
         deadline = time.monotonic() + REFILL_S
-        while stale and self._held[VICTIM][0] != restores.get(VICTIM) and self.count() < limit and time.monotonic() < deadline:
-            fill(self, consumer, limit, 0.01, restores, topic)
+        while stale and self._held[VICTIM][0] != restores.get(VICTIM) and self.count() < max_batch and time.monotonic() < deadline:
+            fill(self, consumer, max_batch, 0.01, restores, topic)
         if stale and self._held[VICTIM][0] == restores.get(VICTIM):
             replaced.append(self._held[VICTIM][1][0].offset())
 
@@ -164,8 +162,8 @@ def test_a_restore_while_records_are_held_for_the_partition_keeps_exactly_once(
     # And each was applied as a restore (one at the start, one per failure): the held records became stale.
     assert victim_restores == 1 + len(VERDICTS), victim_restores
     if load == "steady":
-        # Below the limit, a poll fetched the victim again while its stale records were held: `fill` replaced them.
-        # (With a backlog, the backlog is often full when a restore comes, stale records included: no poll then,
+        # Below max_batch, a poll fetched the victim again while its stale records were held: `fill` replaced them.
+        # (With a backlog, max_batch is often held when a restore comes, stale records included: no poll then,
         # and `take` drops them.)
         assert replaced, "no poll after a restore brought the victim's records while stale ones were held"
 

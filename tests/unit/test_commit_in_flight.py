@@ -73,16 +73,8 @@ def test_the_partition_in_flight_keeps_its_records_and_the_others_are_processed(
     Run._poll_and_process(run, 10.0, time.monotonic() + 1)
     assert tasks[1].processed == [7, 8, 9] and tasks[0].processed == [] and run.backlog.count() == 3
 
-    # Held records count against max_batch per partition owned (2 here): 3 held for the partition in flight
-    # with max_batch 2 leave room, and the loop polls on (the others' records may be behind them).
-    run.cfg.processing.max_batch = 2
-    polls = run.consumer.polls
-    Run._poll_and_process(run, 0.0, time.monotonic() + 1)
-    assert run.consumer.polls == polls + 1 and tasks[0].processed == [] and run.backlog.count() == 3
-
-    # The backlog full (max_batch per partition), all for the partition in flight: the loop waits for its
-    # commit instead of polling.
-    run.cfg.processing.max_batch = 1
+    # max_batch records held, all for the partition in flight: the loop waits for its commit instead of polling.
+    run.cfg.processing.max_batch = 3
     polls = run.consumer.polls
     threading.Timer(0.05, flight.future.set_result, (Verdict.COMMITTED,)).start()
     Run._poll_and_process(run, 10.0, time.monotonic() + 1)
