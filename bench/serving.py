@@ -133,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ingress", choices=["haproxy", "proxy"], default="haproxy", help="serving.ingress (default haproxy)")
     ap.add_argument("--replicas", type=int, default=1, help="serving.replicas (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="client connections of the load generator (default 32)")
+    ap.add_argument("--series", action="store_true",
+                    help="also keep every request's due time, own delay and service time, and every publish announcement's arrival, in the raw file")
+    ap.add_argument("--serve-realtime", type=int, default=None,
+                    help="serving.realtime_priority (SCHED_RR 1-99; default: normal scheduling; needs root or CAP_SYS_NICE)")
+    ap.add_argument("--client-realtime", type=int, default=None,
+                    help="SCHED_RR priority of the load generator (default: --serve-realtime)")
     ap.add_argument("--serve-nice", type=int, default=None, help="serving.nice (default: inherited; negative needs root)")
     ap.add_argument("--client-nice", type=int, default=None,
                     help="the generator's nice (own session and autogroup too; default: --serve-nice)")
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     loadavg_at_start = os.getloadavg()  # (machine_info's is taken when the JSON is written, at the end)
     learner_rate = args.learner_rate or _half_learner_throughput()
     client_nice = args.client_nice if args.client_nice is not None else args.serve_nice
+    client_realtime = args.client_realtime if args.client_realtime is not None else args.serve_realtime
     root = Path(tempfile.mkdtemp(prefix="streamlearn-bench-serving-"))
     if args.bootstrap and args.redis_url:
         services = Services(args.bootstrap, args.redis_url)
@@ -164,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"],
                   "publish": {"every_s": args.publish_every}},
         "processing": {"workers": 1, "standby_workers": 0},
-        "serving": {"ingress": args.ingress, "replicas": args.replicas, "nice": args.serve_nice},
+        "serving": {"ingress": args.ingress, "replicas": args.replicas, "nice": args.serve_nice,
+                    "realtime_priority": args.serve_realtime},
         # Learner and serving refuse to sign or verify versions with the development key: a real, per-run secret.
         "checkpoint": {"secret": "bench-" + secrets.token_hex(16)},
         "metrics": {"port": None},
@@ -217,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         # snapshot, so its CPU is the result's `client_cpu_share`, not part of this group.
         roots = {"serve": procs[1].pid, "learner": procs[0].pid, "feeder": feeder.pid or 0, "bench": os.getpid()}
         if args.warmup > 0:
-            load_in_own_session(client_nice, port, args.rate, args.warmup, events, args.connections)
+            load_in_own_session(client_nice, port, args.rate, args.warmup, events, args.connections, realtime=client_realtime)
         cpu0, busy0, t_load = cpu_snapshot(roots), machine_busy(), time.monotonic()
-        result = load_in_own_session(client_nice, port, args.rate, args.duration, events, args.connections)
+        result = load_in_own_session(client_nice, port, args.rate, args.duration, events, args.connections, args.series,
+                                     client_realtime)
         result["warmup_s"] = args.warmup
         result["loadavg_after_load"] = os.getloadavg()
         result["cpu"] = cpu_shares(cpu0, cpu_snapshot(roots), time.monotonic() - t_load, (busy0, machine_busy()))
@@ -232,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             "publish_to_served_max_ms": max(delays) if delays else None, "publishes_seen": len(seen), "delays": len(delays),
             "learner_offered_eps": learner_rate, "learner_sent": feeder.sent,
         })
+        if args.series:  # (partition, version, arrival epoch ms, served epoch ms or None)
+            result["announcements"] = sorted([p, v, round(t, 1), served_at.get((p, v))] for (p, v), t in seen.items() if t >= since)
     finally:
         feeder.stop()
         ann.stop.set()
@@ -246,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         services.stop()
     out = {"label": "serving", "kind": "serving", "loadavg_at_start": loadavg_at_start, "loadavg_at_end": os.getloadavg(), "spec": {"app": app, "shared_services": args.shared or bool(args.bootstrap), "publish_every_s": args.publish_every,
            "replicas": args.replicas, "workers": 1,
-           "connections": args.connections, "ingress": args.ingress, "serve_nice": args.serve_nice, "client_nice": client_nice, "learner_nice": args.learner_nice, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
+           "connections": args.connections, "ingress": args.ingress, "serve_nice": args.serve_nice, "client_nice": client_nice,
+           "serve_realtime": args.serve_realtime, "client_realtime": client_realtime, "learner_nice": args.learner_nice, "serve_env": {k: v for k, v in sorted(env.items()) if k.startswith("RAY_SERVE_")}}, **result, "machine": machine_info()}
     raw = Path(args.raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
     n = 0

@@ -32,14 +32,20 @@ from bench.common import PacedProducer, percentile
 from bench.resources import _cmd, tree
 
 
-def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]], connections: int = 32) -> dict[str, Any]:
-    """Open loop: request i is due at t0 + i/rate; latency counts from when it was due."""
+def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]], connections: int = 32,
+         series: bool = False) -> dict[str, Any]:
+    """Open loop: request i is due at t0 + i/rate; latency counts from when it was due.
+
+    `series`: also return every answered request as [due (epoch ms), own delay ms, service ms], to line
+    slow requests up with what else happened then (publishes, the learner's checkpoints).
+    """
     due: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
     lat_ms: list[float] = []
     service_ms: list[float] = []  # from the actual send: the server's part, without the generator's queueing
     errors: list[str] = []
     lock = threading.Lock()
     late_ms: list[float] = []  # from the scheduled to the actual send: the generator's own delay
+    per_request: list[tuple[float, float, float]] = []
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -69,6 +75,8 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
                     late_ms.append((sent - at) * 1000)
                     lat_ms.append((done - at) * 1000)
                     service_ms.append((done - sent) * 1000)
+                    if series:
+                        per_request.append((at, (sent - at) * 1000, (done - sent) * 1000))
                 elif resp is not None:
                     errors.append(str(resp.status))
 
@@ -87,7 +95,9 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
         t.join()
     wall = time.perf_counter() - t0
     client_cpu = time.process_time() - cpu0
-    return {"offered_rps": rate, "requests": n, "ok": len(lat_ms), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+    epoch = time.time() - time.perf_counter()  # perf_counter → epoch seconds, to match other clocks' records
+    extra = {"series": sorted([round((at + epoch) * 1000, 1), round(late, 2), round(svc, 2)] for at, late, svc in per_request)} if series else {}
+    return {**extra, "offered_rps": rate, "requests": n, "ok": len(lat_ms), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
             "connections": connections, "client_cpu_share": round(client_cpu / wall, 3) if wall > 0 else None,
             "achieved_rps": len(lat_ms) / wall if wall > 0 else 0.0,
             "latency_p50_ms": percentile(lat_ms, 50), "latency_p95_ms": percentile(lat_ms, 95),
@@ -97,18 +107,19 @@ def load(port: int, rate: float, duration_s: float, events: list[dict[str, Any]]
 
 
 def load_in_own_session(nice: int | None, port: int, rate: float, duration_s: float, events: list[dict[str, Any]],
-                        connections: int = 32) -> dict[str, Any]:
+                        connections: int = 32, series: bool = False,
+                        realtime: int | None = None) -> dict[str, Any]:
     """`load` from a process and session of its own, at `nice` (None: inherited).
 
     The generator stands in for callers on other machines. On this shared 2-core machine its own
     wake-ups wait in the run queue too, and a request sent late counts as late in `latency_*`;
     with autogroups the CPU is shared between sessions first (streamlearn/serving/priority.py), so
     the generator gets a session of its own and, where serving runs at a raised priority, the same
-    one. `late_p99_ms` reports what is left of its own delay.
+    one (`nice`, and SCHED_RR at `realtime` when serve has it too). `late_p99_ms` reports what is left of its own delay.
     """
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with Kafka and Redis client threads
     out = ctx.Queue()
-    proc = ctx.Process(target=_load_child, args=(nice, out, port, rate, duration_s, events, connections),
+    proc = ctx.Process(target=_load_child, args=(nice, out, port, rate, duration_s, events, connections, series, realtime),
                        daemon=True, name="bench-serving-generator")
     proc.start()
     try:
@@ -118,19 +129,20 @@ def load_in_own_session(nice: int | None, port: int, rate: float, duration_s: fl
         if proc.is_alive():
             proc.kill()
     result["client_nice"] = nice
+    result["client_realtime"] = realtime
     return result
 
 
 def _load_child(nice: int | None, out: Any, port: int, rate: float, duration_s: float, events: list[dict[str, Any]],
-                connections: int) -> None:
+                connections: int, series: bool, realtime: int | None) -> None:
     from streamlearn.serving import priority
 
     os.setsid()
-    priority.apply(nice)
+    priority.apply(nice, realtime)
     # 32 request threads share one GIL: a thread whose request is due waits for it up to the switch
     # interval (5 ms by default) while another parses an answer. Every such wait counts as latency.
     sys.setswitchinterval(0.0005)
-    out.put(load(port, rate, duration_s, events, connections))
+    out.put(load(port, rate, duration_s, events, connections, series))
 
 
 def _feed(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float, duration_s: float,
@@ -174,12 +186,15 @@ class Feeder:
                 self._proc.kill()
 
 
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores since boot, from /proc/stat: two of them give the machine's busy share."""
+def machine_busy() -> tuple[float, float, float]:
+    """(busy, total, steal) jiffies of all cores since boot, from /proc/stat: two of them give the machine's busy share.
+
+    Steal is time the hypervisor ran something else on this VM's virtual CPUs: no priority inside the VM,
+    real-time included, gets it back (docs/serving-latency.md, session 36)."""
     with open("/proc/stat") as fh:
         fields = [float(x) for x in fh.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    return sum(fields) - idle, sum(fields), fields[7] if len(fields) > 7 else 0.0
 
 
 def _runq_wait_s(pid: int) -> float:
@@ -205,7 +220,7 @@ def cpu_snapshot(roots: dict[str, int]) -> dict[int, tuple[str, str, float, floa
 
 
 def cpu_shares(before: dict[int, tuple[str, str, float, float]], after: dict[int, tuple[str, str, float, float]],
-               wall_s: float, busy: tuple[tuple[float, float], tuple[float, float]]) -> dict[str, Any]:
+               wall_s: float, busy: tuple[tuple[float, float, float], tuple[float, float, float]]) -> dict[str, Any]:
     """Share of one core each process used between two snapshots, by group and command (busiest first).
 
     `busy` is machine_busy() at both ends: the whole machine's busy share, other users and the broker included.
@@ -222,6 +237,8 @@ def cpu_shares(before: dict[int, tuple[str, str, float, float]], after: dict[int
         wait[key] = wait.get(key, 0.0) + waited - (before[pid][3] if pid in before else 0.0)
         groups[group] = groups.get(group, 0.0) + used
     share = {k: round(v / wall_s, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v / wall_s >= 0.005}
-    return {"wall_s": round(wall_s, 1), "machine_busy_share": round((busy[1][0] - busy[0][0]) / max(1.0, busy[1][1] - busy[0][1]), 3),
+    total = max(1.0, busy[1][1] - busy[0][1])
+    return {"wall_s": round(wall_s, 1), "machine_busy_share": round((busy[1][0] - busy[0][0]) / total, 3),
+            "machine_steal_share": round((busy[1][2] - busy[0][2]) / total, 4),
             "by_group": {k: round(v / wall_s, 3) for k, v in sorted(groups.items())}, "by_process": share,
             "runq_wait_share": {k: round(wait[k] / wall_s, 3) for k in share}, "machine_cores": os.cpu_count()}

@@ -132,6 +132,16 @@ class ServingConfig(_Section):
                     "systemd, setsid). Below the inherited value it needs root or CAP_SYS_NICE (refused at start "
                     "otherwise). null: inherited. Not applied on a cluster joined with --ray-address.",
     )
+    realtime_priority: int | None = Field(
+        None, ge=1, le=99,
+        description="Real-time priority (Linux SCHED_RR, 1-99) of `streamlearn serve` and the local Ray it starts: a "
+                    "request preempts every normally scheduled process at once (the learner, the broker, batch jobs), "
+                    "where serving.nice only weighs serve's share of the CPU. For a request-time latency target on a "
+                    "shared machine; needs root, CAP_SYS_NICE or LimitRTPRIO (refused at start otherwise). The kernel "
+                    "keeps 5 % of each core for normal processes (kernel.sched_rt_runtime_us), so serving busy at its "
+                    "limit can starve the learner: size it for its load. null: normal scheduling. Not applied on a "
+                    "cluster joined with --ray-address.",
+    )
 
 
 

@@ -102,7 +102,7 @@ def serve_forever(cfg: AppConfig, ray_address: str | None, host: str, port: int,
 
     stop = threading.Event()
     if ray_address is None:  # before Ray starts: its processes inherit the priority (serving/priority.py)
-        priority.apply(cfg.serving.nice)
+        priority.apply(cfg.serving.nice, cfg.serving.realtime_priority)
     work = ingress.workdir()
     if ray_address is None:  # inherited by the controller, proxy and replicas of the local Ray started below
         os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if cfg.serving.ingress == "haproxy" else "0"

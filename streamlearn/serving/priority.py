@@ -1,4 +1,4 @@
-"""`serving.nice`: the CPU priority `streamlearn serve`'s own Ray runs at.
+"""`serving.nice` and `serving.realtime_priority`: the CPU priority `streamlearn serve`'s own Ray runs at.
 
 On a machine shared with the learner, the Kafka broker and the feeder, a
 request that arrives while the cores are busy waits in the kernel's run
@@ -25,6 +25,16 @@ service, `setsid`, or as bench/serving.py starts it).
 A negative value raises priority, which Linux allows only with
 CAP_SYS_NICE (root) or a high enough RLIMIT_NICE: refused at start,
 naming the key, rather than silently serving at the old priority.
+
+A nice value, even with its autogroup, only weighs serve's share: on a
+machine busy ~90 % of the time a request still waits for the process on
+the core to be preempted, and the replica's threads waited 0.04-0.16 s per
+second at -10 (docs/serving-latency.md, session 36). `serving.realtime_priority`
+puts serve's threads in SCHED_RR, the kernel's real-time class, which
+preempts every normal process at once. Same inheritance (threads, Ray's
+processes), same privilege rule (CAP_SYS_NICE or RLIMIT_RTPRIO). The kernel
+keeps 5 % of each core for normal processes (kernel.sched_rt_runtime_us),
+so a runaway replica slows the machine rather than locking it.
 """
 
 from __future__ import annotations
@@ -81,10 +91,30 @@ def _set_autogroup(nice: int, before: int) -> str | None:
         raise
 
 
-def apply(nice: int | None) -> None:
-    """Run this process (and what it starts from now on) at `nice`; None leaves the inherited priority."""
-    if nice is None:
-        return
+def _refused_realtime(rt: int) -> ConfigError:
+    return ConfigError(
+        f"serving.realtime_priority: {rt} needs the right to use real-time scheduling (RLIMIT_RTPRIO here is "
+        f"{_rtprio_limit()})",
+        hint="run `streamlearn serve` as root or with CAP_SYS_NICE (e.g. systemd AmbientCapabilities=CAP_SYS_NICE "
+             f"or LimitRTPRIO={rt}), or remove serving.realtime_priority",
+    )
+
+
+def _rtprio_limit() -> int:
+    import resource
+
+    return int(resource.getrlimit(resource.RLIMIT_RTPRIO)[0])
+
+
+def apply(nice: int | None, realtime: int | None = None) -> None:
+    """Run this process (and what it starts from now on) at `nice`, and in SCHED_RR at `realtime`; None leaves each alone."""
+    if nice is not None:
+        _set_nice(nice)
+    if realtime is not None:
+        _set_realtime(realtime)
+
+
+def _set_nice(nice: int) -> None:
     before = os.getpriority(os.PRIO_PROCESS, 0)
     group = _set_autogroup(nice, before)  # first: refused there, nothing has changed yet
     try:
@@ -96,3 +126,19 @@ def apply(nice: int | None) -> None:
     except PermissionError:
         raise _refused(nice, before) from None
     logs.event(log, logging.INFO, "serving_priority", nice=nice, was=before, autogroup=group)
+
+
+def _set_realtime(rt: int) -> None:
+    """Every thread in SCHED_RR at `rt`: threads and processes started later inherit it (no SCHED_RESET_ON_FORK)."""
+    if not hasattr(os, "sched_setscheduler"):
+        raise ConfigError("serving.realtime_priority needs Linux real-time scheduling, which this system lacks",
+                          hint="remove serving.realtime_priority")
+    try:
+        for tid in _threads():
+            try:
+                os.sched_setscheduler(tid, os.SCHED_RR, os.sched_param(rt))
+            except ProcessLookupError:  # the thread ended meanwhile
+                continue
+    except PermissionError:
+        raise _refused_realtime(rt) from None
+    logs.event(log, logging.INFO, "serving_realtime_priority", policy="SCHED_RR", priority=rt)

@@ -1,4 +1,5 @@
-"""`serving.nice` reaches the processes that answer requests: the replica and the ingress `serve` starts in its own Ray.
+"""`serving.nice` (and, where the test may use it, `serving.realtime_priority`) reaches the processes that answer
+requests: the replica and the ingress `serve` starts in its own Ray.
 
 A value above the inherited one (no privilege needed) proves the path: the replica is a
 worker of the raylet `serve` started, not a child of `serve` itself, so it
@@ -8,6 +9,7 @@ gets the value only if the raylet inherited it and started workers at it.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -21,6 +23,8 @@ from tests.polling import poll
 #: One step below the test's own priority: enough to prove the path, not enough to starve Ray's start-up on a
 #: busy machine (at +6 its node timed out during start-up twice at a load average of 50).
 NICE = min(os.getpriority(os.PRIO_PROCESS, 0) + 1, 19)
+#: SCHED_RR needs root or RLIMIT_RTPRIO: checked only where the test runs with either.
+REALTIME = 1 if os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 1 else None
 
 
 def _descendants(root: int) -> dict[int, str]:
@@ -52,7 +56,7 @@ def _descendants(root: int) -> dict[int, str]:
 def test_replica_and_proxy_run_at_serving_nice(tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: object,
                                                services_env: dict[str, str]) -> None:
     topic = unique_topic(partitions=1)  # type: ignore[operator]
-    path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, serving={"nice": NICE})
+    path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, serving={"nice": NICE, "realtime_priority": REALTIME})
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlearn", "serve", "-c", str(path), "--port", str(port)],
                             env={**services_env, "PYTHONUNBUFFERED": "1"}, cwd=REPO, stdout=subprocess.PIPE,
@@ -65,6 +69,9 @@ def test_replica_and_proxy_run_at_serving_nice(tmp_path: Path, kafka_bootstrap: 
         assert any("ServeReplica" in cmd for cmd in found.values()), found
         for pid in found:
             assert os.getpriority(os.PRIO_PROCESS, pid) == NICE, (pid, found[pid])
+            if REALTIME is not None:
+                assert os.sched_getscheduler(pid) == os.SCHED_RR, (pid, found[pid])
+                assert os.sched_getparam(pid).sched_priority == REALTIME, (pid, found[pid])
         if priority._autogroup_on():
             with open(f"/proc/{proc.pid}/autogroup") as fh:
                 assert fh.read().split()[-1] == str(NICE)

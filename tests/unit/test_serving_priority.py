@@ -30,6 +30,58 @@ def _child(body: str) -> dict[str, object]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def test_realtime_is_off_by_default_and_out_of_range_names_the_key() -> None:
+    assert AppConfig.model_validate(BASE).serving.realtime_priority is None
+    assert AppConfig.model_validate({**BASE, "serving": {"realtime_priority": 1}}).serving.realtime_priority == 1
+    for bad in (0, 100):
+        with pytest.raises((ConfigError, ValueError), match="realtime_priority"):
+            AppConfig.model_validate({**BASE, "serving": {"realtime_priority": bad}})
+
+
+def _may_use_realtime() -> bool:
+    import resource
+
+    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 1
+
+
+@pytest.mark.skipif(not _may_use_realtime(), reason="needs root or RLIMIT_RTPRIO >= 1 to enter SCHED_RR")
+def test_realtime_reaches_every_thread_and_later_child_process() -> None:
+    """Like a nice value: a thread started before the call (Ray's would be) and processes started after it (Ray's)."""
+    out = _child("""
+        started, done = threading.Event(), threading.Event()
+        seen = {}
+        def early():
+            started.set(); done.wait(); seen["early"] = os.sched_getscheduler(0)
+        t = threading.Thread(target=early); t.start(); started.wait()
+        priority.apply(None, 1)
+        done.set(); t.join()
+        import subprocess
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)"],
+                               capture_output=True, text=True, check=True)
+        print(json.dumps({"main": os.sched_getscheduler(0), **seen, "child": child.stdout.split(), "rr": os.SCHED_RR}))
+    """)
+    rr = out.pop("rr")
+    assert out == {"main": rr, "early": rr, "child": [str(rr), "1"]}
+
+
+def test_realtime_without_the_right_fails_naming_the_key_and_the_fix() -> None:
+    out = _child("""
+        import resource
+        from streamlearn.errors import ConfigError
+        resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+        if os.geteuid() == 0:  # root has CAP_SYS_NICE: drop it the only way a child can, by becoming nobody
+            os.setgid(65534); os.setuid(65534)
+        try:
+            priority.apply(None, 5)
+            print(json.dumps({"raised": False}))
+        except ConfigError as exc:
+            print(json.dumps({"raised": True, "msg": str(exc), "hint": exc.hint or "",
+                              "normal": os.sched_getscheduler(0) == os.SCHED_OTHER}))
+    """)
+    assert out["raised"] is True and out["normal"] is True
+    assert "serving.realtime_priority" in str(out["msg"]) and "LimitRTPRIO=5" in str(out["hint"])
+
+
 def test_default_is_inherited_and_out_of_range_names_the_key() -> None:
     assert AppConfig.model_validate(BASE).serving.nice is None
     assert AppConfig.model_validate({**BASE, "serving": {"nice": -5}}).serving.nice == -5
