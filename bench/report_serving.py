@@ -24,18 +24,21 @@ def _verdict(sv: dict[str, Any]) -> str:
 
 
 def _nice(sv: dict[str, Any]) -> str:
-    """The row's serving.nice, when it ran with one (bench/serving_row.py SERVE_NICE)."""
-    return f", `serving.nice: {sv['serve_nice']}`" if sv.get("serve_nice") is not None else ""
+    """The row's serving.nice and serving.realtime_priority, when it ran with them (bench/serving_row.py)."""
+    out = f", `serving.nice: {sv['serve_nice']}`" if sv.get("serve_nice") is not None else ""
+    return out + (f", `serving.realtime_priority: {sv['serve_realtime']}`" if sv.get("serve_realtime") is not None else "")
 
 
 def _method_since_warmup(sv: dict[str, Any]) -> list[str]:
     """What rows measured with a warm-up and a generator in its own session add (absent from older summaries)."""
     if sv.get("warmup_s") is None:
         return []
-    nice = sv.get("client_nice")
+    nice, rt = sv.get("client_nice"), sv.get("client_realtime")
+    at = [f"nice and autogroup {nice}"] if nice is not None else []
+    at += [f"SCHED_RR {rt}"] if rt is not None else []
     return [f"The first {fmt(sv['warmup_s'])} s of the same load are offered and not counted (the learner's and both Rays'",
             "start-up work ends in them). The generator stands in for callers on other machines: it runs in a session of its",
-            "own" + (f" at serve's priority (nice and autogroup {nice})" if nice is not None else "") +
+            "own" + (f" at serve's priority ({', '.join(at)})" if at else "") +
             f", and what is left of its own delay (scheduled → actual send) is reported: p99 {fmt(sv.get('late_p99_ms'), 1)} ms."]
 
 

@@ -26,12 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 KEEP = ("offered_rps", "achieved_rps", "requests", "ok", "errors", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
         "service_p50_ms", "service_p95_ms", "service_p99_ms", "publish_to_served_p50_ms", "publish_to_served_p99_ms",
         "publishes_seen", "delays", "learner_offered_eps", "learner_sent", "connections", "client_cpu_share",
-        "loadavg_at_start", "loadavg_after_load", "late_p99_ms", "warmup_s", "client_nice")
+        "loadavg_at_start", "loadavg_after_load", "late_p99_ms", "warmup_s", "client_nice", "client_realtime")
 TARGET_P99_MS, TARGET_RPS = 20.0, 200.0
 #: serving.nice of the row's `streamlearn serve` where the bench may raise a priority (root or
 #: CAP_SYS_NICE): request-time serving ahead of the learner and the broker, as docs/serving-latency.md
 #: recommends for a shared machine. Recorded in the row; None (inherited) elsewhere.
 SERVE_NICE = -10
+#: serving.realtime_priority of the row's `serve` under the same condition: SCHED_RR, so a request preempts the
+#: learner and the broker at once instead of waiting for its share (docs/serving-latency.md, session 36).
+SERVE_REALTIME = 1
 
 
 def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
@@ -44,7 +47,7 @@ def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
         cmd += ["--learner-rate", str(eos / 2)]
     serve_nice = SERVE_NICE if os.geteuid() == 0 else None
     if serve_nice is not None:
-        cmd += ["--serve-nice", str(serve_nice)]
+        cmd += ["--serve-nice", str(serve_nice), "--serve-realtime", str(SERVE_REALTIME)]
     log(f"serving: {plan.serving_rate:.0f} req/s for {plan.serving_s:.0f} s beside a learner at "
         f"{'half of ' + format(eos, ',.0f') + ' ev/s' if eos else 'half its committed throughput'}")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=plan.serving_s + 900)
@@ -56,6 +59,7 @@ def serving_phase(b: Bench, plan: Plan, summary: dict[str, Any]) -> None:
     b.raw.append(out)
     spec = out.get("spec", {})
     summary["serving"] = {**{k: out.get(k) for k in KEEP}, "raw_file": out.get("_file"), "ingress": spec.get("ingress"),
-                          "replicas": spec.get("replicas"), "serve_nice": spec.get("serve_nice"), "cpu_by_group": (out.get("cpu") or {}).get("by_group"),
+                          "replicas": spec.get("replicas"), "serve_nice": spec.get("serve_nice"),
+                          "serve_realtime": spec.get("serve_realtime"), "cpu_by_group": (out.get("cpu") or {}).get("by_group"),
                           "target_p99_ms": TARGET_P99_MS, "target_rps": TARGET_RPS}
     log(proc.stdout.strip().splitlines()[-2] if proc.stdout.strip() else "serving: no output")

@@ -47,3 +47,14 @@ def test_the_section_shows_only_data_and_the_verdict_follows_it() -> None:
 def test_a_failed_row_says_so() -> None:
     page = report.render({**BASE, "serving": {"error": "bench.serving exited with 1"}}, [])
     assert "not measured: bench.serving exited with 1." in page
+
+
+def test_the_row_names_the_priorities_serve_and_the_generator_ran_at() -> None:
+    row = {**_row(3.5, 199.9), "serve_nice": -10, "serve_realtime": 1, "client_nice": -10, "client_realtime": 1,
+           "warmup_s": 20.0, "late_p99_ms": 0.25}
+    page = report.render({**BASE, "serving": row}, [])
+    section = page[page.index("## Serving"):]
+    assert "| `haproxy`, `serving.nice: -10`, `serving.realtime_priority: 1` |" in section
+    assert "at serve's priority (nice and autogroup -10, SCHED_RR 1)" in section
+    plain = report.render({**BASE, "serving": {**row, "serve_realtime": None, "client_realtime": None}}, [])
+    assert "realtime_priority" not in plain and "SCHED_RR" not in plain
