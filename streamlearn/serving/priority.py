@@ -28,7 +28,7 @@ naming the key, rather than silently serving at the old priority.
 
 A nice value, even with its autogroup, only weighs serve's share: on a
 machine busy ~90 % of the time a request still waits for the process on
-the core to be preempted, and the replica's threads waited 0.04-0.16 s per
+the core to be preempted, and the replica's threads waited 0.11-0.21 s per
 second at -10 (docs/serving-latency.md, session 36). `serving.realtime_priority`
 puts serve's threads in SCHED_RR, the kernel's real-time class, which
 preempts every normal process at once. Same inheritance (threads, Ray's
