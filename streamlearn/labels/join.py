@@ -61,6 +61,7 @@ from streamlearn.labels.records import (
     decode_labels,
     encode_sample,
 )
+from streamlearn.model import fused, metric_batch
 from streamlearn.model.codec import EventDecoder, encode_prediction
 from streamlearn.model.model_state import ModelState
 
@@ -122,6 +123,8 @@ class Joiner:
         self.is_classifier = is_classifier
         # (features, label, prediction before learning) of each joined label: the publish gate's window
         self.observe: Callable[[tuple[Any, Any, Any]], None] | None = None
+        self.calls: fused.Calls | None = None  # the model's per-event calls, taken at each chunk's start
+        self.pairs: list[tuple[Any, Any]] | None = None  # the chunk's (label, prediction) pairs (metric_batch)
 
     # ---- one chunk ------------------------------------------------------------------
     def run_chunk(self, ms: ModelState, js: JoinState, events: Sequence[KafkaRecord], labels: Sequence[KafkaRecord],
@@ -151,6 +154,8 @@ class Joiner:
                         if dead_letter is not None:
                             dead_letter(it[6], it[3], it[4])
                 items[:] = [it for it in items if it[1] != REFUSED]
+        self.calls = fused.calls(ms.model, self.is_classifier)
+        self.pairs = [] if metric_batch.batchable(ms.metric) else None
         items = events
         items += labels
         # Plain tuple order is (ts, kind, offset): unique per record, so ids and payloads are never compared.
@@ -166,26 +171,30 @@ class Joiner:
             js.label_clock = max(js.label_clock, clock.get("label", -math.inf))
             self._expire(ms, js, out)
             self._orphan(js, out)
+        if self.pairs:
+            metric_batch.apply(ms.metric, self.pairs)
+        # The next chunk takes them again (a restore or rollback may have replaced the model).
+        self.calls, self.pairs = None, None
         ms.offset, js.label_offset = e_range[1], l_range[1]
         ms.extra["dlq"] = ms.extra.get("dlq", 0) + dead
 
     # ---- per record -------------------------------------------------------------------
-    def _predict(self, model: Any, x: dict[str, Any]) -> Any:
+    def _predict(self, calls: fused.Calls, x: dict[str, Any]) -> Any:
         """The prediction as the stream makes it (`_event`): argmax of proba for classifiers."""
-        if self.is_classifier:
-            proba = model.predict_proba_one(x)
+        if calls.predict_proba is not None:
+            proba = calls.predict_proba(x)
             return max(proba, key=proba.__getitem__) if proba else None
-        return model.predict_one(x)
+        return calls.predict(x)
 
     def _event(self, ms: ModelState, js: JoinState, eid: Id, x: dict[str, Any], ts: float, raw_ts: Any, offset: int,
                rec: KafkaRecord, out: Outputs | None, now_ms: int) -> None:
-        model = ms.model
+        calls = self.calls or fused.calls(ms.model, self.is_classifier)
         try:
-            if self.is_classifier:
-                proba = model.predict_proba_one(x)
+            if calls.predict_proba is not None:
+                proba = calls.predict_proba(x)
                 pred = max(proba, key=proba.__getitem__) if proba else None
             else:
-                proba, pred = None, model.predict_one(x)
+                proba, pred = None, calls.predict(x)
         except Exception as exc:  # a model that cannot take this event must not stop the partition
             ms.extra["dlq"] = ms.extra.get("dlq", 0) + 1
             if out is not None:
@@ -294,16 +303,20 @@ class Joiner:
         # Encoded before learning: the sample holds what was learned, whatever the model does to x.
         record = encode_sample(eid, feats, label, pred, version, ets, lts, outcome) if sample is not None else None
         observe = self.observe if lts is not None else None  # the gate compares on real labels, not expiry defaults
+        calls = self.calls or fused.calls(ms.model, self.is_classifier)
         if observe is not None:
             try:
-                before = self._predict(ms.model, x)
+                before = self._predict(calls, x)
             except Exception:
                 observe = None  # the gate skips it; learning must not depend on whether publishing is on
         try:
-            ms.model.learn_one(x, label)
+            calls.learn(x, label)
         except Exception:
             return  # a model that cannot learn this sample does not stop the partition; nothing learned, no sample
-        ms.metric.update(label, pred)
+        if self.pairs is not None:
+            self.pairs.append((label, pred))
+        else:
+            ms.metric.update(label, pred)
         ms.model_version += 1
         if observe is not None:
             observe((x, label, before))

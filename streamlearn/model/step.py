@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from streamlearn.errors import DecodeError
+from streamlearn.model import fused, metric_batch
 from streamlearn.model.codec import EventDecoder, encode_prediction
 from streamlearn.model.model_state import ModelState
 
@@ -51,12 +52,14 @@ def process(
     prediction made before learning it (the publish gate's window);
     `emit_sample` writes it to the training-sample log (kafka.samples_topic).
     """
-    model = state.model
+    model_calls = fused.calls(state.model, is_classifier)
     decode = decoder.decode
-    predict_proba = getattr(model, "predict_proba_one", None) if is_classifier else None
-    predict = model.predict_one
-    learn = model.learn_one
-    update_metric = state.metric.update
+    predict_proba, predict, learn = model_calls.predict_proba, model_calls.predict, model_calls.learn
+    metric = state.metric
+    update_metric = metric.update
+    # (label, prediction) pairs for one exact update per chunk (metric_batch); None: per event, as any metric allows.
+    pairs: list[tuple[Any, Any]] | None = [] if metric_batch.batchable(metric) else None
+    add_pair = pairs.append if pairs is not None else None
     version = state.model_version
     events = state.events
     dead = 0
@@ -89,7 +92,10 @@ def process(
             continue
         events += 1
         if label is not None:
-            update_metric(label, pred)
+            if add_pair is not None:
+                add_pair((label, pred))
+            else:
+                update_metric(label, pred)
             if emit_sample is not None:
                 emit_sample(rec, eid, x, label, pred, version, ts)
             version += 1
@@ -97,6 +103,8 @@ def process(
                 observe((x, label, pred))
         if emit_prediction is not None:
             emit_prediction(rec.key(), encode_prediction(eid, pred, proba, partition, offset, version, ts, now_ms))
+    if pairs:
+        metric_batch.apply(metric, pairs)
     if records:
         state.offset = offset + 1
     state.model_version = version
