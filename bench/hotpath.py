@@ -5,14 +5,17 @@ stand-ins for confluent Messages) with an emitter that only collects the
 encoded output, so the number is the engine's per-event cost without the
 broker: decode → predict → encode → learn. `model_only` runs the same model
 over pre-decoded dicts (the ceiling); the difference is streamlearn's own
-overhead per event. `--profile` prints a pyinstrument profile of the loop.
-Also times checkpoint encoding of the resulting model.
+overhead per event. The three run chunk by chunk in turn (`interleaved`), so
+the host's slow phases fall on all of them. `--profile` prints a pyinstrument
+profile of the loop. Also times checkpoint encoding of the resulting model.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -55,17 +58,27 @@ def setup(model: str, n: int, categorical: bool = False) -> tuple[Any, list[Rec]
     return (ModelState(m, build_metric(mc), 0, 0, 0), mc), recs, dec, kind.is_classifier
 
 
-def run_engine(model: str, n: int, batch: int = 1000, categorical: bool = False) -> float:
+#: Records per turn of the interleaving: small enough that a slow phase of the host (seconds, on this VM)
+#: falls on every variant alike, large enough that switching variants costs nothing measurable.
+CHUNK = 500
+
+Variant = Callable[[int, int], None]  # runs records [i, j) through one variant
+
+
+def engine_variant(model: str, n: int, categorical: bool = False, process_fn: Callable[..., Any] = process) -> Variant:
+    """`streamlearn.model.step.process` (or an older version of it) over in-memory records, its output collected."""
     (state, _mc), recs, dec, is_clf = setup(model, n, categorical)
     out: list[bytes] = []
     emit = lambda k, v: out.append(v)  # noqa: E731 - the cheapest possible sink
-    t0 = time.process_time()
-    for i in range(0, n, batch):
-        process(state, recs[i:i + batch], dec, 0, is_clf, emit, None)
-    return n / (time.process_time() - t0)
+
+    def run(i: int, j: int) -> None:
+        process_fn(state, recs[i:j], dec, 0, is_clf, emit, None)
+        out.clear()
+
+    return run
 
 
-def run_io_loop(model: str, n: int, categorical: bool = False) -> float:
+def io_loop_variant(model: str, n: int, categorical: bool = False) -> Variant:
     """io_baseline's per-event work without Kafka: orjson decode → predict/learn → orjson encode (bench.sysproc._out)."""
     from bench.sysproc import _out
 
@@ -74,22 +87,47 @@ def run_io_loop(model: str, n: int, categorical: bool = False) -> float:
     step = models.predict_learn
     loads = orjson.loads
     out: list[bytes] = []
-    t0 = time.process_time()
-    for r in recs:
-        ev = loads(r.value())
-        pred, proba = step(m, ev["features"], ev["label"])
-        out.append(_out(pred, proba, 0, r.offset(), ev))
-    return n / (time.process_time() - t0)
+
+    def run(i: int, j: int) -> None:
+        for r in recs[i:j]:
+            ev = loads(r.value())
+            pred, proba = step(m, ev["features"], ev["label"])
+            out.append(_out(pred, proba, 0, r.offset(), ev))
+        out.clear()
+
+    return run
 
 
-def run_model_only(model: str, n: int, categorical: bool = False) -> float:
+def model_only_variant(model: str, n: int, categorical: bool = False) -> Variant:
+    """The model over pre-decoded dicts: the ceiling."""
     evs = dataset(n, 5 if categorical else 0)
     m = models.build(model, categorical)
     step = models.predict_learn
-    t0 = time.process_time()
-    for e in evs:
-        step(m, e["features"], e["label"])
-    return n / (time.process_time() - t0)
+
+    def run(i: int, j: int) -> None:
+        for e in evs[i:j]:
+            step(m, e["features"], e["label"])
+
+    return run
+
+
+def interleaved(variants: dict[str, Variant], n: int, passes: int) -> dict[str, list[float]]:
+    """Events/s of each variant per pass: every CHUNK of records goes through all variants in turn (thread CPU time).
+
+    Whole runs one after another (the method before session 37) let this host's slow phases fall on one
+    variant: the same code measured 17-31 µs an event from run to run, which hid a 10 % difference.
+    """
+    eps: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(passes):
+        cpu = dict.fromkeys(variants, 0.0)
+        for i in range(0, n, CHUNK):
+            for name, run in variants.items():
+                t0 = time.thread_time()
+                run(i, min(i + CHUNK, n))
+                cpu[name] += time.thread_time() - t0
+        for name in variants:
+            eps[name].append(n / cpu[name])
+    return eps
 
 
 def checkpoint_cost(model: str, n: int) -> dict[str, float]:
@@ -107,7 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="logreg")
     ap.add_argument("-n", type=int, default=50_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5, help="passes over the records (median)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--json", action="store_true", help="also write bench/results/raw/hotpath-<time>.json (rendered in docs)")
     args = ap.parse_args()
@@ -115,22 +153,22 @@ def main() -> None:
         from pyinstrument import Profiler
 
         prof = Profiler(interval=0.0005)
+        engine = engine_variant(args.model, args.n)
         prof.start()
-        run_engine(args.model, args.n)
+        for i in range(0, args.n, CHUNK):
+            engine(i, min(i + CHUNK, args.n))
         prof.stop()
         print(prof.output_text(unicode=False, color=False, show_all=False))
         return
     from bench import provenance
 
     load0 = provenance.loadavg()
-    # Interleaved (engine, io loop, model, engine, ...) so a slow phase of the machine hits all three alike.
-    eng_r, io_r, lim_r = [], [], []
-    for _ in range(args.repeat):
-        eng_r.append(run_engine(args.model, args.n))
-        io_r.append(run_io_loop(args.model, args.n))
-        lim_r.append(run_model_only(args.model, args.n))
-    eng, io, lim = (sorted(x)[args.repeat // 2] for x in (eng_r, io_r, lim_r))
-    res = {"model": args.model, "n": args.n, "engine_eps": round(eng), "io_loop_eps": round(io), "model_only_eps": round(lim),
+    runs = interleaved({"engine": engine_variant(args.model, args.n), "io_loop": io_loop_variant(args.model, args.n),
+                        "model_only": model_only_variant(args.model, args.n)}, args.n, args.repeat)
+    eng_r, io_r, lim_r = runs["engine"], runs["io_loop"], runs["model_only"]
+    eng, io, lim = (statistics.median(x) for x in (eng_r, io_r, lim_r))
+    res = {"model": args.model, "n": args.n, "method": f"chunk-interleaved ({CHUNK} records), thread CPU, median of passes",
+           "engine_eps": round(eng), "io_loop_eps": round(io), "model_only_eps": round(lim),
            "engine_over_io_loop": round(eng / io, 3), "engine_over_model": round(eng / lim, 3),
            "overhead_us_per_event": round(1e6 / eng - 1e6 / lim, 2), "engine_minus_io_loop_us_per_event": round(1e6 / eng - 1e6 / io, 2),
            "checkpoint": checkpoint_cost(args.model, min(args.n, 20_000))}

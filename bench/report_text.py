@@ -300,40 +300,9 @@ def targets(summary: dict[str, Any], d: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def hotpath_section(raws: list[dict[str, Any]]) -> str:
-    hp = [r for r in raws if r.get("kind") == "hotpath" and "io_loop_eps" in r]
-    rows = ["## Hot path, in-process: the engine against a guarantee-free loop", "",
-            "`python -m bench.hotpath --json`: no broker, no Ray. `engine` is `streamlearn.model.step.process` (decode with",
-            "validation → predict → encode → learn → prequential metric → emit) over in-memory records; `io loop` is",
-            "`io_baseline`'s per-event work (orjson decode → the same model → orjson encode); `model only` is the model over",
-            "pre-decoded dicts. CPU time, the three interleaved, median of the repeats.", ""]
-    if hp:
-        rows += ["| file | load average before / after | model only ev/s | io loop ev/s | engine ev/s | engine / io loop | engine minus io loop, µs per event |",
-                 "|---|---|---:|---:|---:|---:|---:|"]
-        for r in hp:
-            rows.append(f"| `{r['_file']}` | {', '.join(fmt(x, 2) for x in r.get('loadavg_before') or [])} / "
-                        f"{', '.join(fmt(x, 2) for x in r.get('loadavg_after') or [])} | {fmt(r['model_only_eps'])} | {fmt(r['io_loop_eps'])} | "
-                        f"{fmt(r['engine_eps'])} | {fmt(r['engine_over_io_loop'], 3)} | {fmt(r['engine_minus_io_loop_us_per_event'], 2)} |")
-    else:
-        rows.append(NOT_MEASURED + ".")
-    ab = [r for r in raws if r.get("kind") == "hotpath_ab"]
-    rows += ["", "### Before/after of a hot-path change", "",
-            "`python -m bench.ab_hotpath OLD_DIR --json`: the engine's per-event step (decode → predict → encode → learn →",
-            "emit) over the same in-memory records, old and new code alternating in one process, CPU time, median of the",
-            "rounds; `model only` is the same model over pre-decoded dicts.", ""]
-    if not ab:
-        return "\n".join([*rows, NOT_MEASURED + "."])
-    rows += ["| file | load average before / after | model only ev/s | before ev/s | after ev/s | before / after, µs per event beyond the model |",
-             "|---|---|---:|---:|---:|---|"]
-    for r in ab:
-        rows.append(f"| `{r['_file']}` | {', '.join(fmt(x, 2) for x in r.get('loadavg_before') or [])} / "
-                    f"{', '.join(fmt(x, 2) for x in r.get('loadavg_after') or [])} | {fmt(r['model_only_eps'])} | {fmt(r['before_eps'])} | "
-                    f"{fmt(r['after_eps'])} | {fmt(r['before_overhead_us'], 1)} / {fmt(r['after_overhead_us'], 1)} |")
-    return "\n".join(rows)
-
-
 def page(summary: dict[str, Any], raws: list[dict[str, Any]], d: dict[str, Any]) -> str:
     from bench.report_ckpt import new_shape, section
+    from bench.report_hotpath import hotpath_section
     from bench.report_serving import serving_section  # (it formats with this module's helpers)
 
     peers = ", ".join(f"`{p}`" for p in PEERS)
