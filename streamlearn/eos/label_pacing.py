@@ -19,6 +19,19 @@ Records held at a restore are dropped: the restore seeks both partitions
 back and they are fetched again. Held records are kept decoded, by the
 join's own decoding (`Joiner.decode_events`, `decode_labels`): the event
 time pacing needs is the one the join uses, and no record is parsed twice.
+
+Holding alone does not keep the two streams in step: librdkafka fetches each
+partition up to `max.partition.fetch.bytes` at a time and keeps fetching the
+stream ahead (up to `queued.min.messages` per partition), so on a backlog
+the held stream reached `HOLD_MAX` and went through unpaced; a benchmark
+backlog's pending store then held ~100,000 events a partition and every
+checkpoint pickled them (up to 33.9 MB; bench/results/raw/label-pause-s38). So the stream held past `PAUSE_AT`
+records is paused in the consumer (its fetching stops; librdkafka drops what
+it had prefetched of it and, on resume, fetches from the position the
+application has read to: nothing is lost or read twice) and resumed once
+the other stream has released it down to `RESUME_AT`. At most one stream
+holds records after a step (the release limit is the lower frontier), so at
+most one is paused.
 """
 
 from __future__ import annotations
@@ -38,6 +51,9 @@ Decode = Callable[[Sequence[Any]], list[Item]]
 #: Past this many held records (both streams) everything is released unpaced: memory stays bounded even if
 #: the stream behind never moves (the join is correct unpaced, only less useful).
 HOLD_MAX = 100_000
+#: A stream held past this many records is paused in the consumer until released down to RESUME_AT (module doc).
+PAUSE_AT = 50_000
+RESUME_AT = 10_000
 
 
 class Held:
@@ -77,15 +93,22 @@ class Pacer:
     """The event-time step of one partition's two streams (see module doc)."""
 
     def __init__(self, consumer: Consumer, input_topic: str, label_topic: str, partition: int,
-                 decode: tuple[Decode, Decode]) -> None:
+                 decode: tuple[Decode, Decode], *, pause_at: int = PAUSE_AT, resume_at: int = RESUME_AT) -> None:
         self.consumer, self.partition = consumer, partition
         self.decode_events, self.decode_labels = decode  # the join's own decoding: each record is decoded once
         self.tps = (TopicPartition(input_topic, partition), TopicPartition(label_topic, partition))
         self.events, self.labels = Held(), Held()
+        self.pause_at, self.resume_at = pause_at, resume_at
+        self.paused = [False, False]  # (events, labels): paused by this pacer in the consumer
+        self.pauses = 0  # times a stream was paused (a counter for tests and the curious)
 
     def clear(self) -> None:
+        """A restore: held records are fetched again after its seek, so nothing stays paused either."""
         self.events.clear()
         self.labels.clear()
+        for which in (0, 1):
+            if self.paused[which]:
+                self._set_paused(which, False)
 
     @property
     def holding(self) -> int:
@@ -108,7 +131,27 @@ class Pacer:
             limit = math.inf
         else:
             limit = min(self._frontier(self.events, 0, positions[0]), self._frontier(self.labels, 1, positions[1]))
-        return self.events.take(limit), self.labels.take(limit)
+        out = self.events.take(limit), self.labels.take(limit)
+        for which, held in ((0, self.events), (1, self.labels)):
+            n = len(held.items)
+            if not self.paused[which] and n >= self.pause_at:
+                self._set_paused(which, True)
+            elif self.paused[which] and n <= self.resume_at:
+                self._set_paused(which, False)
+        return out
+
+    def _set_paused(self, which: int, paused: bool) -> None:
+        tp = self.tps[which]
+        tps = [TopicPartition(tp.topic, tp.partition)]
+        try:
+            if paused:
+                self.consumer.pause(tps)
+            else:
+                self.consumer.resume(tps)
+        except KafkaException:
+            return  # not assigned (being dropped): nothing to fetch or stop; HOLD_MAX still bounds what is held
+        self.paused[which] = paused
+        self.pauses += paused
 
     def _frontier(self, held: Held, which: int, position: int) -> float:
         """How far (event time) this stream is known to have got: the other one may be released up to here."""

@@ -320,7 +320,11 @@ class Run:
         del self.tasks[task.partition_id]
         task.close()
         self.backlog.drop(task.partition_id)
-        self.consumer.incremental_unassign([TopicPartition(tp.topic, tp.partition) for tp in task.assignment(0)])
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in task.assignment(0)]
+        # librdkafka keeps a partition's pause across unassign and assign: one paused here (label pacing,
+        # a halt) must not come back paused if this worker is handed it again.
+        self.consumer.resume(tps)
+        self.consumer.incremental_unassign(tps)
         self.partition_ids = tuple(sorted(self.tasks))
 
     def adopt_tasks(self, tasks: list[PartitionTask], assignment: list[TopicPartition]) -> None:
