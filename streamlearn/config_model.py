@@ -91,6 +91,9 @@ class LabelsConfig(_Section):
                                "(e.g. false for 'no click').")
     max_pending: int = Field(2_000_000, ge=1, le=100_000_000, description="Most pending events (and most early labels) per "
                              "partition; when full the oldest expire early (counted as evicted).")
+    pause_held: int = Field(50_000, ge=10, le=10_000_000, description="On a backlog, a stream (events or labels) with this "
+                            "many fetched records held for the other to catch up is paused in the consumer, and resumed when a "
+                            "fifth of them are left (docs/labels.md, Pacing); more holds more in memory, fewer refetches more.")
     idle_advance_s: float = Field(30.0, gt=0, description="When one stream (events or labels) has had no record for this long "
                                   "(wall clock), its event-time clock is moved up to the other's (written to the join journal).")
     journal_topic: str | None = Field(None, description="Internal join journal, co-partitioned with the input: the order the "

@@ -23,19 +23,20 @@ time pacing needs is the one the join uses, and no record is parsed twice.
 Holding alone does not keep the two streams in step: librdkafka fetches each
 partition up to `max.partition.fetch.bytes` at a time and keeps fetching the
 stream ahead (up to `queued.min.messages` per partition), so on a backlog
-the held stream reached `HOLD_MAX` and went through unpaced; a benchmark
+the held stream reached its bound (100,000) and went through unpaced; a benchmark
 backlog's pending store then held ~100,000 events a partition and every
-checkpoint pickled them (up to 33.9 MB; bench/results/raw/label-pause-s38). So the stream held past `PAUSE_AT`
+checkpoint pickled them (up to 33.9 MB; bench/results/raw/label-pause-s38). So the stream held past `labels.pause_held`
 records is paused in the consumer (its fetching stops; librdkafka drops what
 it had prefetched of it and, on resume, fetches from the position the
 application has read to: nothing is lost or read twice) and resumed once
-the other stream has released it down to `RESUME_AT`. At most one stream
+the other stream has released it down to a fifth of that. At most one stream
 holds records after a step (the release limit is the lower frontier), so at
 most one is paused.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,17 +44,19 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors import kafka_io
+from streamlearn import logs
 from streamlearn.labels.records import Item
+
+log = logs.get("labels")
 
 #: The join's decoding of one stream's records into merge items (`Joiner.decode_events`, `decode_labels`).
 Decode = Callable[[Sequence[Any]], list[Item]]
 
-#: Past this many held records (both streams) everything is released unpaced: memory stays bounded even if
-#: the stream behind never moves (the join is correct unpaced, only less useful).
-HOLD_MAX = 100_000
-#: A stream held past this many records is paused in the consumer until released down to RESUME_AT (module doc).
-PAUSE_AT = 50_000
-RESUME_AT = 10_000
+#: A paused stream is resumed once released down to this share of `labels.pause_held`.
+RESUME_SHARE = 0.2
+#: Past this multiple of `labels.pause_held` held (both streams) everything is released unpaced: a backstop
+#: for memory should the pause not take hold (the join is correct unpaced, only less useful).
+HOLD_MAX_FACTOR = 2
 
 
 class Held:
@@ -93,12 +96,13 @@ class Pacer:
     """The event-time step of one partition's two streams (see module doc)."""
 
     def __init__(self, consumer: Consumer, input_topic: str, label_topic: str, partition: int,
-                 decode: tuple[Decode, Decode], *, pause_at: int = PAUSE_AT, resume_at: int = RESUME_AT) -> None:
+                 decode: tuple[Decode, Decode], pause_held: int) -> None:
         self.consumer, self.partition = consumer, partition
         self.decode_events, self.decode_labels = decode  # the join's own decoding: each record is decoded once
         self.tps = (TopicPartition(input_topic, partition), TopicPartition(label_topic, partition))
         self.events, self.labels = Held(), Held()
-        self.pause_at, self.resume_at = pause_at, resume_at
+        self.pause_at, self.resume_at = pause_held, int(pause_held * RESUME_SHARE)
+        self.hold_max = HOLD_MAX_FACTOR * pause_held
         self.paused = [False, False]  # (events, labels): paused by this pacer in the consumer
         self.pauses = 0  # times a stream was paused (a counter for tests and the curious)
 
@@ -127,7 +131,7 @@ class Pacer:
                 return self.decode_events(events), self.decode_labels(labels)
         self.events.add(self.decode_events(events))
         self.labels.add(self.decode_labels(labels))
-        if self.holding > HOLD_MAX:
+        if self.holding > self.hold_max:
             limit = math.inf
         else:
             limit = min(self._frontier(self.events, 0, positions[0]), self._frontier(self.labels, 1, positions[1]))
@@ -149,9 +153,12 @@ class Pacer:
             else:
                 self.consumer.resume(tps)
         except KafkaException:
-            return  # not assigned (being dropped): nothing to fetch or stop; HOLD_MAX still bounds what is held
+            return  # not assigned (being dropped): nothing to fetch or stop; hold_max still bounds what is held
         self.paused[which] = paused
         self.pauses += paused
+        other = self.tps[1 - which]
+        logs.event(log, logging.INFO, "label_stream_paused" if paused else "label_stream_resumed", topic=tp.topic,
+                   partition=tp.partition, held=len((self.events, self.labels)[which].items), waiting_for=other.topic)
 
     def _frontier(self, held: Held, which: int, position: int) -> float:
         """How far (event time) this stream is known to have got: the other one may be released up to here."""

@@ -62,7 +62,7 @@ class LabelMode:
         self.next_mark = 0.0  # monotonic time from which mark_journal_position asks the broker again
         # The event-time step on a backlog; it decodes what it holds with the join's own decoding.
         self.pacer = Pacer(consumer, self.input_topic, self.label_topic, partition_id,
-                           (self.joiner.decode_events, self.joiner.decode_labels))
+                           (self.joiner.decode_events, self.joiner.decode_labels), cfg.labels.pause_held)
 
     @staticmethod
     def join_state(state: ModelState) -> JoinState:

@@ -5,7 +5,9 @@ label (both partitions are fetched by bytes, not by event time): with
 `labels.max_pending` below the backlog the oldest pending events are evicted
 (expired early) although their labels are in Kafka. Paced, the pending store
 holds about one window of events and every outcome is the one the
-timestamps call for.
+timestamps call for. With `labels.pause_held` below a partition's backlog,
+the stream held is paused in the consumer and resumed (label_pacing), and
+the same holds.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def test_backlog_with_labels_after_all_events_joins_as_the_windows_say(
     topic = unique_topic(partitions=PARTITIONS)
     sections = label_sections(*(unique_topic(partitions=PARTITIONS) for _ in range(3)))
     sections["labels"]["max_pending"] = 600  # about two windows of one partition's events (a window: 600 events / 2)
+    # Each partition's 2,000 events are fetched before their labels: held past 300, the events are paused.
+    sections["labels"]["pause_held"] = 300
     # Small polls: each poll brings mostly one topic, as a large backlog does at any max_batch.
     cfg_path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, processing={"workers": 1, "max_batch": 200},
                             **sections)
@@ -50,11 +54,12 @@ def test_backlog_with_labels_after_all_events_joins_as_the_windows_say(
         kafka_io.produce_blocking(producer, cfg.label_topic, orjson.dumps(lab), str(lab["id"]).encode())
     produce_records(producer, cfg.label_topic, [Record(key, value, p) for p, key, value in ticks(d, PARTITIONS)])
 
-    proc = start_run(cfg_path, services_env, "--until-idle", "5")
+    proc = start_run(cfg_path, {**services_env, "STREAMLEARN_LOG_LEVEL": "INFO"}, "--until-idle", "5")
     proc.wait(timeout=900)  # --until-idle: stops once both streams are read
     code, log = stop_run(proc)
     assert code == 0, log[-3000:]
 
+    assert "label_stream_paused" in log and "label_stream_resumed" in log, log[-3000:]
     rows = [r["labels"] for r in read_status(cfg)["partitions"]]
     assert sum(r["evicted"] for r in rows) == 0, rows  # no event expired early for want of room
     rep = audit(cfg, probes(), {p: checkpointed_state(cfg, p) for p in range(PARTITIONS)})

@@ -1,13 +1,13 @@
 """Label pacing pauses the stream it holds too much of, on the real broker, and loses or repeats nothing.
 
 librdkafka fetches each partition by bytes and keeps fetching the stream that
-is ahead, so holding alone let one stream's held records grow to `HOLD_MAX`
+is ahead, so holding alone let one stream's held records grow to its bound
 and go through unpaced (`streamlearn.eos.label_pacing`). Here every label
 comes 20 s of event time after its event (2,000 events later), and fetches
 are small, so the labels are fetched far ahead of the events that release
 them: without the pause about 2,000 labels are held at once. With it the
-label partition is paused in the consumer past `pause_at` held records and
-resumed at `resume_at`; librdkafka drops what it had prefetched of it and,
+label partition is paused in the consumer past `labels.pause_held` held
+records and resumed at a fifth of that; librdkafka drops what it had prefetched of it and,
 on resume, fetches from the position the pacer has read to. The released
 streams must still be every record once, in offset order, each label only
 once the events have reached its event time.
@@ -29,7 +29,7 @@ from streamlearn.runtime.intake import poll_batch
 
 EVENTS = 6_000
 STEP_MS, DELAY_MS = 10, 20_000  # event time between events; a label's event time after its event's
-PAUSE_AT, RESUME_AT, POLL = 200, 50, 200
+PAUSE_AT, POLL = 200, 200
 
 
 def _items(kind: int) -> Any:
@@ -52,8 +52,7 @@ def test_the_stream_held_past_pause_at_is_paused_resumed_and_read_once_in_order(
     consumer = kafka_io.make_consumer(kafka_bootstrap, f"pause-{events_topic}",
                                       {"max.partition.fetch.bytes": 4096})
     consumer.assign([TopicPartition(events_topic, 0, 0), TopicPartition(labels_topic, 0, 0)])
-    pacer = Pacer(consumer, events_topic, labels_topic, 0, (_items(EVENT), _items(LABEL)),
-                  pause_at=PAUSE_AT, resume_at=RESUME_AT)
+    pacer = Pacer(consumer, events_topic, labels_topic, 0, (_items(EVENT), _items(LABEL)), PAUSE_AT)
     released: dict[int, list[Item]] = {EVENT: [], LABEL: []}
     max_held_labels, resumes, events_seen, events_frontier = 0, 0, 0, -1.0
     deadline = time.monotonic() + 120
