@@ -25,7 +25,6 @@ from tests.integration.engine_helpers import (
     checkpointed_state,
     load,
     start_run,
-    stop_run,
     write_config,
 )
 from tests.integration.label_helpers import audit, label_sections, probes
@@ -55,8 +54,9 @@ def test_backlog_with_labels_after_all_events_joins_as_the_windows_say(
     produce_records(producer, cfg.label_topic, [Record(key, value, p) for p, key, value in ticks(d, PARTITIONS)])
 
     proc = start_run(cfg_path, {**services_env, "STREAMLEARN_LOG_LEVEL": "INFO"}, "--until-idle", "5")
-    proc.wait(timeout=900)  # --until-idle: stops once both streams are read
-    code, log = stop_run(proc)
+    # --until-idle: stops once both streams are read; its output is read meanwhile (INFO logs would fill the pipe).
+    out, _ = proc.communicate(timeout=900)
+    code, log = proc.returncode, out.decode("utf-8", "replace")
     assert code == 0, log[-3000:]
 
     assert "label_stream_paused" in log and "label_stream_resumed" in log, log[-3000:]
