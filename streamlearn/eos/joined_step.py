@@ -38,7 +38,7 @@ class JoinedStep:
         self.out_partition, self.deliveries, self.dlq_limit = out_partition, deliveries, dlq_limit
         # The publish gate's window is fed by the join's learning steps, live and replayed (labels.join).
         self.labels = LabelMode(cfg, consumer, ownership.partition_id, decoder, is_classifier, ownership.ctx, heartbeat.beat,
-                                publisher.observe if publisher is not None else None)
+                                publisher.observer if publisher is not None else None)
 
     # ---- 2. restore -----------------------------------------------------------------------------------
     def restored(self, state: ModelState, committed: int) -> Phase:

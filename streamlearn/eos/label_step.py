@@ -49,12 +49,12 @@ class LabelMode:
 
     def __init__(self, cfg: AppConfig, consumer: Consumer, partition_id: int, decoder: EventDecoder, is_classifier: bool,
                  ctx: LogContext, beat: Callable[[], object],
-                 observe: Callable[[tuple[Any, Any, Any]], None] | None = None) -> None:
+                 feed: Callable[[int], Callable[[tuple[Any, Any, Any]], None] | None] | None = None) -> None:
         f = cfg.fields
         self.beat = beat  # a long replay is work, not a hang: the runtime's liveness check must see it
         self.cfg, self.consumer, self.partition_id, self.ctx = cfg, consumer, partition_id, ctx
         self.joiner = Joiner(cfg.labels, decoder, (f.id, f.label, f.ts), partition_id, is_classifier)
-        self.joiner.observe = observe  # the publish gate's window: joined learning steps, live and replayed
+        self.joiner.feed = feed  # the publish gate's window: joined learning steps, live and replayed
         self.input_topic, self.label_topic, self.journal_topic = cfg.kafka.input_topic, cfg.label_topic, cfg.journal_topic
         self.samples_topic = cfg.samples_topic
         self.idle_s = cfg.labels.idle_advance_s

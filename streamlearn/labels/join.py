@@ -18,10 +18,12 @@ The publish gate's window (`models.gate`) is fed from `_learn`, through
 `Joiner.observe`: for every joined label, the prediction the model makes
 for the stored features right *before* learning them (prequential at learn
 time; the prediction stored with the pending event may come from a model
-many versions older). Replay calls `_learn` identically, so the window a
-restore rebuilds is the one the live run had over the replayed range; the
-extra prediction leaves the model unchanged (the sample-log contract of I2
-in label mode already relies on predict not changing it).
+many versions older). Only while a candidate's window is being filled:
+`Joiner.feed` (the publisher's `observer`) turns it on, chunk by chunk, from
+shortly before a candidate is due. Replay calls `_learn` identically, so a
+window a replay fills is the one the live run would have had over the same
+steps; the extra prediction leaves the model unchanged (the sample-log
+contract of I2 in label mode already relies on predict not changing it).
 
 Clocks are event time only: a pending event expires when the *label* clock
 passes ``event.ts + window_s`` (a backlog of events never expires events
@@ -123,6 +125,8 @@ class Joiner:
         self.is_classifier = is_classifier
         # (features, label, prediction before learning) of each joined label: the publish gate's window
         self.observe: Callable[[tuple[Any, Any, Any]], None] | None = None
+        # If set, asked at each chunk's start (with the model's version) for `observe` (models.publisher.observer).
+        self.feed: Callable[[int], Callable[[tuple[Any, Any, Any]], None] | None] | None = None
         self.calls: fused.Calls | None = None  # the model's per-event calls, taken at each chunk's start
         self.pairs: list[tuple[Any, Any]] | None = None  # the chunk's (label, prediction) pairs (metric_batch)
 
@@ -156,6 +160,8 @@ class Joiner:
                 items[:] = [it for it in items if it[1] != REFUSED]
         self.calls = fused.calls(ms.model, self.is_classifier)
         self.pairs = [] if metric_batch.batchable(ms.metric) else None
+        if self.feed is not None:
+            self.observe = self.feed(ms.model_version)
         items = events
         items += labels
         # Plain tuple order is (ts, kind, offset): unique per record, so ids and payloads are never compared.

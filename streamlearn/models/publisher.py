@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from connectors.redis_store import CheckpointStore
@@ -37,6 +38,9 @@ from streamlearn.state.checkpoint import ModelState
 
 log = logs.get("publish")
 REFUSED_COUNTER = "publish_refused:"  # + reason, in the partition's counters hash
+Observe = Callable[[Labelled], None]
+#: The label join records the gate window from this many times the time a window takes to learn before a candidate.
+ARM_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,20 @@ class Candidate:
 class Publisher:
     """One partition's publishing schedule and gate window (lives in its task)."""
 
-    def __init__(self, cfg: AppConfig, partition_id: int, key: bytes, is_classifier: bool) -> None:
+    def __init__(self, cfg: AppConfig, partition_id: int, key: bytes, is_classifier: bool,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg, self.partition_id, self.key, self.is_classifier = cfg, partition_id, key, is_classifier
         self.every_s = cfg.model.publish.every_s
-        self.window: deque[Labelled] = deque(maxlen=cfg.model.publish.gate.window)
-        self.observe = self.window.append  # called by the hot path with (features, label, prediction)
-        self.started = time.monotonic()
+        self.size = cfg.model.publish.gate.window
+        self.window: deque[Labelled] = deque(maxlen=self.size)
+        self.observe: Observe = self.window.append  # called by the hot path with (features, label, prediction)
+        self.clock = clock
+        self.started = clock()
         self.offset = -1  # offset of the last candidate taken
         self.last = ""  # the last child's report, for status
+        self.mark = (self.started, 0)  # (time, model_version) the learning rate is measured from (`observer`)
+        self.recording = True  # the label join fed the window at its last chunk
+        self.gap = False  # the window was restarted by `observer`: the candidate waits for it to fill (`due`)
 
     def restored(self, state: ModelState) -> None:
         """Restored from a checkpoint: published before, or due once new events are learned.
@@ -72,14 +82,45 @@ class Publisher:
         """
         self.offset = state.offset
         self.window.clear()
+        self.mark, self.recording, self.gap = (self.clock(), state.model_version), True, False
+
+    def observer(self, learned: int) -> Observe | None:
+        """For the label join, at each chunk (`learned`: the model's version): the window's feed, or None.
+
+        Why: in label mode each joined label costs a prediction for the window (`labels.join`), about a tenth
+        of the join's CPU per event, and only the last `gate.window` before a candidate are ever compared.
+        The join records from ARM_MARGIN times the time a window takes to learn (at the rate since the last
+        candidate) before the next candidate is due, and always while nothing was learned since. A window
+        restarted that way is the last steps learned, without a gap; `due` waits for it to fill.
+        """
+        now = self.clock()
+        t0, v0 = self.mark
+        since = learned - v0
+        on = since <= 0 or now - self.started >= self.every_s - ARM_MARGIN * self.size * (now - t0) / since
+        if on and not self.recording:
+            self.window.clear()  # what it held came before steps it did not see
+            self.gap = True
+        self.recording = on
+        return self.observe if on else None
 
     def due(self, state: ModelState, now: float, final: bool = False) -> bool:
-        """Every `every_s` when something new was learned; at a graceful stop (`final`), whenever it was."""
+        """Every `every_s` when something new was learned; at a graceful stop (`final`), whenever it was.
+
+        A window restarted by `observer` is waited for until it is full, for at most one more `every_s`
+        (the labels slowed down after it started): the gate then compares on what it holds.
+        """
         fresh = state.offset != self.offset and state.model_version > 0
-        return self.every_s > 0 and fresh and (final or now - self.started >= self.every_s)
+        if not (self.every_s > 0 and fresh):
+            return False
+        waited = now - self.started
+        if final:
+            return True
+        return waited >= self.every_s and (not self.gap or len(self.window) == self.size
+                                           or waited >= 2 * self.every_s)
 
     def candidate(self, state: ModelState, epoch: int) -> Candidate:
-        self.offset, self.started = state.offset, time.monotonic()
+        self.offset, self.started = state.offset, self.clock()
+        self.mark, self.gap = (self.started, state.model_version), False
         return Candidate(self.cfg, self.partition_id, epoch, self.key, tuple(self.window), self.is_classifier)
 
     def reported(self, report: str) -> None:
