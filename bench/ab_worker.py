@@ -5,7 +5,7 @@ backlog, no Ray) alternately from OLD_CHECKOUT (a `git worktree` of the earlier
 commit: its `streamlearn/` is imported first) and from this checkout, against the
 broker and Redis given (default: `streamlearn services up`'s). Alternating puts a
 slow phase of the shared machine on both sides alike; the median and the range
-of each side are reported. `--json` writes bench/results/raw/worker-ab-<time>.json.
+of each side are reported. `--json` writes bench/results/raw/worker-ab-<time>.json; `--labels` runs label mode.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def one_run(checkout: Path, args: argparse.Namespace) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     cmd = [sys.executable, "-m", "bench.profile_worker", "--no-profile", "--bootstrap", args.bootstrap,
-           "--redis-url", args.redis_url, "-n", str(args.n)]
+           "--redis-url", args.redis_url, "-n", str(args.n)] + (["--labels"] if args.labels else [])
     out = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=600, check=True).stdout
     m = _LINE.search(out)
     if m is None:
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=100_000)
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--labels", action="store_true", help="label mode (profile_worker --labels)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     old_dir = args.old_checkout.resolve()
@@ -69,12 +70,16 @@ def main() -> None:
     ratios = [a["eps"] / b["eps"] for a, b in zip(runs["after"], runs["before"], strict=True)]
     summary["after_over_before"] = {"per_round": [round(x, 3) for x in ratios], "median": statistics.median(ratios)}
     print(f"after / before, paired by round: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
+    cpu_ratios = [a["cpu_s_per_1k"] / b["cpu_s_per_1k"] for a, b in zip(runs["after"], runs["before"], strict=True)]
+    summary["cpu_after_over_before"] = {"per_round": [round(x, 3) for x in cpu_ratios], "median": statistics.median(cpu_ratios)}
+    print(f"CPU per event after / before, paired: {', '.join(f'{x:.2f}' for x in cpu_ratios)}; "
+          f"median {statistics.median(cpu_ratios):.2f}")
     load1 = provenance.loadavg()
     print(f"load average before {load0} after {load1}")
     if args.json:
         old_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=old_dir, capture_output=True, text=True).stdout.strip()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        rec = {"label": "worker", "kind": "worker_ab", "run": stamp, "n": args.n, "rounds": args.rounds,
+        rec = {"label": "worker", "kind": "worker_ab", "run": stamp, "n": args.n, "rounds": args.rounds, "labels": args.labels,
                "git": provenance.code_version(), "old_git": old_rev, "command": " ".join(sys.argv),
                "loadavg_before": load0, "loadavg_after": load1, "summary": summary, "runs": runs}
         out = ROOT / "bench" / "results" / "raw" / f"worker-ab-{stamp}.json"

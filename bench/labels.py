@@ -18,10 +18,12 @@ label) plus one journal record per chunk.
 goes, as the worker runs it (the publish gate's window on, as with the
 default `model.publish.every_s`; the worker's GC settings, `runtime.heap`;
 sinks that drop what they get, as produce() copies it). Rounds of
-interleaved runs of: inline; label mode; label mode without the gate's
-window (its prediction before each learning step); label mode without the
-sample log; and inline and label mode with a model that does nothing (the
-engine's own per-event Python). Medians and the spread per mode, in CPU us
+interleaved runs of: inline; label mode; label mode with the gate's window
+fed before every joined learning step (the engine before 266d48c: now it is
+fed only ahead of a candidate, `models.publisher.Publisher.observer`); label
+mode without the gate's window; label mode without the sample log; and
+inline and label mode with a model that does nothing (the engine's own
+per-event Python). Medians and the spread per mode, in CPU us
 per event (docs/labels.md, "Where label mode's CPU goes").
 """
 
@@ -40,11 +42,12 @@ import orjson
 
 from bench.common import dataset, machine_info
 from bench.hotpath import Rec
-from streamlearn.config import FieldsConfig, LabelsConfig, ModelConfig
+from streamlearn.config import AppConfig, FieldsConfig, LabelsConfig, ModelConfig
 from streamlearn.labels.join import Joiner, JoinState, Outputs
 from streamlearn.model.codec import EventDecoder
 from streamlearn.model.spec import build_metric, build_model, model_kind
 from streamlearn.model.step import process
+from streamlearn.models.publisher import Publisher
 from streamlearn.state.checkpoint import ModelState
 
 RAW = Path(__file__).resolve().parent / "results" / "raw"
@@ -120,13 +123,17 @@ def run_inline(recs: list[TRec], chunk: int, *, null: bool = False, gate: bool =
     return len(recs) / (time.process_time() - t0)
 
 
-def run_labels(events: list[TRec], labels: list[TRec], chunk: int, *, null: bool = False, gate: bool = False,
+def run_labels(events: list[TRec], labels: list[TRec], chunk: int, *, null: bool = False, gate: str = "",
                samples: bool = True, keep: bool = True) -> tuple[float, dict[str, Any]]:
+    """`gate`: "" (publishing off), "publisher" (the window fed as the worker feeds it, `Publisher.observer`),
+    "every_label" (a prediction for the window before every joined learning step: the engine before 266d48c)."""
     dec, is_clf = _decoder()
     lc = LabelsConfig.model_validate({"source": "topic", "window_s": 60, "early_window_s": 10, "on_expiry": "default",
                                       "default_label": False})
     joiner = Joiner(lc, dec, ("id", "label", "ts"), 0, is_clf)
-    if gate:
+    if gate == "publisher":
+        joiner.feed = Publisher(AppConfig.model_validate({}), 0, b"k" * 32, is_clf).observer  # the default every_s and gate.window
+    elif gate == "every_label":
         joiner.observe = deque[tuple[Any, Any, Any]](maxlen=1000).append
     state = ModelState(_model(null), build_metric(SPEC), 0, 0, 0)
     js = state.extra["labels"] = JoinState(label_offset=0, journal_offset=0)
@@ -161,11 +168,12 @@ def hotpath(n: int, repeat: int, chunk: int) -> dict[str, Any]:
 #: --breakdown's modes: (name, run) over the streams; run returns events/s.
 BREAKDOWN: tuple[tuple[str, Callable[[list[TRec], list[TRec], list[TRec], int], float]], ...] = (
     ("inline", lambda i, b, lb, c: run_inline(i, c, gate=True, keep=False)),
-    ("labels", lambda i, b, lb, c: run_labels(b, lb, c, gate=True, keep=False)[0]),
+    ("labels", lambda i, b, lb, c: run_labels(b, lb, c, gate="publisher", keep=False)[0]),
+    ("labels_gate_every_label", lambda i, b, lb, c: run_labels(b, lb, c, gate="every_label", keep=False)[0]),
     ("labels_no_gate_window", lambda i, b, lb, c: run_labels(b, lb, c, keep=False)[0]),
-    ("labels_no_sample_log", lambda i, b, lb, c: run_labels(b, lb, c, gate=True, samples=False, keep=False)[0]),
+    ("labels_no_sample_log", lambda i, b, lb, c: run_labels(b, lb, c, gate="publisher", samples=False, keep=False)[0]),
     ("inline_null_model", lambda i, b, lb, c: run_inline(i, c, null=True, gate=True, keep=False)),
-    ("labels_null_model", lambda i, b, lb, c: run_labels(b, lb, c, null=True, gate=True, keep=False)[0]),
+    ("labels_null_model", lambda i, b, lb, c: run_labels(b, lb, c, null=True, gate="publisher", keep=False)[0]),
 )
 
 
@@ -181,6 +189,8 @@ def breakdown(n: int, repeat: int, chunk: int) -> dict[str, Any]:
             runs[name].append(1e6 / run(*streams_, chunk))
     # Each part as the median of its per-round differences: runs of one round share the machine's speed.
     parts = {"label_mode_extra": ("labels", "inline"), "gate_window_predict": ("labels", "labels_no_gate_window"),
+             "gate_window_every_label": ("labels_gate_every_label", "labels_no_gate_window"),
+             "saved_by_publisher_feed": ("labels_gate_every_label", "labels"),
              "sample_log": ("labels", "labels_no_sample_log"), "model_predict_learn": ("inline", "inline_null_model"),
              "join_engine_python": ("labels_null_model", "inline_null_model")}
     return {"level": "breakdown", "n": n, "chunk": chunk, "us_per_event": {
@@ -189,7 +199,9 @@ def breakdown(n: int, repeat: int, chunk: int) -> dict[str, Any]:
         "paired_us_per_event": {part: round(statistics.median(x - y for x, y in zip(runs[a], runs[b], strict=True)), 2)
                                 for part, (a, b) in parts.items()},
         "labels_over_inline_paired": round(statistics.median(
-            i / lb for i, lb in zip(runs["inline"], runs["labels"], strict=True)), 3)}
+            i / lb for i, lb in zip(runs["inline"], runs["labels"], strict=True)), 3),
+        "labels_gate_every_label_over_inline_paired": round(statistics.median(
+            i / lb for i, lb in zip(runs["inline"], runs["labels_gate_every_label"], strict=True)), 3)}
 
 
 def main() -> None:

@@ -70,8 +70,10 @@ class Publisher:
         self.offset = -1  # offset of the last candidate taken
         self.last = ""  # the last child's report, for status
         self.mark = (self.started, 0)  # (time, model_version) the learning rate is measured from (`observer`)
+        self.rate = 0.0  # steps learned a second between the last two candidates (0: not known)
         self.recording = True  # the label join fed the window at its last chunk
-        self.gap = False  # the window was restarted by `observer`: the candidate waits for it to fill (`due`)
+        self.missed = False  # a chunk was not recorded since the last candidate (`observer`)
+        self.resumed: int | None = None  # model_version when recording resumed after that chunk
 
     def restored(self, state: ModelState) -> None:
         """Restored from a checkpoint: published before, or due once new events are learned.
@@ -82,7 +84,8 @@ class Publisher:
         """
         self.offset = state.offset
         self.window.clear()
-        self.mark, self.recording, self.gap = (self.clock(), state.model_version), True, False
+        self.mark, self.rate, self.recording = (self.clock(), state.model_version), 0.0, True
+        self.missed, self.resumed = False, None
 
     def observer(self, learned: int) -> Observe | None:
         """For the label join, at each chunk (`learned`: the model's version): the window's feed, or None.
@@ -90,24 +93,27 @@ class Publisher:
         Why: in label mode each joined label costs a prediction for the window (`labels.join`), about a tenth
         of the join's CPU per event, and only the last `gate.window` before a candidate are ever compared.
         The join records from ARM_MARGIN times the time a window takes to learn (at the rate since the last
-        candidate) before the next candidate is due, and always while nothing was learned since. A window
-        restarted that way is the last steps learned, without a gap; `due` waits for it to fill.
+        candidate, or the one before while nothing was learned since), and always while no rate is known
+        (`gate.window` more steps than that, at a steady rate, so the window is the last ones learned).
         """
         now = self.clock()
         t0, v0 = self.mark
         since = learned - v0
-        on = since <= 0 or now - self.started >= self.every_s - ARM_MARGIN * self.size * (now - t0) / since
-        if on and not self.recording:
-            self.window.clear()  # what it held came before steps it did not see
-            self.gap = True
+        rate = since / (now - t0) if since > 0 and now > t0 else self.rate
+        on = rate <= 0 or now - self.started >= self.every_s - ARM_MARGIN * self.size / rate
+        if not on:
+            self.missed, self.resumed = True, None
+        elif not self.recording:
+            self.resumed = learned
         self.recording = on
         return self.observe if on else None
 
     def due(self, state: ModelState, now: float, final: bool = False) -> bool:
         """Every `every_s` when something new was learned; at a graceful stop (`final`), whenever it was.
 
-        A window restarted by `observer` is waited for until it is full, for at most one more `every_s`
-        (the labels slowed down after it started): the gate then compares on what it holds.
+        If the join skipped steps since the last candidate (`observer`), the candidate also waits until
+        `gate.window` steps were learned since it resumed recording, for at most one more `every_s` (the labels
+        slowed down or stopped): the gate then compares on what the window holds, older steps among them.
         """
         fresh = state.offset != self.offset and state.model_version > 0
         if not (self.every_s > 0 and fresh):
@@ -115,12 +121,16 @@ class Publisher:
         waited = now - self.started
         if final:
             return True
-        return waited >= self.every_s and (not self.gap or len(self.window) == self.size
-                                           or waited >= 2 * self.every_s)
+        caught_up = not self.missed or (self.resumed is not None and state.model_version - self.resumed >= self.size)
+        return waited >= self.every_s and (caught_up or waited >= 2 * self.every_s)
 
     def candidate(self, state: ModelState, epoch: int) -> Candidate:
-        self.offset, self.started = state.offset, self.clock()
-        self.mark, self.gap = (self.started, state.model_version), False
+        now = self.clock()
+        t0, v0 = self.mark
+        if state.model_version > v0 and now > t0:
+            self.rate = (state.model_version - v0) / (now - t0)
+        self.offset, self.started = state.offset, now
+        self.mark, self.missed, self.resumed = (now, state.model_version), False, None
         return Candidate(self.cfg, self.partition_id, epoch, self.key, tuple(self.window), self.is_classifier)
 
     def reported(self, report: str) -> None:

@@ -64,31 +64,59 @@ def test_a_slow_label_stream_records_every_label_and_publishes_on_time() -> None
         assert pub.observer(step) is not None
         pub.observe(({"x": step}, True, True))
         if pub.due(_state(step + 1, step + 1), clock()):
-            assert not pub.gap
+            assert not pub.missed
             pub.candidate(_state(step + 1, step + 1), epoch=1)
     assert pub.offset == 20 and pub.recording
 
 
-def test_a_window_restarted_ahead_of_a_candidate_is_waited_for_and_the_wait_is_bounded() -> None:
+def test_after_skipped_steps_the_candidate_waits_for_a_window_of_new_ones_and_the_wait_is_bounded() -> None:
     clock = Clock()
     pub = _publisher(clock)
     clock.t += 1.0
     assert pub.observer(0) is not None  # nothing learned yet: recorded
+    pub.observe(({"x": -1}, True, True))
     clock.t += 1.0
-    assert pub.observer(1000) is None  # 500 learned a second: not needed until ~0.04 s before the candidate
-    pub.observe(({"x": 0}, True, True))  # (a stray entry must not survive the restart)
+    assert pub.observer(1000) is None and pub.missed  # 500 a second: not needed until ~0.04 s before the candidate
     clock.t += 7.99
-    assert pub.observer(4000) is not None and pub.gap and len(pub.window) == 0
+    assert pub.observer(4000) is not None and pub.resumed == 4000
     for i in range(3):  # the labels slow down: three learned by the time it is due
         pub.observe(({"x": i}, True, True))
     clock.t += 0.5
-    assert not pub.due(_state(4003, 4003), clock())  # 3 of 10: wait
+    assert not pub.due(_state(4003, 4003), clock())  # 3 of 10 since recording resumed: wait
     clock.t += 9.0
     assert not pub.due(_state(4003, 4003), clock())
     clock.t += 1.0
-    assert pub.due(_state(4003, 4003), clock())  # two every_s: the gate takes the 3 it has
-    assert [x["x"] for x, _, _ in pub.candidate(_state(4003, 4003), epoch=1).window] == [0, 1, 2]
-    assert not pub.gap
+    assert pub.due(_state(4003, 4003), clock())  # two every_s: the gate takes what it holds
+    assert [x["x"] for x, _, _ in pub.candidate(_state(4003, 4003), epoch=1).window] == [-1, 0, 1, 2]
+    assert not pub.missed
+    # At a steady rate the window is full of new steps when due: no wait.
+    clock.t += 9.99
+    assert pub.observer(9000) is not None and pub.due(_state(9000 + WINDOW, 9010), clock() + 0.01)
+
+
+def test_steps_learned_while_not_recording_keep_the_candidate_waiting_until_recording_resumes() -> None:
+    clock = Clock()
+    pub = _publisher(clock)
+    clock.t += 1.0
+    assert pub.observer(500) is None  # 500 a second
+    clock.t += 9.5
+    assert not pub.due(_state(600, 600), clock())  # steps it never saw, and none since: not the last ones
+    assert pub.observer(600) is not None  # the next chunk records
+    assert not pub.due(_state(605, 605), clock())
+    assert pub.due(_state(600 + WINDOW, 610), clock())
+
+
+def test_after_a_candidate_the_rate_before_it_decides_until_something_new_is_learned() -> None:
+    clock = Clock()
+    pub = _publisher(clock)
+    clock.t += 1.0
+    pub.observer(500)  # 500 a second
+    clock.t += 9.0
+    assert pub.observer(5000) is not None  # armed
+    pub.candidate(_state(5000, 5000), epoch=1)
+    assert pub.observer(5000) is None  # nothing new yet: the last period's rate, far from the next candidate
+    pub.restored(_state(5000, 5000))
+    assert pub.observer(5000) is not None  # after a restore no rate is known: recorded
 
 
 def test_after_a_restore_the_replay_fills_the_window_again() -> None:
@@ -97,5 +125,5 @@ def test_after_a_restore_the_replay_fills_the_window_again() -> None:
     pub.observe(({"x": -1}, True, True))
     pub.recording = False
     pub.restored(_state(500, 500))
-    assert len(pub.window) == 0 and pub.recording and not pub.gap
+    assert len(pub.window) == 0 and pub.recording and not pub.missed
     assert pub.observer(500) is not None  # nothing learned since the restore: recorded
