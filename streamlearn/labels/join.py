@@ -47,6 +47,7 @@ import orjson
 from streamlearn.config import LabelsConfig
 from streamlearn.labels.pending import (
     YOUNG_PENDING,
+    DoneStore,
     EarlyLabel,
     Features,
     Id,
@@ -93,7 +94,7 @@ class JoinState:
     journal_offset: int  # J: where journal replay starts for a checkpoint taken now (set at the snapshot)
     pending: OrderedStore = field(default_factory=OrderedStore)
     early: OrderedStore = field(default_factory=OrderedStore)
-    done: OrderedStore = field(default_factory=OrderedStore)  # id -> (code, event_ts)
+    done: OrderedStore = field(default_factory=DoneStore)  # id -> (code, event_ts)
     event_clock: float = -math.inf  # max event time seen (ms), or advanced to
     label_clock: float = -math.inf
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))

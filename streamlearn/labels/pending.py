@@ -19,6 +19,7 @@ YOUNG_PENDING dicts are ever held, whatever the store's size.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -120,3 +121,28 @@ class OrderedStore:
 
     def __setstate__(self, st: tuple[dict[Id, Any], list[Id]]) -> None:
         self.items, self.order = st[0], deque(st[1])
+
+
+class DoneStore(OrderedStore):
+    """Done ids, id -> (code, event_ts), pickled as columns.
+
+    Why: the done ids are most of a label-mode checkpoint (two windows of ids: ~300,000 a partition at
+    2,500 labels a second with the default window), and as a dict of tuples plus the order list each id
+    cost ~29 bytes of pickle. As columns (ids, a string of one-character codes, the times as doubles) it
+    is ~20 and pickles faster; in memory nothing changes. The dict's order is the store's order: done ids
+    are only appended, updated in place and expired from the front. A checkpoint written before this
+    class (an `OrderedStore`) still loads as one.
+    """
+
+    __slots__ = ()
+
+    def __getstate__(self) -> tuple[list[Id], str, bytes]:  # type: ignore[override]
+        values = self.items.values()
+        return list(self.items), "".join(v[0] for v in values), array("d", [v[1] for v in values]).tobytes()
+
+    def __setstate__(self, st: tuple[list[Id], str, bytes]) -> None:  # type: ignore[override]
+        ids, codes, raw = st
+        times = array("d")
+        times.frombytes(raw)
+        self.items = dict(zip(ids, zip(codes, times, strict=True), strict=True))
+        self.order = deque(ids)
