@@ -126,9 +126,9 @@ class OrderedStore:
 class DoneStore(OrderedStore):
     """Done ids, id -> (code, event_ts), pickled as columns.
 
-    Why: the done ids are most of a label-mode checkpoint (two windows of ids: ~300,000 a partition at
-    2,500 labels a second with the default window), and as a dict of tuples plus the order list each id
-    cost ~29 bytes of pickle. As columns (ids, a string of one-character codes, the times as doubles) it
+    Why: the done ids are most of a label-mode checkpoint (two windows of event time: ~300,000 a partition
+    at 250 labels a second with the default 600-s window), and as a dict of tuples plus the order list each
+    id cost ~29 bytes of pickle. As columns (ids, a string of one-character codes, the times as doubles) it
     is ~20 and pickles faster; in memory nothing changes. The dict's order is the store's order: done ids
     are only appended, updated in place and expired from the front. A checkpoint written before this
     class (an `OrderedStore`) still loads as one.
