@@ -223,6 +223,7 @@ def streamlearn_config(spec: dict[str, Any]) -> dict[str, Any]:
         "processing": {"guarantee": spec["guarantee"], "workers": spec["workers"], "commit_interval_ms": spec["commit_interval_ms"],
                        "checkpoint_every_events": spec.get("checkpoint_every_events", 10_000),
                        "checkpoint_every_s": spec.get("checkpoint_every_s", 5.0),
+                       **({"checkpoint_min_interval_s": spec["checkpoint_min_interval_s"]} if "checkpoint_min_interval_s" in spec else {}),
                        "owner_lease_s": spec.get("owner_lease_s", 10.0),
                        **({"max_batch": spec["max_batch"]} if "max_batch" in spec else {}),
                        **({"standby_refill_delay_s": spec["standby_refill_delay_s"]} if "standby_refill_delay_s" in spec else {})},

@@ -75,13 +75,18 @@ class Checkpoints:
     def due(self, state: ModelState, now: float, share: float = 1.0) -> bool:
         """Something new to write, and `share` of an interval (by events or by time) since the last checkpoint.
 
+        By events only once `checkpoint_min_interval_s` (times `share`) has passed since the last one as well: a
+        fast stream checkpoints by count at most once per that interval (a fork and a Redis write each).
+
         A `share` under 1 asks whether this partition is close enough to due to join another's
         checkpoint round (`runtime.run_loop`); a model version due to publish counts only when due."""
         if progress(state) == self.progress:
             return False
         every_events, every_s = self.pc.checkpoint_every_events, self.pc.checkpoint_every_s
-        by_count = every_events > 0 and state.events - self.events >= every_events * share
-        by_time = every_s > 0 and now - self.started >= every_s * share
+        since = now - self.started
+        by_count = (every_events > 0 and state.events - self.events >= every_events * share
+                    and since >= self.pc.checkpoint_min_interval_s * share)
+        by_time = every_s > 0 and since >= every_s * share
         return by_count or by_time or (self.publisher is not None and self.publisher.due(state, now))
 
     def _after(self, state: ModelState, epoch: int, final: bool = False) -> Callable[[ModelState, CheckpointStore], str] | None:

@@ -134,6 +134,7 @@ class Scenario:
             "commit_interval_ms": 100,
             "max_batch": 200,
             "checkpoint_every_events": 250,
+            "checkpoint_min_interval_s": 0,  # many checkpoints, as many windows for a kill between them
             "checkpoint_every_s": 1.0,
             "status_interval_s": 0.5,
             "redis_retry_s": 0.5,

@@ -36,7 +36,9 @@ def write_config(tmp_path: Path, bootstrap: str, redis_url: str, input_topic: st
         "kafka": {"bootstrap": bootstrap, "input_topic": input_topic, "output_topic": f"{input_topic}-out", "dlq_topic": f"{input_topic}-dlq"},
         "redis": {"url": redis_url, "key_prefix": "sltest"},
         "model": {"estimator": "river.linear_model.LogisticRegression", "preprocessing": ["river.preprocessing.StandardScaler"]},
-        "processing": {"workers": 2, "commit_interval_ms": 100, "checkpoint_every_s": 1.0, "checkpoint_every_events": 2000},
+        # Checkpoints by count as often as they come (no least interval): more of them for a crash to fall between.
+        "processing": {"workers": 2, "commit_interval_ms": 100, "checkpoint_every_s": 1.0, "checkpoint_every_events": 2000,
+                       "checkpoint_min_interval_s": 0},
         "metrics": {"port": None},
         # A real secret, as production runs (no development key): the driver refuses to start without one.
         "checkpoint": {"secret": f"it-secret-{uuid.uuid4().hex}"},

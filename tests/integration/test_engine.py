@@ -133,7 +133,7 @@ def test_sigkill_of_a_worker_recovers_exactly_once_and_same_model(
     tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_topic: Any, services_env: dict[str, str]
 ) -> None:
     topic = unique_topic(partitions=4)
-    cfg_path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, processing={"checkpoint_every_events": 700})
+    cfg_path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, processing={"checkpoint_every_events": 700, "checkpoint_min_interval_s": 0})
     cfg = load(cfg_path)
     events = list(synthetic_events(12_000, seed=9))
     proc = start_run(cfg_path, services_env)

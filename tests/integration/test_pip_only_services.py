@@ -87,7 +87,7 @@ def test_pip_only_services_run_produce_run_consume(
     topic = "pip-only-events"
     kafka_io.ensure_topic(kafka_io.admin(kafka.bootstrap), topic, 2)
     cfg_path = write_config(tmp_path, kafka.bootstrap, valkey.url, topic,
-                            processing={"workers": 1, "checkpoint_every_events": 100})
+                            processing={"workers": 1, "checkpoint_every_events": 100, "checkpoint_min_interval_s": 0})
     cfg = load(cfg_path)
     events = list(synthetic_events(EVENTS, seed=11))
     produce(cfg, keyed(events))

@@ -55,7 +55,8 @@ def test_recovered_model_equals_the_fault_free_one_after_sigkills(
 ) -> None:
     topic = unique_topic(partitions=PARTITIONS)
     cfg_path = write_config(tmp_path, kafka_bootstrap, redis_url, topic, model=SUBJECTS[subject],
-                            processing={"checkpoint_every_events": 300, "checkpoint_every_s": 0})
+                            processing={"checkpoint_every_events": 300, "checkpoint_every_s": 0,
+                                        "checkpoint_min_interval_s": 0})
     cfg = load(cfg_path)
     events = _events(seed=21)
     assert any(isinstance(v, str) for v in events[0]["features"].values()), "the subject needs categorical features"
