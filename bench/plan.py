@@ -60,6 +60,11 @@ class Plan:
     # first round ran slow for the systems at its start (io_baseline 31,031 against 43,238 and 41,170 after;
     # eos_1w 22,343 against 31,985 and 31,753), on a broker up for about 11 s (bench/results/raw/loop-spin-s33/).
     warmup_rounds: int = 0
+    ckpt_events: int | None = None  # events per checkpoint-overhead arm (None: two thirds of `events`)
+
+    @property
+    def ckpt_n(self) -> int:
+        return self.ckpt_events if self.ckpt_events is not None else self.events * 2 // 3
 
     @property
     def serving(self) -> bool:
@@ -72,7 +77,11 @@ class Plan:
 
     @staticmethod
     def full(systems: list[str]) -> Plan:
-        return Plan(events=120_000, runs=3, rates=[2000.0, 5000.0, 10000.0], latency_runs=3, latency_s=5.0, warmup_s=1.0,
+        # 300,000 events a throughput run (6-8 s measured at 40-55k ev/s): with 120,000 (2-3 s) a run sampled the
+        # VM's speed at one moment, and io_baseline / eos_1w moved 0.75-1.19 between rounds of one run (summary.json
+        # of 35ba5f8's); at 300,000 three rounds gave 0.88-0.92 (bench/results/raw/ckpt-rate-s40/). The checkpoint
+        # arms keep the 80,000 events they had (a Hoeffding tree grows with what it learns: same tree sizes as before).
+        return Plan(events=300_000, ckpt_events=80_000, runs=3, rates=[2000.0, 5000.0, 10000.0], latency_runs=3, latency_s=5.0, warmup_s=1.0,
                     kills=5, kill_every_s=8.0, recovery_rate=5000.0, systems=systems, variants=True, variant_events=60_000,
                     serving_s=60.0, recovery_checkpoint_every_s=RECOVERY_CHECKPOINT_EVERY_S,
                     recovery_standby_refill_delay_s=RECOVERY_STANDBY_REFILL_DELAY_S, warmup_rounds=1)
@@ -107,7 +116,7 @@ def estimate_s(plan: Plan, kinds: dict[str, str]) -> dict[str, float]:
         # Checkpoint overhead: never / 1 s every round, 1 s + publish and 1 s inline in the side rounds (Hoeffding
         # tree at ~8k ev/s through streamlearn, ckpt_* raw files of the 2026-11-28 run).
         side = min(plan.ckpt_side_rounds, plan.ckpt_rounds)
-        var += (2 * plan.ckpt_rounds + 2 * side) * (sl + plan.events * 2 / 3 / HOEFFDING_EPS)
+        var += (2 * plan.ckpt_rounds + 2 * side) * (sl + plan.ckpt_n / HOEFFDING_EPS)
         if not plan.ckpt_only:
             var += 2 * (sl + plan.variant_events / 18_000.0)  # commit interval 10 and 1000 ms
             var += 2 * (sl + plan.variant_events / 11_000.0) + 2 * (STARTUP_S["model_limit"] + plan.variant_events / 18_000.0)

@@ -65,8 +65,10 @@ def section(summary: dict[str, Any], raws: list[dict[str, Any]], d: dict[str, An
     ck = summary["variants"]["checkpoint_hoeffding"]
     runs, pr = raw_runs(raws), d["ckpt_paired_raw"]
     rows = ["## Checkpoint overhead (Hoeffding tree)", "",
-            "`bench/ckpt_overhead.py`: `streamlearn_eos_1w` with the Hoeffding tree, two thirds of the throughput run's",
-            "events per run. The arms differ only in the settings named in their label: model versions ride on checkpoints",
+            "`bench/ckpt_overhead.py`: `streamlearn_eos_1w` with the Hoeffding tree, "
+            + (f"{fmt(summary['config']['ckpt_events'])} events per run." if summary.get("config", {}).get("ckpt_events")
+               else "two thirds of the throughput run's events per run."),
+            "The arms differ only in the settings named in their label: model versions ride on checkpoints",
             "(a version due makes a checkpoint due, whatever `checkpoint_every_s` says), so every arm sets",
             "`model.publish.every_s` explicitly and the target's two arms, `never` and `every_1s`, both publish nothing;",
             "checkpoint + publishing is its own arm. The arms run in rounds, one run of each per round, the order",

@@ -50,7 +50,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
 GUARANTEES: dict[str, dict[str, str]] = {
     "model_limit": {"guarantee": "none (no I/O)", "settings": "pre-decoded events, 4 models, one process, no Kafka"},
     "io_baseline": {"guarantee": "none (auto-commit)", "settings": "confluent-kafka consume → orjson → model → produce; no transactions, no checkpoints"},
-    "streamlearn_eos_1w": {"guarantee": "exactly-once, model state included", "settings": "1 worker + 1 standby, commit_interval_ms 100, max_batch 5000, checkpoint every 10,000 events / 5 s (forked child)"},
+    "streamlearn_eos_1w": {"guarantee": "exactly-once, model state included", "settings": "1 worker + 1 standby, commit_interval_ms 100, max_batch 5000, checkpoint every 10,000 events (at most one a second) / 5 s (forked child)"},
     "streamlearn_eos_2w": {"guarantee": "exactly-once, model state included", "settings": "2 workers + 1 standby, otherwise as eos_1w"},
     "streamlearn_labels_1w": {"guarantee": "exactly-once, model state and label join included",
                               "settings": "as eos_1w with labels.source topic: events without labels, each label on a co-partitioned label topic (keyed by id, ts 100 ms after its event's), joined in the worker; join journal and sample log in the same transactions"},
@@ -171,9 +171,9 @@ def recovery_phase(b: Bench, plan: Plan, systems: dict[str, Any]) -> None:
 
 
 def ckpt_phase(b: Bench, plan: Plan) -> dict[str, Any]:
-    """The checkpoint overhead, a small effect (bench.ckpt_overhead): plan.ckpt_rounds rounds of two thirds of
-    plan.events each (the Hoeffding tree is the slow model)."""
-    n = plan.events * 2 // 3
+    """The checkpoint overhead, a small effect (bench.ckpt_overhead): plan.ckpt_rounds rounds of plan.ckpt_n events
+    each (80,000 in the full run: the Hoeffding tree is the slow model)."""
+    n = plan.ckpt_n
 
     def measure(arm: str, r: int, settings: dict[str, Any]) -> dict[str, float | None] | None:
         res = b.throughput(f"ckpt_{arm}", base_spec(b, "streamlearn_eos_1w", model="hoeffding", **settings), r, n,
@@ -224,6 +224,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if args.rates:
         plan.rates = [float(x) for x in args.rates.split(",")]
     plan.variant_events = min(plan.variant_events, plan.events)
+    if args.events is not None and plan.ckpt_events is not None:
+        plan.ckpt_events = min(plan.ckpt_events, args.events)
     plan.variants = plan.variants and not args.no_variants
     plan.recovery_systems = [w for w in wanted if w.startswith("streamlearn_eos") and w not in DIAGNOSTIC]
     plan.throughput_only = [w for w in wanted if w in THROUGHPUT_ONLY]
@@ -248,7 +250,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke test: 20k events, 1 run, 2 rates, 2 kills, 6 systems (a few minutes)")
-    ap.add_argument("--events", type=int, help="events per throughput run (full 120000; quick 20000)")
+    ap.add_argument("--events", type=int, help="events per throughput run (full 300000; quick 20000)")
     ap.add_argument("--runs", type=int, help="throughput runs per system (median; full 3)")
     ap.add_argument("--warmup-rounds", type=int, help="throughput rounds run first and not counted (full 1; quick 0)")
     ap.add_argument("--rates", help="offered loads of the latency grid, ev/s, comma-separated (full 2000,5000,10000)")
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     prov = provenance.stamp(sys.argv if argv is None else ["bench.run", *argv])
     summary: dict[str, Any] = {
         "provenance": prov, "machine": {**prov["machine"], "note": args.note},
-        "config": {"events": plan.events, "runs": plan.runs, "warmup_rounds": plan.warmup_rounds, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
+        "config": {"events": plan.events, "ckpt_events": plan.ckpt_n, "runs": plan.runs, "warmup_rounds": plan.warmup_rounds, "partitions": common.PARTITIONS, "rates_eps": plan.rates,
                    "latency_runs": plan.latency_runs, "latency_s": plan.latency_s, "warmup_s": plan.warmup_s, "kills": plan.kills,
                    "kill_every_s": plan.kill_every_s, "kill_rule": KILL_RULE, "kill_max_wait_s": kill_pacing.MAX_WAIT_S,
                    "first_kill_s": kill_pacing.FIRST_KILL_S, "caught_up_ms": kill_pacing.CAUGHT_UP_MS,
