@@ -95,7 +95,7 @@ def test_the_estimate_counts_the_checkpoint_runs() -> None:
     base = estimate_s(plan, {})["variants"]
     plan.ckpt_rounds += 1
     more = estimate_s(plan, {})["variants"]
-    one = plan_mod.STARTUP_S["streamlearn"] + plan_mod.STOP_S["streamlearn"] + plan_mod.TOPIC_S + plan.events * 2 / 3 / plan_mod.HOEFFDING_EPS
+    one = plan_mod.STARTUP_S["streamlearn"] + plan_mod.STOP_S["streamlearn"] + plan_mod.TOPIC_S + plan.ckpt_n / plan_mod.HOEFFDING_EPS
     assert more - base == pytest.approx(2 * one, abs=1)  # one more round: one never and one 1 s run
     plan.ckpt_side_rounds = 0
     assert estimate_s(plan, {})["variants"] < more
